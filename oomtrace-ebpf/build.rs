@@ -1,0 +1,11 @@
+//! The eBPF object is linked by `bpf-linker`, which cargo does not know
+//! about: rebuild when the linker binary changes, and say what to install
+//! when it is missing.
+fn main() {
+    match which::which("bpf-linker") {
+        Ok(path) => println!("cargo:rerun-if-changed={}", path.display()),
+        Err(_) => println!(
+            "cargo:warning=bpf-linker not found on PATH: run `cargo xtask setup` to install it"
+        ),
+    }
+}

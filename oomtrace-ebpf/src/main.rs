@@ -1,0 +1,69 @@
+//! oomtrace's kernel side: one hook, `oom:mark_victim`, in two flavours.
+//!
+//! - `mark_victim_btf` (tp_btf) gets the victim's `struct task_struct *` and
+//!   reads everything from kernel structs, at offsets the loader resolved
+//!   from the running kernel's BTF ([`layout`]).
+//! - `mark_victim_tracepoint` is the fallback for kernels without a usable
+//!   tp_btf: it reads the event's own fields, at offsets the loader read
+//!   from tracefs.
+//!
+//! Both read everything into a per-CPU scratch record first and then hand it
+//! to the ring buffer in one call; a record the ring buffer cannot take is
+//! counted in `LOST`, never dropped silently.
+#![no_std]
+#![no_main]
+
+mod cgroup;
+mod layout;
+mod mark_victim;
+mod mm;
+mod read;
+mod task;
+
+use aya_ebpf::{
+    macros::map,
+    maps::{PerCpuArray, RingBuf},
+};
+use oomtrace_common::{BPF_ARRAY_PEEK, CGROUP_MAX_DEPTH, OomKillRecord};
+
+/// Default ring buffer size; the loader may override it.
+const EVENTS_BYTES: u32 = 1 << 20;
+
+#[map]
+static EVENTS: RingBuf = RingBuf::with_byte_size(EVENTS_BYTES, 0);
+
+/// Records the ring buffer refused, per CPU; the loader sums and reports them.
+#[map]
+static LOST: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
+
+/// Per-CPU working memory: the record is too big for the 512-byte stack.
+#[repr(C)]
+pub struct Scratch {
+    pub record: OomKillRecord,
+    /// kernfs nodes from a cgroup up to its hierarchy root.
+    pub chain: [u64; CGROUP_MAX_DEPTH as usize],
+    /// Copy of a `struct bpf_array` header (see `mm::PerCpuBase`).
+    pub peek: [u8; BPF_ARRAY_PEEK],
+}
+
+#[map]
+static SCRATCH: PerCpuArray<Scratch> = PerCpuArray::with_max_entries(1, 0);
+
+/// A one-slot per-CPU array whose slot addresses reveal each CPU's per-CPU
+/// offset (see `mm::PerCpuBase`). Its value is never used.
+#[map]
+static PERCPU_PROBE: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
+
+#[cfg(not(test))]
+#[panic_handler]
+fn panic(_info: &core::panic::PanicInfo) -> ! {
+    // The verifier rejects unbounded loops, so a reachable panic fails the
+    // load instead of hanging the kernel. Nothing here is reachable.
+    loop {}
+}
+
+/// The helpers this object calls (`bpf_probe_read_kernel`,
+/// `bpf_get_current_task`, ...) are GPL-only.
+#[unsafe(link_section = "license")]
+#[unsafe(no_mangle)]
+static LICENSE: [u8; 4] = *b"GPL\0";

@@ -1,0 +1,35 @@
+//! Bounded reads of kernel memory.
+
+use aya_ebpf::helpers::bpf_probe_read_kernel;
+
+use crate::layout::known;
+
+/// Reads a `T` at `base + offset`, or `None` when the base is NULL, the
+/// offset is unknown on this kernel, or the read faults.
+#[inline(always)]
+pub fn field<T>(base: u64, offset: u32) -> Option<T> {
+    let offset = known(offset)?;
+    if base == 0 {
+        return None;
+    }
+    // SAFETY: bpf_probe_read_kernel copies with fault handling; a bad address
+    // yields an error, not a crash.
+    unsafe { bpf_probe_read_kernel((base as usize + offset) as *const T).ok() }
+}
+
+/// Reads a kernel pointer at `base + offset`; NULL counts as unreadable.
+#[inline(always)]
+pub fn pointer(base: u64, offset: u32) -> Option<u64> {
+    field::<u64>(base, offset).filter(|p| *p != 0)
+}
+
+/// Turns a verifier-tracked pointer into a plain number. The verifier lets a
+/// privileged program read its own stack through `bpf_probe_read_kernel`, and
+/// what comes back is a scalar that can take part in address arithmetic
+/// (pointer minus large scalar is otherwise refused).
+#[inline(always)]
+pub fn address_of<T>(pointer: *const T) -> Option<u64> {
+    let slot: u64 = pointer as u64;
+    // SAFETY: reads our own stack slot.
+    unsafe { bpf_probe_read_kernel(core::ptr::addr_of!(slot)).ok() }
+}

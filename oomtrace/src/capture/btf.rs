@@ -1,0 +1,310 @@
+//! Struct layouts of the running kernel, from its BTF.
+//!
+//! The eBPF side reads kernel structs at offsets resolved here at load
+//! time, so one binary works across kernels. Members that moved or were
+//! renamed across versions are looked up under each known name.
+
+use std::{collections::HashMap, fs, io, path::Path};
+
+use btfparse::{Offset, Readable, TypeInformation, TypeVariant};
+use oomtrace_common::{KernelLayout, OFFSET_UNKNOWN, rss_kind};
+
+/// Where the kernel exposes its own BTF.
+pub const VMLINUX_BTF: &str = "/sys/kernel/btf/vmlinux";
+
+/// The kernel's types, indexed by name for the kinds we look up.
+pub struct KernelTypes {
+    types: TypeInformation,
+    by_name: HashMap<String, u32>,
+}
+
+/// In-memory BTF for btfparse, which reads through this trait.
+struct Bytes(Vec<u8>);
+
+impl Readable for Bytes {
+    fn read(&self, offset: u64, buffer: &mut [u8]) -> btfparse::Result<()> {
+        let start = usize::try_from(offset).ok();
+        let source = start.and_then(|start| self.0.get(start..start.checked_add(buffer.len())?));
+        match source {
+            Some(source) => {
+                buffer.copy_from_slice(source);
+                Ok(())
+            }
+            None => Err(btfparse::Error::new(
+                btfparse::ErrorKind::IOError,
+                "read past the end of the BTF data",
+            )),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BtfError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("cannot parse {path}: {message}")]
+    Parse { path: String, message: String },
+}
+
+impl KernelTypes {
+    /// Parses the running kernel's BTF.
+    pub fn load() -> Result<KernelTypes, BtfError> {
+        Self::load_from(Path::new(VMLINUX_BTF))
+    }
+
+    pub fn load_from(path: &Path) -> Result<KernelTypes, BtfError> {
+        let display = path.display().to_string();
+        let data = fs::read(path).map_err(|source| BtfError::Read {
+            path: display.clone(),
+            source,
+        })?;
+        Self::parse(data).map_err(|message| BtfError::Parse {
+            path: display,
+            message,
+        })
+    }
+
+    fn parse(data: Vec<u8>) -> Result<KernelTypes, String> {
+        let types = TypeInformation::new(&Bytes(data)).map_err(|e| format!("{e:?}"))?;
+        // btfparse's own name index keeps the last type of a name, whatever
+        // its kind (a FUNC can shadow a STRUCT); keep only what we look up.
+        let mut by_name = HashMap::new();
+        for (id, variant) in types.get() {
+            let name = match variant {
+                TypeVariant::Struct(t) => t.name(),
+                TypeVariant::Union(t) => t.name(),
+                TypeVariant::Typedef(t) => t.name(),
+                TypeVariant::Enum(t) => t.name(),
+                _ => continue,
+            };
+            if let Some(name) = name {
+                by_name.entry(name.clone()).or_insert(*id);
+            }
+        }
+        Ok(KernelTypes { types, by_name })
+    }
+
+    /// Byte offset of `path` (`member`, `a.b`, `array[2]`) inside the named
+    /// struct, trying each candidate path in order.
+    pub fn offset(&self, type_name: &str, candidates: &[&str]) -> Option<u32> {
+        let id = *self.by_name.get(type_name)?;
+        candidates
+            .iter()
+            .find_map(|path| match self.types.offset_of(id, path) {
+                Ok((_, Offset::ByteOffset(offset))) => Some(offset),
+                _ => None,
+            })
+    }
+
+    /// Like [`Self::offset`], also returning the member's type id.
+    fn member(&self, type_name: &str, path: &str) -> Option<(u32, u32)> {
+        let id = *self.by_name.get(type_name)?;
+        match self.types.offset_of(id, path) {
+            Ok((member_type, Offset::ByteOffset(offset))) => Some((member_type, offset)),
+            _ => None,
+        }
+    }
+
+    /// Follows typedefs and qualifiers to the underlying type.
+    fn resolve(&self, mut id: u32) -> Option<TypeVariant> {
+        for _ in 0..32 {
+            let variant = self.types.from_id(id)?;
+            id = match &variant {
+                TypeVariant::Typedef(t) => *t.tid(),
+                TypeVariant::Const(t) => *t.tid(),
+                TypeVariant::Volatile(t) => *t.tid(),
+                TypeVariant::Restrict(t) => *t.tid(),
+                TypeVariant::TypeTag(t) => *t.tid(),
+                _ => return Some(variant),
+            };
+        }
+        None
+    }
+
+    fn struct_name(&self, id: u32) -> Option<String> {
+        match self.resolve(id)? {
+            TypeVariant::Struct(s) => s.name().clone(),
+            _ => None,
+        }
+    }
+
+    /// Value of an enumerator, searched in every enum (many kernel enums,
+    /// like the mm counter indices, are anonymous).
+    pub fn enum_value(&self, enumerator: &str) -> Option<i64> {
+        self.types.get().values().find_map(|variant| match variant {
+            TypeVariant::Enum(e) => e.named_value_list().iter().find_map(|v| {
+                (v.name == enumerator).then_some(match v.value {
+                    btfparse::Integer32Value::Signed(x) => i64::from(x),
+                    btfparse::Integer32Value::Unsigned(x) => i64::from(x),
+                })
+            }),
+            TypeVariant::Enum64(e) => e.named_value_list().iter().find_map(|v| {
+                (v.name == enumerator).then_some(match v.value {
+                    btfparse::Integer64Value::Signed(x) => x,
+                    btfparse::Integer64Value::Unsigned(x) => x as i64,
+                })
+            }),
+            _ => None,
+        })
+    }
+
+    /// Whether tp_btf on `mark_victim` gets the victim's task: the
+    /// tracepoint's prototype is `(void *, struct task_struct *, uid_t)` since
+    /// v6.9 (and its stable backports), `(void *, int pid)` before.
+    pub fn mark_victim_passes_task(&self) -> bool {
+        let Some(&typedef) = self.by_name.get("btf_trace_mark_victim") else {
+            return false;
+        };
+        let proto = match self.resolve(typedef) {
+            Some(TypeVariant::Ptr(ptr)) => self.resolve(*ptr.tid()),
+            _ => None,
+        };
+        let Some(TypeVariant::FuncProto(proto)) = proto else {
+            return false;
+        };
+        let params = proto.parameter_list();
+        if params.len() != 3 {
+            return false;
+        }
+        match self.resolve(params[1].tid()) {
+            Some(TypeVariant::Ptr(ptr)) => {
+                self.struct_name(*ptr.tid()).as_deref() == Some("task_struct")
+            }
+            _ => false,
+        }
+    }
+
+    /// Resolves every offset oomtrace reads; what is missing stays
+    /// [`OFFSET_UNKNOWN`] and the matching record fields become `null`.
+    pub fn layout(&self) -> KernelLayout {
+        let mut layout = KernelLayout::UNKNOWN;
+        let set = |slot: &mut u32, value: Option<u32>| *slot = value.unwrap_or(OFFSET_UNKNOWN);
+
+        set(&mut layout.task_pid, self.offset("task_struct", &["pid"]));
+        set(&mut layout.task_tgid, self.offset("task_struct", &["tgid"]));
+        set(&mut layout.task_comm, self.offset("task_struct", &["comm"]));
+        set(&mut layout.task_mm, self.offset("task_struct", &["mm"]));
+        set(
+            &mut layout.task_signal,
+            self.offset("task_struct", &["signal"]),
+        );
+        set(
+            &mut layout.task_cgroups,
+            self.offset("task_struct", &["cgroups"]),
+        );
+        set(
+            &mut layout.signal_oom_score_adj,
+            self.offset("signal_struct", &["oom_score_adj"]),
+        );
+        set(
+            &mut layout.mm_total_vm,
+            self.offset("mm_struct", &["total_vm"]),
+        );
+        set(
+            &mut layout.mm_pgtables_bytes,
+            self.offset("mm_struct", &["pgtables_bytes"]),
+        );
+        self.rss_layout(&mut layout);
+
+        // css_set.subsys[memory_cgrp_id]; the index depends on the config.
+        if let Some(memory) = self.enum_value("memory_cgrp_id") {
+            set(
+                &mut layout.css_set_memory_subsys,
+                self.offset("css_set", &[&format!("subsys[{memory}]")]),
+            );
+        }
+        set(
+            &mut layout.css_cgroup,
+            self.offset("cgroup_subsys_state", &["cgroup"]),
+        );
+        set(&mut layout.cgroup_kn, self.offset("cgroup", &["kn"]));
+        set(&mut layout.cgroup_level, self.offset("cgroup", &["level"]));
+        // Renamed to __parent in 6.15 (kernfs: RCU protected parent).
+        set(
+            &mut layout.kn_parent,
+            self.offset("kernfs_node", &["__parent", "parent"]),
+        );
+        set(&mut layout.kn_name, self.offset("kernfs_node", &["name"]));
+        set(&mut layout.kn_id, self.offset("kernfs_node", &["id"]));
+        set(
+            &mut layout.bpf_array_pptrs,
+            self.offset("bpf_array", &["pptrs"]),
+        );
+        layout
+    }
+
+    /// `mm_struct.rss_stat` is `struct percpu_counter[NR_MM_COUNTERS]` since
+    /// 6.2 and `struct mm_rss_stat { atomic_long_t count[]; }` before.
+    fn rss_layout(&self, layout: &mut KernelLayout) {
+        let indices = ["MM_ANONPAGES", "MM_FILEPAGES", "MM_SHMEMPAGES"].map(|n| self.enum_value(n));
+        let [Some(anon), Some(file), Some(shmem)] = indices else {
+            return;
+        };
+        let Some((member_type, _)) = self.member("mm_struct", "rss_stat") else {
+            return;
+        };
+        let (kind, path) = match self.resolve(member_type) {
+            Some(TypeVariant::Array(array)) => {
+                let element = self.struct_name(*array.element_tid());
+                if element.as_deref() != Some("percpu_counter") {
+                    return;
+                }
+                (rss_kind::PERCPU_COUNTER, "rss_stat[")
+            }
+            Some(TypeVariant::Struct(_)) => (rss_kind::ATOMIC_LONG, "rss_stat.count["),
+            _ => return,
+        };
+        let at = |index: i64| self.offset("mm_struct", &[&format!("{path}{index}]")]);
+        let (Some(anon), Some(file), Some(shmem)) = (at(anon), at(file), at(shmem)) else {
+            return;
+        };
+        layout.mm_rss_anon = anon;
+        layout.mm_rss_file = file;
+        layout.mm_rss_shmem = shmem;
+        layout.rss_kind = kind;
+        if kind == rss_kind::PERCPU_COUNTER {
+            layout.percpu_counter_count = self
+                .offset("percpu_counter", &["count"])
+                .unwrap_or(OFFSET_UNKNOWN);
+            layout.percpu_counter_counters = self
+                .offset("percpu_counter", &["counters"])
+                .unwrap_or(OFFSET_UNKNOWN);
+        }
+    }
+}
+
+/// The offsets without which a capture path yields nothing useful, by name,
+/// for `check` and error messages.
+pub fn missing_for_task_reads(layout: &KernelLayout) -> Vec<&'static str> {
+    let required = [
+        ("task_struct.pid", layout.task_pid),
+        ("task_struct.tgid", layout.task_tgid),
+        ("task_struct.comm", layout.task_comm),
+        ("task_struct.mm", layout.task_mm),
+        ("task_struct.signal", layout.task_signal),
+        ("task_struct.cgroups", layout.task_cgroups),
+        ("signal_struct.oom_score_adj", layout.signal_oom_score_adj),
+        ("mm_struct.total_vm", layout.mm_total_vm),
+        ("mm_struct.pgtables_bytes", layout.mm_pgtables_bytes),
+        ("mm_struct.rss_stat", layout.mm_rss_anon),
+        (
+            "css_set.subsys[memory_cgrp_id]",
+            layout.css_set_memory_subsys,
+        ),
+        ("cgroup_subsys_state.cgroup", layout.css_cgroup),
+        ("cgroup.kn", layout.cgroup_kn),
+        ("cgroup.level", layout.cgroup_level),
+        ("kernfs_node.parent", layout.kn_parent),
+        ("kernfs_node.name", layout.kn_name),
+        ("kernfs_node.id", layout.kn_id),
+    ];
+    required
+        .into_iter()
+        .filter(|(_, offset)| *offset == OFFSET_UNKNOWN)
+        .map(|(name, _)| name)
+        .collect()
+}

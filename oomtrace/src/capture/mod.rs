@@ -1,0 +1,356 @@
+//! Loading and attaching the kernel side, and choosing how to capture.
+//!
+//! Capture paths, richest first:
+//! - `tp_btf`: `tp_btf/mark_victim` gets the victim's `task_struct`; every
+//!   field is read from kernel structs at offsets from the running kernel's
+//!   BTF (needs BTF and the v6.9+ tracepoint prototype).
+//! - `tracepoint`: the classic `oom:mark_victim` event, at offsets read from
+//!   tracefs; the victim's cgroup is known only when it is the trigger.
+
+pub mod btf;
+pub mod tracefs;
+
+use std::{io, path::PathBuf};
+
+use aya::{
+    Ebpf, EbpfLoader,
+    maps::{MapData, PerCpuArray, RingBuf},
+    programs::{BtfTracePoint, TracePoint},
+};
+use oomtrace_common::{KernelLayout, MAX_CPUS, OFFSET_UNKNOWN, names};
+
+use self::{
+    btf::{BtfError, KernelTypes},
+    tracefs::EventFormat,
+};
+
+/// The eBPF object, built by build.rs. Aligned because aya parses it in
+/// place as an ELF file.
+static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/oomtrace"));
+
+/// How `oom:mark_victim` is captured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CapturePath {
+    TpBtf,
+    Tracepoint,
+}
+
+impl CapturePath {
+    /// The name used in records, `check` and the ready line.
+    pub fn name(self) -> &'static str {
+        match self {
+            CapturePath::TpBtf => "tp_btf",
+            CapturePath::Tracepoint => "tracepoint",
+        }
+    }
+
+    pub fn from_record(value: u32) -> Option<CapturePath> {
+        match value {
+            oomtrace_common::capture::TP_BTF => Some(CapturePath::TpBtf),
+            oomtrace_common::capture::TRACEPOINT => Some(CapturePath::Tracepoint),
+            _ => None,
+        }
+    }
+}
+
+/// What the running kernel offers for tracing OOM kills.
+pub struct Facilities {
+    pub btf: Result<KernelTypes, BtfError>,
+    pub tracefs: Result<PathBuf, io::Error>,
+    pub mark_victim_format: Option<Result<EventFormat, io::Error>>,
+}
+
+impl Facilities {
+    /// Looks at the kernel. With `mount_tracefs`, mounts tracefs when it is
+    /// not mounted (needs CAP_SYS_ADMIN).
+    pub fn probe(mount_tracefs: bool) -> Facilities {
+        let btf = KernelTypes::load();
+        let tracefs = if mount_tracefs {
+            tracefs::find_or_mount()
+        } else {
+            tracefs::find().ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))
+        };
+        let mark_victim_format = tracefs
+            .as_ref()
+            .ok()
+            .map(|dir| tracefs::read_format(dir, "oom", "mark_victim"));
+        Facilities {
+            btf,
+            tracefs,
+            mark_victim_format,
+        }
+    }
+
+    /// Picks the richest capture path and resolves its layout.
+    pub fn plan(&self) -> Result<Plan, NoCapturePath> {
+        let mut reasons = Vec::new();
+        let mut layout = match &self.btf {
+            Ok(types) => types.layout(),
+            Err(e) => {
+                reasons.push(format!("no kernel BTF ({e})"));
+                KernelLayout::UNKNOWN
+            }
+        };
+        layout.page_shift = page_shift();
+        layout.nr_cpus = possible_cpus();
+        if layout.nr_cpus == 0 || layout.nr_cpus > MAX_CPUS {
+            // Exact RSS sums need every CPU's delta; without them, report
+            // only what the kernel's own counters say.
+            layout.bpf_array_pptrs = OFFSET_UNKNOWN;
+        }
+
+        if let Ok(types) = &self.btf {
+            let missing = btf::missing_for_task_reads(&layout);
+            if !types.mark_victim_passes_task() {
+                reasons.push(
+                    "tp_btf: this kernel's mark_victim tracepoint does not pass the victim's task"
+                        .to_string(),
+                );
+            } else if layout.task_pid == OFFSET_UNKNOWN {
+                reasons.push("tp_btf: task_struct.pid is not in the kernel BTF".to_string());
+            } else {
+                return Ok(Plan {
+                    path: CapturePath::TpBtf,
+                    layout,
+                    unresolved: missing,
+                });
+            }
+        }
+
+        match &self.mark_victim_format {
+            Some(Ok(format)) => match tracepoint_layout(format, &mut layout) {
+                Ok(()) => {
+                    let unresolved = btf::missing_for_task_reads(&layout);
+                    Ok(Plan {
+                        path: CapturePath::Tracepoint,
+                        layout,
+                        unresolved,
+                    })
+                }
+                Err(reason) => {
+                    reasons.push(reason);
+                    Err(NoCapturePath { reasons })
+                }
+            },
+            Some(Err(e)) => {
+                reasons.push(format!(
+                    "tracepoint: cannot read oom/mark_victim/format ({e})"
+                ));
+                Err(NoCapturePath { reasons })
+            }
+            None => {
+                reasons.push("tracepoint: tracefs is not mounted".to_string());
+                Err(NoCapturePath { reasons })
+            }
+        }
+    }
+}
+
+/// Why no capture path works on this kernel, one reason per path.
+#[derive(Debug)]
+pub struct NoCapturePath {
+    pub reasons: Vec<String>,
+}
+
+/// The chosen capture path and the layout handed to the kernel side.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub path: CapturePath,
+    pub layout: KernelLayout,
+    /// Kernel struct members not found: their record fields will be null.
+    pub unresolved: Vec<&'static str>,
+}
+
+/// Fills the `tp_*` offsets from the event's format file.
+fn tracepoint_layout(format: &EventFormat, layout: &mut KernelLayout) -> Result<(), String> {
+    let Some(pid) = format.field("pid").filter(|f| f.size == 4) else {
+        return Err("tracepoint: oom/mark_victim has no 4-byte pid field".to_string());
+    };
+    layout.tp_pid = pid.offset;
+    let eight_bytes = |name: &str| format.field(name).filter(|f| f.size == 8).map(|f| f.offset);
+    layout.tp_comm = format
+        .field("comm")
+        .filter(|f| f.is_data_loc() && f.size == 4)
+        .map_or(OFFSET_UNKNOWN, |f| f.offset);
+    layout.tp_total_vm = eight_bytes("total_vm").unwrap_or(OFFSET_UNKNOWN);
+    layout.tp_anon_rss = eight_bytes("anon_rss").unwrap_or(OFFSET_UNKNOWN);
+    layout.tp_file_rss = eight_bytes("file_rss").unwrap_or(OFFSET_UNKNOWN);
+    layout.tp_shmem_rss = eight_bytes("shmem_rss").unwrap_or(OFFSET_UNKNOWN);
+    layout.tp_pgtables = eight_bytes("pgtables").unwrap_or(OFFSET_UNKNOWN);
+    layout.tp_uid = format
+        .field("uid")
+        .filter(|f| f.size == 4)
+        .map_or(OFFSET_UNKNOWN, |f| f.offset);
+    // `short` today, `int` in some older trees.
+    match format
+        .field("oom_score_adj")
+        .filter(|f| f.size == 2 || f.size == 4)
+    {
+        Some(field) => {
+            layout.tp_oom_score_adj = field.offset;
+            layout.tp_oom_score_adj_size = field.size;
+        }
+        None => layout.tp_oom_score_adj = OFFSET_UNKNOWN,
+    }
+    Ok(())
+}
+
+fn page_shift() -> u32 {
+    // SAFETY: sysconf has no memory-safety preconditions.
+    let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    if size > 0 {
+        (size as u64).trailing_zeros()
+    } else {
+        12
+    }
+}
+
+fn possible_cpus() -> u32 {
+    aya::util::nr_cpus().map_or(0, |n| u32::try_from(n).unwrap_or(0))
+}
+
+/// Loaded and attached programs, and the maps userspace reads.
+pub struct Capture {
+    pub events: RingBuf<MapData>,
+    pub lost: LostCounter,
+}
+
+/// The kernel side's count of records the ring buffer refused. Also owns
+/// the programs and their links: dropping it detaches everything.
+pub struct LostCounter {
+    map: PerCpuArray<MapData, u64>,
+    _ebpf: Ebpf,
+}
+
+impl LostCounter {
+    /// Records lost so far, over all CPUs.
+    pub fn total(&self) -> Result<u64, aya::maps::MapError> {
+        Ok(self.map.get(&0, 0)?.iter().sum())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CaptureError {
+    #[error("loading the eBPF object failed")]
+    Load(#[source] aya::EbpfError),
+    #[error("the eBPF object has no program {0}")]
+    MissingProgram(&'static str),
+    #[error("the eBPF object has no map {0}")]
+    MissingMap(&'static str),
+    #[error("loading or attaching {program} failed")]
+    Program {
+        program: &'static str,
+        #[source]
+        source: aya::programs::ProgramError,
+    },
+    #[error("reading the kernel BTF for tp_btf failed")]
+    Btf(#[source] aya::BtfError),
+    #[error("map {name}")]
+    Map {
+        name: &'static str,
+        #[source]
+        source: aya::maps::MapError,
+    },
+}
+
+impl CaptureError {
+    /// True when the kernel refused for lack of privileges.
+    pub fn is_permission_denied(&self) -> bool {
+        let mut source: Option<&(dyn std::error::Error + 'static)> = Some(self);
+        while let Some(error) = source {
+            if let Some(io) = error.downcast_ref::<io::Error>()
+                && io
+                    .raw_os_error()
+                    .is_some_and(|e| e == libc::EPERM || e == libc::EACCES)
+            {
+                return true;
+            }
+            source = error.source();
+        }
+        false
+    }
+}
+
+impl Capture {
+    /// Loads the object with `plan`'s layout, loads and attaches the chosen
+    /// program, and returns the maps to read.
+    pub fn start(plan: &Plan, ring_buffer_bytes: u32) -> Result<Capture, CaptureError> {
+        let kernel_btf = match plan.path {
+            CapturePath::TpBtf => Some(aya::Btf::from_sys_fs().map_err(CaptureError::Btf)?),
+            CapturePath::Tracepoint => None,
+        };
+        let mut ebpf = EbpfLoader::new()
+            .btf(kernel_btf.as_ref())
+            .override_global(names::LAYOUT, &plan.layout, true)
+            .map_max_entries(names::EVENTS, ring_buffer_bytes)
+            .load(EBPF_OBJECT)
+            .map_err(CaptureError::Load)?;
+
+        match (plan.path, kernel_btf.as_ref()) {
+            (CapturePath::TpBtf, Some(kernel_btf)) => {
+                let name = names::MARK_VICTIM_BTF;
+                let program: &mut BtfTracePoint = ebpf
+                    .program_mut(name)
+                    .ok_or(CaptureError::MissingProgram(name))?
+                    .try_into()
+                    .map_err(|source| CaptureError::Program {
+                        program: name,
+                        source,
+                    })?;
+                program.load("mark_victim", kernel_btf).map_err(|source| {
+                    CaptureError::Program {
+                        program: name,
+                        source,
+                    }
+                })?;
+                program.attach().map_err(|source| CaptureError::Program {
+                    program: name,
+                    source,
+                })?;
+            }
+            _ => {
+                let name = names::MARK_VICTIM_TRACEPOINT;
+                let program: &mut TracePoint = ebpf
+                    .program_mut(name)
+                    .ok_or(CaptureError::MissingProgram(name))?
+                    .try_into()
+                    .map_err(|source| CaptureError::Program {
+                        program: name,
+                        source,
+                    })?;
+                program.load().map_err(|source| CaptureError::Program {
+                    program: name,
+                    source,
+                })?;
+                program
+                    .attach("oom", "mark_victim")
+                    .map_err(|source| CaptureError::Program {
+                        program: name,
+                        source,
+                    })?;
+            }
+        }
+
+        let events = ebpf
+            .take_map(names::EVENTS)
+            .ok_or(CaptureError::MissingMap(names::EVENTS))?;
+        let events = RingBuf::try_from(events).map_err(|source| CaptureError::Map {
+            name: names::EVENTS,
+            source,
+        })?;
+        let lost = ebpf
+            .take_map(names::LOST)
+            .ok_or(CaptureError::MissingMap(names::LOST))?;
+        let lost = PerCpuArray::try_from(lost).map_err(|source| CaptureError::Map {
+            name: names::LOST,
+            source,
+        })?;
+        Ok(Capture {
+            events,
+            lost: LostCounter {
+                map: lost,
+                _ebpf: ebpf,
+            },
+        })
+    }
+}

@@ -1,0 +1,148 @@
+//! `oomtrace check`: what this kernel offers, and the capture path a run
+//! would use. Read-only: it mounts nothing and loads nothing.
+
+use std::{fs, path::Path, process::ExitCode};
+
+use crate::{
+    capture::{Facilities, btf},
+    enrich::cgroup::{CgroupVersion, MemoryHierarchy},
+    privileges::Privileges,
+};
+
+pub fn run() -> anyhow::Result<ExitCode> {
+    let facilities = Facilities::probe(false);
+    let mut lines: Vec<(&str, String)> = Vec::new();
+
+    lines.push(("kernel", kernel_release()));
+    let privileges = Privileges::current();
+    let privileged = privileges.is_some_and(|p| p.can_trace());
+    lines.push((
+        "privileges",
+        match privileges {
+            Some(p) if p.can_trace() => format!("ok ({})", p.describe()),
+            Some(p) => format!(
+                "NOT ENOUGH: {}; run as root or with CAP_BPF and CAP_PERFMON",
+                p.describe()
+            ),
+            None => "unknown (cannot read /proc/self/status)".to_string(),
+        },
+    ));
+    lines.push((
+        "BTF",
+        match &facilities.btf {
+            Ok(_) => format!("yes ({})", btf::VMLINUX_BTF),
+            Err(e) => format!("no: {e}"),
+        },
+    ));
+    lines.push((
+        "tracefs",
+        match &facilities.tracefs {
+            Ok(dir) => format!("mounted at {}", dir.display()),
+            Err(_) => "not mounted (oomtrace mounts it at /sys/kernel/tracing when the tracepoint path needs it)".to_string(),
+        },
+    ));
+    lines.push((
+        "mark_victim event",
+        match &facilities.mark_victim_format {
+            Some(Ok(format)) => {
+                let fields: Vec<&str> = format
+                    .fields
+                    .iter()
+                    .map(|f| f.name.as_str())
+                    .filter(|n| !n.starts_with("common_"))
+                    .collect();
+                let kind = if format.field("comm").is_some() {
+                    "extended"
+                } else {
+                    "pid-only"
+                };
+                format!("{kind} layout: {}", fields.join(", "))
+            }
+            Some(Err(e)) => format!("unreadable: {e}"),
+            None => "unknown (tracefs not mounted)".to_string(),
+        },
+    ));
+    lines.push((
+        "tp_btf mark_victim",
+        match &facilities.btf {
+            Ok(types) if types.mark_victim_passes_task() => {
+                "yes: the victim's task_struct is passed".to_string()
+            }
+            Ok(_) => "no: the tracepoint prototype has no task_struct".to_string(),
+            Err(_) => "no (needs BTF)".to_string(),
+        },
+    ));
+    lines.push((
+        "kprobes",
+        kprobes(facilities.tracefs.as_ref().ok().map(|p| p.as_path())),
+    ));
+    lines.push((
+        "fentry",
+        "not probed (this version does not use fentry)".to_string(),
+    ));
+    lines.push(("memory cgroup", memory_cgroups()));
+
+    let plan = facilities.plan();
+    let verdict = match &plan {
+        Ok(plan) => {
+            let mut text = plan.path.name().to_string();
+            if plan.unresolved.is_empty() {
+                text.push_str(" (every field available)");
+            } else {
+                text.push_str(&format!(
+                    " (null on this kernel: {})",
+                    plan.unresolved.join(", ")
+                ));
+            }
+            text
+        }
+        Err(no_path) if facilities.tracefs.is_err() && privileged => format!(
+            "none yet: {}; oomtrace would mount tracefs and try the tracepoint",
+            no_path.reasons.join("; ")
+        ),
+        Err(no_path) => format!("NONE: {}", no_path.reasons.join("; ")),
+    };
+    lines.push(("capture path", verdict));
+
+    let width = lines.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
+    for (key, value) in &lines {
+        println!("{key:<width$}  {value}");
+    }
+    let works = privileged && (plan.is_ok() || facilities.tracefs.is_err());
+    if works {
+        println!("\noomtrace can trace OOM kills on this kernel.");
+        Ok(ExitCode::SUCCESS)
+    } else {
+        println!("\noomtrace cannot trace OOM kills here as things stand (see above).");
+        Ok(ExitCode::FAILURE)
+    }
+}
+
+fn kernel_release() -> String {
+    let release = fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let machine = std::env::consts::ARCH;
+    format!("{} ({machine})", release.trim())
+}
+
+fn kprobes(tracefs: Option<&Path>) -> String {
+    match tracefs {
+        Some(dir) if dir.join("kprobe_events").exists() => {
+            "yes (kprobe_events present; not used by this version)".to_string()
+        }
+        Some(_) => "no (CONFIG_KPROBE_EVENTS is off)".to_string(),
+        None => "unknown (tracefs not mounted)".to_string(),
+    }
+}
+
+fn memory_cgroups() -> String {
+    match MemoryHierarchy::find() {
+        Some(h) => {
+            let version = match h.version {
+                CgroupVersion::V1 => "v1",
+                CgroupVersion::V2 => "v2",
+            };
+            format!("{version} at {}", h.mount.display())
+        }
+        None => "no memory controller mounted (memcg ids only, no paths)".to_string(),
+    }
+}

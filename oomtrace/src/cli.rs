@@ -1,0 +1,162 @@
+//! Command line: flags are documented in the words a user reads in --help.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::output::Format;
+
+/// Trace Linux OOM kills from inside the kernel.
+///
+/// Runs until interrupted and writes one record per kill: who was killed,
+/// what it held (RSS, page tables, oom_score_adj), its memory cgroup, and
+/// which task ran into the limit. JSON lines when piped or with --output,
+/// a short summary on a terminal. Needs root (or CAP_BPF and CAP_PERFMON).
+#[derive(Debug, Parser)]
+#[command(name = "oomtrace", version, about, long_about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    /// Append records to FILE instead of writing them to stdout.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+
+    /// Record format: `json` (one object per line) or `text` (a summary per
+    /// kill). Default: text on a terminal, json otherwise.
+    #[arg(short, long, value_enum)]
+    pub format: Option<Format>,
+
+    /// Exit after N kills have been recorded.
+    #[arg(short = 'n', long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub count: Option<u64>,
+
+    /// Exit after SECONDS seconds (fractions allowed), even without kills.
+    #[arg(short, long, value_name = "SECONDS", value_parser = parse_seconds)]
+    pub duration: Option<std::time::Duration>,
+
+    /// Kernel-to-userspace buffer size, e.g. 256K or 4M (a power of two, at
+    /// least one page). Records that do not fit while oomtrace is behind are
+    /// counted and reported as `lost`.
+    #[arg(long, value_name = "BYTES", default_value = "1M", value_parser = parse_ring_size)]
+    pub ring_buffer_size: u32,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Report what this kernel offers for tracing OOM kills (BTF, tracefs,
+    /// tracepoints, cgroups) and which capture path oomtrace would use.
+    /// Exits non-zero when tracing cannot work here.
+    Check,
+}
+
+fn parse_seconds(value: &str) -> Result<std::time::Duration, String> {
+    let seconds: f64 = value
+        .parse()
+        .map_err(|_| format!("`{value}` is not a number of seconds"))?;
+    std::time::Duration::try_from_secs_f64(seconds)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| format!("`{value}` is not a positive number of seconds"))
+}
+
+fn parse_ring_size(value: &str) -> Result<u32, String> {
+    let trimmed = value.trim();
+    let (digits, multiplier) = match trimmed.char_indices().last() {
+        Some((i, 'k' | 'K')) => (&trimmed[..i], 1u64 << 10),
+        Some((i, 'm' | 'M')) => (&trimmed[..i], 1u64 << 20),
+        Some((i, 'g' | 'G')) => (&trimmed[..i], 1u64 << 30),
+        _ => (trimmed, 1),
+    };
+    let bytes = digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(multiplier))
+        .ok_or_else(|| format!("`{value}` is not a size like 4096, 256K or 4M"))?;
+    // SAFETY: sysconf has no memory-safety preconditions.
+    let page = u64::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096);
+    if !bytes.is_power_of_two() || bytes < page || bytes > 1 << 30 {
+        return Err(format!(
+            "`{value}` must be a power of two between {page} bytes and 1G"
+        ));
+    }
+    u32::try_from(bytes).map_err(|_| format!("`{value}` is too large"))
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn defaults() {
+        let cli = Cli::try_parse_from(["oomtrace"]).expect("parses");
+        assert!(cli.command.is_none());
+        assert_eq!(cli.format, None);
+        assert_eq!(cli.ring_buffer_size, 1 << 20);
+        assert_eq!((cli.count, cli.duration), (None, None));
+    }
+
+    #[test]
+    fn every_flag_parses() {
+        let cli = Cli::try_parse_from([
+            "oomtrace",
+            "--output",
+            "/tmp/x",
+            "--format",
+            "json",
+            "--count",
+            "3",
+            "--duration",
+            "1.5",
+            "--ring-buffer-size",
+            "256K",
+        ])
+        .expect("parses");
+        assert_eq!(cli.output, Some(PathBuf::from("/tmp/x")));
+        assert_eq!(cli.format, Some(Format::Json));
+        assert_eq!(cli.count, Some(3));
+        assert_eq!(cli.duration, Some(std::time::Duration::from_millis(1500)));
+        assert_eq!(cli.ring_buffer_size, 256 << 10);
+        let cli = Cli::try_parse_from(["oomtrace", "-f", "text", "-n", "1", "-d", "2", "-o", "f"])
+            .expect("parses");
+        assert_eq!(cli.format, Some(Format::Text));
+    }
+
+    #[test]
+    fn check_is_a_subcommand() {
+        let cli = Cli::try_parse_from(["oomtrace", "check"]).expect("parses");
+        assert!(matches!(cli.command, Some(Command::Check)));
+    }
+
+    #[test]
+    fn bad_values_are_usage_errors() {
+        for args in [
+            &["oomtrace", "--count", "0"][..],
+            &["oomtrace", "--duration", "-1"],
+            &["oomtrace", "--duration", "soon"],
+            &["oomtrace", "--format", "xml"],
+            &["oomtrace", "--ring-buffer-size", "1000"],
+            &["oomtrace", "--ring-buffer-size", "2G"],
+            &["oomtrace", "--bogus"],
+        ] {
+            let err = Cli::try_parse_from(args).expect_err(&format!("{args:?} must fail"));
+            assert_eq!(err.exit_code(), 2, "{args:?}");
+        }
+    }
+
+    #[test]
+    fn ring_sizes() {
+        assert_eq!(parse_ring_size("4096"), Ok(4096));
+        assert_eq!(parse_ring_size("64k"), Ok(64 << 10));
+        assert_eq!(parse_ring_size("1G"), Ok(1 << 30));
+        assert!(parse_ring_size("3M").is_err());
+        assert!(parse_ring_size("M").is_err());
+    }
+}

@@ -1,0 +1,307 @@
+//! Ring buffer bytes -> typed kill events, with unknown values as `None`.
+
+use oomtrace_common::{
+    CGROUP_PATH_MAX, CgroupRef, OomKillRecord, TASK_COMM_LEN, TaskRef, cgroup_flags, valid,
+};
+
+use crate::capture::CapturePath;
+
+/// A ring buffer entry that is not an [`OomKillRecord`]: the loader and the
+/// object disagree, which is a bug, reported rather than skipped.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("ring buffer entry of {got} bytes, expected {expected}")]
+pub struct SizeMismatch {
+    pub got: usize,
+    pub expected: usize,
+}
+
+/// Copies a record out of the ring buffer.
+pub fn record(bytes: &[u8]) -> Result<OomKillRecord, SizeMismatch> {
+    let expected = size_of::<OomKillRecord>();
+    if bytes.len() != expected {
+        return Err(SizeMismatch {
+            got: bytes.len(),
+            expected,
+        });
+    }
+    // SAFETY: the length matches and OomKillRecord is plain data for which
+    // every bit pattern is valid; read_unaligned makes no alignment demand.
+    Ok(unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast::<OomKillRecord>()) })
+}
+
+/// Resident memory by kind, in bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rss {
+    pub anon: u64,
+    pub file: u64,
+    pub shmem: u64,
+}
+
+/// A memory cgroup as captured: its id, and its path when the kernel side
+/// could read all of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Memcg {
+    pub id: u64,
+    /// Raw path bytes relative to the hierarchy root (`/a/b`).
+    pub path: Option<Vec<u8>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Victim {
+    pub pid: Option<u32>,
+    pub tgid: Option<u32>,
+    pub comm: Option<Vec<u8>>,
+    pub uid: Option<u32>,
+    pub oom_score_adj: Option<i16>,
+    pub total_vm_bytes: Option<u64>,
+    /// The kernel's counters as `get_mm_counter()` reads them.
+    pub rss: Option<Rss>,
+    /// The same counters with every CPU's pending delta added.
+    pub rss_exact: Option<Rss>,
+    pub pgtables_bytes: Option<u64>,
+    pub memcg: Option<Memcg>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Trigger {
+    pub pid: u32,
+    pub tgid: u32,
+    pub comm: Option<Vec<u8>>,
+    pub memcg: Option<Memcg>,
+    pub is_victim: bool,
+}
+
+/// One OOM kill (one `oom:mark_victim` event).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OomKill {
+    pub boot_ns: u64,
+    pub capture: Option<CapturePath>,
+    pub victim: Victim,
+    pub trigger: Trigger,
+}
+
+impl OomKill {
+    pub fn from_record(record: &OomKillRecord) -> OomKill {
+        let has = |bit: u32| record.valid & bit != 0;
+        let when = |bit: u32, value: u64| has(bit).then_some(value);
+        let victim = Victim {
+            pid: has(valid::VICTIM_PID).then_some(record.victim.pid),
+            tgid: has(valid::VICTIM_TGID).then_some(record.victim.tgid),
+            comm: has(valid::VICTIM_COMM).then(|| comm(&record.victim)),
+            uid: has(valid::VICTIM_UID).then_some(record.victim_uid),
+            oom_score_adj: has(valid::VICTIM_OOM_SCORE_ADJ).then_some(record.victim_oom_score_adj),
+            total_vm_bytes: when(valid::VICTIM_TOTAL_VM, record.victim_total_vm_bytes),
+            rss: has(valid::VICTIM_RSS).then_some(Rss {
+                anon: record.victim_rss_anon_bytes,
+                file: record.victim_rss_file_bytes,
+                shmem: record.victim_rss_shmem_bytes,
+            }),
+            rss_exact: has(valid::VICTIM_RSS_EXACT).then_some(Rss {
+                anon: record.victim_rss_anon_exact_bytes,
+                file: record.victim_rss_file_exact_bytes,
+                shmem: record.victim_rss_shmem_exact_bytes,
+            }),
+            pgtables_bytes: when(valid::VICTIM_PGTABLES, record.victim_pgtables_bytes),
+            memcg: has(valid::VICTIM_MEMCG).then(|| memcg(&record.victim.memcg)),
+        };
+        let trigger = Trigger {
+            pid: record.trigger.pid,
+            tgid: record.trigger.tgid,
+            comm: has(valid::TRIGGER_COMM).then(|| comm(&record.trigger)),
+            memcg: has(valid::TRIGGER_MEMCG).then(|| memcg(&record.trigger.memcg)),
+            is_victim: has(valid::TRIGGER_IS_VICTIM),
+        };
+        OomKill {
+            boot_ns: record.boot_ns,
+            capture: CapturePath::from_record(record.capture),
+            victim,
+            trigger,
+        }
+    }
+}
+
+/// `comm` up to its NUL (the kernel always terminates it).
+fn comm(task: &TaskRef) -> Vec<u8> {
+    let end = task
+        .comm
+        .iter()
+        .position(|b| *b == 0)
+        .unwrap_or(TASK_COMM_LEN);
+    task.comm[..end].to_vec()
+}
+
+fn memcg(raw: &CgroupRef) -> Memcg {
+    let complete = raw.flags & (cgroup_flags::PATH_TRUNCATED | cgroup_flags::PATH_UNREADABLE) == 0;
+    let len = raw.path_len as usize;
+    let path = (complete && len > 0 && len <= CGROUP_PATH_MAX && raw.path[0] == b'/')
+        .then(|| raw.path[..len].to_vec());
+    Memcg { id: raw.id, path }
+}
+
+#[cfg(test)]
+mod tests {
+    use oomtrace_common::{CGROUP_PATH_BUF, capture};
+
+    use super::*;
+
+    fn empty_record() -> OomKillRecord {
+        // SAFETY: plain data; all zeroes is a valid record.
+        unsafe { std::mem::zeroed() }
+    }
+
+    fn set_path(raw: &mut CgroupRef, id: u64, path: &[u8]) {
+        raw.id = id;
+        raw.path_len = path.len() as u32;
+        raw.path[..path.len()].copy_from_slice(path);
+    }
+
+    fn as_bytes(record: &OomKillRecord) -> &[u8] {
+        // SAFETY: reading a plain-data struct as bytes.
+        unsafe {
+            std::slice::from_raw_parts(
+                (record as *const OomKillRecord).cast::<u8>(),
+                size_of::<OomKillRecord>(),
+            )
+        }
+    }
+
+    #[test]
+    fn a_full_tp_btf_record_decodes_every_field() {
+        let mut record = empty_record();
+        record.boot_ns = 123_456_789;
+        record.capture = capture::TP_BTF;
+        record.valid = valid::VICTIM_PID
+            | valid::VICTIM_TGID
+            | valid::VICTIM_COMM
+            | valid::VICTIM_UID
+            | valid::VICTIM_OOM_SCORE_ADJ
+            | valid::VICTIM_TOTAL_VM
+            | valid::VICTIM_RSS
+            | valid::VICTIM_RSS_EXACT
+            | valid::VICTIM_PGTABLES
+            | valid::VICTIM_MEMCG
+            | valid::TRIGGER_COMM
+            | valid::TRIGGER_MEMCG;
+        record.victim.pid = 41;
+        record.victim.tgid = 40;
+        record.victim.comm[..4].copy_from_slice(b"java");
+        record.victim_uid = 1000;
+        record.victim_oom_score_adj = -998;
+        record.victim_total_vm_bytes = 1 << 30;
+        record.victim_rss_anon_bytes = 4096;
+        record.victim_rss_file_bytes = 8192;
+        record.victim_rss_shmem_bytes = 0;
+        record.victim_rss_anon_exact_bytes = 3 * 4096;
+        record.victim_pgtables_bytes = 65536;
+        set_path(&mut record.victim.memcg, 77, b"/kubepods/pod1/c1");
+        record.trigger.pid = 50;
+        record.trigger.tgid = 50;
+        record.trigger.comm[..2].copy_from_slice(b"sh");
+        set_path(&mut record.trigger.memcg, 78, b"/kubepods/pod1/c2");
+
+        let decoded = record_from(&record);
+        let kill = OomKill::from_record(&decoded);
+        assert_eq!(kill.boot_ns, 123_456_789);
+        assert_eq!(kill.capture, Some(CapturePath::TpBtf));
+        assert_eq!(kill.victim.pid, Some(41));
+        assert_eq!(kill.victim.tgid, Some(40));
+        assert_eq!(kill.victim.comm.as_deref(), Some(&b"java"[..]));
+        assert_eq!(kill.victim.uid, Some(1000));
+        assert_eq!(kill.victim.oom_score_adj, Some(-998));
+        assert_eq!(kill.victim.total_vm_bytes, Some(1 << 30));
+        assert_eq!(
+            kill.victim.rss,
+            Some(Rss {
+                anon: 4096,
+                file: 8192,
+                shmem: 0
+            })
+        );
+        assert_eq!(kill.victim.rss_exact.map(|r| r.anon), Some(3 * 4096));
+        assert_eq!(kill.victim.pgtables_bytes, Some(65536));
+        let memcg = kill.victim.memcg.expect("victim memcg");
+        assert_eq!(
+            (memcg.id, memcg.path.as_deref()),
+            (77, Some(&b"/kubepods/pod1/c1"[..]))
+        );
+        assert_eq!(kill.trigger.pid, 50);
+        assert!(!kill.trigger.is_victim);
+        assert_eq!(kill.trigger.comm.as_deref(), Some(&b"sh"[..]));
+        assert_eq!(
+            kill.trigger.memcg.and_then(|m| m.path),
+            Some(b"/kubepods/pod1/c2".to_vec())
+        );
+    }
+
+    fn record_from(record: &OomKillRecord) -> OomKillRecord {
+        super::record(as_bytes(record)).expect("right size")
+    }
+
+    #[test]
+    fn values_without_their_valid_bit_are_none_not_zero() {
+        let mut record = empty_record();
+        record.capture = capture::TRACEPOINT;
+        record.valid = valid::VICTIM_PID;
+        record.victim.pid = 7;
+        let kill = OomKill::from_record(&record);
+        assert_eq!(kill.capture, Some(CapturePath::Tracepoint));
+        assert_eq!(kill.victim.pid, Some(7));
+        assert_eq!(kill.victim.tgid, None);
+        assert_eq!(kill.victim.comm, None);
+        assert_eq!(kill.victim.uid, None);
+        assert_eq!(kill.victim.oom_score_adj, None);
+        assert_eq!(kill.victim.total_vm_bytes, None);
+        assert_eq!(kill.victim.rss, None);
+        assert_eq!(kill.victim.rss_exact, None);
+        assert_eq!(kill.victim.pgtables_bytes, None);
+        assert_eq!(kill.victim.memcg, None);
+        assert_eq!(kill.trigger.memcg, None);
+    }
+
+    #[test]
+    fn truncated_or_unreadable_paths_keep_the_id_but_no_path() {
+        for flags in [cgroup_flags::PATH_TRUNCATED, cgroup_flags::PATH_UNREADABLE] {
+            let mut raw = empty_record().victim.memcg;
+            set_path(&mut raw, 9, b"/a");
+            raw.flags = flags;
+            assert_eq!(memcg(&raw), Memcg { id: 9, path: None });
+        }
+        let mut raw = empty_record().victim.memcg;
+        raw.id = 1;
+        raw.path_len = (CGROUP_PATH_BUF + 1) as u32;
+        raw.path[0] = b'/';
+        assert_eq!(
+            memcg(&raw).path,
+            None,
+            "a length past the buffer is not trusted"
+        );
+    }
+
+    #[test]
+    fn the_root_cgroup_is_a_slash() {
+        let mut raw = empty_record().victim.memcg;
+        set_path(&mut raw, 1, b"/");
+        assert_eq!(memcg(&raw).path.as_deref(), Some(&b"/"[..]));
+    }
+
+    #[test]
+    fn comm_stops_at_nul_and_keeps_any_bytes() {
+        let mut task = empty_record().victim;
+        task.comm[..5].copy_from_slice(b"a\"\xff\n\x01");
+        assert_eq!(comm(&task), b"a\"\xff\n\x01");
+        task.comm = [b'x'; TASK_COMM_LEN];
+        assert_eq!(comm(&task).len(), TASK_COMM_LEN);
+    }
+
+    #[test]
+    fn entries_of_the_wrong_size_are_rejected() {
+        let bytes = vec![0u8; size_of::<OomKillRecord>() - 8];
+        assert_eq!(
+            super::record(&bytes).err(),
+            Some(SizeMismatch {
+                got: bytes.len(),
+                expected: size_of::<OomKillRecord>()
+            })
+        );
+    }
+}

@@ -1,0 +1,108 @@
+//! oomtrace: trace Linux OOM kills from the kernel.
+//!
+//! Data flow: kernel record (`capture`) -> typed event (`decode`) ->
+//! report with time, host and paths (`enrich`, `report`) -> JSON lines or
+//! text (`output`).
+
+mod capture;
+mod check;
+mod cli;
+mod decode;
+mod enrich;
+mod error;
+mod output;
+mod privileges;
+mod report;
+mod stream;
+
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::Parser as _;
+
+use crate::{
+    capture::{Capture, Facilities},
+    cli::{Cli, Command},
+    error::UserError,
+    output::Output,
+    privileges::Privileges,
+};
+
+fn main() -> ExitCode {
+    // Usage errors exit 2 with clap's message; --help and --version exit 0.
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Some(Command::Check) => check::run(),
+        None => trace(&cli),
+    };
+    match result {
+        Ok(code) => code,
+        Err(error) => {
+            // One line, the whole cause chain, no backtrace.
+            eprintln!("oomtrace: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn trace(cli: &Cli) -> anyhow::Result<ExitCode> {
+    let privileges = Privileges::current().context("cannot read /proc/self/status")?;
+    if !privileges.can_trace() {
+        return Err(UserError::NotPrivileged {
+            held: privileges.describe(),
+        }
+        .into());
+    }
+    let output =
+        Output::open(cli.output.as_deref(), cli.format).map_err(|source| UserError::Output {
+            path: cli.output.clone().unwrap_or_default(),
+            source,
+        })?;
+
+    // tracefs is only needed by the classic tracepoint path: mount it only
+    // when that path is the one left.
+    let plan = match Facilities::probe(false).plan() {
+        Ok(plan) => plan,
+        Err(_) => Facilities::probe(true)
+            .plan()
+            .map_err(|no_path| UserError::NoCapturePath {
+                reasons: no_path.reasons.join("; "),
+            })?,
+    };
+    let capture = Capture::start(&plan, cli.ring_buffer_size).map_err(|error| {
+        if error.is_permission_denied() {
+            anyhow::Error::new(UserError::NotPrivileged {
+                held: privileges.describe(),
+            })
+        } else {
+            anyhow::Error::new(error).context("cannot start tracing")
+        }
+    })?;
+
+    let mut ready = format!(
+        "oomtrace: ready: oom:mark_victim attached via {}",
+        plan.path.name()
+    );
+    if !plan.unresolved.is_empty() {
+        ready.push_str(&format!(
+            " (not on this kernel, reported as null: {})",
+            plan.unresolved.join(", ")
+        ));
+    }
+    eprintln!("{ready}");
+    // A no-op unless started by systemd with Type=notify.
+    if let Err(error) = sd_notify::notify(&[sd_notify::NotifyState::Ready]) {
+        eprintln!("oomtrace: warning: cannot notify systemd: {error}");
+    }
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the event loop")?;
+    let limits = stream::Limits {
+        count: cli.count,
+        duration: cli.duration,
+    };
+    runtime.block_on(stream::run(capture, output, limits))?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,176 @@
+//! The terminal view: what an on-call engineer reads first.
+
+use std::io::{self, Write};
+
+use crate::report::{KillReport, LostReport, MemcgReport};
+
+pub fn kill(out: &mut dyn Write, r: &KillReport) -> io::Result<()> {
+    let v = &r.victim;
+    writeln!(
+        out,
+        "{}  OOM kill on {}: {} {}",
+        r.time,
+        r.host,
+        task(v.pid, v.comm.as_deref()),
+        memcg_suffix(v.memcg.as_ref()),
+    )?;
+    writeln!(
+        out,
+        "  victim   tgid {}  uid {}  oom_score_adj {}",
+        opt(v.tgid),
+        opt(v.uid),
+        opt(v.oom_score_adj),
+    )?;
+    let rss = match (v.rss_anon_bytes, v.rss_file_bytes, v.rss_shmem_bytes) {
+        (Some(anon), Some(file), Some(shmem)) => format!(
+            "rss {} (anon {}, file {}, shmem {})",
+            bytes(anon + file + shmem),
+            bytes(anon),
+            bytes(file),
+            bytes(shmem)
+        ),
+        _ => "rss ?".to_string(),
+    };
+    writeln!(
+        out,
+        "  memory   {rss}  vm {}  page tables {}",
+        v.total_vm_bytes.map_or("?".to_string(), bytes),
+        v.pgtables_bytes.map_or("?".to_string(), bytes),
+    )?;
+    let t = &r.trigger;
+    if t.is_victim {
+        writeln!(out, "  trigger  the victim itself ran into the limit")?;
+    } else {
+        writeln!(
+            out,
+            "  trigger  {} {}",
+            task(Some(t.pid), t.comm.as_deref()),
+            memcg_suffix(t.memcg.as_ref()),
+        )?;
+    }
+    writeln!(out)
+}
+
+pub fn lost(out: &mut dyn Write, r: &LostReport) -> io::Result<()> {
+    writeln!(
+        out,
+        "{}  LOST {} record(s): the ring buffer was full (see --ring-buffer-size)\n",
+        r.time, r.count
+    )
+}
+
+fn task(pid: Option<u32>, comm: Option<&str>) -> String {
+    format!("pid {} ({})", opt(pid), comm.unwrap_or("?"))
+}
+
+fn memcg_suffix(memcg: Option<&MemcgReport>) -> String {
+    match memcg {
+        Some(MemcgReport {
+            path: Some(path), ..
+        }) => format!("in memcg {path}"),
+        Some(MemcgReport { id, path: None }) => format!("in memcg id {id} (path gone)"),
+        None => "in memcg ?".to_string(),
+    }
+}
+
+fn opt<T: std::fmt::Display>(value: Option<T>) -> String {
+    value.map_or("?".to_string(), |v| v.to_string())
+}
+
+/// Binary units with one decimal, exact bytes below 1 KiB.
+pub fn bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
+    if n < 1024 {
+        return format!("{n} B");
+    }
+    let mut value = n as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::{SCHEMA, TriggerReport, VictimReport};
+
+    fn sample() -> KillReport {
+        KillReport {
+            kind: "oom_kill",
+            schema: SCHEMA,
+            time: "2026-11-26T10:50:07.123456Z".into(),
+            boot_ns: 1,
+            host: "node-1".into(),
+            capture: Some("tp_btf"),
+            victim: VictimReport {
+                pid: Some(3571),
+                tgid: Some(3571),
+                comm: Some("python3".into()),
+                uid: Some(0),
+                oom_score_adj: Some(0),
+                total_vm_bytes: Some(221_368 * 1024),
+                rss_anon_bytes: Some(50_816 * 1024),
+                rss_file_bytes: Some(1_928 * 1024),
+                rss_shmem_bytes: Some(0),
+                rss_anon_exact_bytes: None,
+                rss_file_exact_bytes: None,
+                rss_shmem_exact_bytes: None,
+                pgtables_bytes: Some(164 * 1024),
+                memcg: Some(MemcgReport {
+                    id: 42,
+                    path: Some("/oomtrace-test-a".into()),
+                }),
+            },
+            trigger: TriggerReport {
+                pid: 3571,
+                tgid: 3571,
+                comm: Some("python3".into()),
+                memcg: None,
+                is_victim: true,
+            },
+        }
+    }
+
+    #[test]
+    fn the_block_names_victim_memory_and_trigger() {
+        let mut out = Vec::new();
+        kill(&mut out, &sample()).expect("writes");
+        let text = String::from_utf8(out).expect("utf8");
+        assert_eq!(
+            text,
+            "2026-11-26T10:50:07.123456Z  OOM kill on node-1: pid 3571 (python3) in memcg /oomtrace-test-a\n  \
+             victim   tgid 3571  uid 0  oom_score_adj 0\n  \
+             memory   rss 51.5 MiB (anon 49.6 MiB, file 1.9 MiB, shmem 0 B)  vm 216.2 MiB  page tables 164.0 KiB\n  \
+             trigger  the victim itself ran into the limit\n\n"
+        );
+    }
+
+    #[test]
+    fn unknown_values_are_question_marks_not_zeroes() {
+        let mut r = sample();
+        r.victim.uid = None;
+        r.victim.rss_anon_bytes = None;
+        r.victim.memcg = Some(MemcgReport { id: 9, path: None });
+        r.trigger.is_victim = false;
+        r.trigger.pid = 77;
+        r.trigger.comm = None;
+        let mut out = Vec::new();
+        kill(&mut out, &r).expect("writes");
+        let text = String::from_utf8(out).expect("utf8");
+        assert!(text.contains("uid ?"), "{text}");
+        assert!(text.contains("rss ?"), "{text}");
+        assert!(text.contains("in memcg id 9 (path gone)"), "{text}");
+        assert!(text.contains("trigger  pid 77 (?) in memcg ?"), "{text}");
+    }
+
+    #[test]
+    fn byte_units() {
+        assert_eq!(bytes(0), "0 B");
+        assert_eq!(bytes(1023), "1023 B");
+        assert_eq!(bytes(1024), "1.0 KiB");
+        assert_eq!(bytes(3 << 30), "3.0 GiB");
+    }
+}

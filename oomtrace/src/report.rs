@@ -1,0 +1,136 @@
+//! The records oomtrace emits: the JSON contract, schema version 1.
+//!
+//! docs/schema.md and docs/oomtrace.schema.json describe the same thing;
+//! change them together. Fields may be added; removing or changing one is a
+//! new schema version. Every field is always present; unknown is `null`.
+
+use serde::Serialize;
+
+/// Version of the record contract.
+pub const SCHEMA: u32 = 1;
+
+/// One OOM kill.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct KillReport {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub schema: u32,
+    /// Wall-clock time of capture, RFC 3339 UTC with microseconds.
+    pub time: String,
+    /// `CLOCK_BOOTTIME` nanoseconds at capture (the kernel's clock).
+    pub boot_ns: u64,
+    pub host: String,
+    /// How the record was captured: `tp_btf` or `tracepoint`.
+    pub capture: Option<&'static str>,
+    pub victim: VictimReport,
+    pub trigger: TriggerReport,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct VictimReport {
+    pub pid: Option<u32>,
+    pub tgid: Option<u32>,
+    pub comm: Option<String>,
+    pub uid: Option<u32>,
+    pub oom_score_adj: Option<i16>,
+    pub total_vm_bytes: Option<u64>,
+    pub rss_anon_bytes: Option<u64>,
+    pub rss_file_bytes: Option<u64>,
+    pub rss_shmem_bytes: Option<u64>,
+    /// The same counters with every CPU's pending delta added
+    /// (`get_mm_counter_sum`); the figures above can lag by up to the
+    /// per-CPU batch on each CPU.
+    pub rss_anon_exact_bytes: Option<u64>,
+    pub rss_file_exact_bytes: Option<u64>,
+    pub rss_shmem_exact_bytes: Option<u64>,
+    pub pgtables_bytes: Option<u64>,
+    pub memcg: Option<MemcgReport>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct TriggerReport {
+    pub pid: u32,
+    pub tgid: u32,
+    pub comm: Option<String>,
+    pub memcg: Option<MemcgReport>,
+    pub is_victim: bool,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct MemcgReport {
+    /// kernfs id: the inode number of the cgroup's directory.
+    pub id: u64,
+    /// Relative to the memory controller's hierarchy, as the kernel log
+    /// writes `task_memcg=`; `null` when it could not be determined (e.g.
+    /// the cgroup was removed before a truncated path could be resolved).
+    pub path: Option<String>,
+}
+
+/// Records the ring buffer could not take since the previous report.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct LostReport {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub schema: u32,
+    pub time: String,
+    pub count: u64,
+}
+
+impl LostReport {
+    pub fn new(time: String, count: u64) -> LostReport {
+        LostReport {
+            kind: "lost",
+            schema: SCHEMA,
+            time,
+            count,
+        }
+    }
+}
+
+/// Text from kernel bytes (comm, cgroup names), without losing any byte:
+/// valid UTF-8 is kept as is (JSON escapes quotes and control characters);
+/// each byte of an invalid sequence becomes `\xNN`, as /dev/kmsg writes
+/// non-printable bytes.
+pub fn kernel_text(bytes: &[u8]) -> String {
+    let mut text = String::with_capacity(bytes.len());
+    for chunk in bytes.utf8_chunks() {
+        text.push_str(chunk.valid());
+        for byte in chunk.invalid() {
+            text.push_str(&format!("\\x{byte:02x}"));
+        }
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kernel_text_keeps_utf8_and_escapes_invalid_bytes() {
+        assert_eq!(kernel_text(b"python3"), "python3");
+        assert_eq!(kernel_text("caf\u{e9}".as_bytes()), "caf\u{e9}");
+        assert_eq!(kernel_text(b"a\xffb\xc3"), "a\\xffb\\xc3");
+        assert_eq!(kernel_text(b""), "");
+    }
+
+    #[test]
+    fn any_comm_bytes_give_one_line_of_valid_json() {
+        let nasty: &[u8] = b"\"q\\\n\r\t\x00\x1b[31m\xff\xfe";
+        let json = serde_json::to_string(&kernel_text(nasty)).expect("serializes");
+        assert!(!json.contains('\n'));
+        let back: String = serde_json::from_str(&json).expect("valid JSON");
+        assert_eq!(back, kernel_text(nasty));
+        assert!(back.starts_with("\"q\\\n\r\t\u{0}\u{1b}[31m"));
+        assert!(back.ends_with("\\xff\\xfe"));
+    }
+
+    #[test]
+    fn lost_records_have_the_contract_fields() {
+        let value = serde_json::to_value(LostReport::new("t".into(), 3)).expect("serializes");
+        assert_eq!(
+            value,
+            serde_json::json!({"type": "lost", "schema": 1, "time": "t", "count": 3})
+        );
+    }
+}

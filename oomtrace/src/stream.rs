@@ -1,0 +1,144 @@
+//! The event loop: ring buffer -> records, until a signal, a limit, or a
+//! closed output ends it.
+
+use std::{io, time::Duration};
+
+use anyhow::Context as _;
+use tokio::{
+    io::{Interest, unix::AsyncFd},
+    signal::unix::{SignalKind, signal},
+    time::{Instant, sleep_until},
+};
+
+use crate::{
+    capture::{Capture, LostCounter},
+    decode::{self, OomKill},
+    enrich::{Enricher, clock},
+    output::Output,
+    report::LostReport,
+};
+
+pub struct Limits {
+    /// Stop after this many kill records.
+    pub count: Option<u64>,
+    /// Stop after this long.
+    pub duration: Option<Duration>,
+}
+
+/// Why the loop ended.
+enum Flow {
+    Continue,
+    Done,
+}
+
+struct Streamer {
+    output: Output,
+    enricher: Enricher,
+    kills: u64,
+    count: Option<u64>,
+    lost_reported: u64,
+}
+
+/// Streams records until SIGINT/SIGTERM, `limits`, or a closed output; all
+/// three are a normal end. Everything captured before the end is written.
+pub async fn run(capture: Capture, output: Output, limits: Limits) -> anyhow::Result<()> {
+    let Capture { events, lost, .. } = capture;
+    // SAFETY: the ring buffer owns its map fd, keeps it open while it lives,
+    // and always returns that same fd; the AsyncFd owns the ring buffer.
+    let mut events = unsafe { AsyncFd::register_with_interest(events, Interest::READABLE) }
+        .map_err(|e| e.into_parts().1)
+        .context("cannot poll the ring buffer")?;
+    let mut sigint = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
+    let mut sigterm = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+    let deadline = limits.duration.map(|d| Instant::now() + d);
+
+    let mut streamer = Streamer {
+        output,
+        enricher: Enricher::new(),
+        kills: 0,
+        count: limits.count,
+        lost_reported: 0,
+    };
+
+    let result = loop {
+        tokio::select! {
+            ready = events.readable_mut() => {
+                let mut guard = ready.context("polling the ring buffer failed")?;
+                let flow = streamer.drain(guard.get_inner_mut(), &lost);
+                guard.clear_ready();
+                match flow {
+                    Ok(Flow::Continue) => {}
+                    other => break other,
+                }
+            }
+            _ = sigint.recv() => break Ok(Flow::Done),
+            _ = sigterm.recv() => break Ok(Flow::Done),
+            _ = sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {
+                break Ok(Flow::Done)
+            }
+        }
+    };
+    let mut result = result;
+    // Whatever the kernel captured before we were told to stop is written.
+    if let Ok(Flow::Done) = result
+        && streamer.count.is_none_or(|n| streamer.kills < n)
+    {
+        result = streamer.drain(events.get_mut(), &lost);
+    }
+    match result.and_then(|_| streamer.output.flush().map(|_| Flow::Done)) {
+        Ok(_) => Ok(()),
+        // The reader went away (`oomtrace | head -1`): a normal end.
+        Err(error) if error.kind() == io::ErrorKind::BrokenPipe => Ok(()),
+        Err(error) => Err(error).context("cannot write records"),
+    }
+}
+
+impl Streamer {
+    /// Writes every record waiting in the ring buffer, then any new losses.
+    fn drain(
+        &mut self,
+        events: &mut aya::maps::RingBuf<aya::maps::MapData>,
+        lost: &LostCounter,
+    ) -> io::Result<Flow> {
+        while let Some(item) = events.next() {
+            match decode::record(&item) {
+                Ok(record) => {
+                    let kill = OomKill::from_record(&record);
+                    drop(item);
+                    let report = self.enricher.report(&kill);
+                    self.output.kill(&report)?;
+                    self.kills += 1;
+                    if self.count.is_some_and(|n| self.kills >= n) {
+                        return Ok(Flow::Done);
+                    }
+                }
+                Err(mismatch) => {
+                    eprintln!(
+                        "oomtrace: warning: skipped a malformed ring buffer entry: {mismatch}"
+                    );
+                }
+            }
+        }
+        self.report_lost(lost)?;
+        Ok(Flow::Continue)
+    }
+
+    fn report_lost(&mut self, lost: &LostCounter) -> io::Result<()> {
+        let total = match lost.total() {
+            Ok(total) => total,
+            Err(error) => {
+                eprintln!("oomtrace: warning: cannot read the lost-record counter: {error}");
+                return Ok(());
+            }
+        };
+        if total > self.lost_reported {
+            let report = LostReport::new(
+                clock::rfc3339(clock::wall_time(clock::boot_ns_now())),
+                total - self.lost_reported,
+            );
+            self.lost_reported = total;
+            self.output.lost(&report)?;
+        }
+        Ok(())
+    }
+}
