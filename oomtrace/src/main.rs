@@ -89,11 +89,13 @@ fn trace(cli: &Cli) -> anyhow::Result<ExitCode> {
             plan.unresolved.join(", ")
         ));
     }
-    eprintln!("{ready}");
-    // A no-op unless started by systemd with Type=notify.
-    if let Err(error) = sd_notify::notify(&[sd_notify::NotifyState::Ready]) {
-        eprintln!("oomtrace: warning: cannot notify systemd: {error}");
-    }
+    let announce = move || {
+        eprintln!("{ready}");
+        // A no-op unless started by systemd with Type=notify.
+        if let Err(error) = sd_notify::notify(&[sd_notify::NotifyState::Ready]) {
+            eprintln!("oomtrace: warning: cannot notify systemd: {error}");
+        }
+    };
 
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -103,6 +105,6 @@ fn trace(cli: &Cli) -> anyhow::Result<ExitCode> {
         count: cli.count,
         duration: cli.duration,
     };
-    runtime.block_on(stream::run(capture, output, limits))?;
+    runtime.block_on(stream::run(capture, output, limits, announce))?;
     Ok(ExitCode::SUCCESS)
 }

@@ -41,7 +41,14 @@ struct Streamer {
 
 /// Streams records until SIGINT/SIGTERM, `limits`, or a closed output; all
 /// three are a normal end. Everything captured before the end is written.
-pub async fn run(capture: Capture, output: Output, limits: Limits) -> anyhow::Result<()> {
+/// `on_ready` runs once signals are handled and the ring buffer is polled,
+/// so a signal sent after it cannot kill the process mid-write.
+pub async fn run(
+    capture: Capture,
+    output: Output,
+    limits: Limits,
+    on_ready: impl FnOnce(),
+) -> anyhow::Result<()> {
     let Capture { events, lost, .. } = capture;
     // SAFETY: the ring buffer owns its map fd, keeps it open while it lives,
     // and always returns that same fd; the AsyncFd owns the ring buffer.
@@ -51,6 +58,7 @@ pub async fn run(capture: Capture, output: Output, limits: Limits) -> anyhow::Re
     let mut sigint = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
     let mut sigterm = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
     let deadline = limits.duration.map(|d| Instant::now() + d);
+    on_ready();
 
     let mut streamer = Streamer {
         output,
