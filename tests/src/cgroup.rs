@@ -1,0 +1,234 @@
+//! Memory cgroups the tests create, and always remove.
+
+use std::{
+    fs,
+    os::unix::fs::MetadataExt,
+    path::{Path, PathBuf},
+    sync::atomic::{AtomicU32, Ordering},
+    thread,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, Result, bail};
+
+/// Largest limit a test may set: tests never come near the host's memory.
+pub const MAX_LIMIT: u64 = 256 << 20;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Version {
+    V1,
+    V2,
+}
+
+/// The memory controller's hierarchy on this machine.
+#[derive(Debug, Clone)]
+pub struct Hierarchy {
+    pub root: PathBuf,
+    pub version: Version,
+}
+
+impl Hierarchy {
+    pub fn find() -> Result<Hierarchy> {
+        let mounts = fs::read_to_string("/proc/self/mounts").context("read /proc/self/mounts")?;
+        let mut v2 = None;
+        for line in mounts.lines() {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            if fields.len() < 4 {
+                continue;
+            }
+            if fields[2] == "cgroup" && fields[3].split(',').any(|o| o == "memory") {
+                return Ok(Hierarchy {
+                    root: fields[1].into(),
+                    version: Version::V1,
+                });
+            }
+            if fields[2] == "cgroup2"
+                && fs::read_to_string(Path::new(fields[1]).join("cgroup.controllers"))
+                    .is_ok_and(|c| c.split_whitespace().any(|n| n == "memory"))
+            {
+                v2 = Some(PathBuf::from(fields[1]));
+            }
+        }
+        match v2 {
+            Some(root) => Ok(Hierarchy {
+                root,
+                version: Version::V2,
+            }),
+            None => bail!("no memory cgroup controller is mounted"),
+        }
+    }
+}
+
+/// A memory cgroup created by a test. Dropping it kills whatever the test
+/// left inside (only our own processes live there) and removes it, children
+/// first, also when the test panics.
+pub struct TestCgroup {
+    pub dir: PathBuf,
+    pub hierarchy: Hierarchy,
+    children: Vec<TestCgroup>,
+}
+
+static SEQUENCE: AtomicU32 = AtomicU32::new(0);
+
+impl TestCgroup {
+    /// Creates `oomtrace-test-<pid>-<n>-<name>` at the hierarchy root with a
+    /// memory limit of `limit` bytes (at most [`MAX_LIMIT`]).
+    pub fn new(name: &str, limit: u64) -> Result<TestCgroup> {
+        let hierarchy = Hierarchy::find()?;
+        let unique = format!(
+            "oomtrace-test-{}-{}-{name}",
+            std::process::id(),
+            SEQUENCE.fetch_add(1, Ordering::Relaxed)
+        );
+        let dir = hierarchy.root.join(unique);
+        fs::create_dir(&dir).with_context(|| format!("mkdir {}", dir.display()))?;
+        let cgroup = TestCgroup {
+            dir,
+            hierarchy,
+            children: Vec::new(),
+        };
+        if hierarchy_is_v2(&cgroup) {
+            // Children need the controller delegated to them.
+            let _ = fs::write(cgroup.dir.join("cgroup.subtree_control"), "+memory");
+        }
+        cgroup.set_limit(limit)?;
+        Ok(cgroup)
+    }
+
+    /// A child cgroup without a limit of its own (the parent's applies).
+    pub fn child(&mut self, name: &str) -> Result<PathBuf> {
+        let dir = self.dir.join(name);
+        fs::create_dir(&dir).with_context(|| format!("mkdir {}", dir.display()))?;
+        self.children.push(TestCgroup {
+            dir: dir.clone(),
+            hierarchy: self.hierarchy.clone(),
+            children: Vec::new(),
+        });
+        Ok(dir)
+    }
+
+    pub fn set_limit(&self, limit: u64) -> Result<()> {
+        assert!(
+            limit <= MAX_LIMIT,
+            "test cgroups are limited to {MAX_LIMIT} bytes"
+        );
+        let (file, value) = match self.hierarchy.version {
+            Version::V1 => ("memory.limit_in_bytes", limit.to_string()),
+            Version::V2 => ("memory.max", limit.to_string()),
+        };
+        fs::write(self.dir.join(file), value).with_context(|| format!("set {file}"))?;
+        if self.hierarchy.version == Version::V2 {
+            // No swap escape hatch: the limit must end in an OOM kill.
+            let _ = fs::write(self.dir.join("memory.swap.max"), "0");
+        }
+        Ok(())
+    }
+
+    /// Path relative to the hierarchy root, as the kernel log writes it.
+    pub fn path(&self) -> String {
+        relative(&self.hierarchy.root, &self.dir)
+    }
+
+    pub fn relative(&self, dir: &Path) -> String {
+        relative(&self.hierarchy.root, dir)
+    }
+
+    /// Inode of the cgroup directory: the kernfs id the kernel reports.
+    pub fn id(&self) -> u64 {
+        fs::metadata(&self.dir).map(|m| m.ino()).unwrap_or(0)
+    }
+
+    pub fn id_of(dir: &Path) -> u64 {
+        fs::metadata(dir).map(|m| m.ino()).unwrap_or(0)
+    }
+
+    /// The cgroup's own OOM-kill counter (v1 memory.oom_control, v2
+    /// memory.events).
+    pub fn oom_kills(&self) -> Result<u64> {
+        let file = match self.hierarchy.version {
+            Version::V1 => "memory.oom_control",
+            Version::V2 => "memory.events",
+        };
+        let text =
+            fs::read_to_string(self.dir.join(file)).with_context(|| format!("read {file}"))?;
+        text.lines()
+            .find_map(|l| l.strip_prefix("oom_kill "))
+            .context("no oom_kill line")?
+            .trim()
+            .parse()
+            .context("parse oom_kill")
+    }
+
+    fn remove(&mut self) {
+        for child in &mut self.children {
+            child.remove();
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let procs = fs::read_to_string(self.dir.join("cgroup.procs")).unwrap_or_default();
+            for pid in procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
+                // SAFETY: only processes this test placed in its own cgroup.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+            match fs::remove_dir(&self.dir) {
+                Ok(()) => return,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
+                Err(e) if Instant::now() > deadline => {
+                    eprintln!("warning: cannot remove {}: {e}", self.dir.display());
+                    return;
+                }
+                Err(_) => thread::sleep(Duration::from_millis(20)),
+            }
+        }
+    }
+}
+
+fn hierarchy_is_v2(cgroup: &TestCgroup) -> bool {
+    cgroup.hierarchy.version == Version::V2
+}
+
+fn relative(root: &Path, dir: &Path) -> String {
+    format!("/{}", dir.strip_prefix(root).unwrap_or(dir).display())
+}
+
+impl Drop for TestCgroup {
+    fn drop(&mut self) {
+        self.remove();
+    }
+}
+
+/// Removes `oomtrace-test-*` cgroups left by an earlier, killed run. Only
+/// ever touches cgroups with our prefix at the hierarchy root.
+pub fn remove_leftovers() -> Result<usize> {
+    let hierarchy = Hierarchy::find()?;
+    let mut removed = 0;
+    for entry in fs::read_dir(&hierarchy.root)?.flatten() {
+        let name = entry.file_name();
+        if name.to_string_lossy().starts_with("oomtrace-test-") && entry.path().is_dir() {
+            let mut stale = TestCgroup {
+                dir: entry.path(),
+                hierarchy: hierarchy.clone(),
+                children: list_children(&entry.path(), &hierarchy),
+            };
+            stale.remove();
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
+fn list_children(dir: &Path, hierarchy: &Hierarchy) -> Vec<TestCgroup> {
+    fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter(|e| e.path().is_dir())
+                .map(|e| TestCgroup {
+                    dir: e.path(),
+                    hierarchy: hierarchy.clone(),
+                    children: list_children(&e.path(), hierarchy),
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}

@@ -1,0 +1,130 @@
+//! Victims on command: the `oomtrace-test-hog` helper, started stopped at
+//! a prompt, placed in a cgroup, then let go.
+
+use std::{
+    fs,
+    io::{BufRead, BufReader, Write},
+    os::unix::process::{CommandExt, ExitStatusExt},
+    path::Path,
+    process::{Child, ChildStdin, ChildStdout, Command, ExitStatus, Stdio},
+    sync::mpsc,
+    thread,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, Result, bail};
+
+use crate::system::hog_bin;
+
+pub struct Hog {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    held: Option<mpsc::Receiver<()>>,
+    pub pid: u32,
+}
+
+#[derive(Default, Clone)]
+pub struct HogOptions {
+    /// Run as this uid (and gid).
+    pub uid: Option<u32>,
+    /// Task name bytes (set with prctl, so any bytes).
+    pub comm: Option<Vec<u8>>,
+}
+
+impl Hog {
+    /// `alloc`: allocate `mib` MiB then exit; `hold`: allocate, then sleep.
+    pub fn spawn(
+        mode: &str,
+        mib: u64,
+        cgroup_dir: &Path,
+        oom_score_adj: Option<i32>,
+        options: &HogOptions,
+    ) -> Result<Hog> {
+        let mut command = Command::new(hog_bin());
+        command.arg(mode).arg(mib.to_string());
+        if let Some(comm) = &options.comm {
+            let hex: String = comm.iter().map(|b| format!("{b:02x}")).collect();
+            command.arg("--comm").arg(hex);
+        }
+        if let Some(uid) = options.uid {
+            command.uid(uid).gid(uid);
+        }
+        command
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        let mut child = command.spawn().context("spawn oomtrace-test-hog")?;
+        let pid = child.id();
+        let stdin = child.stdin.take();
+        let held = child.stdout.take().map(watch_for_held);
+        let hog = Hog {
+            child,
+            stdin,
+            held,
+            pid,
+        };
+        // Placed and adjusted before it allocates anything.
+        fs::write(cgroup_dir.join("cgroup.procs"), pid.to_string())
+            .with_context(|| format!("move {pid} into {}", cgroup_dir.display()))?;
+        if let Some(adj) = oom_score_adj {
+            fs::write(format!("/proc/{pid}/oom_score_adj"), adj.to_string())
+                .context("set oom_score_adj")?;
+        }
+        Ok(hog)
+    }
+
+    /// Lets it allocate.
+    pub fn go(&mut self) -> Result<()> {
+        let mut stdin = self.stdin.take().context("already started")?;
+        stdin.write_all(b"go\n").context("start hog")?;
+        Ok(())
+    }
+
+    /// Waits until a `hold` hog has all its memory.
+    pub fn wait_held(&mut self, timeout: Duration) -> Result<()> {
+        let held = self.held.as_ref().context("no stdout")?;
+        held.recv_timeout(timeout)
+            .context("hog did not report its memory held in time")
+    }
+
+    /// Waits for the hog to exit.
+    pub fn wait(&mut self, timeout: Duration) -> Result<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                return Ok(status);
+            }
+            if Instant::now() > deadline {
+                bail!("hog {} still running after {timeout:?}", self.pid);
+            }
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    pub fn was_sigkilled(status: &ExitStatus) -> bool {
+        status.signal() == Some(libc::SIGKILL)
+    }
+}
+
+fn watch_for_held(stdout: ChildStdout) -> mpsc::Receiver<()> {
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            match line {
+                Ok(line) if line.trim() == "held" => {
+                    let _ = tx.send(());
+                }
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+    });
+    rx
+}
+
+impl Drop for Hog {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

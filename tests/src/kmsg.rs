@@ -1,0 +1,246 @@
+//! The kernel log (/dev/kmsg), and parsers for the OOM killer's lines.
+
+use std::{
+    fs::{File, OpenOptions},
+    io::{ErrorKind, Read},
+    os::{fd::AsRawFd, unix::fs::OpenOptionsExt},
+    thread,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, Result};
+
+/// Reads kernel log messages written after it was opened.
+pub struct KernelLog {
+    file: File,
+}
+
+impl KernelLog {
+    pub fn open() -> Result<KernelLog> {
+        let file = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open("/dev/kmsg")
+            .context("open /dev/kmsg")?;
+        // SAFETY: valid fd; SEEK_END on /dev/kmsg skips to the next message.
+        unsafe { libc::lseek(file.as_raw_fd(), 0, libc::SEEK_END) };
+        Ok(KernelLog { file })
+    }
+
+    /// The next message text, waiting up to `timeout`.
+    fn next(&mut self, deadline: Instant) -> Option<String> {
+        let mut buf = vec![0u8; 8192];
+        loop {
+            match self.file.read(&mut buf) {
+                Ok(n) if n > 0 => {
+                    let record = String::from_utf8_lossy(&buf[..n]).into_owned();
+                    // "prio,seq,usec,flags;text\n" plus " KEY=value" lines.
+                    let text = record.split_once(';').map(|(_, t)| t).unwrap_or("");
+                    return Some(text.lines().next().unwrap_or("").to_string());
+                }
+                Ok(_) => {}
+                // Overwritten before we read it: move on.
+                Err(e) if e.raw_os_error() == Some(libc::EPIPE) => continue,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+                Err(_) => return None,
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Collects messages until `done` says the collection is complete or
+    /// the timeout passes; returns what was read either way.
+    pub fn collect(
+        &mut self,
+        timeout: Duration,
+        mut done: impl FnMut(&[String]) -> bool,
+    ) -> Vec<String> {
+        let deadline = Instant::now() + timeout;
+        let mut lines = Vec::new();
+        while !done(&lines) {
+            match self.next(deadline) {
+                Some(line) => lines.push(line),
+                None => break,
+            }
+        }
+        lines
+    }
+
+    /// Waits for the `Killed process` line of each pid.
+    pub fn killed(&mut self, pids: &[u32], timeout: Duration) -> Vec<String> {
+        self.collect(timeout, |lines| {
+            pids.iter().all(|pid| {
+                lines
+                    .iter()
+                    .filter_map(|l| KilledProcess::parse(l))
+                    .any(|k| k.pid == *pid)
+            })
+        })
+    }
+}
+
+/// `<reason>: Killed process <pid> (<comm>) total-vm:<n>kB, anon-rss:<n>kB,
+/// file-rss:<n>kB, shmem-rss:<n>kB, UID:<n> pgtables:<n>kB oom_score_adj:<n>`
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KilledProcess {
+    pub pid: u32,
+    /// Raw comm bytes (kmsg's `\xNN` escapes decoded).
+    pub comm: Vec<u8>,
+    pub total_vm_kb: u64,
+    pub anon_rss_kb: u64,
+    pub file_rss_kb: u64,
+    pub shmem_rss_kb: u64,
+    pub uid: u32,
+    pub pgtables_kb: u64,
+    pub oom_score_adj: i32,
+}
+
+impl KilledProcess {
+    pub fn parse(line: &str) -> Option<KilledProcess> {
+        let rest = line.split_once("Killed process ")?.1;
+        let (pid, rest) = rest.split_once(" (")?;
+        // comm may contain ") " itself: the figures start at the last one.
+        let split = rest.rfind(") total-vm:")?;
+        let comm = unescape(&rest[..split]);
+        let figures = &rest[split + ") ".len()..];
+        let field = |key: &str| -> Option<&str> {
+            let start = figures.find(key)? + key.len();
+            let value = &figures[start..];
+            let end = value
+                .find(|c: char| !(c.is_ascii_digit() || c == '-'))
+                .unwrap_or(value.len());
+            Some(&value[..end])
+        };
+        Some(KilledProcess {
+            pid: pid.trim().parse().ok()?,
+            comm,
+            total_vm_kb: field("total-vm:")?.parse().ok()?,
+            anon_rss_kb: field("anon-rss:")?.parse().ok()?,
+            file_rss_kb: field("file-rss:")?.parse().ok()?,
+            shmem_rss_kb: field("shmem-rss:")?.parse().ok()?,
+            uid: field("UID:")?.parse().ok()?,
+            pgtables_kb: field("pgtables:")?.parse().ok()?,
+            oom_score_adj: field("oom_score_adj:")?.parse().ok()?,
+        })
+    }
+}
+
+/// `oom-kill:constraint=CONSTRAINT_MEMCG,nodemask=(null),cpuset=/,
+/// mems_allowed=0,oom_memcg=/a,task_memcg=/a/b,task=x,pid=1,uid=0`
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OomKillLine {
+    pub constraint: String,
+    /// `None` for a global OOM (`global_oom`).
+    pub oom_memcg: Option<String>,
+    pub task_memcg: String,
+    pub task: Vec<u8>,
+    pub pid: u32,
+    pub uid: u32,
+}
+
+impl OomKillLine {
+    pub fn parse(line: &str) -> Option<OomKillLine> {
+        let rest = line.split_once("oom-kill:constraint=")?.1;
+        let constraint = rest.split(',').next()?.to_string();
+        // Paths and comm may contain commas: cut at the known keys, last first.
+        let uid_at = rest.rfind(",uid=")?;
+        let pid_at = rest[..uid_at].rfind(",pid=")?;
+        let task_at = rest[..pid_at].rfind(",task=")?;
+        let task_memcg_at = rest[..task_at].rfind(",task_memcg=")?;
+        let oom_memcg = rest[..task_memcg_at]
+            .rfind(",oom_memcg=")
+            .map(|at| rest[at + ",oom_memcg=".len()..task_memcg_at].to_string());
+        Some(OomKillLine {
+            constraint,
+            oom_memcg,
+            task_memcg: rest[task_memcg_at + ",task_memcg=".len()..task_at].to_string(),
+            task: unescape(&rest[task_at + ",task=".len()..pid_at]),
+            pid: rest[pid_at + ",pid=".len()..uid_at].parse().ok()?,
+            uid: rest[uid_at + ",uid=".len()..].trim().parse().ok()?,
+        })
+    }
+}
+
+/// /dev/kmsg writes bytes < 0x20, >= 0x7f and `\` as `\xNN`.
+pub fn unescape(text: &str) -> Vec<u8> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'\\'
+            && bytes.get(i + 1) == Some(&b'x')
+            && let Some(value) = text
+                .get(i + 2..i + 4)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+        {
+            out.push(value);
+            i += 4;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_a_memcg_kill_line() {
+        let line = "Memory cgroup out of memory: Killed process 3571 (python3) total-vm:221368kB, anon-rss:50816kB, file-rss:1928kB, shmem-rss:0kB, UID:0 pgtables:164kB oom_score_adj:0";
+        assert_eq!(
+            KilledProcess::parse(line),
+            Some(KilledProcess {
+                pid: 3571,
+                comm: b"python3".to_vec(),
+                total_vm_kb: 221368,
+                anon_rss_kb: 50816,
+                file_rss_kb: 1928,
+                shmem_rss_kb: 0,
+                uid: 0,
+                pgtables_kb: 164,
+                oom_score_adj: 0,
+            })
+        );
+    }
+
+    #[test]
+    fn comm_with_parentheses_and_escapes() {
+        let line = "Out of memory: Killed process 7 (a) (b\\x5c\\xff) total-vm:1kB, anon-rss:2kB, file-rss:3kB, shmem-rss:4kB, UID:65534 pgtables:5kB oom_score_adj:-1000";
+        let k = KilledProcess::parse(line).expect("parses");
+        assert_eq!(k.comm, b"a) (b\\\xff");
+        assert_eq!((k.uid, k.oom_score_adj, k.pgtables_kb), (65534, -1000, 5));
+    }
+
+    #[test]
+    fn parses_the_constraint_line() {
+        let line = "oom-kill:constraint=CONSTRAINT_MEMCG,nodemask=(null),cpuset=/,mems_allowed=0,oom_memcg=/oomtrace-test-a,task_memcg=/oomtrace-test-a/b,c,task=python3,pid=3571,uid=0";
+        let l = OomKillLine::parse(line).expect("parses");
+        assert_eq!(l.constraint, "CONSTRAINT_MEMCG");
+        assert_eq!(l.oom_memcg.as_deref(), Some("/oomtrace-test-a"));
+        assert_eq!(l.task_memcg, "/oomtrace-test-a/b,c");
+        assert_eq!(
+            (l.task.as_slice(), l.pid, l.uid),
+            (&b"python3"[..], 3571, 0)
+        );
+        let global = "oom-kill:constraint=CONSTRAINT_NONE,nodemask=(null),cpuset=/,mems_allowed=0,global_oom,task_memcg=/,task=x,pid=1,uid=0";
+        assert_eq!(OomKillLine::parse(global).and_then(|l| l.oom_memcg), None);
+    }
+
+    #[test]
+    fn other_lines_are_not_kills() {
+        assert_eq!(
+            KilledProcess::parse("oom_reaper: reaped process 5 (x), now anon-rss:0kB"),
+            None
+        );
+        assert_eq!(
+            OomKillLine::parse("python3 invoked oom-killer: gfp_mask=0xcc0"),
+            None
+        );
+    }
+}

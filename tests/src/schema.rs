@@ -1,0 +1,174 @@
+//! Checks records against docs/oomtrace.schema.json, the published
+//! contract. A small validator for the keywords that file uses; it also
+//! refuses properties the schema does not declare, so the docs cannot fall
+//! behind the code.
+
+use std::sync::OnceLock;
+
+use serde_json::Value;
+
+const SCHEMA_TEXT: &str = include_str!("../../docs/oomtrace.schema.json");
+
+fn schema() -> &'static Value {
+    static SCHEMA: OnceLock<Value> = OnceLock::new();
+    SCHEMA.get_or_init(|| {
+        serde_json::from_str(SCHEMA_TEXT).expect("docs/oomtrace.schema.json is JSON")
+    })
+}
+
+/// `Ok` when `record` matches one of the schema's record types.
+pub fn validate(record: &Value) -> Result<(), String> {
+    let root = schema();
+    let variants = root["oneOf"].as_array().ok_or("schema has no oneOf")?;
+    let mut errors = Vec::new();
+    for variant in variants {
+        match check(record, variant, "$") {
+            Ok(()) => return Ok(()),
+            Err(e) => errors.push(e),
+        }
+    }
+    Err(format!("matches no record type: {}", errors.join(" | ")))
+}
+
+fn resolve(node: &Value) -> &Value {
+    match node.get("$ref").and_then(Value::as_str) {
+        Some(reference) => {
+            let name = reference.trim_start_matches("#/$defs/");
+            &schema()["$defs"][name]
+        }
+        None => node,
+    }
+}
+
+fn check(value: &Value, node: &Value, at: &str) -> Result<(), String> {
+    let node = resolve(node);
+    if let Some(expected) = node.get("const") {
+        if value != expected {
+            return Err(format!("{at}: {value} is not {expected}"));
+        }
+    }
+    if let Some(options) = node.get("enum").and_then(Value::as_array) {
+        if !options.contains(value) {
+            return Err(format!("{at}: {value} not in {options:?}"));
+        }
+    }
+    if let Some(types) = node.get("type") {
+        let allowed: Vec<&str> = match types {
+            Value::String(t) => vec![t.as_str()],
+            Value::Array(ts) => ts.iter().filter_map(Value::as_str).collect(),
+            _ => vec![],
+        };
+        let actual = match value {
+            Value::Null => "null",
+            Value::Bool(_) => "boolean",
+            Value::Number(n) if n.is_i64() || n.is_u64() => "integer",
+            Value::Number(_) => "number",
+            Value::String(_) => "string",
+            Value::Array(_) => "array",
+            Value::Object(_) => "object",
+        };
+        if !allowed.contains(&actual) && !(actual == "integer" && allowed.contains(&"number")) {
+            return Err(format!("{at}: {actual} is not {allowed:?}"));
+        }
+    }
+    if let Some(n) = value.as_f64() {
+        if node
+            .get("minimum")
+            .and_then(Value::as_f64)
+            .is_some_and(|min| n < min)
+        {
+            return Err(format!("{at}: {n} below minimum"));
+        }
+        if node
+            .get("maximum")
+            .and_then(Value::as_f64)
+            .is_some_and(|max| n > max)
+        {
+            return Err(format!("{at}: {n} above maximum"));
+        }
+    }
+    if node.get("pattern").is_some() {
+        // The only pattern is the timestamp's.
+        let text = value.as_str().unwrap_or("");
+        if crate::system::parse_rfc3339_utc(text).is_none() || text.len() != 27 {
+            return Err(format!(
+                "{at}: {text:?} is not an RFC 3339 UTC time with microseconds"
+            ));
+        }
+    }
+    if let Value::Object(object) = value {
+        let properties = node.get("properties").and_then(Value::as_object);
+        for key in node
+            .get("required")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let key = key.as_str().unwrap_or("");
+            if !object.contains_key(key) {
+                return Err(format!("{at}: missing {key}"));
+            }
+        }
+        for (key, child) in object {
+            match properties.and_then(|p| p.get(key)) {
+                Some(child_schema) => check(child, child_schema, &format!("{at}.{key}"))?,
+                None => {
+                    return Err(format!(
+                        "{at}.{key}: not documented in docs/oomtrace.schema.json"
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn kill() -> Value {
+        json!({
+            "type": "oom_kill", "schema": 1, "time": "2026-11-26T10:50:07.123456Z", "boot_ns": 5,
+            "host": "h", "capture": "tp_btf",
+            "victim": {"pid": 1, "tgid": 1, "comm": "x", "uid": 0, "oom_score_adj": 0,
+                "total_vm_bytes": 1, "rss_anon_bytes": 1, "rss_file_bytes": 1, "rss_shmem_bytes": 0,
+                "rss_anon_exact_bytes": null, "rss_file_exact_bytes": null, "rss_shmem_exact_bytes": null,
+                "pgtables_bytes": 4096, "memcg": {"id": 7, "path": "/a"}},
+            "trigger": {"pid": 1, "tgid": 1, "comm": "x", "memcg": null, "is_victim": true}
+        })
+    }
+
+    #[test]
+    fn a_complete_record_validates() {
+        assert_eq!(validate(&kill()), Ok(()));
+        assert_eq!(
+            validate(
+                &json!({"type": "lost", "schema": 1, "time": "2026-11-26T10:50:07.123456Z", "count": 2})
+            ),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn drift_is_caught() {
+        let mut missing = kill();
+        missing["victim"]
+            .as_object_mut()
+            .expect("object")
+            .remove("uid");
+        assert!(validate(&missing).is_err());
+        let mut extra = kill();
+        extra["victim"]["surprise"] = json!(1);
+        assert!(validate(&extra).unwrap_err().contains("not documented"));
+        let mut wrong = kill();
+        wrong["victim"]["oom_score_adj"] = json!(1001);
+        assert!(validate(&wrong).is_err());
+        let mut time = kill();
+        time["time"] = json!("2026-11-26T10:50:07Z");
+        assert!(validate(&time).is_err());
+        assert!(validate(&json!({"type": "lost", "schema": 1, "time": "2026-11-26T10:50:07.123456Z", "count": 0})).is_err());
+    }
+}

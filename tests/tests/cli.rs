@@ -1,0 +1,377 @@
+//! The command line as a user meets it: errors, check, signals, limits,
+//! output destinations.
+
+use std::{
+    fs,
+    os::unix::{net::UnixDatagram, process::CommandExt},
+    path::Path,
+    process::{Command, Output, Stdio},
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, Result};
+use oomtrace_tests::{
+    Hog, TestCgroup, Tracer,
+    cgroup::{Hierarchy, Version},
+    hog::HogOptions,
+    system::{self, hostname, oomtrace_bin, require_root, serialize},
+    tracer::victim_record,
+};
+
+const TIMEOUT: Duration = Duration::from_secs(30);
+const MIB: u64 = 1 << 20;
+
+fn oomtrace(args: &[&str]) -> Command {
+    let mut command = Command::new(oomtrace_bin());
+    command.args(args).stdin(Stdio::null());
+    command
+}
+
+fn run(command: &mut Command) -> Output {
+    command.output().expect("run oomtrace")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// One kill in a fresh cgroup; returns the victim's pid.
+fn kill_one(cgroup: &TestCgroup) -> Result<u32> {
+    let mut hog = Hog::spawn("alloc", 200, &cgroup.dir, None, &HogOptions::default())?;
+    hog.go()?;
+    assert!(Hog::was_sigkilled(&hog.wait(TIMEOUT)?));
+    Ok(hog.pid)
+}
+
+fn assert_one_clear_line(stderr: &str) {
+    assert!(
+        !stderr.contains("panicked") && !stderr.contains("RUST_BACKTRACE"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.trim_end().lines().count(), 1, "one line: {stderr}");
+}
+
+#[test]
+fn without_privileges_it_says_to_use_sudo_and_fails() {
+    require_root();
+    let output = run(oomtrace(&["--duration", "1"]).uid(65534).gid(65534));
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("needs root") && stderr.contains("sudo"),
+        "{stderr}"
+    );
+    assert_one_clear_line(&stderr);
+    assert!(output.stdout.is_empty());
+
+    let check = run(oomtrace(&["check"]).uid(65534).gid(65534));
+    assert_eq!(
+        check.status.code(),
+        Some(1),
+        "check fails without privileges"
+    );
+    assert!(
+        text(&check.stdout).contains("NOT ENOUGH"),
+        "{}",
+        text(&check.stdout)
+    );
+}
+
+#[test]
+fn check_describes_this_kernel() -> Result<()> {
+    require_root();
+    let output = run(&mut oomtrace(&["check"]));
+    let stdout = text(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        text(&output.stderr)
+    );
+    let line = |key: &str| -> String {
+        stdout
+            .lines()
+            .find(|l| l.starts_with(key) && l[key.len()..].starts_with("  "))
+            .unwrap_or_else(|| panic!("no `{key}` line in:\n{stdout}"))[key.len()..]
+            .trim()
+            .to_string()
+    };
+    let release = fs::read_to_string("/proc/sys/kernel/osrelease")?;
+    assert!(line("kernel").starts_with(release.trim()));
+    let btf = Path::new("/sys/kernel/btf/vmlinux").exists();
+    assert_eq!(line("BTF").starts_with("yes"), btf);
+    let hierarchy = Hierarchy::find()?;
+    let version = if hierarchy.version == Version::V1 {
+        "v1"
+    } else {
+        "v2"
+    };
+    assert_eq!(
+        line("memory cgroup"),
+        format!("{version} at {}", hierarchy.root.display())
+    );
+    if let Some(tracefs) = ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"]
+        .iter()
+        .map(Path::new)
+        .find(|d| d.join("events").is_dir())
+    {
+        let format = fs::read_to_string(tracefs.join("events/oom/mark_victim/format"))?;
+        let extended = format.contains(" comm;");
+        assert_eq!(line("mark_victim event").starts_with("extended"), extended);
+        assert_eq!(
+            line("kprobes").starts_with("yes"),
+            tracefs.join("kprobe_events").exists()
+        );
+    }
+    // Whatever check promises is what a run uses.
+    let path = line("capture path");
+    let mut tracer = Tracer::start(&[])?;
+    let ready = tracer
+        .wait_ready(Duration::ZERO)
+        .unwrap_or_else(|_| tracer.stderr_lines.join("\n"));
+    let used = path.split_whitespace().next().unwrap_or("");
+    assert!(
+        ready.contains(&format!("via {used}")),
+        "check says {path}, run says {ready}"
+    );
+    assert!(stdout.contains("oomtrace can trace OOM kills on this kernel."));
+    Ok(())
+}
+
+#[test]
+fn usage_errors_exit_2_and_name_the_problem() {
+    for (args, mention) in [
+        (&["--bogus"][..], "--bogus"),
+        (&["--count", "0"], "--count"),
+        (&["--format", "xml"], "xml"),
+        (&["--duration", "soon"], "soon"),
+        (&["--ring-buffer-size", "3M"], "power of two"),
+    ] {
+        let output = run(&mut oomtrace(args));
+        let stderr = text(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(mention), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"));
+    }
+}
+
+#[test]
+fn help_explains_every_flag() {
+    let output = run(&mut oomtrace(&["--help"]));
+    assert!(output.status.success());
+    let help = text(&output.stdout);
+    for flag in [
+        "--output",
+        "--format",
+        "--count",
+        "--duration",
+        "--ring-buffer-size",
+        "check",
+        "--version",
+    ] {
+        assert!(help.contains(flag), "--help lacks {flag}:\n{help}");
+    }
+    assert!(
+        help.contains("root"),
+        "says what privileges it needs:\n{help}"
+    );
+}
+
+#[test]
+fn sigint_and_sigterm_end_it_cleanly() -> Result<()> {
+    require_root();
+    for signal in [libc::SIGINT, libc::SIGTERM] {
+        let mut tracer = Tracer::start(&[])?;
+        tracer.signal(signal);
+        let (status, records, stderr) = tracer.finish(Duration::from_secs(10))?;
+        assert!(status.success(), "signal {signal}: {status:?} {stderr:?}");
+        assert!(records.is_empty());
+        assert_eq!(stderr.len(), 1, "only the ready line: {stderr:?}");
+    }
+    Ok(())
+}
+
+#[test]
+fn duration_ends_the_run_by_itself() -> Result<()> {
+    require_root();
+    let started = Instant::now();
+    let mut tracer = Tracer::start(&["--duration", "1"])?;
+    let (status, _, stderr) = tracer.finish(Duration::from_secs(20))?;
+    assert!(status.success(), "{status:?} {stderr:?}");
+    assert!(started.elapsed() >= Duration::from_secs(1));
+    Ok(())
+}
+
+#[test]
+fn count_exits_after_that_many_kills() -> Result<()> {
+    require_root();
+    let _serial = serialize();
+    let mut tracer = Tracer::start(&["--count", "2"])?;
+    let cgroup = TestCgroup::new("count-flag", 48 * MIB)?;
+    let first = kill_one(&cgroup)?;
+    let second = kill_one(&cgroup)?;
+    let (status, records, stderr) = tracer.finish(TIMEOUT)?;
+    assert!(status.success(), "{status:?} {stderr:?}");
+    let kills: Vec<_> = records.iter().filter(|r| r["type"] == "oom_kill").collect();
+    assert_eq!(kills.len(), 2, "{records:?}");
+    assert!(victim_record(&records, first).is_some() && victim_record(&records, second).is_some());
+    Ok(())
+}
+
+#[test]
+fn output_file_is_appended_to_and_stdout_stays_empty() -> Result<()> {
+    require_root();
+    let _serial = serialize();
+    let dir = std::env::temp_dir().join(format!("oomtrace-test-out-{}", std::process::id()));
+    fs::create_dir_all(&dir)?;
+    let file = dir.join("kills.jsonl");
+    fs::write(&file, "previous line\n")?;
+    let tracer = Tracer::start(&["--output", file.to_str().context("utf8 path")?])?;
+    let cgroup = TestCgroup::new("output", 64 * MIB)?;
+    let pid = kill_one(&cgroup)?;
+    let deadline = Instant::now() + TIMEOUT;
+    let contents = loop {
+        let contents = fs::read_to_string(&file)?;
+        if contents.lines().count() >= 2 || Instant::now() > deadline {
+            break contents;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let (status, stdout_records, _) = tracer.stop()?;
+    fs::remove_dir_all(&dir)?;
+    assert!(status.success());
+    assert!(
+        stdout_records.is_empty(),
+        "nothing on stdout: {stdout_records:?}"
+    );
+    let mut lines = contents.lines();
+    assert_eq!(lines.next(), Some("previous line"));
+    let record: serde_json::Value = serde_json::from_str(lines.next().context("a record")?)?;
+    assert_eq!(record["victim"]["pid"], pid);
+    Ok(())
+}
+
+#[test]
+fn an_unwritable_output_path_is_a_clear_error() {
+    require_root();
+    let output = run(&mut oomtrace(&[
+        "--output",
+        "/proc/no-such-dir/kills.jsonl",
+        "--duration",
+        "1",
+    ]));
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("cannot open /proc/no-such-dir/kills.jsonl"),
+        "{stderr}"
+    );
+    assert_one_clear_line(&stderr);
+}
+
+#[test]
+fn a_closed_pipe_ends_it_quietly() -> Result<()> {
+    require_root();
+    let _serial = serialize();
+    // `oomtrace | head -1` after head has exited: nobody reads stdout.
+    let (read_end, write_end) = std::io::pipe()?;
+    drop(read_end);
+    let mut child = oomtrace(&["--format", "json"])
+        .stdout(write_end)
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("spawn")?;
+    let mut stderr = child.stderr.take().context("stderr")?;
+    let mut ready = [0u8; 15];
+    std::io::Read::read_exact(&mut stderr, &mut ready)?;
+    assert_eq!(&ready, b"oomtrace: ready");
+    let cgroup = TestCgroup::new("pipe", 64 * MIB)?;
+    kill_one(&cgroup)?;
+    let deadline = Instant::now() + TIMEOUT;
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("oomtrace kept running with nobody reading");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stderr, &mut rest)?;
+    assert!(
+        status.success(),
+        "a closed pipe is a normal end: {status:?} {rest}"
+    );
+    let lines: Vec<&str> = rest.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "only the rest of the ready line: {rest:?}");
+    Ok(())
+}
+
+#[test]
+fn it_tells_systemd_it_is_ready() -> Result<()> {
+    require_root();
+    let socket_path =
+        std::env::temp_dir().join(format!("oomtrace-test-notify-{}", std::process::id()));
+    let _ = fs::remove_file(&socket_path);
+    let socket = UnixDatagram::bind(&socket_path)?;
+    socket.set_read_timeout(Some(TIMEOUT))?;
+    let mut command = oomtrace(&["--format", "json"]);
+    command.env("NOTIFY_SOCKET", &socket_path);
+    let mut tracer = Tracer::spawn(&mut command)?;
+    let mut buf = [0u8; 256];
+    let received = socket.recv(&mut buf);
+    let ready = tracer.wait_ready(TIMEOUT);
+    let _ = fs::remove_file(&socket_path);
+    let n = received.context("no notification")?;
+    assert!(
+        text(&buf[..n]).lines().any(|l| l == "READY=1"),
+        "{}",
+        text(&buf[..n])
+    );
+    ready?;
+    Ok(())
+}
+
+#[test]
+fn text_format_is_a_readable_summary() -> Result<()> {
+    require_root();
+    let _serial = serialize();
+    let file = std::env::temp_dir().join(format!("oomtrace-test-text-{}.txt", std::process::id()));
+    let _ = fs::remove_file(&file);
+    let mut tracer = Tracer::spawn(
+        oomtrace(&[
+            "--format",
+            "text",
+            "--output",
+            file.to_str().context("utf8")?,
+        ])
+        .process_group(0),
+    )?;
+    tracer.wait_ready(TIMEOUT)?;
+    let cgroup = TestCgroup::new("text", 64 * MIB)?;
+    let pid = kill_one(&cgroup)?;
+    let deadline = Instant::now() + TIMEOUT;
+    let summary = loop {
+        let summary = fs::read_to_string(&file).unwrap_or_default();
+        if summary.contains("trigger") || Instant::now() > deadline {
+            break summary;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    tracer.stop()?;
+    let _ = fs::remove_file(&file);
+    let headline = format!(
+        "OOM kill on {}: pid {pid} (oomtrace-test-h) in memcg {}",
+        hostname(),
+        cgroup.path()
+    );
+    assert!(summary.contains(&headline), "{summary}");
+    assert!(summary.contains("oom_score_adj 0"), "{summary}");
+    assert!(
+        summary.contains("trigger  the victim itself ran into the limit"),
+        "{summary}"
+    );
+    assert!(system::parse_rfc3339_utc(summary.split_whitespace().next().unwrap_or("")).is_some());
+    Ok(())
+}

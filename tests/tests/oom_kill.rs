@@ -1,0 +1,410 @@
+//! Real OOM kills in test cgroups, each record checked against what the
+//! kernel itself reported and what the test itself set up.
+
+use std::time::{Duration, SystemTime};
+
+use anyhow::{Context as _, Result};
+use oomtrace_tests::{
+    Hog, KernelLog, KilledProcess, OomKillLine, TestCgroup, Tracer,
+    hog::HogOptions,
+    kmsg,
+    system::{self, boot_ns, hostname, proc_rss, require_root, serialize, vmstat_oom_kill},
+    tracer::victim_record,
+};
+use serde_json::Value;
+
+const TIMEOUT: Duration = Duration::from_secs(30);
+const MIB: u64 = 1 << 20;
+
+fn setup() -> system::SerialGuard {
+    require_root();
+    let _ = system::oomtrace_bin();
+    serialize()
+}
+
+/// The kernel's own report of one kill.
+struct Truth {
+    killed: KilledProcess,
+    context: OomKillLine,
+}
+
+fn truth(log: &mut KernelLog, pid: u32) -> Truth {
+    let lines = log.killed(&[pid], TIMEOUT);
+    let killed = lines
+        .iter()
+        .filter_map(|l| KilledProcess::parse(l))
+        .find(|k| k.pid == pid)
+        .unwrap_or_else(|| panic!("no `Killed process {pid}` line in /dev/kmsg: {lines:#?}"));
+    let context = lines
+        .iter()
+        .filter_map(|l| OomKillLine::parse(l))
+        .find(|l| l.pid == pid)
+        .unwrap_or_else(|| {
+            panic!("no `oom-kill:` line for {pid} (printk ratelimited?): {lines:#?}")
+        });
+    Truth { killed, context }
+}
+
+/// oomtrace's `comm` back to bytes: valid UTF-8 as is, `\xNN` for others.
+fn comm_bytes(record: &Value) -> Vec<u8> {
+    kmsg::unescape(record.as_str().expect("comm is a string"))
+}
+
+fn assert_victim_matches_log(record: &Value, truth: &Truth) {
+    let v = &record["victim"];
+    let k = &truth.killed;
+    assert_eq!(v["pid"], k.pid, "pid");
+    assert_eq!(comm_bytes(&v["comm"]), k.comm, "comm");
+    assert_eq!(v["uid"], k.uid, "uid");
+    assert_eq!(v["oom_score_adj"], k.oom_score_adj, "oom_score_adj");
+    assert_eq!(v["total_vm_bytes"], k.total_vm_kb * 1024, "total-vm");
+    assert_eq!(v["rss_anon_bytes"], k.anon_rss_kb * 1024, "anon-rss");
+    assert_eq!(v["rss_file_bytes"], k.file_rss_kb * 1024, "file-rss");
+    assert_eq!(v["rss_shmem_bytes"], k.shmem_rss_kb * 1024, "shmem-rss");
+    // The kernel prints page table bytes >> 10.
+    assert_eq!(
+        v["pgtables_bytes"].as_u64().map(|b| b >> 10),
+        Some(k.pgtables_kb),
+        "pgtables"
+    );
+    assert_eq!(
+        v["memcg"]["path"],
+        truth.context.task_memcg.as_str(),
+        "task_memcg"
+    );
+}
+
+/// The exact sums may exceed or trail the kernel's counters by the
+/// per-CPU batches not yet folded in, never by more.
+fn assert_exact_rss_is_close(record: &Value) {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as u64;
+    let batch_pages = (2 * cpus).max(32);
+    let slack = cpus * batch_pages * 4096;
+    for kind in ["anon", "file", "shmem"] {
+        let approx = record["victim"][format!("rss_{kind}_bytes")]
+            .as_u64()
+            .expect("rss");
+        let exact = record["victim"][format!("rss_{kind}_exact_bytes")]
+            .as_u64()
+            .expect("exact rss");
+        assert!(
+            approx.abs_diff(exact) <= slack,
+            "{kind}: {approx} vs exact {exact}"
+        );
+    }
+}
+
+#[test]
+fn a_memcg_kill_is_reported_with_every_figure_the_kernel_logged() -> Result<()> {
+    let _serial = setup();
+    let mut tracer = Tracer::start(&[])?;
+    let ready = tracer.stderr_lines.last().cloned().unwrap_or_default();
+    let mut log = KernelLog::open()?;
+    let cgroup = TestCgroup::new("figures", 64 * MIB)?;
+    let (vmstat_before, cgroup_before) = (vmstat_oom_kill()?, cgroup.oom_kills()?);
+    let started = boot_ns();
+
+    let mut hog = Hog::spawn("alloc", 200, &cgroup.dir, None, &HogOptions::default())?;
+    hog.go()?;
+    let status = hog.wait(TIMEOUT)?;
+    assert!(
+        Hog::was_sigkilled(&status),
+        "the hog must die of SIGKILL, got {status:?}"
+    );
+
+    let records = tracer.records_for(&[hog.pid], TIMEOUT);
+    let record = victim_record(&records, hog.pid).context("no record for the victim")?;
+    let truth = truth(&mut log, hog.pid);
+    assert_victim_matches_log(record, &truth);
+    assert_exact_rss_is_close(record);
+
+    assert_eq!(record["type"], "oom_kill");
+    assert_eq!(record["schema"], 1);
+    assert_eq!(record["host"], hostname());
+    let capture = record["capture"].as_str().expect("capture");
+    assert!(
+        ready.contains(&format!("via {capture}")),
+        "record says {capture}, ready line: {ready}"
+    );
+    assert_eq!(
+        record["victim"]["tgid"], hog.pid,
+        "single-threaded: tgid == pid"
+    );
+    assert_eq!(record["victim"]["memcg"]["path"], cgroup.path());
+    assert_eq!(
+        record["victim"]["memcg"]["id"],
+        cgroup.id(),
+        "memcg id is the directory's inode"
+    );
+
+    // The hog ran into its own limit: it is the trigger.
+    let trigger = &record["trigger"];
+    assert_eq!(trigger["is_victim"], true);
+    assert_eq!(
+        (trigger["pid"].clone(), trigger["tgid"].clone()),
+        (hog.pid.into(), hog.pid.into())
+    );
+    assert_eq!(comm_bytes(&trigger["comm"]), truth.killed.comm);
+    assert_eq!(trigger["memcg"], record["victim"]["memcg"]);
+
+    let boot = record["boot_ns"].as_u64().expect("boot_ns");
+    assert!(
+        boot > started && boot < boot_ns(),
+        "boot_ns {boot} outside the test's window"
+    );
+    let time =
+        system::parse_rfc3339_utc(record["time"].as_str().expect("time")).expect("RFC 3339 UTC");
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)?
+        .as_secs_f64();
+    assert!(
+        (now - time).abs() < 30.0,
+        "time {} is not now",
+        record["time"]
+    );
+    assert_eq!(
+        record["time"]
+            .as_str()
+            .map(|t| t.split('.').nth(1).map(str::len)),
+        Some(Some(7)),
+        "microseconds + Z"
+    );
+
+    assert_eq!(
+        vmstat_oom_kill()? - vmstat_before,
+        1,
+        "/proc/vmstat oom_kill"
+    );
+    assert_eq!(
+        cgroup.oom_kills()? - cgroup_before,
+        1,
+        "the cgroup's oom_kill counter"
+    );
+    let (status, rest, stderr) = tracer.stop()?;
+    assert!(
+        status.success(),
+        "SIGTERM ends oomtrace with 0, got {status:?}; stderr {stderr:?}"
+    );
+    assert!(
+        rest.iter().all(|r| r["type"] != "lost"),
+        "nothing lost: {rest:?}"
+    );
+    Ok(())
+}
+
+#[test]
+fn uid_and_oom_score_adj_of_the_victim_are_its_own() -> Result<()> {
+    let _serial = setup();
+    let mut tracer = Tracer::start(&[])?;
+    let mut log = KernelLog::open()?;
+    let cgroup = TestCgroup::new("uid", 64 * MIB)?;
+    let options = HogOptions {
+        uid: Some(65534),
+        ..Default::default()
+    };
+    let mut hog = Hog::spawn("alloc", 200, &cgroup.dir, Some(567), &options)?;
+    hog.go()?;
+    assert!(Hog::was_sigkilled(&hog.wait(TIMEOUT)?));
+
+    let records = tracer.records_for(&[hog.pid], TIMEOUT);
+    let record = victim_record(&records, hog.pid).context("no record for the victim")?;
+    assert_eq!(record["victim"]["uid"], 65534);
+    assert_eq!(record["victim"]["oom_score_adj"], 567);
+    assert_victim_matches_log(record, &truth(&mut log, hog.pid));
+    Ok(())
+}
+
+#[test]
+fn an_idle_bystander_dies_and_the_allocator_is_named_the_trigger() -> Result<()> {
+    let _serial = setup();
+    let mut tracer = Tracer::start(&[])?;
+    let mut log = KernelLog::open()?;
+    let cgroup = TestCgroup::new("bystander", 96 * MIB)?;
+
+    // A big, idle process the kernel prefers to kill...
+    let mut idle = Hog::spawn("hold", 48, &cgroup.dir, Some(1000), &HogOptions::default())?;
+    idle.go()?;
+    idle.wait_held(TIMEOUT)?;
+    // ...its memory, exact, as /proc reads it while it sleeps.
+    let (anon, file, shmem) = proc_rss(idle.pid)?;
+    // ...and a smaller one that pushes the cgroup over its limit.
+    let mut allocator = Hog::spawn("alloc", 64, &cgroup.dir, Some(0), &HogOptions::default())?;
+    allocator.go()?;
+
+    assert!(
+        Hog::was_sigkilled(&idle.wait(TIMEOUT)?),
+        "the idle process is the victim"
+    );
+    let allocator_status = allocator.wait(TIMEOUT)?;
+    assert!(
+        allocator_status.success(),
+        "the allocator gets its memory once the victim is gone: {allocator_status:?}"
+    );
+
+    let records = tracer.records_for(&[idle.pid], TIMEOUT);
+    let record = victim_record(&records, idle.pid).context("no record for the idle victim")?;
+    let truth = truth(&mut log, idle.pid);
+    assert_victim_matches_log(record, &truth);
+    assert_eq!(record["victim"]["oom_score_adj"], 1000);
+
+    let trigger = &record["trigger"];
+    assert_eq!(trigger["is_victim"], false);
+    assert_eq!(trigger["pid"], allocator.pid);
+    assert_eq!(trigger["tgid"], allocator.pid);
+    assert_eq!(
+        comm_bytes(&trigger["comm"]),
+        b"oomtrace-test-h",
+        "comm is the first 15 bytes"
+    );
+    assert_eq!(trigger["memcg"]["path"], cgroup.path());
+    assert_eq!(trigger["memcg"]["id"], cgroup.id());
+
+    // The idle victim's RSS did not move: the exact sums are /proc's.
+    assert_eq!(
+        record["victim"]["rss_anon_exact_bytes"], anon,
+        "anon vs /proc/PID/status"
+    );
+    assert_eq!(
+        record["victim"]["rss_file_exact_bytes"], file,
+        "file vs /proc/PID/status"
+    );
+    assert_eq!(
+        record["victim"]["rss_shmem_exact_bytes"], shmem,
+        "shmem vs /proc/PID/status"
+    );
+    Ok(())
+}
+
+#[test]
+fn n_kills_give_exactly_n_records_and_vmstat_agrees() -> Result<()> {
+    const KILLS: usize = 5;
+    let _serial = setup();
+    let mut tracer = Tracer::start(&[])?;
+    let cgroup = TestCgroup::new("count", 48 * MIB)?;
+    let (vmstat_before, cgroup_before) = (vmstat_oom_kill()?, cgroup.oom_kills()?);
+
+    let mut pids = Vec::new();
+    for _ in 0..KILLS {
+        let mut hog = Hog::spawn("alloc", 100, &cgroup.dir, None, &HogOptions::default())?;
+        hog.go()?;
+        assert!(Hog::was_sigkilled(&hog.wait(TIMEOUT)?));
+        pids.push(hog.pid);
+    }
+    let mut records = tracer.records_for(&pids, TIMEOUT);
+    let vmstat_delta = vmstat_oom_kill()? - vmstat_before;
+    records.extend(tracer.drain(Duration::from_millis(500)));
+
+    let kills: Vec<&Value> = records.iter().filter(|r| r["type"] == "oom_kill").collect();
+    for pid in &pids {
+        assert_eq!(
+            kills.iter().filter(|r| r["victim"]["pid"] == *pid).count(),
+            1,
+            "one record for {pid}"
+        );
+    }
+    assert_eq!(
+        vmstat_delta, KILLS as u64,
+        "/proc/vmstat oom_kill rose by the kills we made"
+    );
+    assert_eq!(
+        kills.len() as u64,
+        vmstat_delta,
+        "one record per kernel kill, no more, no fewer"
+    );
+    assert_eq!(cgroup.oom_kills()? - cgroup_before, KILLS as u64);
+    assert!(records.iter().all(|r| r["type"] != "lost"));
+    Ok(())
+}
+
+#[test]
+fn a_victim_in_a_child_cgroup_has_the_child_path() -> Result<()> {
+    let _serial = setup();
+    let mut tracer = Tracer::start(&[])?;
+    let mut log = KernelLog::open()?;
+    let mut parent = TestCgroup::new("nested", 64 * MIB)?;
+    let child = parent.child("app.slice")?;
+    let mut hog = Hog::spawn("alloc", 200, &child, None, &HogOptions::default())?;
+    hog.go()?;
+    assert!(Hog::was_sigkilled(&hog.wait(TIMEOUT)?));
+
+    let records = tracer.records_for(&[hog.pid], TIMEOUT);
+    let record = victim_record(&records, hog.pid).context("no record")?;
+    let truth = truth(&mut log, hog.pid);
+    assert_victim_matches_log(record, &truth);
+    assert_eq!(record["victim"]["memcg"]["path"], parent.relative(&child));
+    assert_eq!(record["victim"]["memcg"]["id"], TestCgroup::id_of(&child));
+    // The limit that was hit is the parent's (issue: OOM domain).
+    assert_eq!(
+        truth.context.oom_memcg.as_deref(),
+        Some(parent.path().as_str())
+    );
+    Ok(())
+}
+
+#[test]
+fn any_comm_bytes_give_valid_json_and_the_same_bytes_back() -> Result<()> {
+    let _serial = setup();
+    let mut tracer = Tracer::start(&[])?;
+    let mut log = KernelLog::open()?;
+    let cgroup = TestCgroup::new("comm", 64 * MIB)?;
+    let comm: &[u8] = b"a\"b\\c\x01\xff{\n}\xc3";
+    let options = HogOptions {
+        comm: Some(comm.to_vec()),
+        ..Default::default()
+    };
+    let mut hog = Hog::spawn("alloc", 200, &cgroup.dir, None, &options)?;
+    hog.go()?;
+    assert!(Hog::was_sigkilled(&hog.wait(TIMEOUT)?));
+
+    // Tracer::records_for parses every line as JSON: invalid JSON fails here.
+    let records = tracer.records_for(&[hog.pid], TIMEOUT);
+    let record = victim_record(&records, hog.pid).context("no record")?;
+    assert_eq!(comm_bytes(&record["victim"]["comm"]), comm);
+    assert_eq!(
+        truth(&mut log, hog.pid).killed.comm,
+        comm,
+        "the kernel log agrees"
+    );
+    Ok(())
+}
+
+#[test]
+fn records_the_ring_buffer_cannot_take_are_reported_as_lost() -> Result<()> {
+    const KILLS: u64 = 3;
+    let _serial = setup();
+    // One page holds one record: the second and third cannot fit while
+    // oomtrace is stopped.
+    let mut tracer = Tracer::start(&["--ring-buffer-size", "4096"])?;
+    let cgroup = TestCgroup::new("lost", 48 * MIB)?;
+    let vmstat_before = vmstat_oom_kill()?;
+    tracer.signal(libc::SIGSTOP);
+    let mut pids = Vec::new();
+    for _ in 0..KILLS {
+        let mut hog = Hog::spawn("alloc", 100, &cgroup.dir, None, &HogOptions::default())?;
+        hog.go()?;
+        assert!(Hog::was_sigkilled(&hog.wait(TIMEOUT)?));
+        pids.push(hog.pid);
+    }
+    tracer.signal(libc::SIGCONT);
+    let mut records = tracer.records_for(&pids[..1], TIMEOUT);
+    records.extend(tracer.drain(Duration::from_secs(1)));
+
+    let delivered = records.iter().filter(|r| r["type"] == "oom_kill").count() as u64;
+    let lost: u64 = records
+        .iter()
+        .filter(|r| r["type"] == "lost")
+        .filter_map(|r| r["count"].as_u64())
+        .sum();
+    assert_eq!(vmstat_oom_kill()? - vmstat_before, KILLS);
+    assert_eq!(delivered, 1, "one record fits in one page: {records:#?}");
+    assert_eq!(
+        delivered + lost,
+        KILLS,
+        "delivered + lost == kills: {records:#?}"
+    );
+    for record in records.iter().filter(|r| r["type"] == "lost") {
+        assert_eq!(record["schema"], 1);
+        assert!(system::parse_rfc3339_utc(record["time"].as_str().unwrap_or("")).is_some());
+    }
+    Ok(())
+}

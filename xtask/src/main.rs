@@ -1,0 +1,174 @@
+//! `cargo xtask`: the commands README.md gives a new user.
+//!
+//!   cargo xtask setup   install what building needs (idempotent)
+//!   cargo xtask run     build oomtrace and run it (as root)
+//!   cargo xtask test    lint, then every test, unit and kernel
+
+mod setup;
+mod sh;
+
+use std::process::ExitCode;
+
+use anyhow::{Context as _, Result, bail};
+use clap::{Parser, Subcommand};
+
+use crate::sh::{Cmd, workspace_root};
+
+#[derive(Parser)]
+#[command(name = "cargo xtask", about = "oomtrace developer commands")]
+struct Xtask {
+    #[command(subcommand)]
+    command: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Install what a fresh machine lacks to build oomtrace: LLVM 22
+    /// development packages, bpf-linker, and rust-src for nightly.
+    Setup,
+    /// Set up, build oomtrace (release) and run it with the given arguments.
+    Run {
+        /// Arguments for oomtrace, e.g. `-- --format json`.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Set up, check formatting and lints, then run every test: unit tests
+    /// and the kernel tests (real OOM kills in test cgroups; needs root).
+    Test {
+        /// Only tests whose name contains this.
+        filter: Option<String>,
+    },
+}
+
+fn main() -> ExitCode {
+    match run(Xtask::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("xtask: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(xtask: Xtask) -> Result<()> {
+    match xtask.command {
+        Task::Setup => setup::ensure(),
+        Task::Run { args } => {
+            setup::ensure()?;
+            Cmd::new("cargo")
+                .args(["build", "--release", "--package", "oomtrace"])
+                .run()?;
+            let binary = workspace_root().join("target/release/oomtrace");
+            let mut cmd = if sh::is_root() {
+                Cmd::new(binary.as_os_str())
+            } else {
+                eprintln!("xtask: oomtrace needs root; running it with sudo");
+                let mut sudo = Cmd::new("sudo");
+                sudo.arg(binary.as_os_str());
+                sudo
+            };
+            cmd.args(args).run_passing_status()
+        }
+        Task::Test { filter } => test(filter),
+    }
+}
+
+fn test(filter: Option<String>) -> Result<()> {
+    setup::ensure()?;
+    eprintln!("xtask: checking formatting and lints");
+    Cmd::new("cargo")
+        .args(["fmt", "--all", "--check"])
+        .run()
+        .context("run `cargo fmt --all` to fix")?;
+    Cmd::new("cargo")
+        .args(["clippy", "--all-targets", "--", "-D", "warnings"])
+        .run()?;
+    Cmd::new("cargo")
+        .args([
+            "+nightly",
+            "clippy",
+            "--package",
+            "oomtrace-ebpf",
+            "--release",
+        ])
+        .args([
+            "--target",
+            "bpfel-unknown-none",
+            "-Z",
+            "build-std=core",
+            "--",
+            "-D",
+            "warnings",
+        ])
+        .run()?;
+
+    if !sh::is_root() {
+        bail!(
+            "the kernel tests create cgroups and load BPF programs: run `sudo -E cargo xtask test`"
+        );
+    }
+    eprintln!("xtask: building oomtrace for the kernel tests");
+    Cmd::new("cargo")
+        .args([
+            "build",
+            "--package",
+            "oomtrace",
+            "--package",
+            "oomtrace-tests",
+            "--bins",
+        ])
+        .run()?;
+    let binary = workspace_root().join("target/debug/oomtrace");
+    remove_leftover_cgroups()?;
+
+    eprintln!("xtask: running unit and kernel tests");
+    let mut cmd = Cmd::new("cargo");
+    cmd.args(["test", "--no-fail-fast"])
+        .env("OOMTRACE_BIN", binary.as_os_str());
+    if let Some(filter) = filter {
+        cmd.arg("--").arg(filter);
+    }
+    cmd.run()
+}
+
+/// A run killed mid-test can leave `oomtrace-test-*` cgroups behind; they
+/// are ours by name, and only those are removed.
+fn remove_leftover_cgroups() -> Result<()> {
+    for root in ["/sys/fs/cgroup/memory", "/sys/fs/cgroup"] {
+        let Ok(entries) = std::fs::read_dir(root) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            if name.to_string_lossy().starts_with("oomtrace-test-") && entry.path().is_dir() {
+                eprintln!("xtask: removing leftover cgroup {}", entry.path().display());
+                remove_cgroup(&entry.path());
+            }
+        }
+    }
+    Ok(())
+}
+
+fn remove_cgroup(dir: &std::path::Path) {
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            if entry.path().is_dir() {
+                remove_cgroup(&entry.path());
+            }
+        }
+    }
+    for _ in 0..100 {
+        let procs = std::fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default();
+        for pid in procs.lines().filter(|l| !l.trim().is_empty()) {
+            // Processes in an oomtrace-test cgroup are test hogs.
+            let _ = std::process::Command::new("kill")
+                .args(["-KILL", pid.trim()])
+                .status();
+        }
+        if std::fs::remove_dir(dir).is_ok() || !dir.exists() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    eprintln!("xtask: warning: could not remove {}", dir.display());
+}

@@ -1,0 +1,89 @@
+//! What a fresh machine lacks, installed once and checked quickly after.
+//! See ../shared/notes/toolchain.md for why each piece and version.
+
+use anyhow::{Context as _, Result, bail};
+
+use crate::sh::{Cmd, is_root};
+
+/// LLVM matching rustc's (22) for bpf-linker, and its link dependencies.
+const APT_PACKAGES: [&str; 4] = [
+    "llvm-22-dev",
+    "libpolly-22-dev",
+    "libzstd-dev",
+    "zlib1g-dev",
+];
+const LLVM_PREFIX: &str = "/usr/lib/llvm-22";
+
+pub fn ensure() -> Result<()> {
+    nightly()?;
+    apt_packages()?;
+    bpf_linker()?;
+    Ok(())
+}
+
+fn nightly() -> Result<()> {
+    let toolchains = Cmd::new("rustup").args(["toolchain", "list"]).stdout()?;
+    if !toolchains.lines().any(|l| l.starts_with("nightly")) {
+        bail!(
+            "the eBPF programs build with a nightly toolchain: `rustup toolchain install nightly`"
+        );
+    }
+    let installed = Cmd::new("rustup")
+        .args(["component", "list", "--toolchain", "nightly", "--installed"])
+        .stdout()?;
+    if !installed.lines().any(|l| l.starts_with("rust-src")) {
+        Cmd::new("rustup")
+            .args(["component", "add", "rust-src", "--toolchain", "nightly"])
+            .run()?;
+    }
+    Ok(())
+}
+
+fn apt_packages() -> Result<()> {
+    let missing: Vec<&str> = APT_PACKAGES
+        .into_iter()
+        .filter(|package| {
+            let status = Cmd::new("dpkg-query")
+                .args(["-W", "-f=${Status}", package])
+                .stdout();
+            !status.is_ok_and(|s| s.contains("install ok installed"))
+        })
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    if !is_root() {
+        bail!("missing packages {missing:?}: run `sudo cargo xtask setup`");
+    }
+    Cmd::new("apt-get").args(["update", "-qq"]).run()?;
+    Cmd::new("apt-get")
+        .args(["install", "-y", "-qq", "--no-install-recommends"])
+        .args(&missing)
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .run()
+        .context("installing LLVM 22 for bpf-linker")
+}
+
+fn bpf_linker() -> Result<()> {
+    if Cmd::new("bpf-linker").arg("--version").succeeds() {
+        return Ok(());
+    }
+    // bpf-linker's default features want LLVM 23; Debian has 22.
+    let path = format!(
+        "{LLVM_PREFIX}/bin:{}",
+        std::env::var("PATH").unwrap_or_default()
+    );
+    Cmd::new("cargo")
+        .args([
+            "install",
+            "--locked",
+            "bpf-linker",
+            "--no-default-features",
+            "--features",
+            "llvm-22",
+        ])
+        .env("PATH", path)
+        .env("LLVM_SYS_221_PREFIX", LLVM_PREFIX)
+        .run()
+        .context("installing bpf-linker")
+}
