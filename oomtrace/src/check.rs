@@ -1,10 +1,10 @@
 //! `oomtrace check`: what this kernel offers, and the capture path a run
 //! would use. Read-only: it mounts nothing and loads nothing.
 
-use std::{fs, path::Path, process::ExitCode};
+use std::{fs, process::ExitCode};
 
 use crate::{
-    capture::{Facilities, btf},
+    capture::{Facilities, Preference, btf},
     enrich::cgroup::{CgroupVersion, MemoryHierarchy},
     privileges::Privileges,
 };
@@ -59,7 +59,25 @@ pub fn run() -> anyhow::Result<ExitCode> {
                 format!("{kind} layout: {}", fields.join(", "))
             }
             Some(Err(e)) => format!("unreadable: {e}"),
-            None => "unknown (tracefs not mounted)".to_string(),
+            None => match facilities
+                .btf
+                .as_ref()
+                .ok()
+                .and_then(|t| t.trace_event_fields("mark_victim"))
+            {
+                Some(fields) => {
+                    let kind = if fields.iter().any(|f| f == "comm") {
+                        "extended"
+                    } else {
+                        "pid-only"
+                    };
+                    format!(
+                        "{kind} layout: {} (from BTF; tracefs not mounted)",
+                        fields.join(", ")
+                    )
+                }
+                None => "unknown (tracefs not mounted, no BTF)".to_string(),
+            },
         },
     ));
     lines.push((
@@ -72,17 +90,14 @@ pub fn run() -> anyhow::Result<ExitCode> {
             Err(_) => "no (needs BTF)".to_string(),
         },
     ));
-    lines.push((
-        "kprobes",
-        kprobes(facilities.tracefs.as_ref().ok().map(|p| p.as_path())),
-    ));
+    lines.push(("kprobes", kprobes(&facilities)));
     lines.push((
         "fentry",
         "not probed (this version does not use fentry)".to_string(),
     ));
     lines.push(("memory cgroup", memory_cgroups()));
 
-    let plan = facilities.plan();
+    let plan = facilities.plan(Preference::Auto);
     let verdict = match &plan {
         Ok(plan) => {
             let mut text = plan.path.name().to_string();
@@ -124,13 +139,21 @@ fn kernel_release() -> String {
     format!("{} ({machine})", release.trim())
 }
 
-fn kprobes(tracefs: Option<&Path>) -> String {
-    match tracefs {
-        Some(dir) if dir.join("kprobe_events").exists() => {
-            "yes (kprobe_events present; not used by this version)".to_string()
+fn kprobes(facilities: &Facilities) -> String {
+    let unused = "not used by this version";
+    if let Ok(dir) = &facilities.tracefs {
+        return if dir.join("kprobe_events").exists() {
+            format!("yes (kprobe_events in tracefs; {unused})")
+        } else {
+            "no (no kprobe_events in tracefs)".to_string()
+        };
+    }
+    match &facilities.btf {
+        Ok(types) if types.has_function("register_kprobe") => {
+            format!("yes (register_kprobe in BTF; {unused})")
         }
-        Some(_) => "no (CONFIG_KPROBE_EVENTS is off)".to_string(),
-        None => "unknown (tracefs not mounted)".to_string(),
+        Ok(_) => "no (no register_kprobe in BTF: CONFIG_KPROBES is off)".to_string(),
+        Err(_) => "unknown (no tracefs, no BTF)".to_string(),
     }
 }
 

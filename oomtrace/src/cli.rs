@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-use crate::output::Format;
+use crate::{capture::Preference, output::Format};
 
 /// Trace Linux OOM kills from inside the kernel.
 ///
@@ -40,6 +40,12 @@ pub struct Cli {
     /// counted and reported as `lost`.
     #[arg(long, value_name = "BYTES", default_value = "1M", value_parser = parse_ring_size)]
     pub ring_buffer_size: u32,
+
+    /// How to capture kills: `auto` picks the richest path this kernel
+    /// offers (see `oomtrace check`); `btf` insists on tp_btf with the
+    /// victim's task_struct; `tracepoint` uses the classic event's fields.
+    #[arg(long, value_enum, default_value_t = Preference::Auto)]
+    pub capture: Preference,
 }
 
 #[derive(Debug, Subcommand)]
@@ -117,6 +123,8 @@ mod tests {
             "1.5",
             "--ring-buffer-size",
             "256K",
+            "--capture",
+            "tracepoint",
         ])
         .expect("parses");
         assert_eq!(cli.output, Some(PathBuf::from("/tmp/x")));
@@ -124,6 +132,7 @@ mod tests {
         assert_eq!(cli.count, Some(3));
         assert_eq!(cli.duration, Some(std::time::Duration::from_millis(1500)));
         assert_eq!(cli.ring_buffer_size, 256 << 10);
+        assert_eq!(cli.capture, Preference::Tracepoint);
         let cli = Cli::try_parse_from(["oomtrace", "-f", "text", "-n", "1", "-d", "2", "-o", "f"])
             .expect("parses");
         assert_eq!(cli.format, Some(Format::Text));
@@ -145,6 +154,7 @@ mod tests {
             &["oomtrace", "--ring-buffer-size", "1000"],
             &["oomtrace", "--ring-buffer-size", "2G"],
             &["oomtrace", "--bogus"],
+            &["oomtrace", "--capture", "kprobe"],
         ] {
             let err = Cli::try_parse_from(args).expect_err(&format!("{args:?} must fail"));
             assert_eq!(err.exit_code(), 2, "{args:?}");

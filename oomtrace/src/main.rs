@@ -61,10 +61,10 @@ fn trace(cli: &Cli) -> anyhow::Result<ExitCode> {
 
     // tracefs is only needed by the classic tracepoint path: mount it only
     // when that path is the one left.
-    let plan = match Facilities::probe(false).plan() {
+    let plan = match Facilities::probe(false).plan(cli.capture) {
         Ok(plan) => plan,
         Err(_) => Facilities::probe(true)
-            .plan()
+            .plan(cli.capture)
             .map_err(|no_path| UserError::NoCapturePath {
                 reasons: no_path.reasons.join("; "),
             })?,

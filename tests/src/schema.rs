@@ -42,15 +42,15 @@ fn resolve(node: &Value) -> &Value {
 
 fn check(value: &Value, node: &Value, at: &str) -> Result<(), String> {
     let node = resolve(node);
-    if let Some(expected) = node.get("const") {
-        if value != expected {
-            return Err(format!("{at}: {value} is not {expected}"));
-        }
+    if let Some(expected) = node.get("const")
+        && value != expected
+    {
+        return Err(format!("{at}: {value} is not {expected}"));
     }
-    if let Some(options) = node.get("enum").and_then(Value::as_array) {
-        if !options.contains(value) {
-            return Err(format!("{at}: {value} not in {options:?}"));
-        }
+    if let Some(options) = node.get("enum").and_then(Value::as_array)
+        && !options.contains(value)
+    {
+        return Err(format!("{at}: {value} not in {options:?}"));
     }
     if let Some(types) = node.get("type") {
         let allowed: Vec<&str> = match types {
@@ -67,7 +67,8 @@ fn check(value: &Value, node: &Value, at: &str) -> Result<(), String> {
             Value::Array(_) => "array",
             Value::Object(_) => "object",
         };
-        if !allowed.contains(&actual) && !(actual == "integer" && allowed.contains(&"number")) {
+        let integer_as_number = actual == "integer" && allowed.contains(&"number");
+        if !(allowed.contains(&actual) || integer_as_number) {
             return Err(format!("{at}: {actual} is not {allowed:?}"));
         }
     }

@@ -122,6 +122,13 @@ fn check_describes_this_kernel() -> Result<()> {
             tracefs.join("kprobe_events").exists()
         );
     }
+    let kallsyms = fs::read_to_string("/proc/kallsyms")?;
+    let has_kprobes = kallsyms.lines().any(|l| l.ends_with(" register_kprobe"));
+    assert_eq!(
+        line("kprobes").starts_with("yes"),
+        has_kprobes,
+        "kprobes vs /proc/kallsyms"
+    );
     // Whatever check promises is what a run uses.
     let path = line("capture path");
     let mut tracer = Tracer::start(&[])?;

@@ -193,6 +193,41 @@ fn a_memcg_kill_is_reported_with_every_figure_the_kernel_logged() -> Result<()> 
 }
 
 #[test]
+fn the_tracepoint_path_reports_every_figure_the_kernel_logged() -> Result<()> {
+    let _serial = setup();
+    let mut tracer = Tracer::start(&["--capture", "tracepoint"])?;
+    let ready = tracer.stderr_lines.last().cloned().unwrap_or_default();
+    assert!(ready.contains("via tracepoint"), "{ready}");
+    let mut log = KernelLog::open()?;
+    let cgroup = TestCgroup::new("tracepoint", 64 * MIB)?;
+    let options = HogOptions {
+        uid: Some(65534),
+        ..Default::default()
+    };
+    let mut hog = Hog::spawn("alloc", 200, &cgroup.dir, Some(321), &options)?;
+    hog.go()?;
+    assert!(Hog::was_sigkilled(&hog.wait(TIMEOUT)?));
+
+    let records = tracer.records_for(&[hog.pid], TIMEOUT);
+    let record = victim_record(&records, hog.pid).context("no record for the victim")?;
+    assert_eq!(record["capture"], "tracepoint");
+    // The victim ran into the limit itself, so `current` is the victim:
+    // its tgid and cgroup are known even without a task pointer.
+    assert_victim_matches_log(record, &truth(&mut log, hog.pid));
+    assert_eq!(record["victim"]["uid"], 65534);
+    assert_eq!(record["victim"]["oom_score_adj"], 321);
+    assert_eq!(record["victim"]["tgid"], hog.pid);
+    assert_eq!(record["victim"]["memcg"]["id"], cgroup.id());
+    assert_eq!(record["trigger"]["is_victim"], true);
+    assert_eq!(
+        record["victim"]["rss_anon_exact_bytes"],
+        Value::Null,
+        "no exact sums from the event"
+    );
+    Ok(())
+}
+
+#[test]
 fn uid_and_oom_score_adj_of_the_victim_are_its_own() -> Result<()> {
     let _serial = setup();
     let mut tracer = Tracer::start(&[])?;
@@ -216,8 +251,19 @@ fn uid_and_oom_score_adj_of_the_victim_are_its_own() -> Result<()> {
 
 #[test]
 fn an_idle_bystander_dies_and_the_allocator_is_named_the_trigger() -> Result<()> {
+    bystander(&[])
+}
+
+/// The classic tracepoint has no task pointer: what it cannot know about a
+/// victim that is not `current` (tgid, memcg) is null, the rest is exact.
+#[test]
+fn the_tracepoint_path_reports_a_bystander_without_guessing() -> Result<()> {
+    bystander(&["--capture", "tracepoint"])
+}
+
+fn bystander(args: &[&str]) -> Result<()> {
     let _serial = setup();
-    let mut tracer = Tracer::start(&[])?;
+    let mut tracer = Tracer::start(args)?;
     let mut log = KernelLog::open()?;
     let cgroup = TestCgroup::new("bystander", 96 * MIB)?;
 
@@ -244,7 +290,6 @@ fn an_idle_bystander_dies_and_the_allocator_is_named_the_trigger() -> Result<()>
     let records = tracer.records_for(&[idle.pid], TIMEOUT);
     let record = victim_record(&records, idle.pid).context("no record for the idle victim")?;
     let truth = truth(&mut log, idle.pid);
-    assert_victim_matches_log(record, &truth);
     assert_eq!(record["victim"]["oom_score_adj"], 1000);
 
     let trigger = &record["trigger"];
@@ -259,19 +304,38 @@ fn an_idle_bystander_dies_and_the_allocator_is_named_the_trigger() -> Result<()>
     assert_eq!(trigger["memcg"]["path"], cgroup.path());
     assert_eq!(trigger["memcg"]["id"], cgroup.id());
 
-    // The idle victim's RSS did not move: the exact sums are /proc's.
-    assert_eq!(
-        record["victim"]["rss_anon_exact_bytes"], anon,
-        "anon vs /proc/PID/status"
-    );
-    assert_eq!(
-        record["victim"]["rss_file_exact_bytes"], file,
-        "file vs /proc/PID/status"
-    );
-    assert_eq!(
-        record["victim"]["rss_shmem_exact_bytes"], shmem,
-        "shmem vs /proc/PID/status"
-    );
+    if record["capture"] == "tracepoint" {
+        let mut known = record.clone();
+        known["victim"]["memcg"] = serde_json::json!({"path": truth.context.task_memcg});
+        assert_victim_matches_log(&known, &truth);
+        assert_eq!(
+            record["victim"]["memcg"],
+            Value::Null,
+            "not knowable from the event"
+        );
+        assert_eq!(
+            record["victim"]["tgid"],
+            Value::Null,
+            "not knowable from the event"
+        );
+        assert_eq!(record["victim"]["rss_anon_exact_bytes"], Value::Null);
+    } else {
+        assert_victim_matches_log(record, &truth);
+        assert_eq!(record["victim"]["tgid"], idle.pid);
+        // The idle victim's RSS did not move: the exact sums are /proc's.
+        assert_eq!(
+            record["victim"]["rss_anon_exact_bytes"], anon,
+            "anon vs /proc/PID/status"
+        );
+        assert_eq!(
+            record["victim"]["rss_file_exact_bytes"], file,
+            "file vs /proc/PID/status"
+        );
+        assert_eq!(
+            record["victim"]["rss_shmem_exact_bytes"], shmem,
+            "shmem vs /proc/PID/status"
+        );
+    }
     Ok(())
 }
 

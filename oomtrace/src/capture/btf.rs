@@ -152,6 +152,36 @@ impl KernelTypes {
         })
     }
 
+    /// Whether the kernel has a function of this name (BTF lists every
+    /// function the kernel was built with).
+    pub fn has_function(&self, name: &str) -> bool {
+        self.types.get().values().any(|variant| match variant {
+            TypeVariant::Func(f) => f.name().as_deref() == Some(name),
+            _ => false,
+        })
+    }
+
+    /// Field names of a trace event, from its `trace_event_raw_<event>`
+    /// struct: the same list as its tracefs format file, without tracefs.
+    pub fn trace_event_fields(&self, event: &str) -> Option<Vec<String>> {
+        let id = *self.by_name.get(&format!("trace_event_raw_{event}"))?;
+        let Some(TypeVariant::Struct(raw)) = self.types.from_id(id) else {
+            return None;
+        };
+        Some(
+            raw.member_list()
+                .iter()
+                .filter_map(|m| m.name())
+                .filter(|n| n != "ent" && n != "__data")
+                .map(|n| {
+                    n.strip_prefix("__data_loc_")
+                        .map(str::to_string)
+                        .unwrap_or(n)
+                })
+                .collect(),
+        )
+    }
+
     /// Whether tp_btf on `mark_victim` gets the victim's task: the
     /// tracepoint's prototype is `(void *, struct task_struct *, uid_t)` since
     /// v6.9 (and its stable backports), `(void *, int pid)` before.

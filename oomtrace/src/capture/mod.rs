@@ -53,6 +53,18 @@ impl CapturePath {
     }
 }
 
+/// Which capture path to use (`--capture`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Preference {
+    /// The richest path this kernel offers.
+    #[default]
+    Auto,
+    /// tp_btf with the victim's task_struct, or fail.
+    Btf,
+    /// The classic tracepoint's fields, even where tp_btf works.
+    Tracepoint,
+}
+
 /// What the running kernel offers for tracing OOM kills.
 pub struct Facilities {
     pub btf: Result<KernelTypes, BtfError>,
@@ -81,8 +93,9 @@ impl Facilities {
         }
     }
 
-    /// Picks the richest capture path and resolves its layout.
-    pub fn plan(&self) -> Result<Plan, NoCapturePath> {
+    /// Picks the richest capture path allowed by `preference` and
+    /// resolves its layout.
+    pub fn plan(&self, preference: Preference) -> Result<Plan, NoCapturePath> {
         let mut reasons = Vec::new();
         let mut layout = match &self.btf {
             Ok(types) => types.layout(),
@@ -99,7 +112,9 @@ impl Facilities {
             layout.bpf_array_pptrs = OFFSET_UNKNOWN;
         }
 
-        if let Ok(types) = &self.btf {
+        if preference == Preference::Tracepoint {
+            reasons.push("tp_btf: not used (--capture tracepoint)".to_string());
+        } else if let Ok(types) = &self.btf {
             let missing = btf::missing_for_task_reads(&layout);
             if !types.mark_victim_passes_task() {
                 reasons.push(
@@ -117,6 +132,9 @@ impl Facilities {
             }
         }
 
+        if preference == Preference::Btf {
+            return Err(NoCapturePath { reasons });
+        }
         match &self.mark_victim_format {
             Some(Ok(format)) => match tracepoint_layout(format, &mut layout) {
                 Ok(()) => {
@@ -352,5 +370,81 @@ impl Capture {
                 _ebpf: ebpf,
             },
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EXTENDED: &str = "name: mark_victim\nID: 609\nformat:\n\tfield:unsigned short common_type;\toffset:0;\tsize:2;\tsigned:0;\n\tfield:int pid;\toffset:8;\tsize:4;\tsigned:1;\n\tfield:__data_loc char[] comm;\toffset:12;\tsize:4;\tsigned:0;\n\tfield:unsigned long total_vm;\toffset:16;\tsize:8;\tsigned:0;\n\tfield:unsigned long anon_rss;\toffset:24;\tsize:8;\tsigned:0;\n\tfield:unsigned long file_rss;\toffset:32;\tsize:8;\tsigned:0;\n\tfield:unsigned long shmem_rss;\toffset:40;\tsize:8;\tsigned:0;\n\tfield:uid_t uid;\toffset:48;\tsize:4;\tsigned:0;\n\tfield:unsigned long pgtables;\toffset:56;\tsize:8;\tsigned:0;\n\tfield:short oom_score_adj;\toffset:64;\tsize:2;\tsigned:1;\n";
+    const PID_ONLY: &str = "name: mark_victim\nID: 502\nformat:\n\tfield:unsigned short common_type;\toffset:0;\tsize:2;\tsigned:0;\n\tfield:int pid;\toffset:8;\tsize:4;\tsigned:1;\n";
+
+    fn without_btf(format: Option<Result<EventFormat, io::Error>>) -> Facilities {
+        Facilities {
+            btf: Err(BtfError::Read {
+                path: btf::VMLINUX_BTF.to_string(),
+                source: io::ErrorKind::NotFound.into(),
+            }),
+            tracefs: if format.is_some() {
+                Ok("/sys/kernel/tracing".into())
+            } else {
+                Err(io::ErrorKind::NotFound.into())
+            },
+            mark_victim_format: format,
+        }
+    }
+
+    #[test]
+    fn without_btf_the_extended_tracepoint_gives_every_event_field() {
+        let facilities = without_btf(Some(Ok(EventFormat::parse(EXTENDED).expect("format"))));
+        let plan = facilities.plan(Preference::Auto).expect("tracepoint plan");
+        assert_eq!(plan.path, CapturePath::Tracepoint);
+        let l = plan.layout;
+        assert_eq!(
+            (l.tp_pid, l.tp_comm, l.tp_total_vm, l.tp_anon_rss),
+            (8, 12, 16, 24)
+        );
+        assert_eq!(
+            (l.tp_file_rss, l.tp_shmem_rss, l.tp_uid, l.tp_pgtables),
+            (32, 40, 48, 56)
+        );
+        assert_eq!((l.tp_oom_score_adj, l.tp_oom_score_adj_size), (64, 2));
+        // No BTF: the trigger's cgroup cannot be read; said, not hidden.
+        assert!(plan.unresolved.contains(&"task_struct.cgroups"));
+    }
+
+    #[test]
+    fn the_pid_only_layout_leaves_the_rest_unknown() {
+        let facilities = without_btf(Some(Ok(EventFormat::parse(PID_ONLY).expect("format"))));
+        let l = facilities.plan(Preference::Auto).expect("plan").layout;
+        assert_eq!(l.tp_pid, 8);
+        for offset in [
+            l.tp_comm,
+            l.tp_total_vm,
+            l.tp_anon_rss,
+            l.tp_uid,
+            l.tp_pgtables,
+            l.tp_oom_score_adj,
+        ] {
+            assert_eq!(offset, OFFSET_UNKNOWN);
+        }
+    }
+
+    #[test]
+    fn no_btf_and_no_tracefs_is_no_capture_path_with_both_reasons() {
+        let error = without_btf(None)
+            .plan(Preference::Auto)
+            .expect_err("no path");
+        let reasons = error.reasons.join("; ");
+        assert!(reasons.contains("no kernel BTF"), "{reasons}");
+        assert!(reasons.contains("tracefs is not mounted"), "{reasons}");
+    }
+
+    #[test]
+    fn forcing_btf_without_btf_fails() {
+        let facilities = without_btf(Some(Ok(EventFormat::parse(EXTENDED).expect("format"))));
+        assert!(facilities.plan(Preference::Btf).is_err());
+        assert!(facilities.plan(Preference::Tracepoint).is_ok());
     }
 }
