@@ -43,6 +43,19 @@ fn kill_one(cgroup: &TestCgroup) -> Result<u32> {
     Ok(hog.pid)
 }
 
+/// Waits until `file`'s contents satisfy `done`, or the timeout; returns
+/// the contents either way.
+fn wait_for_file(file: &Path, done: impl Fn(&str) -> bool) -> String {
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        let contents = fs::read_to_string(file).unwrap_or_default();
+        if done(&contents) || Instant::now() > deadline {
+            return contents;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 fn assert_one_clear_line(stderr: &str) {
     assert!(
         !stderr.contains("panicked") && !stderr.contains("RUST_BACKTRACE"),
@@ -235,14 +248,7 @@ fn output_file_is_appended_to_and_stdout_stays_empty() -> Result<()> {
     let tracer = Tracer::start(&["--output", file.to_str().context("utf8 path")?])?;
     let cgroup = TestCgroup::new("output", 64 * MIB)?;
     let pid = kill_one(&cgroup)?;
-    let deadline = Instant::now() + TIMEOUT;
-    let contents = loop {
-        let contents = fs::read_to_string(&file)?;
-        if contents.lines().count() >= 2 || Instant::now() > deadline {
-            break contents;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let contents = wait_for_file(&file, |c| c.lines().count() >= 2);
     let (status, stdout_records, _) = tracer.stop()?;
     fs::remove_dir_all(&dir)?;
     assert!(status.success());
@@ -358,14 +364,7 @@ fn text_format_is_a_readable_summary() -> Result<()> {
     tracer.wait_ready(TIMEOUT)?;
     let cgroup = TestCgroup::new("text", 64 * MIB)?;
     let pid = kill_one(&cgroup)?;
-    let deadline = Instant::now() + TIMEOUT;
-    let summary = loop {
-        let summary = fs::read_to_string(&file).unwrap_or_default();
-        if summary.contains("trigger") || Instant::now() > deadline {
-            break summary;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let summary = wait_for_file(&file, |s| s.contains("trigger"));
     tracer.stop()?;
     let _ = fs::remove_file(&file);
     let headline = format!(
@@ -380,5 +379,70 @@ fn text_format_is_a_readable_summary() -> Result<()> {
         "{summary}"
     );
     assert!(system::parse_rfc3339_utc(summary.split_whitespace().next().unwrap_or("")).is_some());
+    Ok(())
+}
+
+#[test]
+fn on_a_terminal_the_default_is_the_text_summary() -> Result<()> {
+    require_root();
+    let _serial = serialize();
+    // script(1) runs oomtrace on a pseudo-terminal and copies it to us.
+    let command_line = format!("{} --count 1", oomtrace_bin().display());
+    let mut child = Command::new("script")
+        .args([
+            "--quiet",
+            "--return",
+            "--command",
+            &command_line,
+            "/dev/null",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .spawn()
+        .context("script(1) from util-linux is needed for this test")?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stdout = child.stdout.take().context("stdout")?;
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    let mut seen = Vec::new();
+    let ready = std::iter::from_fn(|| rx.recv_timeout(TIMEOUT).ok())
+        .inspect(|line| seen.push(line.clone()))
+        .any(|line| line.starts_with("oomtrace: ready"));
+    assert!(ready, "no ready line on the terminal: {seen:?}");
+    let cgroup = TestCgroup::new("tty", 64 * MIB)?;
+    let pid = kill_one(&cgroup)?;
+    let deadline = Instant::now() + TIMEOUT;
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("oomtrace --count 1 did not exit: {seen:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    seen.extend(std::iter::from_fn(|| {
+        rx.recv_timeout(Duration::from_millis(500)).ok()
+    }));
+    assert!(status.success(), "{status:?} {seen:?}");
+    let headline = format!("OOM kill on {}: pid {pid} (oomtrace-test-h)", hostname());
+    assert!(
+        seen.iter().any(|l| l.contains(&headline)),
+        "text, not JSON, on a terminal: {seen:?}"
+    );
+    assert!(
+        !seen.iter().any(|l| l.trim_start().starts_with('{')),
+        "{seen:?}"
+    );
     Ok(())
 }

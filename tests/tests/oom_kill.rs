@@ -1,7 +1,10 @@
 //! Real OOM kills in test cgroups, each record checked against what the
 //! kernel itself reported and what the test itself set up.
 
-use std::time::{Duration, SystemTime};
+use std::{
+    path::Path,
+    time::{Duration, SystemTime},
+};
 
 use anyhow::{Context as _, Result};
 use oomtrace_tests::{
@@ -15,6 +18,27 @@ use serde_json::Value;
 
 const TIMEOUT: Duration = Duration::from_secs(30);
 const MIB: u64 = 1 << 20;
+
+/// Starts a hog in `dir` that allocates far past the limit, and waits
+/// for the OOM killer's SIGKILL. Returns its pid.
+fn oom_kill(dir: &Path, oom_score_adj: Option<i32>, options: &HogOptions) -> Result<u32> {
+    let mut hog = Hog::spawn("alloc", 200, dir, oom_score_adj, options)?;
+    hog.go()?;
+    let status = hog.wait(TIMEOUT)?;
+    assert!(
+        Hog::was_sigkilled(&status),
+        "the hog must die of SIGKILL, got {status:?}"
+    );
+    Ok(hog.pid)
+}
+
+/// The tracer's record for victim `pid`.
+fn record_for(tracer: &mut Tracer, pid: u32) -> Result<Value> {
+    let records = tracer.records_for(&[pid], TIMEOUT);
+    victim_record(&records, pid)
+        .cloned()
+        .with_context(|| format!("no record for victim {pid}: {records:?}"))
+}
 
 fn setup() -> system::SerialGuard {
     require_root();
@@ -104,17 +128,9 @@ fn a_memcg_kill_is_reported_with_every_figure_the_kernel_logged() -> Result<()> 
     let (vmstat_before, cgroup_before) = (vmstat_oom_kill()?, cgroup.oom_kills()?);
     let started = boot_ns();
 
-    let mut hog = Hog::spawn("alloc", 200, &cgroup.dir, None, &HogOptions::default())?;
-    hog.go()?;
-    let status = hog.wait(TIMEOUT)?;
-    assert!(
-        Hog::was_sigkilled(&status),
-        "the hog must die of SIGKILL, got {status:?}"
-    );
-
-    let records = tracer.records_for(&[hog.pid], TIMEOUT);
-    let record = victim_record(&records, hog.pid).context("no record for the victim")?;
-    let truth = truth(&mut log, hog.pid);
+    let pid = oom_kill(&cgroup.dir, None, &HogOptions::default())?;
+    let record = &record_for(&mut tracer, pid)?;
+    let truth = truth(&mut log, pid);
     assert_victim_matches_log(record, &truth);
     assert_exact_rss_is_close(record);
 
@@ -127,7 +143,7 @@ fn a_memcg_kill_is_reported_with_every_figure_the_kernel_logged() -> Result<()> 
         "record says {capture}, ready line: {ready}"
     );
     assert_eq!(
-        record["victim"]["tgid"], hog.pid,
+        record["victim"]["tgid"], pid,
         "single-threaded: tgid == pid"
     );
     assert_eq!(record["victim"]["memcg"]["path"], cgroup.path());
@@ -142,7 +158,7 @@ fn a_memcg_kill_is_reported_with_every_figure_the_kernel_logged() -> Result<()> 
     assert_eq!(trigger["is_victim"], true);
     assert_eq!(
         (trigger["pid"].clone(), trigger["tgid"].clone()),
-        (hog.pid.into(), hog.pid.into())
+        (pid.into(), pid.into())
     );
     assert_eq!(comm_bytes(&trigger["comm"]), truth.killed.comm);
     assert_eq!(trigger["memcg"], record["victim"]["memcg"]);
@@ -204,19 +220,15 @@ fn the_tracepoint_path_reports_every_figure_the_kernel_logged() -> Result<()> {
         uid: Some(65534),
         ..Default::default()
     };
-    let mut hog = Hog::spawn("alloc", 200, &cgroup.dir, Some(321), &options)?;
-    hog.go()?;
-    assert!(Hog::was_sigkilled(&hog.wait(TIMEOUT)?));
-
-    let records = tracer.records_for(&[hog.pid], TIMEOUT);
-    let record = victim_record(&records, hog.pid).context("no record for the victim")?;
+    let pid = oom_kill(&cgroup.dir, Some(321), &options)?;
+    let record = &record_for(&mut tracer, pid)?;
     assert_eq!(record["capture"], "tracepoint");
     // The victim ran into the limit itself, so `current` is the victim:
     // its tgid and cgroup are known even without a task pointer.
-    assert_victim_matches_log(record, &truth(&mut log, hog.pid));
+    assert_victim_matches_log(record, &truth(&mut log, pid));
     assert_eq!(record["victim"]["uid"], 65534);
     assert_eq!(record["victim"]["oom_score_adj"], 321);
-    assert_eq!(record["victim"]["tgid"], hog.pid);
+    assert_eq!(record["victim"]["tgid"], pid);
     assert_eq!(record["victim"]["memcg"]["id"], cgroup.id());
     assert_eq!(record["trigger"]["is_victim"], true);
     assert_eq!(
@@ -237,15 +249,11 @@ fn uid_and_oom_score_adj_of_the_victim_are_its_own() -> Result<()> {
         uid: Some(65534),
         ..Default::default()
     };
-    let mut hog = Hog::spawn("alloc", 200, &cgroup.dir, Some(567), &options)?;
-    hog.go()?;
-    assert!(Hog::was_sigkilled(&hog.wait(TIMEOUT)?));
-
-    let records = tracer.records_for(&[hog.pid], TIMEOUT);
-    let record = victim_record(&records, hog.pid).context("no record for the victim")?;
+    let pid = oom_kill(&cgroup.dir, Some(567), &options)?;
+    let record = &record_for(&mut tracer, pid)?;
     assert_eq!(record["victim"]["uid"], 65534);
     assert_eq!(record["victim"]["oom_score_adj"], 567);
-    assert_victim_matches_log(record, &truth(&mut log, hog.pid));
+    assert_victim_matches_log(record, &truth(&mut log, pid));
     Ok(())
 }
 
@@ -349,10 +357,7 @@ fn n_kills_give_exactly_n_records_and_vmstat_agrees() -> Result<()> {
 
     let mut pids = Vec::new();
     for _ in 0..KILLS {
-        let mut hog = Hog::spawn("alloc", 100, &cgroup.dir, None, &HogOptions::default())?;
-        hog.go()?;
-        assert!(Hog::was_sigkilled(&hog.wait(TIMEOUT)?));
-        pids.push(hog.pid);
+        pids.push(oom_kill(&cgroup.dir, None, &HogOptions::default())?);
     }
     let mut records = tracer.records_for(&pids, TIMEOUT);
     let vmstat_delta = vmstat_oom_kill()? - vmstat_before;
@@ -387,13 +392,9 @@ fn a_victim_in_a_child_cgroup_has_the_child_path() -> Result<()> {
     let mut log = KernelLog::open()?;
     let mut parent = TestCgroup::new("nested", 64 * MIB)?;
     let child = parent.child("app.slice")?;
-    let mut hog = Hog::spawn("alloc", 200, &child, None, &HogOptions::default())?;
-    hog.go()?;
-    assert!(Hog::was_sigkilled(&hog.wait(TIMEOUT)?));
-
-    let records = tracer.records_for(&[hog.pid], TIMEOUT);
-    let record = victim_record(&records, hog.pid).context("no record")?;
-    let truth = truth(&mut log, hog.pid);
+    let pid = oom_kill(&child, None, &HogOptions::default())?;
+    let record = &record_for(&mut tracer, pid)?;
+    let truth = truth(&mut log, pid);
     assert_victim_matches_log(record, &truth);
     assert_eq!(record["victim"]["memcg"]["path"], parent.relative(&child));
     assert_eq!(record["victim"]["memcg"]["id"], TestCgroup::id_of(&child));
@@ -416,16 +417,12 @@ fn any_comm_bytes_give_valid_json_and_the_same_bytes_back() -> Result<()> {
         comm: Some(comm.to_vec()),
         ..Default::default()
     };
-    let mut hog = Hog::spawn("alloc", 200, &cgroup.dir, None, &options)?;
-    hog.go()?;
-    assert!(Hog::was_sigkilled(&hog.wait(TIMEOUT)?));
-
+    let pid = oom_kill(&cgroup.dir, None, &options)?;
     // Tracer::records_for parses every line as JSON: invalid JSON fails here.
-    let records = tracer.records_for(&[hog.pid], TIMEOUT);
-    let record = victim_record(&records, hog.pid).context("no record")?;
+    let record = &record_for(&mut tracer, pid)?;
     assert_eq!(comm_bytes(&record["victim"]["comm"]), comm);
     assert_eq!(
-        truth(&mut log, hog.pid).killed.comm,
+        truth(&mut log, pid).killed.comm,
         comm,
         "the kernel log agrees"
     );
@@ -444,10 +441,7 @@ fn records_the_ring_buffer_cannot_take_are_reported_as_lost() -> Result<()> {
     tracer.signal(libc::SIGSTOP);
     let mut pids = Vec::new();
     for _ in 0..KILLS {
-        let mut hog = Hog::spawn("alloc", 100, &cgroup.dir, None, &HogOptions::default())?;
-        hog.go()?;
-        assert!(Hog::was_sigkilled(&hog.wait(TIMEOUT)?));
-        pids.push(hog.pid);
+        pids.push(oom_kill(&cgroup.dir, None, &HogOptions::default())?);
     }
     tracer.signal(libc::SIGCONT);
     let mut records = tracer.records_for(&pids[..1], TIMEOUT);

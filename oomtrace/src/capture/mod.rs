@@ -227,6 +227,10 @@ fn possible_cpus() -> u32 {
     aya::util::nr_cpus().map_or(0, |n| u32::try_from(n).unwrap_or(0))
 }
 
+fn take_map(ebpf: &mut Ebpf, name: &'static str) -> Result<aya::maps::Map, CaptureError> {
+    ebpf.take_map(name).ok_or(CaptureError::MissingMap(name))
+}
+
 /// Loaded and attached programs, and the maps userspace reads.
 pub struct Capture {
     pub events: RingBuf<MapData>,
@@ -307,61 +311,45 @@ impl Capture {
         match (plan.path, kernel_btf.as_ref()) {
             (CapturePath::TpBtf, Some(kernel_btf)) => {
                 let name = names::MARK_VICTIM_BTF;
+                let failed = |source| CaptureError::Program {
+                    program: name,
+                    source,
+                };
                 let program: &mut BtfTracePoint = ebpf
                     .program_mut(name)
                     .ok_or(CaptureError::MissingProgram(name))?
                     .try_into()
-                    .map_err(|source| CaptureError::Program {
-                        program: name,
-                        source,
-                    })?;
-                program.load("mark_victim", kernel_btf).map_err(|source| {
-                    CaptureError::Program {
-                        program: name,
-                        source,
-                    }
-                })?;
-                program.attach().map_err(|source| CaptureError::Program {
-                    program: name,
-                    source,
-                })?;
+                    .map_err(failed)?;
+                program.load("mark_victim", kernel_btf).map_err(failed)?;
+                program.attach().map_err(failed)?;
             }
             _ => {
                 let name = names::MARK_VICTIM_TRACEPOINT;
+                let failed = |source| CaptureError::Program {
+                    program: name,
+                    source,
+                };
                 let program: &mut TracePoint = ebpf
                     .program_mut(name)
                     .ok_or(CaptureError::MissingProgram(name))?
                     .try_into()
-                    .map_err(|source| CaptureError::Program {
-                        program: name,
-                        source,
-                    })?;
-                program.load().map_err(|source| CaptureError::Program {
-                    program: name,
-                    source,
-                })?;
-                program
-                    .attach("oom", "mark_victim")
-                    .map_err(|source| CaptureError::Program {
-                        program: name,
-                        source,
-                    })?;
+                    .map_err(failed)?;
+                program.load().map_err(failed)?;
+                program.attach("oom", "mark_victim").map_err(failed)?;
             }
         }
 
-        let events = ebpf
-            .take_map(names::EVENTS)
-            .ok_or(CaptureError::MissingMap(names::EVENTS))?;
-        let events = RingBuf::try_from(events).map_err(|source| CaptureError::Map {
-            name: names::EVENTS,
-            source,
+        let events = RingBuf::try_from(take_map(&mut ebpf, names::EVENTS)?).map_err(|source| {
+            CaptureError::Map {
+                name: names::EVENTS,
+                source,
+            }
         })?;
-        let lost = ebpf
-            .take_map(names::LOST)
-            .ok_or(CaptureError::MissingMap(names::LOST))?;
-        let lost = PerCpuArray::try_from(lost).map_err(|source| CaptureError::Map {
-            name: names::LOST,
-            source,
+        let lost = PerCpuArray::try_from(take_map(&mut ebpf, names::LOST)?).map_err(|source| {
+            CaptureError::Map {
+                name: names::LOST,
+                source,
+            }
         })?;
         Ok(Capture {
             events,
