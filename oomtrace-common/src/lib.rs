@@ -8,18 +8,15 @@
 /// Length of `task_struct.comm`, including the terminating NUL.
 pub const TASK_COMM_LEN: usize = 16;
 
-/// Longest memory cgroup path (bytes, without NUL) captured in kernel space.
-/// Longer paths are flagged truncated and resolved by id in userspace.
-pub const CGROUP_PATH_MAX: usize = 511;
+/// Bytes kept of each cgroup name along a path, with its NUL. A longer
+/// name is flagged truncated and the path resolved by id in userspace.
+pub const CGROUP_NAME_LEN: usize = 128;
 
-/// Size of the path buffer. Twice the capture window so that every
-/// `bpf_probe_read_kernel_str` at a masked offset stays in bounds for the
-/// verifier (offset <= 511, length <= 512).
-pub const CGROUP_PATH_BUF: usize = 1024;
-
-/// Most ancestors walked when building a cgroup path. Deeper cgroups are
-/// flagged truncated.
-pub const CGROUP_MAX_DEPTH: u32 = 32;
+/// Most path components captured in kernel space. Deeper cgroups are
+/// flagged truncated. Each level is a fixed slot, so the verifier checks
+/// the walk in one linear pass (a variable-offset path buffer made it
+/// re-check the copy loop once per possible depth: 330 ms at depth 32).
+pub const CGROUP_MAX_DEPTH: u32 = 16;
 
 /// Most CPUs whose per-CPU RSS deltas are summed in kernel space.
 pub const MAX_CPUS: u32 = 1024;
@@ -73,8 +70,9 @@ pub mod valid {
 
 /// Bits of [`CgroupRef::flags`].
 pub mod cgroup_flags {
-    /// The path did not fit in [`super::CGROUP_PATH_MAX`] bytes or
-    /// [`super::CGROUP_MAX_DEPTH`] levels; only `id` is reliable.
+    /// A name did not fit in [`super::CGROUP_NAME_LEN`] bytes or the
+    /// cgroup is deeper than [`super::CGROUP_MAX_DEPTH`]; only `id` is
+    /// reliable.
     pub const PATH_TRUNCATED: u32 = 1 << 0;
     /// A name along the path could not be read.
     pub const PATH_UNREADABLE: u32 = 1 << 1;
@@ -88,14 +86,15 @@ pub struct CgroupRef {
     pub id: u64,
     /// Depth below the hierarchy root (root = 0).
     pub level: u32,
-    /// Bytes of `path` in use; the path starts with `/`.
-    pub path_len: u32,
+    /// Names captured in `names`: `level` unless truncated.
+    pub depth: u32,
     /// [`cgroup_flags`] bits.
     pub flags: u32,
     pub _pad: u32,
-    /// Path relative to the controller's hierarchy root, as the kernel log
-    /// writes it (`/a/b`). Bytes past `path_len` are undefined.
-    pub path: [u8; CGROUP_PATH_BUF],
+    /// NUL-terminated names from the cgroup itself (`names[0]`) up to the
+    /// child of the hierarchy root (`names[depth - 1]`). The path, as the
+    /// kernel log writes it, is `/names[depth-1]/.../names[0]`.
+    pub names: [[u8; CGROUP_NAME_LEN]; CGROUP_MAX_DEPTH as usize],
 }
 
 /// The task that ran into the OOM, or the victim's identity.
@@ -248,9 +247,10 @@ pub mod rss_kind {
 /// Bytes a bpf_array header may span for the per-CPU pointer lookup.
 pub const BPF_ARRAY_PEEK: usize = 512;
 
-const _: () = assert!(core::mem::size_of::<CgroupRef>() == 24 + CGROUP_PATH_BUF);
-const _: () = assert!(core::mem::size_of::<TaskRef>() == 24 + CGROUP_PATH_BUF + 24);
-const _: () = assert!(core::mem::size_of::<OomKillRecord>() == 72 + 2 * 1072 + 16);
+const CGROUP_NAMES: usize = CGROUP_NAME_LEN * CGROUP_MAX_DEPTH as usize;
+const _: () = assert!(core::mem::size_of::<CgroupRef>() == 24 + CGROUP_NAMES);
+const _: () = assert!(core::mem::size_of::<TaskRef>() == 24 + CGROUP_NAMES + 24);
+const _: () = assert!(core::mem::size_of::<OomKillRecord>() == 72 + 2 * (48 + CGROUP_NAMES) + 16);
 const _: () = assert!(core::mem::size_of::<KernelLayout>() == 36 * 4);
 
 #[cfg(feature = "user")]

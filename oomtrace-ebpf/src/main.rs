@@ -24,7 +24,7 @@ use aya_ebpf::{
     macros::map,
     maps::{PerCpuArray, RingBuf},
 };
-use oomtrace_common::{BPF_ARRAY_PEEK, CGROUP_MAX_DEPTH, OomKillRecord};
+use oomtrace_common::{BPF_ARRAY_PEEK, OomKillRecord};
 
 /// Default ring buffer size; the loader may override it.
 const EVENTS_BYTES: u32 = 1 << 20;
@@ -40,8 +40,6 @@ static LOST: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
 #[repr(C)]
 pub struct Scratch {
     pub record: OomKillRecord,
-    /// kernfs nodes from a cgroup up to its hierarchy root.
-    pub chain: [u64; CGROUP_MAX_DEPTH as usize],
     /// Copy of a `struct bpf_array` header (see `mm::PerCpuBase`).
     pub peek: [u8; BPF_ARRAY_PEEK],
 }

@@ -24,16 +24,12 @@ pub fn mark_victim_btf(ctx: BtfTracePointContext) -> u32 {
     };
     let victim: u64 = ctx.arg(0);
     let uid: u32 = ctx.arg(1);
-    let Scratch {
-        record,
-        chain,
-        peek,
-    } = scratch;
+    let Scratch { record, peek } = scratch;
     begin(record, capture::TP_BTF);
 
     record.victim_uid = uid;
     record.valid |= valid::VICTIM_UID;
-    let read = task::describe(victim, &mut record.victim, chain);
+    let read = task::describe(victim, &mut record.victim);
     flag(record, read.pid, valid::VICTIM_PID);
     flag(record, read.tgid, valid::VICTIM_TGID);
     flag(record, read.comm, valid::VICTIM_COMM);
@@ -46,7 +42,7 @@ pub fn mark_victim_btf(ctx: BtfTracePointContext) -> u32 {
     }
     mm::read_victim_mm(victim, record, peek);
 
-    let (current, read) = task::describe_current(&mut record.trigger, chain);
+    let (current, read) = task::describe_current(&mut record.trigger);
     flag(record, read.comm, valid::TRIGGER_COMM);
     flag(record, read.memcg, valid::TRIGGER_MEMCG);
     if current == victim {
@@ -64,7 +60,7 @@ pub fn mark_victim_tracepoint(ctx: TracePointContext) -> u32 {
     let Some(scratch) = scratch() else {
         return 0;
     };
-    let Scratch { record, chain, .. } = scratch;
+    let Scratch { record, .. } = scratch;
     begin(record, capture::TRACEPOINT);
     let event = ctx.as_ptr() as u64;
     let kb = |offset: u32| crate::read::field::<u64>(event, offset).map(|kb| kb << 10);
@@ -120,7 +116,7 @@ pub fn mark_victim_tracepoint(ctx: TracePointContext) -> u32 {
         }
     }
 
-    let (_, read) = task::describe_current(&mut record.trigger, chain);
+    let (_, read) = task::describe_current(&mut record.trigger);
     flag(record, read.comm, valid::TRIGGER_COMM);
     flag(record, read.memcg, valid::TRIGGER_MEMCG);
     // The event has no task pointer; when the victim is `current` (it ran
@@ -154,8 +150,8 @@ fn begin(record: &mut OomKillRecord, how: u32) {
     record.trigger.comm = [0; TASK_COMM_LEN];
     record.victim.pid = 0;
     record.victim.tgid = 0;
-    record.victim.memcg.path_len = 0;
-    record.trigger.memcg.path_len = 0;
+    record.victim.memcg.depth = 0;
+    record.trigger.memcg.depth = 0;
 }
 
 #[inline(always)]

@@ -3,7 +3,7 @@
 use aya_ebpf::helpers::{
     bpf_get_current_comm, bpf_get_current_pid_tgid, generated::bpf_get_current_task,
 };
-use oomtrace_common::{CGROUP_MAX_DEPTH, TASK_COMM_LEN, TaskRef};
+use oomtrace_common::{TASK_COMM_LEN, TaskRef};
 
 use crate::{cgroup, layout::layout, read::field};
 
@@ -17,11 +17,7 @@ pub struct Read {
 
 /// Fills `out` from the `task_struct` at `task`.
 #[inline(always)]
-pub fn describe(
-    task: u64,
-    out: &mut TaskRef,
-    chain: &mut [u64; CGROUP_MAX_DEPTH as usize],
-) -> Read {
+pub fn describe(task: u64, out: &mut TaskRef) -> Read {
     let mut read = Read {
         pid: false,
         tgid: false,
@@ -41,7 +37,7 @@ pub fn describe(
         read.comm = true;
     }
     if let Some(memcg) = cgroup::memory_cgroup_of(task) {
-        read.memcg = cgroup::describe(memcg, &mut out.memcg, chain);
+        read.memcg = cgroup::describe(memcg, &mut out.memcg);
     }
     read
 }
@@ -49,10 +45,7 @@ pub fn describe(
 /// Fills `out` for `current`, the task that ran into the OOM. Identity comes
 /// from helpers that need no BTF; the memory cgroup needs the layout.
 #[inline(always)]
-pub fn describe_current(
-    out: &mut TaskRef,
-    chain: &mut [u64; CGROUP_MAX_DEPTH as usize],
-) -> (u64, Read) {
+pub fn describe_current(out: &mut TaskRef) -> (u64, Read) {
     let pid_tgid = bpf_get_current_pid_tgid();
     out.pid = pid_tgid as u32;
     out.tgid = (pid_tgid >> 32) as u32;
@@ -69,7 +62,7 @@ pub fn describe_current(
     // SAFETY: helper without arguments.
     let task = unsafe { bpf_get_current_task() };
     if let Some(memcg) = cgroup::memory_cgroup_of(task) {
-        read.memcg = cgroup::describe(memcg, &mut out.memcg, chain);
+        read.memcg = cgroup::describe(memcg, &mut out.memcg);
     }
     (task, read)
 }

@@ -36,7 +36,7 @@ pub struct Cli {
     pub duration: Option<std::time::Duration>,
 
     /// Kernel-to-userspace buffer size, e.g. 256K or 4M (a power of two, at
-    /// least one page). Records that do not fit while oomtrace is behind are
+    /// least 8K: one record). Records that do not fit while oomtrace is behind are
     /// counted and reported as `lost`.
     #[arg(long, value_name = "BYTES", default_value = "1M", value_parser = parse_ring_size)]
     pub ring_buffer_size: u32,
@@ -66,6 +66,16 @@ fn parse_seconds(value: &str) -> Result<std::time::Duration, String> {
         .ok_or_else(|| format!("`{value}` is not a positive number of seconds"))
 }
 
+/// The ring buffer must hold at least one record (with its 8-byte header)
+/// and be a whole number of pages. A smaller one would drop every record,
+/// and with nothing ever arriving, nothing would wake oomtrace to say so.
+fn min_ring_size() -> u64 {
+    // SAFETY: sysconf has no memory-safety preconditions.
+    let page = u64::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096);
+    let record = (size_of::<oomtrace_common::OomKillRecord>() as u64 + 8).next_power_of_two();
+    page.max(record)
+}
+
 fn parse_ring_size(value: &str) -> Result<u32, String> {
     let trimmed = value.trim();
     let (digits, multiplier) = match trimmed.char_indices().last() {
@@ -79,11 +89,10 @@ fn parse_ring_size(value: &str) -> Result<u32, String> {
         .ok()
         .and_then(|n| n.checked_mul(multiplier))
         .ok_or_else(|| format!("`{value}` is not a size like 4096, 256K or 4M"))?;
-    // SAFETY: sysconf has no memory-safety preconditions.
-    let page = u64::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096);
-    if !bytes.is_power_of_two() || bytes < page || bytes > 1 << 30 {
+    let minimum = min_ring_size();
+    if !bytes.is_power_of_two() || bytes < minimum || bytes > 1 << 30 {
         return Err(format!(
-            "`{value}` must be a power of two between {page} bytes and 1G"
+            "`{value}` must be a power of two between {minimum} bytes and 1G"
         ));
     }
     u32::try_from(bytes).map_err(|_| format!("`{value}` is too large"))
@@ -163,7 +172,9 @@ mod tests {
 
     #[test]
     fn ring_sizes() {
-        assert_eq!(parse_ring_size("4096"), Ok(4096));
+        assert_eq!(min_ring_size(), 8192, "a record is 4.2 KiB: two pages");
+        assert!(parse_ring_size("4096").is_err(), "too small for one record");
+        assert_eq!(parse_ring_size("8192"), Ok(8192));
         assert_eq!(parse_ring_size("64k"), Ok(64 << 10));
         assert_eq!(parse_ring_size("1G"), Ok(1 << 30));
         assert!(parse_ring_size("3M").is_err());

@@ -1,7 +1,7 @@
 //! Ring buffer bytes -> typed kill events, with unknown values as `None`.
 
 use oomtrace_common::{
-    CGROUP_PATH_MAX, CgroupRef, OomKillRecord, TASK_COMM_LEN, TaskRef, cgroup_flags, valid,
+    CGROUP_MAX_DEPTH, CgroupRef, OomKillRecord, TASK_COMM_LEN, TaskRef, cgroup_flags, valid,
 };
 
 use crate::capture::CapturePath;
@@ -130,17 +130,30 @@ fn comm(task: &TaskRef) -> Vec<u8> {
     task.comm[..end].to_vec()
 }
 
+/// The path from the captured names: `/` for the root, else
+/// `/names[depth-1]/.../names[0]`; `None` unless every level was read whole.
 fn memcg(raw: &CgroupRef) -> Memcg {
-    let complete = raw.flags & (cgroup_flags::PATH_TRUNCATED | cgroup_flags::PATH_UNREADABLE) == 0;
-    let len = raw.path_len as usize;
-    let path = (complete && len > 0 && len <= CGROUP_PATH_MAX && raw.path[0] == b'/')
-        .then(|| raw.path[..len].to_vec());
+    let complete = raw.flags & (cgroup_flags::PATH_TRUNCATED | cgroup_flags::PATH_UNREADABLE) == 0
+        && raw.depth == raw.level
+        && raw.depth <= CGROUP_MAX_DEPTH;
+    let path = complete.then(|| {
+        if raw.depth == 0 {
+            return b"/".to_vec();
+        }
+        let mut path = Vec::new();
+        for name in raw.names[..raw.depth as usize].iter().rev() {
+            let end = name.iter().position(|b| *b == 0).unwrap_or(name.len());
+            path.push(b'/');
+            path.extend_from_slice(&name[..end]);
+        }
+        path
+    });
     Memcg { id: raw.id, path }
 }
 
 #[cfg(test)]
 mod tests {
-    use oomtrace_common::{CGROUP_PATH_BUF, capture};
+    use oomtrace_common::capture;
 
     use super::*;
 
@@ -149,10 +162,19 @@ mod tests {
         unsafe { std::mem::zeroed() }
     }
 
+    /// Stores `path` the way the kernel side does: names leaf first.
     fn set_path(raw: &mut CgroupRef, id: u64, path: &[u8]) {
         raw.id = id;
-        raw.path_len = path.len() as u32;
-        raw.path[..path.len()].copy_from_slice(path);
+        let names: Vec<&[u8]> = path
+            .split(|b| *b == b'/')
+            .filter(|n| !n.is_empty())
+            .collect();
+        raw.level = names.len() as u32;
+        raw.depth = names.len() as u32;
+        for (slot, name) in raw.names.iter_mut().zip(names.iter().rev()) {
+            slot.fill(0);
+            slot[..name.len()].copy_from_slice(name);
+        }
     }
 
     fn as_bytes(record: &OomKillRecord) -> &[u8] {
@@ -267,14 +289,30 @@ mod tests {
             assert_eq!(memcg(&raw), Memcg { id: 9, path: None });
         }
         let mut raw = empty_record().victim.memcg;
-        raw.id = 1;
-        raw.path_len = (CGROUP_PATH_BUF + 1) as u32;
-        raw.path[0] = b'/';
+        set_path(&mut raw, 1, b"/a/b/c");
+        raw.depth = 2;
         assert_eq!(
             memcg(&raw).path,
             None,
-            "a length past the buffer is not trusted"
+            "fewer names than levels is not a path"
         );
+        raw.depth = CGROUP_MAX_DEPTH + 1;
+        raw.level = CGROUP_MAX_DEPTH + 1;
+        assert_eq!(
+            memcg(&raw).path,
+            None,
+            "a depth past the slots is not trusted"
+        );
+    }
+
+    #[test]
+    fn names_are_joined_root_first() {
+        let mut raw = empty_record().victim.memcg;
+        raw.level = 2;
+        raw.depth = 2;
+        raw.names[0][..9].copy_from_slice(b"c1.scope\0");
+        raw.names[1][..4].copy_from_slice(b"pod\0");
+        assert_eq!(memcg(&raw).path.as_deref(), Some(&b"/pod/c1.scope"[..]));
     }
 
     #[test]

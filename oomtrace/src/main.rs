@@ -61,23 +61,28 @@ fn trace(cli: &Cli) -> anyhow::Result<ExitCode> {
 
     // tracefs is only needed by the classic tracepoint path: mount it only
     // when that path is the one left.
-    let plan = match Facilities::probe(false).plan(cli.capture) {
+    let mut facilities = Facilities::probe(false);
+    let plan = match facilities.plan(cli.capture) {
         Ok(plan) => plan,
-        Err(_) => Facilities::probe(true)
-            .plan(cli.capture)
-            .map_err(|no_path| UserError::NoCapturePath {
-                reasons: no_path.reasons.join("; "),
-            })?,
-    };
-    let capture = Capture::start(&plan, cli.ring_buffer_size).map_err(|error| {
-        if error.is_permission_denied() {
-            anyhow::Error::new(UserError::NotPrivileged {
-                held: privileges.describe(),
-            })
-        } else {
-            anyhow::Error::new(error).context("cannot start tracing")
+        Err(_) => {
+            facilities = Facilities::probe(true);
+            facilities
+                .plan(cli.capture)
+                .map_err(|no_path| UserError::NoCapturePath {
+                    reasons: no_path.reasons.join("; "),
+                })?
         }
-    })?;
+    };
+    let capture =
+        Capture::start(&plan, facilities.loader_btf(), cli.ring_buffer_size).map_err(|error| {
+            if error.is_permission_denied() {
+                anyhow::Error::new(UserError::NotPrivileged {
+                    held: privileges.describe(),
+                })
+            } else {
+                anyhow::Error::new(error).context("cannot start tracing")
+            }
+        })?;
 
     let mut ready = format!(
         "oomtrace: ready: oom:mark_victim attached via {}",

@@ -165,6 +165,7 @@ fn usage_errors_exit_2_and_name_the_problem() {
         (&["--format", "xml"], "xml"),
         (&["--duration", "soon"], "soon"),
         (&["--ring-buffer-size", "3M"], "power of two"),
+        (&["--ring-buffer-size", "4K"], "8192 bytes"),
     ] {
         let output = run(&mut oomtrace(args));
         let stderr = text(&output.stderr);

@@ -433,9 +433,9 @@ fn any_comm_bytes_give_valid_json_and_the_same_bytes_back() -> Result<()> {
 fn records_the_ring_buffer_cannot_take_are_reported_as_lost() -> Result<()> {
     const KILLS: u64 = 3;
     let _serial = setup();
-    // One page holds one record: the second and third cannot fit while
-    // oomtrace is stopped.
-    let mut tracer = Tracer::start(&["--ring-buffer-size", "4096"])?;
+    // The smallest ring holds one record (4.2 KiB in 8 KiB): the second
+    // and third cannot fit while oomtrace is stopped.
+    let mut tracer = Tracer::start(&["--ring-buffer-size", "8K"])?;
     let cgroup = TestCgroup::new("lost", 48 * MIB)?;
     let vmstat_before = vmstat_oom_kill()?;
     tracer.signal(libc::SIGSTOP);
@@ -454,7 +454,7 @@ fn records_the_ring_buffer_cannot_take_are_reported_as_lost() -> Result<()> {
         .filter_map(|r| r["count"].as_u64())
         .sum();
     assert_eq!(vmstat_oom_kill()? - vmstat_before, KILLS);
-    assert_eq!(delivered, 1, "one record fits in one page: {records:#?}");
+    assert_eq!(delivered, 1, "one record fits in 8 KiB: {records:#?}");
     assert_eq!(
         delivered + lost,
         KILLS,

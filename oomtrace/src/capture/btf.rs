@@ -50,20 +50,19 @@ pub enum BtfError {
     Parse { path: String, message: String },
 }
 
-impl KernelTypes {
-    /// Parses the running kernel's BTF.
-    pub fn load() -> Result<KernelTypes, BtfError> {
-        Self::load_from(Path::new(VMLINUX_BTF))
-    }
+/// Reads a BTF file.
+pub fn read(path: &Path) -> Result<Vec<u8>, BtfError> {
+    fs::read(path).map_err(|source| BtfError::Read {
+        path: path.display().to_string(),
+        source,
+    })
+}
 
-    pub fn load_from(path: &Path) -> Result<KernelTypes, BtfError> {
-        let display = path.display().to_string();
-        let data = fs::read(path).map_err(|source| BtfError::Read {
-            path: display.clone(),
-            source,
-        })?;
+impl KernelTypes {
+    /// Parses BTF already read from `path` (named in errors).
+    pub fn from_bytes(data: Vec<u8>, path: &Path) -> Result<KernelTypes, BtfError> {
         Self::parse(data).map_err(|message| BtfError::Parse {
-            path: display,
+            path: path.display().to_string(),
             message,
         })
     }

@@ -10,7 +10,10 @@
 pub mod btf;
 pub mod tracefs;
 
-use std::{io, path::PathBuf};
+use std::{
+    io,
+    path::{Path, PathBuf},
+};
 
 use aya::{
     Ebpf, EbpfLoader,
@@ -67,7 +70,10 @@ pub enum Preference {
 
 /// What the running kernel offers for tracing OOM kills.
 pub struct Facilities {
+    /// The kernel's types, for struct offsets.
     pub btf: Result<KernelTypes, BtfError>,
+    /// The same BTF parsed by aya, which needs it to load tp_btf programs.
+    loader_btf: Option<aya::Btf>,
     pub tracefs: Result<PathBuf, io::Error>,
     pub mark_victim_format: Option<Result<EventFormat, io::Error>>,
 }
@@ -76,7 +82,7 @@ impl Facilities {
     /// Looks at the kernel. With `mount_tracefs`, mounts tracefs when it is
     /// not mounted (needs CAP_SYS_ADMIN).
     pub fn probe(mount_tracefs: bool) -> Facilities {
-        let btf = KernelTypes::load();
+        let (btf, loader_btf) = parse_btf_twice();
         let tracefs = if mount_tracefs {
             tracefs::find_or_mount()
         } else {
@@ -88,9 +94,15 @@ impl Facilities {
             .map(|dir| tracefs::read_format(dir, "oom", "mark_victim"));
         Facilities {
             btf,
+            loader_btf,
             tracefs,
             mark_victim_format,
         }
+    }
+
+    /// The kernel BTF as the loader needs it.
+    pub fn loader_btf(&self) -> Option<&aya::Btf> {
+        self.loader_btf.as_ref()
     }
 
     /// Picks the richest capture path allowed by `preference` and
@@ -162,6 +174,21 @@ impl Facilities {
             }
         }
     }
+}
+
+/// Reads the kernel's BTF once and parses it for us and for aya at the
+/// same time: each parse takes a good part of start-up on its own.
+fn parse_btf_twice() -> (Result<KernelTypes, BtfError>, Option<aya::Btf>) {
+    let path = Path::new(btf::VMLINUX_BTF);
+    let data = match btf::read(path) {
+        Ok(data) => data,
+        Err(e) => return (Err(e), None),
+    };
+    std::thread::scope(|scope| {
+        let loader = scope.spawn(|| aya::Btf::parse(&data, aya::Endianness::default()).ok());
+        let types = KernelTypes::from_bytes(data.clone(), path);
+        (types, loader.join().ok().flatten())
+    })
 }
 
 /// Why no capture path works on this kernel, one reason per path.
@@ -265,8 +292,8 @@ pub enum CaptureError {
         #[source]
         source: aya::programs::ProgramError,
     },
-    #[error("reading the kernel BTF for tp_btf failed")]
-    Btf(#[source] aya::BtfError),
+    #[error("aya could not parse the kernel BTF that tp_btf needs")]
+    LoaderBtf,
     #[error("map {name}")]
     Map {
         name: &'static str,
@@ -296,19 +323,24 @@ impl CaptureError {
 impl Capture {
     /// Loads the object with `plan`'s layout, loads and attaches the chosen
     /// program, and returns the maps to read.
-    pub fn start(plan: &Plan, ring_buffer_bytes: u32) -> Result<Capture, CaptureError> {
-        let kernel_btf = match plan.path {
-            CapturePath::TpBtf => Some(aya::Btf::from_sys_fs().map_err(CaptureError::Btf)?),
-            CapturePath::Tracepoint => None,
+    pub fn start(
+        plan: &Plan,
+        loader_btf: Option<&aya::Btf>,
+        ring_buffer_bytes: u32,
+    ) -> Result<Capture, CaptureError> {
+        let kernel_btf = match (plan.path, loader_btf) {
+            (CapturePath::TpBtf, Some(btf)) => Some(btf),
+            (CapturePath::TpBtf, None) => return Err(CaptureError::LoaderBtf),
+            (CapturePath::Tracepoint, _) => None,
         };
         let mut ebpf = EbpfLoader::new()
-            .btf(kernel_btf.as_ref())
+            .btf(kernel_btf)
             .override_global(names::LAYOUT, &plan.layout, true)
             .map_max_entries(names::EVENTS, ring_buffer_bytes)
             .load(EBPF_OBJECT)
             .map_err(CaptureError::Load)?;
 
-        match (plan.path, kernel_btf.as_ref()) {
+        match (plan.path, kernel_btf) {
             (CapturePath::TpBtf, Some(kernel_btf)) => {
                 let name = names::MARK_VICTIM_BTF;
                 let failed = |source| CaptureError::Program {
@@ -374,6 +406,7 @@ mod tests {
                 path: btf::VMLINUX_BTF.to_string(),
                 source: io::ErrorKind::NotFound.into(),
             }),
+            loader_btf: None,
             tracefs: if format.is_some() {
                 Ok("/sys/kernel/tracing".into())
             } else {
