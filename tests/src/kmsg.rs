@@ -186,6 +186,79 @@ pub fn unescape(text: &str) -> Vec<u8> {
     out
 }
 
+/// The OOM killer prints its report (`invoked oom-killer`, the task table
+/// and the `oom-kill:` line) at most 10 times per 5 s window
+/// (`oom_rs` in mm/oom_kill.c); only `Killed process` is never
+/// suppressed. A test that needs the full report first waits until the
+/// kernel log shows fewer than 9 OOM kills in the last 5 s: then the
+/// current window, whenever it began, has room for one more.
+pub fn wait_for_oom_report_budget() -> Result<()> {
+    const WINDOW_US: u64 = 5_000_000;
+    const ROOM: usize = 9;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let now_us = monotonic_us();
+        let recent: Vec<u64> = history()?
+            .into_iter()
+            .filter(|(_, text)| {
+                text.contains("Killed process ")
+                    || text.contains("is already exiting. Skip killing")
+            })
+            .map(|(ts, _)| ts)
+            .filter(|ts| now_us.saturating_sub(*ts) < WINDOW_US)
+            .collect();
+        if recent.len() < ROOM || Instant::now() > deadline {
+            return Ok(());
+        }
+        let oldest = recent.iter().min().copied().unwrap_or(now_us);
+        let wait = WINDOW_US.saturating_sub(now_us.saturating_sub(oldest)) + 50_000;
+        thread::sleep(Duration::from_micros(wait));
+    }
+}
+
+/// Every message still in the kernel's buffer: (timestamp in µs, text).
+fn history() -> Result<Vec<(u64, String)>> {
+    let mut file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open("/dev/kmsg")
+        .context("open /dev/kmsg")?;
+    let mut buf = vec![0u8; 8192];
+    let mut out = Vec::new();
+    loop {
+        match file.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                let record = String::from_utf8_lossy(&buf[..n]);
+                let Some((prefix, text)) = record.split_once(';') else {
+                    continue;
+                };
+                let ts = prefix
+                    .split(',')
+                    .nth(2)
+                    .and_then(|t| t.parse().ok())
+                    .unwrap_or(0);
+                out.push((ts, text.lines().next().unwrap_or("").to_string()));
+            }
+            Err(e) if e.raw_os_error() == Some(libc::EPIPE) => continue,
+            Err(_) => break,
+        }
+    }
+    Ok(out)
+}
+
+/// The clock /dev/kmsg timestamps use (local_clock, close to
+/// CLOCK_MONOTONIC).
+fn monotonic_us() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: valid clock and out pointer.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000 + ts.tv_nsec as u64 / 1_000
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

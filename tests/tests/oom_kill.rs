@@ -22,6 +22,7 @@ const MIB: u64 = 1 << 20;
 /// Starts a hog in `dir` that allocates far past the limit, and waits
 /// for the OOM killer's SIGKILL. Returns its pid.
 fn oom_kill(dir: &Path, oom_score_adj: Option<i32>, options: &HogOptions) -> Result<u32> {
+    kmsg::wait_for_oom_report_budget()?;
     let mut hog = Hog::spawn("alloc", 200, dir, oom_score_adj, options)?;
     hog.go()?;
     let status = hog.wait(TIMEOUT)?;
@@ -282,6 +283,7 @@ fn bystander(args: &[&str]) -> Result<()> {
     // ...its memory, exact, as /proc reads it while it sleeps.
     let (anon, file, shmem) = proc_rss(idle.pid)?;
     // ...and a smaller one that pushes the cgroup over its limit.
+    kmsg::wait_for_oom_report_budget()?;
     let mut allocator = Hog::spawn("alloc", 64, &cgroup.dir, Some(0), &HogOptions::default())?;
     allocator.go()?;
 

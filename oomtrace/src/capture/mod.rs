@@ -169,7 +169,12 @@ impl Facilities {
                 Err(NoCapturePath { reasons })
             }
             None => {
-                reasons.push("tracepoint: tracefs is not mounted".to_string());
+                reasons.push(match &self.tracefs {
+                    Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                        format!("tracepoint: tracefs is not mounted and mounting it failed ({e})")
+                    }
+                    _ => "tracepoint: tracefs is not mounted".to_string(),
+                });
                 Err(NoCapturePath { reasons })
             }
         }
