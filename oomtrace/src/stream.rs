@@ -25,7 +25,7 @@ pub struct Limits {
     pub duration: Option<Duration>,
 }
 
-/// Why the loop ended.
+/// Whether to keep streaming.
 enum Flow {
     Continue,
     Done,
@@ -57,9 +57,6 @@ pub async fn run(
         .context("cannot poll the ring buffer")?;
     let mut sigint = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
     let mut sigterm = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
-    let deadline = limits.duration.map(|d| Instant::now() + d);
-    on_ready();
-
     let mut streamer = Streamer {
         output,
         enricher: Enricher::new(),
@@ -67,8 +64,12 @@ pub async fn run(
         count: limits.count,
         lost_reported: 0,
     };
+    let deadline = limits.duration.map(|d| Instant::now() + d);
+    on_ready();
 
-    let result = loop {
+    // tokio's clear_ready() is a no-op when the fd signalled again after the
+    // guard was taken, so a record arriving mid-drain is never missed.
+    let mut result = loop {
         tokio::select! {
             ready = events.readable_mut() => {
                 let mut guard = ready.context("polling the ring buffer failed")?;
@@ -86,7 +87,6 @@ pub async fn run(
             }
         }
     };
-    let mut result = result;
     // Whatever the kernel captured before we were told to stop is written.
     if let Ok(Flow::Done) = result
         && streamer.count.is_none_or(|n| streamer.kills < n)
