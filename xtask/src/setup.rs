@@ -31,10 +31,13 @@ fn nightly() -> Result<()> {
     let installed = Cmd::new("rustup")
         .args(["component", "list", "--toolchain", "nightly", "--installed"])
         .stdout()?;
-    if !installed.lines().any(|l| l.starts_with("rust-src")) {
-        Cmd::new("rustup")
-            .args(["component", "add", "rust-src", "--toolchain", "nightly"])
-            .run()?;
+    // rust-src for -Z build-std=core; clippy lints the eBPF crate.
+    for component in ["rust-src", "clippy"] {
+        if !installed.lines().any(|l| l.starts_with(component)) {
+            Cmd::new("rustup")
+                .args(["component", "add", component, "--toolchain", "nightly"])
+                .run()?;
+        }
     }
     Ok(())
 }
