@@ -30,6 +30,10 @@ pub mod names {
     pub const MARK_VICTIM_BTF: &str = "mark_victim_btf";
     /// Classic `tracepoint/oom/mark_victim` program: reads the event fields.
     pub const MARK_VICTIM_TRACEPOINT: &str = "mark_victim_tracepoint";
+    /// `tp_btf/mark_victim` program that finds the OOM killer's
+    /// `struct oom_control`; attached before [`MARK_VICTIM_BTF`], which
+    /// then picks its result up.
+    pub const OOM_CONTROL_BTF: &str = "oom_control_btf";
     /// Ring buffer of [`super::OomKillRecord`]s.
     pub const EVENTS: &str = "EVENTS";
     /// Per-CPU count of records the ring buffer could not take.
@@ -125,6 +129,7 @@ pub struct OomKillRecord {
     pub victim_pgtables_bytes: u64,
     pub victim: TaskRef,
     pub trigger: TaskRef,
+    pub oom: OomContext,
     pub victim_uid: u32,
     /// [`capture`] value.
     pub capture: u32,
@@ -176,6 +181,29 @@ pub struct KernelLayout {
     pub kn_id: u32,
     // struct bpf_array, to turn per-CPU pointers into addresses
     pub bpf_array_pptrs: u32,
+    // struct oom_control
+    pub oc_memcg: u32,
+    pub oc_gfp_mask: u32,
+    pub oc_order: u32,
+    pub oc_totalpages: u32,
+    pub oc_chosen: u32,
+    pub oc_chosen_points: u32,
+    pub oc_constraint: u32,
+    // struct mem_cgroup
+    pub memcg_css: u32,
+    pub memcg_usage: u32,
+    pub memcg_max: u32,
+    pub memcg_watermark: u32,
+    pub memcg_failcnt: u32,
+    /// `memory_events[MEMCG_OOM_KILL]`.
+    pub memcg_oom_kill_events: u32,
+    // struct cgroup_subsys_state
+    pub css_parent: u32,
+    // struct task_struct
+    pub task_group_leader: u32,
+    pub task_stack: u32,
+    /// Kernel stack size (THREAD_SIZE), a multiple of STACK_SCAN_CHUNK.
+    pub thread_size: u32,
     /// Possible CPUs (per-CPU sums stop here).
     pub nr_cpus: u32,
     /// log2(page size).
@@ -193,7 +221,6 @@ pub struct KernelLayout {
     pub tp_oom_score_adj: u32,
     /// Size in bytes of `oom_score_adj` in the event (2 on current kernels).
     pub tp_oom_score_adj_size: u32,
-    pub _pad: u32,
 }
 
 impl KernelLayout {
@@ -222,6 +249,23 @@ impl KernelLayout {
         kn_name: OFFSET_UNKNOWN,
         kn_id: OFFSET_UNKNOWN,
         bpf_array_pptrs: OFFSET_UNKNOWN,
+        oc_memcg: OFFSET_UNKNOWN,
+        oc_gfp_mask: OFFSET_UNKNOWN,
+        oc_order: OFFSET_UNKNOWN,
+        oc_totalpages: OFFSET_UNKNOWN,
+        oc_chosen: OFFSET_UNKNOWN,
+        oc_chosen_points: OFFSET_UNKNOWN,
+        oc_constraint: OFFSET_UNKNOWN,
+        memcg_css: OFFSET_UNKNOWN,
+        memcg_usage: OFFSET_UNKNOWN,
+        memcg_max: OFFSET_UNKNOWN,
+        memcg_watermark: OFFSET_UNKNOWN,
+        memcg_failcnt: OFFSET_UNKNOWN,
+        memcg_oom_kill_events: OFFSET_UNKNOWN,
+        css_parent: OFFSET_UNKNOWN,
+        task_group_leader: OFFSET_UNKNOWN,
+        task_stack: OFFSET_UNKNOWN,
+        thread_size: 0,
         nr_cpus: 0,
         page_shift: 12,
         tp_pid: OFFSET_UNKNOWN,
@@ -234,7 +278,6 @@ impl KernelLayout {
         tp_pgtables: OFFSET_UNKNOWN,
         tp_oom_score_adj: OFFSET_UNKNOWN,
         tp_oom_score_adj_size: 0,
-        _pad: 0,
     };
 }
 
@@ -244,14 +287,70 @@ pub mod rss_kind {
     pub const PERCPU_COUNTER: u32 = 2;
 }
 
+/// The kill's `struct oom_control` is searched for in the current task's
+/// kernel stack, from its top down, in chunks of this many bytes.
+pub const STACK_SCAN_CHUNK: usize = 1024;
+/// Most of the kernel stack searched, from its top: 16 KiB, the whole
+/// stack on x86-64 and arm64. (KASAN doubles the stack; scanning 32 KiB
+/// would take the verifier past its 1M-instruction budget, and the
+/// OOM killer's frames are in the upper part anyway.)
+pub const MAX_STACK_SCAN: u32 = 16 << 10;
+
+/// Bits of [`OomContext::flags`].
+pub mod oom_context {
+    /// The kill's `struct oom_control` was found on the stack; `gfp_mask`,
+    /// `order`, `constraint`, `totalpages` and `chosen_points` are its.
+    pub const FOUND: u32 = 1 << 0;
+    /// The OOM was confined to a memory cgroup (`oc->memcg` is set).
+    pub const MEMCG: u32 = 1 << 1;
+    /// That memcg is the victim's memcg or one of its ancestors, at
+    /// `memcg_level` below the root (the path is a prefix of the victim's).
+    pub const MEMCG_CONTAINS_VICTIM: u32 = 1 << 2;
+    /// The memcg's page counter and OOM-kill count were read.
+    pub const MEMCG_COUNTERS: u32 = 1 << 3;
+    /// The victim is not its process's thread group leader (the OOM
+    /// killer chose the process; the kernel marked a thread with an mm).
+    pub const VICTIM_IS_THREAD: u32 = 1 << 4;
+}
+
+/// The OOM killer's own view of the kill, from its `struct oom_control`.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct OomContext {
+    /// Pages the OOM killer considered (`oc->totalpages`).
+    pub totalpages: u64,
+    /// The victim's badness score (`oc->chosen_points`).
+    pub chosen_points: i64,
+    /// kernfs id of `oc->memcg`, the cgroup whose limit was hit.
+    pub memcg_id: u64,
+    /// That memcg's memory page counter at the kill, in pages.
+    pub memcg_usage_pages: u64,
+    pub memcg_limit_pages: u64,
+    pub memcg_watermark_pages: u64,
+    pub memcg_failcnt: u64,
+    /// `memory_events[MEMCG_OOM_KILL]`: OOM kills in this memcg's subtree,
+    /// this one included.
+    pub memcg_oom_kills: u64,
+    pub gfp_mask: u32,
+    pub order: i32,
+    /// `enum oom_constraint`: NONE=0, CPUSET=1, MEMORY_POLICY=2, MEMCG=3.
+    pub constraint: u32,
+    pub memcg_level: u32,
+    /// [`oom_context`] bits.
+    pub flags: u32,
+    pub _pad: u32,
+}
+
 /// Bytes a bpf_array header may span for the per-CPU pointer lookup.
 pub const BPF_ARRAY_PEEK: usize = 512;
 
 const CGROUP_NAMES: usize = CGROUP_NAME_LEN * CGROUP_MAX_DEPTH as usize;
 const _: () = assert!(core::mem::size_of::<CgroupRef>() == 24 + CGROUP_NAMES);
 const _: () = assert!(core::mem::size_of::<TaskRef>() == 24 + CGROUP_NAMES + 24);
-const _: () = assert!(core::mem::size_of::<OomKillRecord>() == 72 + 2 * (48 + CGROUP_NAMES) + 16);
-const _: () = assert!(core::mem::size_of::<KernelLayout>() == 36 * 4);
+const _: () = assert!(core::mem::size_of::<OomContext>() == 88);
+const _: () =
+    assert!(core::mem::size_of::<OomKillRecord>() == 72 + 2 * (48 + CGROUP_NAMES) + 88 + 16);
+const _: () = assert!(core::mem::size_of::<KernelLayout>() == 52 * 4);
 
 #[cfg(feature = "user")]
 mod user {

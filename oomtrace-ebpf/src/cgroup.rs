@@ -10,14 +10,20 @@ use crate::{
     read::{field, pointer},
 };
 
+/// The memory controller state (`struct cgroup_subsys_state *`) of `task`:
+/// `task->cgroups->subsys[memory_cgrp_id]`, which is also its `mem_cgroup`.
+#[inline(always)]
+pub fn memory_css_of(task: u64) -> Option<u64> {
+    let css_set = pointer(task, layout!(task_cgroups))?;
+    pointer(css_set, layout!(css_set_memory_subsys))
+}
+
 /// The memory cgroup (`struct cgroup *`) of `task`:
 /// `task->cgroups->subsys[memory_cgrp_id]->cgroup`. On cgroup v1 this is the
 /// memory controller's own hierarchy, not the unified one.
 #[inline(always)]
 pub fn memory_cgroup_of(task: u64) -> Option<u64> {
-    let css_set = pointer(task, layout!(task_cgroups))?;
-    let css = pointer(css_set, layout!(css_set_memory_subsys))?;
-    pointer(css, layout!(css_cgroup))
+    pointer(memory_css_of(task)?, layout!(css_cgroup))
 }
 
 /// Fills `out` with the id of `cgroup` and the names on its path, leaf

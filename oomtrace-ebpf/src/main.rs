@@ -12,11 +12,15 @@
 //! counted in `LOST`, never dropped silently.
 #![no_std]
 #![no_main]
+// Inline asm on the BPF target (see oom_control::opaque); the crate is
+// built with nightly anyway (-Z build-std).
+#![feature(asm_experimental_arch)]
 
 mod cgroup;
 mod layout;
 mod mark_victim;
 mod mm;
+mod oom_control;
 mod read;
 mod task;
 
@@ -40,12 +44,17 @@ static LOST: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
 #[repr(C)]
 pub struct Scratch {
     pub record: OomKillRecord,
-    /// Copy of a `struct bpf_array` header (see `mm::PerCpuBase`).
+    /// Copy of our per-CPU map's `struct bpf_array` header (see `mm`).
     pub peek: [u8; BPF_ARRAY_PEEK],
 }
 
 #[map]
 static SCRATCH: PerCpuArray<Scratch> = PerCpuArray::with_max_entries(1, 0);
+
+/// Hand-over from `oom_control_btf` to `mark_victim_btf`, which run one
+/// after the other on the same CPU for the same event.
+#[map]
+static OOM_CONTROL: PerCpuArray<oom_control::Handover> = PerCpuArray::with_max_entries(1, 0);
 
 /// A one-slot per-CPU array whose slot addresses reveal each CPU's per-CPU
 /// offset (see `mm::PerCpuBase`). Its value is never used.

@@ -12,7 +12,7 @@ use oomtrace_common::{OomKillRecord, TASK_COMM_LEN, capture, valid};
 use crate::{
     EVENTS, LOST, SCRATCH, Scratch,
     layout::{known, layout},
-    mm, task,
+    mm, oom_control, task,
 };
 
 /// tp_btf: `TP_PROTO(struct task_struct *task, uid_t uid)` (Linux 6.9+, and
@@ -43,6 +43,7 @@ pub fn mark_victim_btf(ctx: BtfTracePointContext) -> u32 {
     mm::read_victim_mm(victim, record, peek);
 
     let (current, read) = task::describe_current(&mut record.trigger);
+    oom_control::take(victim, &mut record.oom);
     flag(record, read.comm, valid::TRIGGER_COMM);
     flag(record, read.memcg, valid::TRIGGER_MEMCG);
     if current == victim {
@@ -150,6 +151,7 @@ fn begin(record: &mut OomKillRecord, how: u32) {
     record.trigger.comm = [0; TASK_COMM_LEN];
     record.victim.pid = 0;
     record.victim.tgid = 0;
+    record.oom.flags = 0;
     record.victim.memcg.depth = 0;
     record.trigger.memcg.depth = 0;
 }

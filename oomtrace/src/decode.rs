@@ -1,7 +1,8 @@
 //! Ring buffer bytes -> typed kill events, with unknown values as `None`.
 
 use oomtrace_common::{
-    CGROUP_MAX_DEPTH, CgroupRef, OomKillRecord, TASK_COMM_LEN, TaskRef, cgroup_flags, valid,
+    CGROUP_MAX_DEPTH, CgroupRef, OomContext, OomKillRecord, TASK_COMM_LEN, TaskRef, cgroup_flags,
+    oom_context, valid,
 };
 
 use crate::capture::CapturePath;
@@ -71,6 +72,99 @@ pub struct Trigger {
     pub is_victim: bool,
 }
 
+/// How the OOM killer scoped its search (`enum oom_constraint`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Constraint {
+    /// CONSTRAINT_NONE: the whole machine.
+    Global,
+    Cpuset,
+    Mempolicy,
+    Memcg,
+}
+
+impl Constraint {
+    fn from_kernel(value: u32) -> Option<Constraint> {
+        match value {
+            0 => Some(Constraint::Global),
+            1 => Some(Constraint::Cpuset),
+            2 => Some(Constraint::Mempolicy),
+            3 => Some(Constraint::Memcg),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Constraint::Global => "global",
+            Constraint::Cpuset => "cpuset",
+            Constraint::Mempolicy => "mempolicy",
+            Constraint::Memcg => "memcg",
+        }
+    }
+}
+
+/// The memory cgroup whose limit was hit, at the kill. Counters in pages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OomMemcg {
+    pub id: u64,
+    /// Depth below the hierarchy root.
+    pub level: u32,
+    /// It is the victim's memcg or an ancestor: its path is the first
+    /// `level` components of the victim's.
+    pub contains_victim: bool,
+    /// Page counter and OOM-kill count, when they could be read.
+    pub counters: Option<MemcgCounters>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemcgCounters {
+    pub usage_pages: u64,
+    pub limit_pages: u64,
+    pub watermark_pages: u64,
+    pub failcnt: u64,
+    pub oom_kills: u64,
+}
+
+/// The OOM killer's own context for the kill (its `struct oom_control`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OomControl {
+    pub constraint: Option<Constraint>,
+    pub gfp_mask: u32,
+    pub order: i32,
+    pub totalpages: u64,
+    pub chosen_points: i64,
+    pub memcg: Option<OomMemcg>,
+}
+
+impl OomControl {
+    fn from_record(raw: &OomContext) -> Option<OomControl> {
+        let has = |bit: u32| raw.flags & bit != 0;
+        if !has(oom_context::FOUND) {
+            return None;
+        }
+        let memcg = has(oom_context::MEMCG).then(|| OomMemcg {
+            id: raw.memcg_id,
+            level: raw.memcg_level,
+            contains_victim: has(oom_context::MEMCG_CONTAINS_VICTIM),
+            counters: has(oom_context::MEMCG_COUNTERS).then_some(MemcgCounters {
+                usage_pages: raw.memcg_usage_pages,
+                limit_pages: raw.memcg_limit_pages,
+                watermark_pages: raw.memcg_watermark_pages,
+                failcnt: raw.memcg_failcnt,
+                oom_kills: raw.memcg_oom_kills,
+            }),
+        });
+        Some(OomControl {
+            constraint: Constraint::from_kernel(raw.constraint),
+            gfp_mask: raw.gfp_mask,
+            order: raw.order,
+            totalpages: raw.totalpages,
+            chosen_points: raw.chosen_points,
+            memcg,
+        })
+    }
+}
+
 /// One OOM kill (one `oom:mark_victim` event).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OomKill {
@@ -78,6 +172,8 @@ pub struct OomKill {
     pub capture: Option<CapturePath>,
     pub victim: Victim,
     pub trigger: Trigger,
+    /// `None` when the kill's oom_control could not be found.
+    pub oom: Option<OomControl>,
 }
 
 impl OomKill {
@@ -116,6 +212,7 @@ impl OomKill {
             capture: CapturePath::from_record(record.capture),
             victim,
             trigger,
+            oom: OomControl::from_record(&record.oom),
         }
     }
 }
@@ -329,6 +426,58 @@ mod tests {
         assert_eq!(comm(&task), b"a\"\xff\n\x01");
         task.comm = [b'x'; TASK_COMM_LEN];
         assert_eq!(comm(&task).len(), TASK_COMM_LEN);
+    }
+
+    #[test]
+    fn the_oom_control_decodes_only_when_found() {
+        let mut record = empty_record();
+        record.oom.constraint = 3;
+        record.oom.memcg_id = 9;
+        assert_eq!(
+            OomKill::from_record(&record).oom,
+            None,
+            "not found: no context at all"
+        );
+
+        record.oom.flags = oom_context::FOUND
+            | oom_context::MEMCG
+            | oom_context::MEMCG_CONTAINS_VICTIM
+            | oom_context::MEMCG_COUNTERS;
+        record.oom.gfp_mask = 0xcc0;
+        record.oom.order = 0;
+        record.oom.totalpages = 16384;
+        record.oom.chosen_points = 16778;
+        record.oom.memcg_level = 1;
+        record.oom.memcg_usage_pages = 16384;
+        record.oom.memcg_limit_pages = 16384;
+        record.oom.memcg_watermark_pages = 16384;
+        record.oom.memcg_failcnt = 1181;
+        record.oom.memcg_oom_kills = 3;
+        let oom = OomKill::from_record(&record).oom.expect("found");
+        assert_eq!(oom.constraint, Some(Constraint::Memcg));
+        assert_eq!(
+            (oom.gfp_mask, oom.order, oom.totalpages, oom.chosen_points),
+            (0xcc0, 0, 16384, 16778)
+        );
+        let memcg = oom.memcg.expect("memcg OOM");
+        assert_eq!((memcg.id, memcg.level, memcg.contains_victim), (9, 1, true));
+        assert_eq!(
+            memcg.counters.map(|c| (c.failcnt, c.oom_kills)),
+            Some((1181, 3))
+        );
+
+        record.oom.flags = oom_context::FOUND;
+        record.oom.constraint = 0;
+        let global = OomKill::from_record(&record).oom.expect("found");
+        assert_eq!(
+            (global.constraint, global.memcg),
+            (Some(Constraint::Global), None)
+        );
+        record.oom.constraint = 7;
+        assert_eq!(
+            OomKill::from_record(&record).oom.and_then(|o| o.constraint),
+            None
+        );
     }
 
     #[test]

@@ -88,6 +88,11 @@ fn trace(cli: &Cli) -> anyhow::Result<ExitCode> {
         "oomtrace: ready: oom:mark_victim attached via {}",
         plan.path.name()
     );
+    if let Err(why) = &capture.oom_control
+        && plan.path == capture::CapturePath::TpBtf
+    {
+        ready.push_str(&format!(" (OOM killer context unavailable: {why})"));
+    }
     if !plan.unresolved.is_empty() {
         ready.push_str(&format!(
             " (not on this kernel, reported as null: {})",

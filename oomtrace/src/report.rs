@@ -24,6 +24,45 @@ pub struct KillReport {
     pub capture: Option<&'static str>,
     pub victim: VictimReport,
     pub trigger: TriggerReport,
+    /// How the OOM killer scoped its search: `memcg`, `global`, `cpuset`
+    /// or `mempolicy`; `null` when its context could not be read.
+    pub constraint: Option<&'static str>,
+    /// For a memcg OOM: the cgroup whose limit was hit, at the kill.
+    pub oom_memcg: Option<OomMemcgReport>,
+    /// The rest of the OOM killer's context for this kill.
+    pub oom_control: Option<OomControlReport>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct OomMemcgReport {
+    pub id: u64,
+    pub path: Option<String>,
+    /// The memory limit (`memory.limit_in_bytes` on v1, `memory.max` on v2).
+    pub limit_bytes: Option<u64>,
+    pub usage_bytes: Option<u64>,
+    /// High-water mark: `memory.max_usage_in_bytes` (cgroup v1) ...
+    pub max_usage_bytes: Option<u64>,
+    /// ... or `memory.peak` (cgroup v2); the other one is `null`.
+    pub peak_bytes: Option<u64>,
+    /// Charges that failed at the limit (`memory.failcnt`; v2 has no file).
+    pub failcnt: Option<u64>,
+    /// OOM kills counted in this cgroup, this one included (v1
+    /// `memory.oom_control` oom_kill, v2 `memory.events` oom_kill).
+    pub oom_kills: Option<u64>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct OomControlReport {
+    /// The allocation's GFP flags, as the log's `gfp_mask=` (hex).
+    pub gfp_mask: String,
+    /// The allocation's order (-1: OOM kill forced via sysrq).
+    pub order: i32,
+    /// Memory the OOM killer weighed candidates against (the memcg limit,
+    /// or RAM + swap for a global OOM).
+    pub total_bytes: u64,
+    /// The victim's badness as the OOM killer scored it (pages, adjusted by
+    /// oom_score_adj).
+    pub victim_points: i64,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]

@@ -159,6 +159,30 @@ impl TestCgroup {
             .context("parse oom_kill")
     }
 
+    /// The memory limit, from the cgroup's own file.
+    pub fn limit(&self) -> Result<u64> {
+        self.read_u64(match self.hierarchy.version {
+            Version::V1 => "memory.limit_in_bytes",
+            Version::V2 => "memory.max",
+        })
+    }
+
+    /// The high-water mark: v1 `memory.max_usage_in_bytes`, v2 `memory.peak`.
+    pub fn max_usage(&self) -> Result<u64> {
+        self.read_u64(match self.hierarchy.version {
+            Version::V1 => "memory.max_usage_in_bytes",
+            Version::V2 => "memory.peak",
+        })
+    }
+
+    fn read_u64(&self, file: &str) -> Result<u64> {
+        let text =
+            fs::read_to_string(self.dir.join(file)).with_context(|| format!("read {file}"))?;
+        text.trim()
+            .parse()
+            .with_context(|| format!("parse {file}: {text:?}"))
+    }
+
     fn remove(&mut self) {
         for child in &mut self.children {
             child.remove();

@@ -164,6 +164,72 @@ impl OomKillLine {
     }
 }
 
+/// `<comm> invoked oom-killer: gfp_mask=0xcc0(GFP_KERNEL), order=0,
+/// oom_score_adj=0`: the first line of the OOM killer's report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invoked {
+    pub gfp_mask: u32,
+    pub order: i32,
+}
+
+impl Invoked {
+    pub fn parse(line: &str) -> Option<Invoked> {
+        let rest = line.split_once(" invoked oom-killer: gfp_mask=0x")?.1;
+        let hex_end = rest.find(|c: char| !c.is_ascii_hexdigit())?;
+        let gfp_mask = u32::from_str_radix(&rest[..hex_end], 16).ok()?;
+        let order = rest.split_once("order=")?.1;
+        let order_end = order
+            .find(|c: char| !(c.is_ascii_digit() || c == '-'))
+            .unwrap_or(order.len());
+        Some(Invoked {
+            gfp_mask,
+            order: order[..order_end].parse().ok()?,
+        })
+    }
+}
+
+/// `memory: usage 65536kB, limit 65536kB, failcnt 1181`: the OOM memcg's
+/// page counter, printed in the report of a memcg OOM.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemoryUsage {
+    pub usage_kb: u64,
+    pub limit_kb: u64,
+    pub failcnt: u64,
+}
+
+impl MemoryUsage {
+    pub fn parse(line: &str) -> Option<MemoryUsage> {
+        let rest = line.strip_prefix("memory: usage ")?;
+        let (usage, rest) = rest.split_once("kB, limit ")?;
+        let (limit, rest) = rest.split_once("kB, failcnt ")?;
+        Some(MemoryUsage {
+            usage_kb: usage.trim().parse().ok()?,
+            limit_kb: limit.trim().parse().ok()?,
+            failcnt: rest.trim().parse().ok()?,
+        })
+    }
+}
+
+/// The kernel's report of one kill of `pid`: the `oom-kill:` line and,
+/// before it in the same report, the `invoked oom-killer` and (memcg OOM)
+/// `memory: usage` lines.
+pub fn report_of(
+    lines: &[String],
+    pid: u32,
+) -> Option<(OomKillLine, Option<Invoked>, Option<MemoryUsage>)> {
+    let at = lines
+        .iter()
+        .position(|l| OomKillLine::parse(l).is_some_and(|k| k.pid == pid))?;
+    let context = OomKillLine::parse(&lines[at])?;
+    let start = lines[..at]
+        .iter()
+        .rposition(|l| Invoked::parse(l).is_some());
+    let report = &lines[start.unwrap_or(at)..at];
+    let invoked = report.iter().find_map(|l| Invoked::parse(l));
+    let usage = report.iter().find_map(|l| MemoryUsage::parse(l));
+    Some((context, invoked, usage))
+}
+
 /// /dev/kmsg writes bytes < 0x20, >= 0x7f and `\` as `\xNN`.
 pub fn unescape(text: &str) -> Vec<u8> {
     let bytes = text.as_bytes();
@@ -303,6 +369,62 @@ mod tests {
         );
         let global = "oom-kill:constraint=CONSTRAINT_NONE,nodemask=(null),cpuset=/,mems_allowed=0,global_oom,task_memcg=/,task=x,pid=1,uid=0";
         assert_eq!(OomKillLine::parse(global).and_then(|l| l.oom_memcg), None);
+    }
+
+    #[test]
+    fn parses_the_report_header_and_the_memcg_counter() {
+        let invoked = "oomtrace-test-h invoked oom-killer: gfp_mask=0xcc0(GFP_KERNEL), order=0, oom_score_adj=321";
+        assert_eq!(
+            Invoked::parse(invoked),
+            Some(Invoked {
+                gfp_mask: 0xcc0,
+                order: 0
+            })
+        );
+        let sysrq = "kworker/0:1 invoked oom-killer: gfp_mask=0x0(), order=-1, oom_score_adj=0";
+        assert_eq!(
+            Invoked::parse(sysrq),
+            Some(Invoked {
+                gfp_mask: 0,
+                order: -1
+            })
+        );
+        assert_eq!(
+            MemoryUsage::parse("memory: usage 65536kB, limit 65536kB, failcnt 1181"),
+            Some(MemoryUsage {
+                usage_kb: 65536,
+                limit_kb: 65536,
+                failcnt: 1181
+            })
+        );
+        assert_eq!(
+            MemoryUsage::parse("memory+swap: usage 1kB, limit 2kB, failcnt 0"),
+            None
+        );
+    }
+
+    #[test]
+    fn a_report_is_the_lines_from_its_header_to_its_kill() {
+        let lines: Vec<String> = [
+            "a invoked oom-killer: gfp_mask=0x1(), order=1, oom_score_adj=0",
+            "memory: usage 1kB, limit 1kB, failcnt 1",
+            "oom-kill:constraint=CONSTRAINT_MEMCG,nodemask=(null),cpuset=/,mems_allowed=0,oom_memcg=/x,task_memcg=/x,task=a,pid=10,uid=0",
+            "Memory cgroup out of memory: Killed process 10 (a) total-vm:1kB, anon-rss:1kB, file-rss:0kB, shmem-rss:0kB, UID:0 pgtables:4kB oom_score_adj:0",
+            "b invoked oom-killer: gfp_mask=0xcc0(GFP_KERNEL), order=0, oom_score_adj=0",
+            "memory: usage 2kB, limit 2kB, failcnt 7",
+            "oom-kill:constraint=CONSTRAINT_MEMCG,nodemask=(null),cpuset=/,mems_allowed=0,oom_memcg=/y,task_memcg=/y,task=b,pid=11,uid=0",
+        ]
+        .map(String::from)
+        .to_vec();
+        let (context, invoked, usage) = report_of(&lines, 11).expect("found");
+        assert_eq!(context.oom_memcg.as_deref(), Some("/y"));
+        assert_eq!(invoked.map(|i| i.gfp_mask), Some(0xcc0));
+        assert_eq!(usage.map(|u| u.failcnt), Some(7));
+        assert_eq!(
+            report_of(&lines, 10).and_then(|r| r.2).map(|u| u.failcnt),
+            Some(1)
+        );
+        assert!(report_of(&lines, 12).is_none());
     }
 
     #[test]

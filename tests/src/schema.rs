@@ -88,13 +88,27 @@ fn check(value: &Value, node: &Value, at: &str) -> Result<(), String> {
             return Err(format!("{at}: {n} above maximum"));
         }
     }
-    if node.get("pattern").is_some() {
-        // The only pattern is the timestamp's.
+    if let Some(pattern) = node.get("pattern").and_then(Value::as_str) {
+        // The patterns the schema uses, checked without a regex engine.
         let text = value.as_str().unwrap_or("");
-        if crate::system::parse_rfc3339_utc(text).is_none() || text.len() != 27 {
-            return Err(format!(
-                "{at}: {text:?} is not an RFC 3339 UTC time with microseconds"
-            ));
+        let ok = match pattern {
+            "^0x[0-9a-f]+$" => text.strip_prefix("0x").is_some_and(|hex| {
+                !hex.is_empty()
+                    && hex
+                        .bytes()
+                        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+            }),
+            _ if pattern.contains("[0-9]{6}Z") => {
+                crate::system::parse_rfc3339_utc(text).is_some() && text.len() == 27
+            }
+            _ => {
+                return Err(format!(
+                    "{at}: the validator does not know pattern {pattern}"
+                ));
+            }
+        };
+        if !ok {
+            return Err(format!("{at}: {text:?} does not match {pattern}"));
         }
     }
     if let Value::Object(object) = value {
@@ -138,7 +152,11 @@ mod tests {
                 "total_vm_bytes": 1, "rss_anon_bytes": 1, "rss_file_bytes": 1, "rss_shmem_bytes": 0,
                 "rss_anon_exact_bytes": null, "rss_file_exact_bytes": null, "rss_shmem_exact_bytes": null,
                 "pgtables_bytes": 4096, "memcg": {"id": 7, "path": "/a"}},
-            "trigger": {"pid": 1, "tgid": 1, "comm": "x", "memcg": null, "is_victim": true}
+            "trigger": {"pid": 1, "tgid": 1, "comm": "x", "memcg": null, "is_victim": true},
+            "constraint": "memcg",
+            "oom_memcg": {"id": 7, "path": "/a", "limit_bytes": 1, "usage_bytes": 1, "max_usage_bytes": 1,
+                "peak_bytes": null, "failcnt": 0, "oom_kills": 1},
+            "oom_control": {"gfp_mask": "0xcc0", "order": 0, "total_bytes": 4096, "victim_points": 3}
         })
     }
 
@@ -171,5 +189,15 @@ mod tests {
         time["time"] = json!("2026-11-26T10:50:07Z");
         assert!(validate(&time).is_err());
         assert!(validate(&json!({"type": "lost", "schema": 1, "time": "2026-11-26T10:50:07.123456Z", "count": 0})).is_err());
+        let mut gfp = kill();
+        gfp["oom_control"]["gfp_mask"] = json!("cc0");
+        assert!(validate(&gfp).is_err());
+        let mut constraint = kill();
+        constraint["constraint"] = json!("memory");
+        assert!(validate(&constraint).is_err());
+        let mut global = kill();
+        global["constraint"] = json!("global");
+        global["oom_memcg"] = json!(null);
+        assert_eq!(validate(&global), Ok(()));
     }
 }

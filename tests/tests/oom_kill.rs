@@ -8,9 +8,9 @@ use std::{
 
 use anyhow::{Context as _, Result};
 use oomtrace_tests::{
-    Hog, KernelLog, KilledProcess, OomKillLine, TestCgroup, Tracer,
+    Hog, KernelLog, KilledProcess, TestCgroup, Tracer,
     hog::HogOptions,
-    kmsg,
+    kmsg::{self, Invoked, MemoryUsage, OomKillLine},
     system::{self, boot_ns, hostname, proc_rss, require_root, serialize, vmstat_oom_kill},
     tracer::victim_record,
 };
@@ -51,6 +51,9 @@ fn setup() -> system::SerialGuard {
 struct Truth {
     killed: KilledProcess,
     context: OomKillLine,
+    invoked: Invoked,
+    /// The OOM memcg's page counter (memcg OOMs only).
+    usage: Option<MemoryUsage>,
 }
 
 fn truth(log: &mut KernelLog, pid: u32) -> Truth {
@@ -60,14 +63,69 @@ fn truth(log: &mut KernelLog, pid: u32) -> Truth {
         .filter_map(|l| KilledProcess::parse(l))
         .find(|k| k.pid == pid)
         .unwrap_or_else(|| panic!("no `Killed process {pid}` line in /dev/kmsg: {lines:#?}"));
-    let context = lines
-        .iter()
-        .filter_map(|l| OomKillLine::parse(l))
-        .find(|l| l.pid == pid)
-        .unwrap_or_else(|| {
-            panic!("no `oom-kill:` line for {pid} (printk ratelimited?): {lines:#?}")
-        });
-    Truth { killed, context }
+    let (context, invoked, usage) = kmsg::report_of(&lines, pid).unwrap_or_else(|| {
+        panic!("no `oom-kill:` line for {pid} (printk ratelimited?): {lines:#?}")
+    });
+    let invoked =
+        invoked.unwrap_or_else(|| panic!("no `invoked oom-killer` line for {pid}: {lines:#?}"));
+    Truth {
+        killed,
+        context,
+        invoked,
+        usage,
+    }
+}
+
+/// The record's OOM domain against the kernel's report and the limit's
+/// own cgroup files (read after the kill: the counters there do not move
+/// once the only charger is dead).
+fn assert_oom_domain_matches(record: &Value, truth: &Truth, domain: &TestCgroup) -> Result<()> {
+    let constraint = match truth.context.constraint.as_str() {
+        "CONSTRAINT_NONE" => "global",
+        "CONSTRAINT_CPUSET" => "cpuset",
+        "CONSTRAINT_MEMORY_POLICY" => "mempolicy",
+        "CONSTRAINT_MEMCG" => "memcg",
+        other => panic!("unknown constraint {other}"),
+    };
+    assert_eq!(record["constraint"], constraint, "constraint");
+    let oc = &record["oom_control"];
+    assert_eq!(
+        oc["gfp_mask"],
+        format!("{:#x}", truth.invoked.gfp_mask),
+        "gfp_mask"
+    );
+    assert_eq!(oc["order"], truth.invoked.order, "order");
+    let m = &record["oom_memcg"];
+    assert_eq!(
+        m["path"],
+        truth.context.oom_memcg.clone().expect("a memcg OOM"),
+        "oom_memcg"
+    );
+    assert_eq!(m["path"], domain.path());
+    assert_eq!(m["id"], domain.id(), "the limit's cgroup directory inode");
+    let usage = truth
+        .usage
+        .as_ref()
+        .expect("the memcg OOM report has a `memory: usage` line");
+    assert_eq!(m["usage_bytes"], usage.usage_kb * 1024, "usage at the kill");
+    assert_eq!(m["limit_bytes"], usage.limit_kb * 1024, "limit");
+    assert_eq!(m["failcnt"], usage.failcnt, "failcnt");
+    assert_eq!(m["limit_bytes"], domain.limit()?, "limit file");
+    assert_eq!(
+        m["oom_kills"],
+        domain.oom_kills()?,
+        "the cgroup's oom_kill counter"
+    );
+    let watermark = if domain.hierarchy.version == oomtrace_tests::cgroup::Version::V1 {
+        &m["max_usage_bytes"]
+    } else {
+        &m["peak_bytes"]
+    };
+    assert_eq!(*watermark, domain.max_usage()?, "high-water mark file");
+    // For a memcg OOM the kernel weighs candidates against the limit
+    // (mem_cgroup_get_max; this machine has no swap).
+    assert_eq!(oc["total_bytes"], domain.limit()?, "totalpages");
+    Ok(())
 }
 
 /// oomtrace's `comm` back to bytes: valid UTF-8 as is, `\xNN` for others.
@@ -134,6 +192,7 @@ fn a_memcg_kill_is_reported_with_every_figure_the_kernel_logged() -> Result<()> 
     let truth = truth(&mut log, pid);
     assert_victim_matches_log(record, &truth);
     assert_exact_rss_is_close(record);
+    assert_oom_domain_matches(record, &truth, &cgroup)?;
 
     assert_eq!(record["type"], "oom_kill");
     assert_eq!(record["schema"], 1);
@@ -329,7 +388,15 @@ fn bystander(args: &[&str]) -> Result<()> {
             "not knowable from the event"
         );
         assert_eq!(record["victim"]["rss_anon_exact_bytes"], Value::Null);
+        for unknown in ["constraint", "oom_memcg", "oom_control"] {
+            assert_eq!(
+                record[unknown],
+                Value::Null,
+                "{unknown}: the event does not carry it"
+            );
+        }
     } else {
+        assert_oom_domain_matches(record, &truth, &cgroup)?;
         assert_victim_matches_log(record, &truth);
         assert_eq!(record["victim"]["tgid"], idle.pid);
         // The idle victim's RSS did not move: the exact sums are /proc's.
@@ -388,7 +455,7 @@ fn n_kills_give_exactly_n_records_and_vmstat_agrees() -> Result<()> {
 }
 
 #[test]
-fn a_victim_in_a_child_cgroup_has_the_child_path() -> Result<()> {
+fn a_victim_in_a_child_cgroup_whose_parent_holds_the_limit() -> Result<()> {
     let _serial = setup();
     let mut tracer = Tracer::start(&[])?;
     let mut log = KernelLog::open()?;
@@ -400,11 +467,14 @@ fn a_victim_in_a_child_cgroup_has_the_child_path() -> Result<()> {
     assert_victim_matches_log(record, &truth);
     assert_eq!(record["victim"]["memcg"]["path"], parent.relative(&child));
     assert_eq!(record["victim"]["memcg"]["id"], TestCgroup::id_of(&child));
-    // The limit that was hit is the parent's (issue: OOM domain).
+    // The limit that was hit is the parent's, not the victim's own cgroup.
     assert_eq!(
         truth.context.oom_memcg.as_deref(),
         Some(parent.path().as_str())
     );
+    assert_oom_domain_matches(record, &truth, &parent)?;
+    assert_eq!(record["oom_memcg"]["path"], parent.path());
+    assert_ne!(record["oom_memcg"]["id"], record["victim"]["memcg"]["id"]);
     Ok(())
 }
 

@@ -151,6 +151,16 @@ impl KernelTypes {
         })
     }
 
+    /// THREAD_SIZE, the kernel stack size, which BTF does not record:
+    /// 16 KiB on x86-64 and arm64, doubled by KASAN.
+    fn thread_size(&self) -> u32 {
+        if self.has_function("kasan_report") {
+            32 << 10
+        } else {
+            16 << 10
+        }
+    }
+
     /// Whether the kernel has a function of this name (BTF lists every
     /// function the kernel was built with).
     pub fn has_function(&self, name: &str) -> bool {
@@ -262,6 +272,42 @@ impl KernelTypes {
         set(
             &mut layout.bpf_array_pptrs,
             self.offset("bpf_array", &["pptrs"]),
+        );
+        set(
+            &mut layout.task_group_leader,
+            self.offset("task_struct", &["group_leader"]),
+        );
+        set(
+            &mut layout.task_stack,
+            self.offset("task_struct", &["stack"]),
+        );
+        layout.thread_size = self.thread_size();
+
+        // The OOM killer's context (found on the stack, see the eBPF side).
+        let oc = |member: &str| self.offset("oom_control", &[member]);
+        set(&mut layout.oc_memcg, oc("memcg"));
+        set(&mut layout.oc_gfp_mask, oc("gfp_mask"));
+        set(&mut layout.oc_order, oc("order"));
+        set(&mut layout.oc_totalpages, oc("totalpages"));
+        set(&mut layout.oc_chosen, oc("chosen"));
+        set(&mut layout.oc_chosen_points, oc("chosen_points"));
+        set(&mut layout.oc_constraint, oc("constraint"));
+
+        let memcg = |member: &str| self.offset("mem_cgroup", &[member]);
+        set(&mut layout.memcg_css, memcg("css"));
+        set(&mut layout.memcg_usage, memcg("memory.usage"));
+        set(&mut layout.memcg_max, memcg("memory.max"));
+        set(&mut layout.memcg_watermark, memcg("memory.watermark"));
+        set(&mut layout.memcg_failcnt, memcg("memory.failcnt"));
+        if let Some(oom_kill) = self.enum_value("MEMCG_OOM_KILL") {
+            set(
+                &mut layout.memcg_oom_kill_events,
+                memcg(&format!("memory_events[{oom_kill}]")),
+            );
+        }
+        set(
+            &mut layout.css_parent,
+            self.offset("cgroup_subsys_state", &["parent"]),
         );
         layout
     }

@@ -259,12 +259,39 @@ fn possible_cpus() -> u32 {
     aya::util::nr_cpus().map_or(0, |n| u32::try_from(n).unwrap_or(0))
 }
 
+/// Loads and attaches the program that finds the kill's `oom_control`.
+/// Optional: without it, records carry nulls for what it provides.
+fn attach_oom_control(ebpf: &mut Ebpf, kernel_btf: &aya::Btf) -> Result<(), String> {
+    let program: &mut BtfTracePoint = ebpf
+        .program_mut(names::OOM_CONTROL_BTF)
+        .ok_or("the eBPF object lacks it")?
+        .try_into()
+        .map_err(|e: aya::programs::ProgramError| e.to_string())?;
+    program.load("mark_victim", kernel_btf).map_err(|e| {
+        format!("{e:#}")
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .to_string()
+    })?;
+    if let Ok(info) = program.info() {
+        let _ = std::fs::write(
+            "/tmp/oc-insns.txt",
+            format!("{:?}", info.verified_instruction_count()),
+        );
+    }
+    program.attach().map(|_| ()).map_err(|e| e.to_string())
+}
+
 fn take_map(ebpf: &mut Ebpf, name: &'static str) -> Result<aya::maps::Map, CaptureError> {
     ebpf.take_map(name).ok_or(CaptureError::MissingMap(name))
 }
 
 /// Loaded and attached programs, and the maps userspace reads.
 pub struct Capture {
+    /// Whether the OOM killer's context (constraint, OOM memcg, ...) is
+    /// captured, or why not.
+    pub oom_control: Result<(), String>,
     pub events: RingBuf<MapData>,
     pub lost: LostCounter,
 }
@@ -345,8 +372,12 @@ impl Capture {
             .load(EBPF_OBJECT)
             .map_err(CaptureError::Load)?;
 
+        let mut oom_control = Err("not used by the tracepoint path".to_string());
         match (plan.path, kernel_btf) {
             (CapturePath::TpBtf, Some(kernel_btf)) => {
+                // Attached first, so it runs first on each event: tracepoint
+                // probes are called in the order they were registered.
+                oom_control = attach_oom_control(&mut ebpf, kernel_btf);
                 let name = names::MARK_VICTIM_BTF;
                 let failed = |source| CaptureError::Program {
                     program: name,
@@ -389,6 +420,7 @@ impl Capture {
             }
         })?;
         Ok(Capture {
+            oom_control,
             events,
             lost: LostCounter {
                 map: lost,

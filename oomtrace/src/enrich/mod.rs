@@ -5,28 +5,37 @@ pub mod cgroup;
 pub mod clock;
 
 use crate::{
-    decode::{Memcg, OomKill},
-    report::{KillReport, MemcgReport, SCHEMA, TriggerReport, VictimReport, kernel_text},
+    decode::{Memcg, OomControl, OomKill, OomMemcg},
+    report::{
+        KillReport, MemcgReport, OomControlReport, OomMemcgReport, SCHEMA, TriggerReport,
+        VictimReport, kernel_text,
+    },
 };
 
-use self::cgroup::MemoryHierarchy;
+use self::cgroup::{CgroupVersion, MemoryHierarchy};
 
 pub struct Enricher {
     host: String,
     memory: Option<MemoryHierarchy>,
+    page_size: u64,
 }
 
 impl Enricher {
     pub fn new() -> Enricher {
+        // SAFETY: sysconf has no memory-safety preconditions.
+        let page_size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
         Enricher {
             host: hostname(),
             memory: MemoryHierarchy::find(),
+            page_size: u64::try_from(page_size).unwrap_or(4096),
         }
     }
 
     pub fn report(&self, kill: &OomKill) -> KillReport {
         let victim = &kill.victim;
         let time = clock::rfc3339(clock::wall_time(kill.boot_ns));
+        let victim_memcg = victim.memcg.as_ref().map(|m| self.memcg(m));
+        let oom = kill.oom.as_ref();
         KillReport {
             kind: "oom_kill",
             schema: SCHEMA,
@@ -48,7 +57,7 @@ impl Enricher {
                 rss_file_exact_bytes: victim.rss_exact.map(|r| r.file),
                 rss_shmem_exact_bytes: victim.rss_exact.map(|r| r.shmem),
                 pgtables_bytes: victim.pgtables_bytes,
-                memcg: victim.memcg.as_ref().map(|m| self.memcg(m)),
+                memcg: victim_memcg.clone(),
             },
             trigger: TriggerReport {
                 pid: kill.trigger.pid,
@@ -57,6 +66,47 @@ impl Enricher {
                 memcg: kill.trigger.memcg.as_ref().map(|m| self.memcg(m)),
                 is_victim: kill.trigger.is_victim,
             },
+            constraint: oom.and_then(|o| o.constraint).map(|c| c.name()),
+            oom_memcg: oom
+                .and_then(|o| o.memcg.as_ref())
+                .map(|m| self.oom_memcg(m, victim_memcg.as_ref())),
+            oom_control: oom.map(|o| self.oom_control(o)),
+        }
+    }
+
+    fn oom_control(&self, oom: &OomControl) -> OomControlReport {
+        OomControlReport {
+            gfp_mask: format!("{:#x}", oom.gfp_mask),
+            order: oom.order,
+            total_bytes: oom.totalpages.saturating_mul(self.page_size),
+            victim_points: oom.chosen_points,
+        }
+    }
+
+    /// The limit's memcg. Its path is the victim's cut to its depth when it
+    /// contains the victim (as the kernel checked), else looked up by id.
+    fn oom_memcg(&self, memcg: &OomMemcg, victim: Option<&MemcgReport>) -> OomMemcgReport {
+        let from_victim = victim
+            .and_then(|v| v.path.as_deref())
+            .filter(|_| memcg.contains_victim)
+            .and_then(|path| path_prefix(path, memcg.level));
+        let path = from_victim.or_else(|| self.memory.as_ref().and_then(|m| m.path_of(memcg.id)));
+        let bytes = |pages: u64| pages.saturating_mul(self.page_size);
+        let counters = memcg.counters;
+        let watermark = counters.map(|c| bytes(c.watermark_pages));
+        let v2 = self
+            .memory
+            .as_ref()
+            .is_some_and(|m| m.version == CgroupVersion::V2);
+        OomMemcgReport {
+            id: memcg.id,
+            path,
+            limit_bytes: counters.map(|c| bytes(c.limit_pages)),
+            usage_bytes: counters.map(|c| bytes(c.usage_pages)),
+            max_usage_bytes: if v2 { None } else { watermark },
+            peak_bytes: if v2 { watermark } else { None },
+            failcnt: counters.map(|c| c.failcnt),
+            oom_kills: counters.map(|c| c.oom_kills),
         }
     }
 
@@ -67,6 +117,16 @@ impl Enricher {
         };
         MemcgReport { id: memcg.id, path }
     }
+}
+
+/// The first `level` components of `path` (`/a/b/c`, 2 -> `/a/b`).
+fn path_prefix(path: &str, level: u32) -> Option<String> {
+    let components: Vec<&str> = path.split('/').filter(|c| !c.is_empty()).collect();
+    let level = usize::try_from(level).ok()?;
+    if level > components.len() {
+        return None;
+    }
+    Some(format!("/{}", components[..level].join("/")))
 }
 
 fn hostname() -> String {
@@ -115,7 +175,53 @@ mod tests {
                 memcg: Some(Memcg { id: 78, path: None }),
                 is_victim: false,
             },
+            oom: None,
         }
+    }
+
+    #[test]
+    fn the_oom_memcg_path_is_the_victims_cut_to_its_depth() {
+        assert_eq!(path_prefix("/a/b/c", 2).as_deref(), Some("/a/b"));
+        assert_eq!(path_prefix("/a/b/c", 3).as_deref(), Some("/a/b/c"));
+        assert_eq!(path_prefix("/a/b/c", 0).as_deref(), Some("/"));
+        assert_eq!(path_prefix("/a", 2), None);
+
+        let enricher = Enricher {
+            host: "h".into(),
+            memory: None,
+            page_size: 4096,
+        };
+        let mut kill = kill();
+        kill.oom = Some(OomControl {
+            constraint: Some(crate::decode::Constraint::Memcg),
+            gfp_mask: 0xcc0,
+            order: 0,
+            totalpages: 16384,
+            chosen_points: 77,
+            memcg: Some(OomMemcg {
+                id: 70,
+                level: 1,
+                contains_victim: true,
+                counters: Some(crate::decode::MemcgCounters {
+                    usage_pages: 16384,
+                    limit_pages: 16384,
+                    watermark_pages: 16000,
+                    failcnt: 5,
+                    oom_kills: 2,
+                }),
+            }),
+        });
+        let value = serde_json::to_value(enricher.report(&kill)).expect("serializes");
+        assert_eq!(value["constraint"], "memcg");
+        assert_eq!(
+            value["oom_memcg"],
+            serde_json::json!({"id": 70, "path": "/a", "limit_bytes": 67108864, "usage_bytes": 67108864,
+                "max_usage_bytes": 65536000, "peak_bytes": null, "failcnt": 5, "oom_kills": 2})
+        );
+        assert_eq!(
+            value["oom_control"],
+            serde_json::json!({"gfp_mask": "0xcc0", "order": 0, "total_bytes": 67108864, "victim_points": 77})
+        );
     }
 
     #[test]
@@ -123,6 +229,7 @@ mod tests {
         let enricher = Enricher {
             host: "h".into(),
             memory: None,
+            page_size: 4096,
         };
         let value = serde_json::to_value(enricher.report(&kill())).expect("serializes");
         assert_eq!(value["type"], "oom_kill");
@@ -160,5 +267,11 @@ mod tests {
         );
         assert!(value["trigger"]["comm"].is_null());
         assert_eq!(value["trigger"]["is_victim"], false);
+        for unknown in ["constraint", "oom_memcg", "oom_control"] {
+            assert!(
+                value.get(unknown).is_some_and(serde_json::Value::is_null),
+                "{unknown}"
+            );
+        }
     }
 }

@@ -37,6 +37,7 @@ pub fn kill(out: &mut dyn Write, r: &KillReport) -> io::Result<()> {
         v.total_vm_bytes.map_or("?".to_string(), bytes),
         v.pgtables_bytes.map_or("?".to_string(), bytes),
     )?;
+    writeln!(out, "  limit    {}", limit(r))?;
     let t = &r.trigger;
     if t.is_victim {
         writeln!(out, "  trigger  the victim itself ran into the limit")?;
@@ -49,6 +50,33 @@ pub fn kill(out: &mut dyn Write, r: &KillReport) -> io::Result<()> {
         )?;
     }
     writeln!(out)
+}
+
+/// Which limit was hit, as an SRE asks it.
+fn limit(r: &KillReport) -> String {
+    let context = r.oom_control.as_ref().map(|c| {
+        format!(
+            " [gfp {} order {}, victim badness {}]",
+            c.gfp_mask, c.order, c.victim_points
+        )
+    });
+    let context = context.unwrap_or_default();
+    match (r.constraint, &r.oom_memcg) {
+        (Some("memcg"), Some(m)) => {
+            let path = m.path.clone().unwrap_or_else(|| format!("id {}", m.id));
+            let usage = match (m.usage_bytes, m.limit_bytes) {
+                (Some(usage), Some(limit)) => format!("{} of {}", bytes(usage), bytes(limit)),
+                _ => "?".to_string(),
+            };
+            let kills = m
+                .oom_kills
+                .map_or(String::new(), |n| format!(", OOM kill #{n} there"));
+            format!("memcg {path} at {usage}{kills}{context}")
+        }
+        (Some("global"), _) => format!("none: the whole machine was out of memory{context}"),
+        (Some(other), _) => format!("{other} constraint (allowed NUMA nodes exhausted){context}"),
+        (None, _) => "unknown (the OOM killer's context was not captured)".to_string(),
+    }
 }
 
 pub fn lost(out: &mut dyn Write, r: &LostReport) -> io::Result<()> {
@@ -95,7 +123,7 @@ pub fn bytes(n: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::{SCHEMA, TriggerReport, VictimReport};
+    use crate::report::{OomControlReport, OomMemcgReport, SCHEMA, TriggerReport, VictimReport};
 
     fn sample() -> KillReport {
         KillReport {
@@ -131,6 +159,23 @@ mod tests {
                 memcg: None,
                 is_victim: true,
             },
+            constraint: Some("memcg"),
+            oom_memcg: Some(OomMemcgReport {
+                id: 41,
+                path: Some("/oomtrace-test-a".into()),
+                limit_bytes: Some(64 << 20),
+                usage_bytes: Some(64 << 20),
+                max_usage_bytes: Some(64 << 20),
+                peak_bytes: None,
+                failcnt: Some(1181),
+                oom_kills: Some(3),
+            }),
+            oom_control: Some(OomControlReport {
+                gfp_mask: "0xcc0".into(),
+                order: 0,
+                total_bytes: 64 << 20,
+                victim_points: 16778,
+            }),
         }
     }
 
@@ -144,6 +189,7 @@ mod tests {
             "2026-11-26T10:50:07.123456Z  OOM kill on node-1: pid 3571 (python3) in memcg /oomtrace-test-a\n  \
              victim   tgid 3571  uid 0  oom_score_adj 0\n  \
              memory   rss 51.5 MiB (anon 49.6 MiB, file 1.9 MiB, shmem 0 B)  vm 216.2 MiB  page tables 164.0 KiB\n  \
+             limit    memcg /oomtrace-test-a at 64.0 MiB of 64.0 MiB, OOM kill #3 there [gfp 0xcc0 order 0, victim badness 16778]\n  \
              trigger  the victim itself ran into the limit\n\n"
         );
     }
@@ -154,6 +200,7 @@ mod tests {
         r.victim.uid = None;
         r.victim.rss_anon_bytes = None;
         r.victim.memcg = Some(MemcgReport { id: 9, path: None });
+        r.constraint = None;
         r.trigger.is_victim = false;
         r.trigger.pid = 77;
         r.trigger.comm = None;
@@ -164,6 +211,7 @@ mod tests {
         assert!(text.contains("rss ?"), "{text}");
         assert!(text.contains("in memcg id 9 (path gone)"), "{text}");
         assert!(text.contains("trigger  pid 77 (?) in memcg ?"), "{text}");
+        assert!(text.contains("limit    unknown"), "{text}");
     }
 
     #[test]

@@ -1,0 +1,279 @@
+//! The OOM killer's `struct oom_control` for this kill.
+//!
+//! Without kprobes or fentry there is no hook that receives it, but it is
+//! always a local of a function below us on the current kernel stack
+//! (`mem_cgroup_out_of_memory()` for a memcg OOM, `__alloc_pages_may_oom()`
+//! for a global one, the sysrq worker), alive while `mark_victim` fires,
+//! and its `chosen` member points at the victim (or its thread group
+//! leader). We scan the stack above our own frame for that pointer and
+//! accept a candidate only if the rest of the struct looks like one.
+
+use aya_ebpf::{
+    helpers::generated::{bpf_get_current_task, bpf_probe_read_kernel},
+    macros::btf_tracepoint,
+    programs::BtfTracePointContext,
+};
+use oomtrace_common::{MAX_STACK_SCAN, OomContext, STACK_SCAN_CHUNK, oom_context};
+
+use crate::{
+    OOM_CONTROL,
+    layout::{known, layout},
+    read::{address_of, field, pointer},
+};
+
+const SLOTS: usize = STACK_SCAN_CHUNK / 8;
+
+/// Per-CPU working memory for [`find`], and its result for the main
+/// program.
+#[repr(C)]
+pub struct Handover {
+    /// The victim (`task_struct *`) `context` belongs to; 0 when empty.
+    pub victim: u64,
+    pub context: OomContext,
+    /// A piece of the task's stack being searched.
+    pub chunk: [u64; SLOTS],
+}
+
+/// `tp_btf/mark_victim`, attached before `mark_victim_btf`: a program of its
+/// own so the verifier checks the stack search once, not once per state of
+/// the main program (together they hit the 1M-instruction limit).
+#[btf_tracepoint(function = "mark_victim")]
+pub fn oom_control_btf(ctx: BtfTracePointContext) -> u32 {
+    let Some(handover) = OOM_CONTROL.get_ptr_mut(0) else {
+        return 0;
+    };
+    // SAFETY: per-CPU slot; tracepoint programs do not nest on one CPU.
+    let handover = unsafe { &mut *handover };
+    // A plain number: the verifier forbids arithmetic (the XORs in `find`)
+    // on the trusted task pointer itself.
+    let Some(victim) = address_of(ctx.arg::<*const u8>(0)) else {
+        return 0;
+    };
+    handover.victim = 0;
+    handover.context.flags = 0;
+    // SAFETY: helper without arguments.
+    let current = unsafe { bpf_get_current_task() };
+    let leader = pointer(victim, layout!(task_group_leader)).unwrap_or(victim);
+    if let Some(oc) = find(current, leader, &mut handover.chunk) {
+        let css = crate::cgroup::memory_css_of(victim);
+        describe(oc, leader != victim, css, &mut handover.context);
+    }
+    handover.victim = victim;
+    0
+}
+
+/// The context `oom_control_btf` left for `victim`, once.
+#[inline(always)]
+pub fn take(victim: u64, out: &mut OomContext) {
+    let Some(handover) = OOM_CONTROL.get_ptr_mut(0) else {
+        return;
+    };
+    // SAFETY: as above.
+    let handover = unsafe { &mut *handover };
+    if handover.victim == victim && victim != 0 {
+        *out = handover.context;
+    }
+    handover.victim = 0;
+}
+/// Chunks step by `STACK_SCAN_CHUNK - OVERLAP` bytes.
+const MAX_CHUNKS: u32 = MAX_STACK_SCAN / (STACK_SCAN_CHUNK as u32 - OVERLAP as u32) + 1;
+
+/// Finds the oom_control whose `chosen` is `leader`, the victim's thread
+/// group leader (the OOM killer chooses processes; it then marks a thread
+/// of the chosen one that still has an mm, usually the leader itself), in
+/// the kernel stack of `current`.
+///
+/// Copies of the pointer are everywhere on that stack (when the victim is
+/// the one that faulted, every frame's `current`), so a copy counts only
+/// if the 64 bytes around it read as an oom_control. Chunks are read from
+/// the top of the stack (oldest frames) down, overlapping by the struct's
+/// size so it is never split; in the first chunk holding one, the highest
+/// wins. (BPF programs may run on a private per-CPU stack since 6.13, so
+/// our own frame says nothing about where the task's stack is.)
+///
+/// The per-slot test is branch-free arithmetic: the verifier follows both
+/// sides of every branch in every iteration, and a test with branches over
+/// ~2,000 slots cost it 800k instructions (or hit its 8192-jump limit).
+#[inline(always)]
+fn find(current: u64, leader: u64, chunk: &mut [u64; SLOTS]) -> Option<u64> {
+    let chosen = known(layout!(oc_chosen))?;
+    let stack = pointer(current, layout!(task_stack))?;
+    let size = layout!(thread_size) as u64;
+    let window = size.min(u64::from(MAX_STACK_SCAN));
+    let member = |offset: u32| -> Option<Member> { Member::new(known(offset)?) };
+    let memcg = member(layout!(oc_memcg))?;
+    let order = member(layout!(oc_order))?;
+    let constraint = member(layout!(oc_constraint))?;
+    let totalpages = member(layout!(oc_totalpages))?;
+    let chosen_member = Member::new(chosen)?;
+
+    // A verifier-known trip count (thread_size is a load-time constant).
+    let step = STACK_SCAN_CHUNK as u64 - OVERLAP;
+    let chunks = (window.saturating_sub(STACK_SCAN_CHUNK as u64) / step + 1) as u32;
+    for i in 0..MAX_CHUNKS {
+        if i >= chunks {
+            break;
+        }
+        let base = stack + size - STACK_SCAN_CHUNK as u64 - u64::from(i) * step;
+        // SAFETY: fault-tolerant copy of a piece of the task's stack.
+        let copied = unsafe {
+            bpf_probe_read_kernel(
+                chunk.as_mut_ptr().cast(),
+                STACK_SCAN_CHUNK as u32,
+                base as *const _,
+            )
+        };
+        if copied != 0 {
+            return None;
+        }
+        // Each slot whose whole struct fits in the chunk is a candidate
+        // start; the overlap with the next chunk covers the others.
+        let mut best: u64 = 0;
+        for slot in 0..STARTS {
+            let hit = is_zero(chosen_member.read(chunk, slot) ^ leader)
+                & plausible(
+                    memcg.read(chunk, slot),
+                    order.read(chunk, slot) as u32,
+                    constraint.read(chunk, slot) as u32,
+                    totalpages.read(chunk, slot),
+                );
+            // best = hit ? this slot : best
+            let here = base + (slot * 8) as u64;
+            best ^= (here ^ best) & opaque(hit).wrapping_neg();
+        }
+        if best != 0 {
+            return Some(best);
+        }
+    }
+    None
+}
+
+/// An oom_control member: which word of the struct holds it, and where in
+/// that word. The struct is 8-byte aligned, so no member straddles words.
+struct Member {
+    word: usize,
+    shift: u64,
+}
+
+impl Member {
+    fn new(offset: usize) -> Option<Member> {
+        // Members of the 64-byte struct only: the chunk overlap covers them.
+        (offset < OVERLAP as usize).then_some(Member {
+            word: offset / 8,
+            shift: (offset as u64 % 8) * 8,
+        })
+    }
+
+    /// The member of a struct starting at `slot` (< STARTS), in the low
+    /// bits.
+    #[inline(always)]
+    fn read(&self, chunk: &[u64; SLOTS], slot: usize) -> u64 {
+        // SAFETY: slot + word < STARTS + 8 = SLOTS; masked for the verifier.
+        let value = unsafe { *chunk.as_ptr().add((slot + self.word) & (SLOTS - 1)) };
+        value >> self.shift
+    }
+}
+
+/// `x`, hidden from the optimizer. LLVM recognises the bit tricks below as
+/// comparisons and, BPF having no set-on-condition instruction, turns them
+/// back into branches; an empty asm block keeps them arithmetic.
+#[inline(always)]
+fn opaque(mut x: u64) -> u64 {
+    // SAFETY: a register move onto itself. (An empty asm block leaves two
+    // BTF line records on one instruction, which the kernel refuses.)
+    unsafe { core::arch::asm!("{0} = {0}", inlateout(reg) x, options(pure, nomem, nostack)) };
+    x
+}
+
+/// 1 if `x` is zero, else 0, without a branch.
+#[inline(always)]
+fn is_zero(x: u64) -> u64 {
+    opaque(opaque(x | x.wrapping_neg()) >> 63) ^ 1
+}
+
+/// 1 if `a < b` for values below 2^62, else 0, without a branch.
+#[inline(always)]
+fn below(a: u64, b: u64) -> u64 {
+    opaque(opaque(a.wrapping_sub(b)) >> 63)
+}
+
+/// oom_control is 64 bytes; chunks overlap by this much.
+const OVERLAP: u64 = 64;
+/// Slots where a whole struct starts inside a chunk.
+const STARTS: usize = SLOTS - OVERLAP as usize / 8 + 1;
+
+/// 1 if the members read as an oom_control's, else 0, without a branch:
+/// `memcg` NULL or a kernel pointer (canonical high half), `order` in
+/// -1..16 (-1 is sysrq's; page allocations stop at MAX_PAGE_ORDER),
+/// `constraint` a valid `enum oom_constraint` that is CONSTRAINT_MEMCG
+/// exactly when there is a memcg, and `totalpages` in 1..2^48.
+#[inline(always)]
+fn plausible(memcg: u64, order: u32, constraint: u32, totalpages: u64) -> u64 {
+    let no_memcg = is_zero(memcg);
+    let memcg_ok = no_memcg | is_zero((memcg >> 48) ^ 0xffff);
+    let order_ok = below(u64::from(order.wrapping_add(1)), 17);
+    let constraint = u64::from(constraint);
+    let constraint_ok = below(constraint, 4) & is_zero(is_zero(constraint ^ 3) ^ (1 ^ no_memcg));
+    let totalpages_ok = (1 ^ is_zero(totalpages)) & is_zero(totalpages >> 48);
+    memcg_ok & order_ok & constraint_ok & totalpages_ok
+}
+
+/// Fills `out` from the oom_control at `oc`; `victim_css` is the victim's
+/// memory cgroup state, to check the OOM memcg contains it.
+#[inline(always)]
+pub fn describe(oc: u64, victim_is_thread: bool, victim_css: Option<u64>, out: &mut OomContext) {
+    out.flags = oom_context::FOUND;
+    if victim_is_thread {
+        out.flags |= oom_context::VICTIM_IS_THREAD;
+    }
+    out.gfp_mask = field::<u32>(oc, layout!(oc_gfp_mask)).unwrap_or(0);
+    out.order = field::<i32>(oc, layout!(oc_order)).unwrap_or(0);
+    out.constraint = field::<u32>(oc, layout!(oc_constraint)).unwrap_or(0);
+    out.totalpages = field::<u64>(oc, layout!(oc_totalpages)).unwrap_or(0);
+    out.chosen_points = field::<i64>(oc, layout!(oc_chosen_points)).unwrap_or(0);
+    let Some(memcg) = pointer(oc, layout!(oc_memcg)) else {
+        return;
+    };
+    out.flags |= oom_context::MEMCG;
+    let Some(css_offset) = known(layout!(memcg_css)) else {
+        return;
+    };
+    let css = memcg + css_offset as u64;
+    if let Some(cgroup) = pointer(css, layout!(css_cgroup))
+        && let Some(kn) = pointer(cgroup, layout!(cgroup_kn))
+        && let Some(id) = field::<u64>(kn, layout!(kn_id))
+    {
+        out.memcg_id = id;
+        out.memcg_level = field::<i32>(cgroup, layout!(cgroup_level))
+            .unwrap_or(0)
+            .max(0) as u32;
+    }
+    if let (Some(usage), Some(max), Some(watermark), Some(failcnt), Some(kills)) = (
+        field::<i64>(memcg, layout!(memcg_usage)),
+        field::<u64>(memcg, layout!(memcg_max)),
+        field::<u64>(memcg, layout!(memcg_watermark)),
+        field::<u64>(memcg, layout!(memcg_failcnt)),
+        field::<i64>(memcg, layout!(memcg_oom_kill_events)),
+    ) {
+        out.memcg_usage_pages = usage.max(0) as u64;
+        out.memcg_limit_pages = max;
+        out.memcg_watermark_pages = watermark;
+        out.memcg_failcnt = failcnt;
+        out.memcg_oom_kills = kills.max(0) as u64;
+        out.flags |= oom_context::MEMCG_COUNTERS;
+    }
+    // Is it the victim's memcg or an ancestor? Walk the victim's css up.
+    let Some(mut node) = victim_css else {
+        return;
+    };
+    for _ in 0..oomtrace_common::CGROUP_MAX_DEPTH + 1 {
+        if node == css {
+            out.flags |= oom_context::MEMCG_CONTAINS_VICTIM;
+            return;
+        }
+        match pointer(node, layout!(css_parent)) {
+            Some(parent) => node = parent,
+            None => return,
+        }
+    }
+}
