@@ -40,6 +40,11 @@ pub mod names {
     pub const LOST: &str = "LOST";
     /// Read-only global holding [`super::KernelLayout`].
     pub const LAYOUT: &str = "LAYOUT";
+    /// tp_btf programs timing memcg direct reclaim (the charge path).
+    pub const RECLAIM_BEGIN_BTF: &str = "memcg_reclaim_begin_btf";
+    pub const RECLAIM_END_BTF: &str = "memcg_reclaim_end_btf";
+    /// Hash of memcg id -> [`super::ReclaimStats`].
+    pub const RECLAIM: &str = "RECLAIM";
 }
 
 /// How a record was captured.
@@ -341,6 +346,45 @@ pub struct OomContext {
     pub _pad: u32,
 }
 
+/// One-second buckets of reclaim history kept per memcg: a power of two,
+/// so the kernel side indexes with a mask the verifier can bound.
+pub const RECLAIM_BUCKETS: usize = 16;
+
+/// Seconds of history the kill record sums ("in the last 10 s").
+pub const RECLAIM_WINDOW_SECS: u64 = 10;
+
+/// Memcgs whose reclaim history is kept (least recently used ones go):
+/// 2048 x 560 bytes of kernel memory.
+pub const RECLAIM_MEMCGS: u32 = 2048;
+
+/// Direct reclaim in one second.
+#[repr(C)]
+#[derive(Clone, Copy, Default, Debug, PartialEq, Eq)]
+pub struct ReclaimBucket {
+    /// `boot_ns / 1e9` of the second this bucket holds.
+    pub second: u64,
+    pub stalls: u64,
+    pub stall_ns: u64,
+    pub reclaimed_pages: u64,
+}
+
+/// Direct reclaim on the charge path of tasks in one memory cgroup's
+/// subtree (`vmscan:mm_vmscan_memcg_reclaim_begin/end`), since oomtrace
+/// started or the entry was (re)created.
+#[repr(C)]
+#[derive(Clone, Copy, Default, Debug, PartialEq, Eq)]
+pub struct ReclaimStats {
+    pub stalls: u64,
+    pub stall_ns: u64,
+    pub max_stall_ns: u64,
+    pub reclaimed_pages: u64,
+    /// boot_ns of the first and latest stall counted.
+    pub first_ns: u64,
+    pub last_ns: u64,
+    /// Indexed by `second & (RECLAIM_BUCKETS - 1)`.
+    pub buckets: [ReclaimBucket; RECLAIM_BUCKETS],
+}
+
 /// Bytes a bpf_array header may span for the per-CPU pointer lookup.
 pub const BPF_ARRAY_PEEK: usize = 512;
 
@@ -348,6 +392,9 @@ const CGROUP_NAMES: usize = CGROUP_NAME_LEN * CGROUP_MAX_DEPTH as usize;
 const _: () = assert!(core::mem::size_of::<CgroupRef>() == 24 + CGROUP_NAMES);
 const _: () = assert!(core::mem::size_of::<TaskRef>() == 24 + CGROUP_NAMES + 24);
 const _: () = assert!(core::mem::size_of::<OomContext>() == 88);
+const _: () = assert!(core::mem::size_of::<ReclaimStats>() == 48 + 32 * RECLAIM_BUCKETS);
+const _: () = assert!(RECLAIM_BUCKETS.is_power_of_two());
+const _: () = assert!(RECLAIM_WINDOW_SECS < RECLAIM_BUCKETS as u64);
 const _: () =
     assert!(core::mem::size_of::<OomKillRecord>() == 72 + 2 * (48 + CGROUP_NAMES) + 88 + 16);
 const _: () = assert!(core::mem::size_of::<KernelLayout>() == 52 * 4);
@@ -358,4 +405,5 @@ mod user {
     // pattern is valid.
     unsafe impl aya::Pod for super::OomKillRecord {}
     unsafe impl aya::Pod for super::KernelLayout {}
+    unsafe impl aya::Pod for super::ReclaimStats {}
 }

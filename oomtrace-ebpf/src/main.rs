@@ -15,6 +15,12 @@
 // Inline asm on the BPF target (see oom_control::opaque); the crate is
 // built with nightly anyway (-Z build-std).
 #![feature(asm_experimental_arch)]
+// Atomic add on map values (see reclaim::add).
+#![feature(core_intrinsics)]
+#![expect(
+    internal_features,
+    reason = "atomic_xadd: the BPF target lacks AtomicU64::fetch_add"
+)]
 
 mod cgroup;
 mod layout;
@@ -22,6 +28,7 @@ mod mark_victim;
 mod mm;
 mod oom_control;
 mod read;
+mod reclaim;
 mod task;
 
 use aya_ebpf::{

@@ -88,10 +88,13 @@ fn trace(cli: &Cli) -> anyhow::Result<ExitCode> {
         "oomtrace: ready: oom:mark_victim attached via {}",
         plan.path.name()
     );
-    if let Err(why) = &capture.oom_control
-        && plan.path == capture::CapturePath::TpBtf
-    {
-        ready.push_str(&format!(" (OOM killer context unavailable: {why})"));
+    if plan.path == capture::CapturePath::TpBtf {
+        if let Err(why) = &capture.oom_control {
+            ready.push_str(&format!(" (OOM killer context unavailable: {why})"));
+        }
+        if let Err(why) = &capture.reclaim {
+            ready.push_str(&format!(" (reclaim history unavailable: {why})"));
+        }
     }
     if !plan.unresolved.is_empty() {
         ready.push_str(&format!(

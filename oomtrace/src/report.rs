@@ -37,6 +37,9 @@ pub struct KillReport {
 pub struct OomMemcgReport {
     pub id: u64,
     pub path: Option<String>,
+    /// Direct reclaim stalls in this cgroup's subtree; `null` when not
+    /// tracked on this kernel.
+    pub reclaim: Option<ReclaimReport>,
     /// The memory limit (`memory.limit_in_bytes` on v1, `memory.max` on v2).
     pub limit_bytes: Option<u64>,
     pub usage_bytes: Option<u64>,
@@ -103,6 +106,38 @@ pub struct MemcgReport {
     /// writes `task_memcg=`; `null` when it could not be determined (e.g.
     /// the cgroup was removed before a truncated path could be resolved).
     pub path: Option<String>,
+    /// Direct reclaim stalls of tasks in this cgroup's subtree; `null`
+    /// when not tracked on this kernel.
+    pub reclaim: Option<ReclaimReport>,
+}
+
+/// Charge-path direct reclaim of a memcg's subtree before a kill.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+pub struct ReclaimReport {
+    /// In the ten seconds up to the kill (one-second granularity).
+    pub last_10s: ReclaimWindow,
+    /// Since this cgroup's previous kill seen by this oomtrace; `null`
+    /// for the first.
+    pub since_previous_kill: Option<ReclaimWindow>,
+    /// Since oomtrace started watching this cgroup.
+    pub total: ReclaimTotals,
+}
+
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
+pub struct ReclaimWindow {
+    /// Reclaim passes (each one a stall of the charging task).
+    pub stalls: u64,
+    /// Time spent in them, summed.
+    pub stall_ns: u64,
+    pub reclaimed_bytes: u64,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+pub struct ReclaimTotals {
+    pub stalls: u64,
+    pub stall_ns: u64,
+    pub max_stall_ns: u64,
+    pub reclaimed_bytes: u64,
 }
 
 /// Records the ring buffer could not take since the previous report.

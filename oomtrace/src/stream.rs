@@ -49,7 +49,12 @@ pub async fn run(
     limits: Limits,
     on_ready: impl FnOnce(),
 ) -> anyhow::Result<()> {
-    let Capture { events, lost, .. } = capture;
+    let Capture {
+        events,
+        lost,
+        reclaim,
+        ..
+    } = capture;
     // SAFETY: the ring buffer owns its map fd, keeps it open while it lives,
     // and always returns that same fd; the AsyncFd owns the ring buffer.
     let mut events = unsafe { AsyncFd::register_with_interest(events, Interest::READABLE) }
@@ -59,7 +64,7 @@ pub async fn run(
     let mut sigterm = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
     let mut streamer = Streamer {
         output,
-        enricher: Enricher::new(),
+        enricher: Enricher::new(reclaim.ok()),
         kills: 0,
         count: limits.count,
         lost_reported: 0,

@@ -11,6 +11,7 @@ pub mod hog;
 pub mod kmsg;
 pub mod schema;
 pub mod system;
+pub mod tracefs;
 pub mod tracer;
 
 pub use cgroup::TestCgroup;

@@ -42,6 +42,18 @@ fn resolve(node: &Value) -> &Value {
 
 fn check(value: &Value, node: &Value, at: &str) -> Result<(), String> {
     let node = resolve(node);
+    if let Some(options) = node.get("anyOf").and_then(Value::as_array) {
+        let errors: Vec<String> = options
+            .iter()
+            .filter_map(|option| check(value, option, at).err())
+            .collect();
+        if errors.len() == options.len() {
+            return Err(format!(
+                "{at}: matches none of anyOf: {}",
+                errors.join(" | ")
+            ));
+        }
+    }
     if let Some(expected) = node.get("const")
         && value != expected
     {
@@ -151,10 +163,13 @@ mod tests {
             "victim": {"pid": 1, "tgid": 1, "comm": "x", "uid": 0, "oom_score_adj": 0,
                 "total_vm_bytes": 1, "rss_anon_bytes": 1, "rss_file_bytes": 1, "rss_shmem_bytes": 0,
                 "rss_anon_exact_bytes": null, "rss_file_exact_bytes": null, "rss_shmem_exact_bytes": null,
-                "pgtables_bytes": 4096, "memcg": {"id": 7, "path": "/a"}},
+                "pgtables_bytes": 4096, "memcg": {"id": 7, "path": "/a", "reclaim": {
+                    "last_10s": {"stalls": 1, "stall_ns": 2, "reclaimed_bytes": 4096},
+                    "since_previous_kill": null,
+                    "total": {"stalls": 1, "stall_ns": 2, "max_stall_ns": 2, "reclaimed_bytes": 4096}}}},
             "trigger": {"pid": 1, "tgid": 1, "comm": "x", "memcg": null, "is_victim": true},
             "constraint": "memcg",
-            "oom_memcg": {"id": 7, "path": "/a", "limit_bytes": 1, "usage_bytes": 1, "max_usage_bytes": 1,
+            "oom_memcg": {"id": 7, "path": "/a", "reclaim": null, "limit_bytes": 1, "usage_bytes": 1, "max_usage_bytes": 1,
                 "peak_bytes": null, "failcnt": 0, "oom_kills": 1},
             "oom_control": {"gfp_mask": "0xcc0", "order": 0, "total_bytes": 4096, "victim_points": 3}
         })
@@ -195,6 +210,9 @@ mod tests {
         let mut constraint = kill();
         constraint["constraint"] = json!("memory");
         assert!(validate(&constraint).is_err());
+        let mut reclaim = kill();
+        reclaim["victim"]["memcg"]["reclaim"]["since_previous_kill"] = json!({"stalls": -1});
+        assert!(validate(&reclaim).is_err());
         let mut global = kill();
         global["constraint"] = json!("global");
         global["oom_memcg"] = json!(null);

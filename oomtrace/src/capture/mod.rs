@@ -259,15 +259,21 @@ fn possible_cpus() -> u32 {
     aya::util::nr_cpus().map_or(0, |n| u32::try_from(n).unwrap_or(0))
 }
 
-/// Loads and attaches the program that finds the kill's `oom_control`.
-/// Optional: without it, records carry nulls for what it provides.
-fn attach_oom_control(ebpf: &mut Ebpf, kernel_btf: &aya::Btf) -> Result<(), String> {
+/// Loads and attaches an optional tp_btf program: without it, records
+/// carry nulls for what it provides, and the ready line says why.
+fn attach_optional(
+    ebpf: &mut Ebpf,
+    kernel_btf: &aya::Btf,
+    name: &str,
+    tracepoint: &str,
+) -> Result<(), String> {
     let program: &mut BtfTracePoint = ebpf
-        .program_mut(names::OOM_CONTROL_BTF)
+        .program_mut(name)
         .ok_or("the eBPF object lacks it")?
         .try_into()
         .map_err(|e: aya::programs::ProgramError| e.to_string())?;
-    program.load("mark_victim", kernel_btf).map_err(|e| {
+    program.load(tracepoint, kernel_btf).map_err(|e| {
+        let _ = std::fs::write("/tmp/opt-verifier.log", format!("{e:#}"));
         format!("{e:#}")
             .lines()
             .next()
@@ -283,6 +289,9 @@ fn attach_oom_control(ebpf: &mut Ebpf, kernel_btf: &aya::Btf) -> Result<(), Stri
     program.attach().map(|_| ()).map_err(|e| e.to_string())
 }
 
+/// The kernel side's reclaim history, by memcg id.
+pub type ReclaimMap = aya::maps::HashMap<MapData, u64, oomtrace_common::ReclaimStats>;
+
 fn take_map(ebpf: &mut Ebpf, name: &'static str) -> Result<aya::maps::Map, CaptureError> {
     ebpf.take_map(name).ok_or(CaptureError::MissingMap(name))
 }
@@ -292,6 +301,8 @@ pub struct Capture {
     /// Whether the OOM killer's context (constraint, OOM memcg, ...) is
     /// captured, or why not.
     pub oom_control: Result<(), String>,
+    /// Charge-path reclaim history by memcg id, or why it is not kept.
+    pub reclaim: Result<ReclaimMap, String>,
     pub events: RingBuf<MapData>,
     pub lost: LostCounter,
 }
@@ -373,11 +384,27 @@ impl Capture {
             .map_err(CaptureError::Load)?;
 
         let mut oom_control = Err("not used by the tracepoint path".to_string());
+        let mut reclaim = Err("not used by the tracepoint path".to_string());
         match (plan.path, kernel_btf) {
             (CapturePath::TpBtf, Some(kernel_btf)) => {
                 // Attached first, so it runs first on each event: tracepoint
                 // probes are called in the order they were registered.
-                oom_control = attach_oom_control(&mut ebpf, kernel_btf);
+                oom_control =
+                    attach_optional(&mut ebpf, kernel_btf, names::OOM_CONTROL_BTF, "mark_victim");
+                reclaim = attach_optional(
+                    &mut ebpf,
+                    kernel_btf,
+                    names::RECLAIM_BEGIN_BTF,
+                    "mm_vmscan_memcg_reclaim_begin",
+                )
+                .and_then(|()| {
+                    attach_optional(
+                        &mut ebpf,
+                        kernel_btf,
+                        names::RECLAIM_END_BTF,
+                        "mm_vmscan_memcg_reclaim_end",
+                    )
+                });
                 let name = names::MARK_VICTIM_BTF;
                 let failed = |source| CaptureError::Program {
                     program: name,
@@ -419,8 +446,13 @@ impl Capture {
                 source,
             }
         })?;
+        let reclaim = reclaim.and_then(|()| {
+            let map = take_map(&mut ebpf, names::RECLAIM).map_err(|e| e.to_string())?;
+            aya::maps::HashMap::try_from(map).map_err(|e| e.to_string())
+        });
         Ok(Capture {
             oom_control,
+            reclaim,
             events,
             lost: LostCounter {
                 map: lost,

@@ -3,39 +3,63 @@
 
 pub mod cgroup;
 pub mod clock;
+pub mod reclaim;
+
+use std::collections::HashMap;
 
 use crate::{
+    capture::ReclaimMap,
     decode::{Memcg, OomControl, OomKill, OomMemcg},
     report::{
-        KillReport, MemcgReport, OomControlReport, OomMemcgReport, SCHEMA, TriggerReport,
-        VictimReport, kernel_text,
+        KillReport, MemcgReport, OomControlReport, OomMemcgReport, ReclaimReport, SCHEMA,
+        TriggerReport, VictimReport, kernel_text,
     },
 };
 
-use self::cgroup::{CgroupVersion, MemoryHierarchy};
+use self::{
+    cgroup::{CgroupVersion, MemoryHierarchy},
+    reclaim::ReclaimHistory,
+};
 
 pub struct Enricher {
     host: String,
     memory: Option<MemoryHierarchy>,
     page_size: u64,
+    reclaim: Option<ReclaimHistory>,
 }
 
 impl Enricher {
-    pub fn new() -> Enricher {
+    pub fn new(reclaim: Option<ReclaimMap>) -> Enricher {
         // SAFETY: sysconf has no memory-safety preconditions.
         let page_size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+        let page_size = u64::try_from(page_size).unwrap_or(4096);
         Enricher {
             host: hostname(),
             memory: MemoryHierarchy::find(),
-            page_size: u64::try_from(page_size).unwrap_or(4096),
+            page_size,
+            reclaim: reclaim.map(|map| ReclaimHistory::new(map, page_size)),
         }
     }
 
-    pub fn report(&self, kill: &OomKill) -> KillReport {
+    pub fn report(&mut self, kill: &OomKill) -> KillReport {
         let victim = &kill.victim;
         let time = clock::rfc3339(clock::wall_time(kill.boot_ns));
-        let victim_memcg = victim.memcg.as_ref().map(|m| self.memcg(m));
         let oom = kill.oom.as_ref();
+        // Reclaim history of every memcg the record names, read once each.
+        let ids: Vec<u64> = [
+            victim.memcg.as_ref().map(|m| m.id),
+            kill.trigger.memcg.as_ref().map(|m| m.id),
+            oom.and_then(|o| o.memcg.as_ref()).map(|m| m.id),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        let reclaim = self
+            .reclaim
+            .as_mut()
+            .map(|history| history.reports(&ids, kill.boot_ns))
+            .unwrap_or_default();
+        let victim_memcg = victim.memcg.as_ref().map(|m| self.memcg(m, &reclaim));
         KillReport {
             kind: "oom_kill",
             schema: SCHEMA,
@@ -63,13 +87,13 @@ impl Enricher {
                 pid: kill.trigger.pid,
                 tgid: kill.trigger.tgid,
                 comm: kill.trigger.comm.as_deref().map(kernel_text),
-                memcg: kill.trigger.memcg.as_ref().map(|m| self.memcg(m)),
+                memcg: kill.trigger.memcg.as_ref().map(|m| self.memcg(m, &reclaim)),
                 is_victim: kill.trigger.is_victim,
             },
             constraint: oom.and_then(|o| o.constraint).map(|c| c.name()),
             oom_memcg: oom
                 .and_then(|o| o.memcg.as_ref())
-                .map(|m| self.oom_memcg(m, victim_memcg.as_ref())),
+                .map(|m| self.oom_memcg(m, victim_memcg.as_ref(), &reclaim)),
             oom_control: oom.map(|o| self.oom_control(o)),
         }
     }
@@ -85,7 +109,12 @@ impl Enricher {
 
     /// The limit's memcg. Its path is the victim's cut to its depth when it
     /// contains the victim (as the kernel checked), else looked up by id.
-    fn oom_memcg(&self, memcg: &OomMemcg, victim: Option<&MemcgReport>) -> OomMemcgReport {
+    fn oom_memcg(
+        &self,
+        memcg: &OomMemcg,
+        victim: Option<&MemcgReport>,
+        reclaim: &HashMap<u64, ReclaimReport>,
+    ) -> OomMemcgReport {
         let from_victim = victim
             .and_then(|v| v.path.as_deref())
             .filter(|_| memcg.contains_victim)
@@ -101,6 +130,7 @@ impl Enricher {
         OomMemcgReport {
             id: memcg.id,
             path,
+            reclaim: reclaim.get(&memcg.id).copied(),
             limit_bytes: counters.map(|c| bytes(c.limit_pages)),
             usage_bytes: counters.map(|c| bytes(c.usage_pages)),
             max_usage_bytes: if v2 { None } else { watermark },
@@ -110,12 +140,16 @@ impl Enricher {
         }
     }
 
-    fn memcg(&self, memcg: &Memcg) -> MemcgReport {
+    fn memcg(&self, memcg: &Memcg, reclaim: &HashMap<u64, ReclaimReport>) -> MemcgReport {
         let path = match &memcg.path {
             Some(path) => Some(kernel_text(path)),
             None => self.memory.as_ref().and_then(|m| m.path_of(memcg.id)),
         };
-        MemcgReport { id: memcg.id, path }
+        MemcgReport {
+            id: memcg.id,
+            path,
+            reclaim: reclaim.get(&memcg.id).copied(),
+        }
     }
 }
 
@@ -186,10 +220,11 @@ mod tests {
         assert_eq!(path_prefix("/a/b/c", 0).as_deref(), Some("/"));
         assert_eq!(path_prefix("/a", 2), None);
 
-        let enricher = Enricher {
+        let mut enricher = Enricher {
             host: "h".into(),
             memory: None,
             page_size: 4096,
+            reclaim: None,
         };
         let mut kill = kill();
         kill.oom = Some(OomControl {
@@ -215,7 +250,7 @@ mod tests {
         assert_eq!(value["constraint"], "memcg");
         assert_eq!(
             value["oom_memcg"],
-            serde_json::json!({"id": 70, "path": "/a", "limit_bytes": 67108864, "usage_bytes": 67108864,
+            serde_json::json!({"id": 70, "path": "/a", "reclaim": null, "limit_bytes": 67108864, "usage_bytes": 67108864,
                 "max_usage_bytes": 65536000, "peak_bytes": null, "failcnt": 5, "oom_kills": 2})
         );
         assert_eq!(
@@ -226,10 +261,11 @@ mod tests {
 
     #[test]
     fn every_contract_field_is_present_and_unknowns_are_null() {
-        let enricher = Enricher {
+        let mut enricher = Enricher {
             host: "h".into(),
             memory: None,
             page_size: 4096,
+            reclaim: None,
         };
         let value = serde_json::to_value(enricher.report(&kill())).expect("serializes");
         assert_eq!(value["type"], "oom_kill");
@@ -259,11 +295,14 @@ mod tests {
                 "{unknown} is null, not absent"
             );
         }
-        assert_eq!(v["memcg"], serde_json::json!({"id": 77, "path": "/a/b"}));
+        assert_eq!(
+            v["memcg"],
+            serde_json::json!({"id": 77, "path": "/a/b", "reclaim": null})
+        );
         // No hierarchy to search: a path the kernel could not capture is null.
         assert_eq!(
             value["trigger"]["memcg"],
-            serde_json::json!({"id": 78, "path": null})
+            serde_json::json!({"id": 78, "path": null, "reclaim": null})
         );
         assert!(value["trigger"]["comm"].is_null());
         assert_eq!(value["trigger"]["is_victim"], false);

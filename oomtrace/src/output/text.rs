@@ -96,7 +96,7 @@ fn memcg_suffix(memcg: Option<&MemcgReport>) -> String {
         Some(MemcgReport {
             path: Some(path), ..
         }) => format!("in memcg {path}"),
-        Some(MemcgReport { id, path: None }) => format!("in memcg id {id} (path gone)"),
+        Some(MemcgReport { id, path: None, .. }) => format!("in memcg id {id} (path gone)"),
         None => "in memcg ?".to_string(),
     }
 }
@@ -150,6 +150,7 @@ mod tests {
                 memcg: Some(MemcgReport {
                     id: 42,
                     path: Some("/oomtrace-test-a".into()),
+                    reclaim: None,
                 }),
             },
             trigger: TriggerReport {
@@ -163,6 +164,7 @@ mod tests {
             oom_memcg: Some(OomMemcgReport {
                 id: 41,
                 path: Some("/oomtrace-test-a".into()),
+                reclaim: None,
                 limit_bytes: Some(64 << 20),
                 usage_bytes: Some(64 << 20),
                 max_usage_bytes: Some(64 << 20),
@@ -199,7 +201,11 @@ mod tests {
         let mut r = sample();
         r.victim.uid = None;
         r.victim.rss_anon_bytes = None;
-        r.victim.memcg = Some(MemcgReport { id: 9, path: None });
+        r.victim.memcg = Some(MemcgReport {
+            id: 9,
+            path: None,
+            reclaim: None,
+        });
         r.constraint = None;
         r.trigger.is_victim = false;
         r.trigger.pid = 77;
