@@ -41,6 +41,12 @@ pub struct Cli {
     #[arg(long, value_name = "BYTES", default_value = "1M", value_parser = parse_ring_size)]
     pub ring_buffer_size: u32,
 
+    /// With each kill, list the N processes of its OOM domain (the cgroup
+    /// whose limit was hit, or the whole machine) the OOM killer would pick
+    /// next, scored as it scores them; 0 turns the table off.
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    pub candidates: usize,
+
     /// How to capture kills: `auto` picks the richest path this kernel
     /// offers (see `oomtrace check`); `btf` insists on tp_btf with the
     /// victim's task_struct; `tracepoint` uses the classic event's fields.

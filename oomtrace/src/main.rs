@@ -117,6 +117,7 @@ fn trace(cli: &Cli) -> anyhow::Result<ExitCode> {
     let limits = stream::Limits {
         count: cli.count,
         duration: cli.duration,
+        candidates: cli.candidates,
     };
     runtime.block_on(stream::run(capture, output, limits, announce))?;
     Ok(ExitCode::SUCCESS)

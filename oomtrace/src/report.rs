@@ -31,6 +31,40 @@ pub struct KillReport {
     pub oom_memcg: Option<OomMemcgReport>,
     /// The rest of the OOM killer's context for this kill.
     pub oom_control: Option<OomControlReport>,
+    /// The other processes of the OOM domain, most likely to be killed
+    /// first; `null` when the domain is unknown or the table is disabled.
+    pub candidates: Option<CandidatesReport>,
+}
+
+/// Who else was in the OOM domain.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct CandidatesReport {
+    /// How the table was taken: `proc` (read from /proc after the kill).
+    pub source: &'static str,
+    /// Microseconds between the kernel's capture and the table.
+    pub taken_after_us: u64,
+    /// Processes in the domain then, the victim's excluded.
+    pub processes: usize,
+    /// The highest scored, by `badness`.
+    pub top: Vec<CandidateReport>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct CandidateReport {
+    pub pid: u32,
+    pub comm: String,
+    pub rss_bytes: u64,
+    pub rss_anon_bytes: u64,
+    pub rss_file_bytes: u64,
+    pub rss_shmem_bytes: u64,
+    pub swap_bytes: u64,
+    pub pgtables_bytes: u64,
+    pub oom_score_adj: i64,
+    /// The OOM killer's score (`oom_badness()`, in pages) against this
+    /// kill's `total_bytes`; `null` for unkillable (-1000) processes.
+    pub badness: Option<i64>,
+    /// /proc/PID/oom_score, the kernel's normalised view (0-2000).
+    pub oom_score: Option<i64>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]

@@ -23,6 +23,8 @@ pub struct Limits {
     pub count: Option<u64>,
     /// Stop after this long.
     pub duration: Option<Duration>,
+    /// Rows in each kill's candidate table (0: none).
+    pub candidates: usize,
 }
 
 /// Whether to keep streaming.
@@ -64,7 +66,7 @@ pub async fn run(
     let mut sigterm = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
     let mut streamer = Streamer {
         output,
-        enricher: Enricher::new(reclaim.ok()),
+        enricher: Enricher::new(reclaim.ok(), limits.candidates),
         kills: 0,
         count: limits.count,
         lost_reported: 0,

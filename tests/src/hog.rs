@@ -83,8 +83,14 @@ impl Hog {
     /// Waits until a `hold` hog has all its memory.
     pub fn wait_held(&mut self, timeout: Duration) -> Result<()> {
         let held = self.held.as_ref().context("no stdout")?;
-        held.recv_timeout(timeout)
-            .context("hog did not report its memory held in time")
+        if held.recv_timeout(timeout).is_ok() {
+            return Ok(());
+        }
+        let status = self.child.try_wait().ok().flatten();
+        bail!(
+            "hog {} did not report its memory held in time (exit: {status:?})",
+            self.pid
+        )
     }
 
     /// Waits for the hog to exit.

@@ -210,6 +210,76 @@ impl MemoryUsage {
     }
 }
 
+/// A row of the report's task table (`vm.oom_dump_tasks`), memory in pages:
+/// `[  pid  ]   uid  tgid total_vm      rss rss_anon rss_file rss_shmem
+/// pgtables_bytes swapents oom_score_adj name`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskRow {
+    pub pid: u32,
+    pub uid: u32,
+    pub tgid: u32,
+    pub total_vm: u64,
+    pub rss: u64,
+    pub rss_anon: u64,
+    pub rss_file: u64,
+    pub rss_shmem: u64,
+    pub pgtables_bytes: u64,
+    pub swapents: u64,
+    pub oom_score_adj: i64,
+    pub name: Vec<u8>,
+}
+
+impl TaskRow {
+    pub fn parse(line: &str) -> Option<TaskRow> {
+        let rest = line.trim_start().strip_prefix('[')?;
+        let (pid, rest) = rest.split_once(']')?;
+        let mut fields = rest.split_whitespace();
+        let mut next = || fields.next();
+        let row = TaskRow {
+            pid: pid.trim().parse().ok()?,
+            uid: next()?.parse().ok()?,
+            tgid: next()?.parse().ok()?,
+            total_vm: next()?.parse().ok()?,
+            rss: next()?.parse().ok()?,
+            rss_anon: next()?.parse().ok()?,
+            rss_file: next()?.parse().ok()?,
+            rss_shmem: next()?.parse().ok()?,
+            pgtables_bytes: next()?.parse().ok()?,
+            swapents: next()?.parse().ok()?,
+            oom_score_adj: next()?.parse().ok()?,
+            name: Vec::new(),
+        };
+        // The name is what follows the ten numbers and may hold spaces.
+        let mut tail = rest;
+        for _ in 0..10 {
+            tail = tail.trim_start();
+            tail = &tail[tail.find(char::is_whitespace)?..];
+        }
+        Some(TaskRow {
+            name: unescape(tail.trim_start()),
+            ..row
+        })
+    }
+}
+
+/// The task table rows of the report that ends with `pid`'s kill.
+pub fn task_table_of(lines: &[String], pid: u32) -> Vec<TaskRow> {
+    let Some(at) = lines
+        .iter()
+        .position(|l| OomKillLine::parse(l).is_some_and(|k| k.pid == pid))
+    else {
+        return Vec::new();
+    };
+    let start = lines[..at]
+        .iter()
+        .rposition(|l| Invoked::parse(l).is_some())
+        .unwrap_or(at);
+    lines[start..at]
+        .iter()
+        .filter_map(|l| TaskRow::parse(l))
+        .collect()
+}
+
 /// The kernel's report of one kill of `pid`: the `oom-kill:` line and,
 /// before it in the same report, the `invoked oom-killer` and (memcg OOM)
 /// `memory: usage` lines.
@@ -425,6 +495,43 @@ mod tests {
             Some(1)
         );
         assert!(report_of(&lines, 12).is_none());
+    }
+
+    #[test]
+    fn parses_task_table_rows() {
+        let row = "[  28551] 65534 28551    17195    16802    16352      450         0   176128        0           567 oomtrace-test-h";
+        let t = TaskRow::parse(row).expect("a row");
+        assert_eq!(
+            (t.pid, t.uid, t.tgid, t.total_vm, t.rss),
+            (28551, 65534, 28551, 17195, 16802)
+        );
+        assert_eq!(
+            (
+                t.rss_anon,
+                t.rss_file,
+                t.rss_shmem,
+                t.pgtables_bytes,
+                t.swapents
+            ),
+            (16352, 450, 0, 176128, 0)
+        );
+        assert_eq!(
+            (t.oom_score_adj, t.name.as_slice()),
+            (567, &b"oomtrace-test-h"[..])
+        );
+        let spaced = "[   7]     0     7      100       10       10        0         0     4096        0             0 my app";
+        assert_eq!(
+            TaskRow::parse(spaced).map(|t| t.name),
+            Some(b"my app".to_vec())
+        );
+        assert_eq!(
+            TaskRow::parse("Tasks state (memory values in pages):"),
+            None
+        );
+        assert_eq!(
+            TaskRow::parse("[  pid  ]   uid  tgid total_vm      rss rss_anon"),
+            None
+        );
     }
 
     #[test]

@@ -171,7 +171,11 @@ mod tests {
             "constraint": "memcg",
             "oom_memcg": {"id": 7, "path": "/a", "reclaim": null, "limit_bytes": 1, "usage_bytes": 1, "max_usage_bytes": 1,
                 "peak_bytes": null, "failcnt": 0, "oom_kills": 1},
-            "oom_control": {"gfp_mask": "0xcc0", "order": 0, "total_bytes": 4096, "victim_points": 3}
+            "oom_control": {"gfp_mask": "0xcc0", "order": 0, "total_bytes": 4096, "victim_points": 3},
+            "candidates": {"source": "proc", "taken_after_us": 5, "processes": 1, "top": [
+                {"pid": 2, "comm": "b", "rss_bytes": 1, "rss_anon_bytes": 1, "rss_file_bytes": 0,
+                 "rss_shmem_bytes": 0, "swap_bytes": 0, "pgtables_bytes": 0, "oom_score_adj": 0,
+                 "badness": 1, "oom_score": 1000}]}
         })
     }
 

@@ -1,6 +1,7 @@
 //! Decoded kill -> report: wall-clock time, host, printable text, and
 //! cgroup paths the kernel side could not capture.
 
+pub mod candidates;
 pub mod cgroup;
 pub mod clock;
 pub mod reclaim;
@@ -9,14 +10,15 @@ use std::collections::HashMap;
 
 use crate::{
     capture::ReclaimMap,
-    decode::{Memcg, OomControl, OomKill, OomMemcg},
+    decode::{Constraint, Memcg, OomControl, OomKill, OomMemcg},
     report::{
-        KillReport, MemcgReport, OomControlReport, OomMemcgReport, ReclaimReport, SCHEMA,
-        TriggerReport, VictimReport, kernel_text,
+        CandidatesReport, KillReport, MemcgReport, OomControlReport, OomMemcgReport, ReclaimReport,
+        SCHEMA, TriggerReport, VictimReport, kernel_text,
     },
 };
 
 use self::{
+    candidates::Domain,
     cgroup::{CgroupVersion, MemoryHierarchy},
     reclaim::ReclaimHistory,
 };
@@ -26,10 +28,12 @@ pub struct Enricher {
     memory: Option<MemoryHierarchy>,
     page_size: u64,
     reclaim: Option<ReclaimHistory>,
+    /// Rows of the candidate table; 0 turns it off.
+    candidates: usize,
 }
 
 impl Enricher {
-    pub fn new(reclaim: Option<ReclaimMap>) -> Enricher {
+    pub fn new(reclaim: Option<ReclaimMap>, candidates: usize) -> Enricher {
         // SAFETY: sysconf has no memory-safety preconditions.
         let page_size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
         let page_size = u64::try_from(page_size).unwrap_or(4096);
@@ -38,6 +42,7 @@ impl Enricher {
             memory: MemoryHierarchy::find(),
             page_size,
             reclaim: reclaim.map(|map| ReclaimHistory::new(map, page_size)),
+            candidates,
         }
     }
 
@@ -60,6 +65,10 @@ impl Enricher {
             .map(|history| history.reports(&ids, kill.boot_ns))
             .unwrap_or_default();
         let victim_memcg = victim.memcg.as_ref().map(|m| self.memcg(m, &reclaim));
+        let oom_memcg = oom
+            .and_then(|o| o.memcg.as_ref())
+            .map(|m| self.oom_memcg(m, victim_memcg.as_ref(), &reclaim));
+        let candidates = oom.and_then(|o| self.candidates(kill, o, oom_memcg.as_ref()));
         KillReport {
             kind: "oom_kill",
             schema: SCHEMA,
@@ -91,11 +100,47 @@ impl Enricher {
                 is_victim: kill.trigger.is_victim,
             },
             constraint: oom.and_then(|o| o.constraint).map(|c| c.name()),
-            oom_memcg: oom
-                .and_then(|o| o.memcg.as_ref())
-                .map(|m| self.oom_memcg(m, victim_memcg.as_ref(), &reclaim)),
+            oom_memcg,
             oom_control: oom.map(|o| self.oom_control(o)),
+            candidates,
         }
+    }
+
+    /// The OOM domain's other processes, when the domain is known.
+    fn candidates(
+        &self,
+        kill: &OomKill,
+        oom: &OomControl,
+        oom_memcg: Option<&OomMemcgReport>,
+    ) -> Option<CandidatesReport> {
+        if self.candidates == 0 {
+            return None;
+        }
+        let dir;
+        let domain = match oom.constraint? {
+            Constraint::Memcg => {
+                let path = oom_memcg?.path.as_deref()?;
+                dir = self
+                    .memory
+                    .as_ref()?
+                    .mount
+                    .join(path.trim_start_matches('/'));
+                Domain::Memcg(&dir)
+            }
+            // cpuset and mempolicy OOMs weigh the processes whose allowed
+            // nodes overlap; all processes is the superset.
+            Constraint::Global | Constraint::Cpuset | Constraint::Mempolicy => Domain::Global,
+        };
+        let taken_after_us = clock::boot_ns_now().saturating_sub(kill.boot_ns) / 1000;
+        let victim_tgid = kill.victim.tgid.or(kill.victim.pid);
+        let scanned = candidates::scan(
+            domain,
+            victim_tgid,
+            oom.totalpages,
+            self.page_size,
+            self.candidates,
+        );
+        Some(candidates::report(taken_after_us, scanned))
     }
 
     fn oom_control(&self, oom: &OomControl) -> OomControlReport {
@@ -225,6 +270,7 @@ mod tests {
             memory: None,
             page_size: 4096,
             reclaim: None,
+            candidates: 10,
         };
         let mut kill = kill();
         kill.oom = Some(OomControl {
@@ -266,6 +312,7 @@ mod tests {
             memory: None,
             page_size: 4096,
             reclaim: None,
+            candidates: 10,
         };
         let value = serde_json::to_value(enricher.report(&kill())).expect("serializes");
         assert_eq!(value["type"], "oom_kill");
@@ -306,7 +353,7 @@ mod tests {
         );
         assert!(value["trigger"]["comm"].is_null());
         assert_eq!(value["trigger"]["is_victim"], false);
-        for unknown in ["constraint", "oom_memcg", "oom_control"] {
+        for unknown in ["constraint", "oom_memcg", "oom_control", "candidates"] {
             assert!(
                 value.get(unknown).is_some_and(serde_json::Value::is_null),
                 "{unknown}"

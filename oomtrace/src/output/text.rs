@@ -2,7 +2,7 @@
 
 use std::io::{self, Write};
 
-use crate::report::{KillReport, LostReport, MemcgReport};
+use crate::report::{CandidatesReport, KillReport, LostReport, MemcgReport};
 
 pub fn kill(out: &mut dyn Write, r: &KillReport) -> io::Result<()> {
     let v = &r.victim;
@@ -38,6 +38,9 @@ pub fn kill(out: &mut dyn Write, r: &KillReport) -> io::Result<()> {
         v.pgtables_bytes.map_or("?".to_string(), bytes),
     )?;
     writeln!(out, "  limit    {}", limit(r))?;
+    if let Some(candidates) = &r.candidates {
+        writeln!(out, "  others   {}", others(candidates))?;
+    }
     let t = &r.trigger;
     if t.is_victim {
         writeln!(out, "  trigger  the victim itself ran into the limit")?;
@@ -77,6 +80,37 @@ fn limit(r: &KillReport) -> String {
         (Some(other), _) => format!("{other} constraint (allowed NUMA nodes exhausted){context}"),
         (None, _) => "unknown (the OOM killer's context was not captured)".to_string(),
     }
+}
+
+/// The next in line, so an SRE sees whether the victim was the culprit.
+fn others(c: &CandidatesReport) -> String {
+    if c.top.is_empty() {
+        return "none left in the OOM domain".to_string();
+    }
+    let shown: Vec<String> = c
+        .top
+        .iter()
+        .take(3)
+        .map(|t| {
+            let badness = t
+                .badness
+                .map_or("unkillable".to_string(), |b| format!("badness {b}"));
+            format!(
+                "pid {} ({}) rss {} adj {} {badness}",
+                t.pid,
+                t.comm,
+                bytes(t.rss_bytes),
+                t.oom_score_adj
+            )
+        })
+        .collect();
+    let more = c.processes.saturating_sub(shown.len());
+    let more = if more > 0 {
+        format!("; {more} more")
+    } else {
+        String::new()
+    };
+    format!("{}{more}", shown.join("; "))
 }
 
 pub fn lost(out: &mut dyn Write, r: &LostReport) -> io::Result<()> {
@@ -178,6 +212,24 @@ mod tests {
                 total_bytes: 64 << 20,
                 victim_points: 16778,
             }),
+            candidates: Some(CandidatesReport {
+                source: "proc",
+                taken_after_us: 900,
+                processes: 4,
+                top: vec![crate::report::CandidateReport {
+                    pid: 12,
+                    comm: "sidecar".into(),
+                    rss_bytes: 20 << 20,
+                    rss_anon_bytes: 20 << 20,
+                    rss_file_bytes: 0,
+                    rss_shmem_bytes: 0,
+                    swap_bytes: 0,
+                    pgtables_bytes: 4096,
+                    oom_score_adj: 0,
+                    badness: Some(5121),
+                    oom_score: Some(1312),
+                }],
+            }),
         }
     }
 
@@ -192,6 +244,7 @@ mod tests {
              victim   tgid 3571  uid 0  oom_score_adj 0\n  \
              memory   rss 51.5 MiB (anon 49.6 MiB, file 1.9 MiB, shmem 0 B)  vm 216.2 MiB  page tables 164.0 KiB\n  \
              limit    memcg /oomtrace-test-a at 64.0 MiB of 64.0 MiB, OOM kill #3 there [gfp 0xcc0 order 0, victim badness 16778]\n  \
+             others   pid 12 (sidecar) rss 20.0 MiB adj 0 badness 5121; 3 more\n  \
              trigger  the victim itself ran into the limit\n\n"
         );
     }
