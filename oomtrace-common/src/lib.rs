@@ -43,8 +43,8 @@ pub mod names {
     /// tp_btf programs timing memcg direct reclaim (the charge path).
     pub const RECLAIM_BEGIN_BTF: &str = "memcg_reclaim_begin_btf";
     pub const RECLAIM_END_BTF: &str = "memcg_reclaim_end_btf";
-    /// Hash of memcg id -> [`super::ReclaimStats`].
-    pub const RECLAIM: &str = "RECLAIM";
+    /// Read-only global: 1 when the reclaim programs are meant to run.
+    pub const RECLAIM_TRACKED: &str = "RECLAIM_TRACKED";
 }
 
 /// How a record was captured.
@@ -135,6 +135,10 @@ pub struct OomKillRecord {
     pub victim: TaskRef,
     pub trigger: TaskRef,
     pub oom: OomContext,
+    /// Reclaim history of the victim's, the trigger's and the OOM memcg.
+    pub victim_reclaim: ReclaimSnapshot,
+    pub trigger_reclaim: ReclaimSnapshot,
+    pub oom_reclaim: ReclaimSnapshot,
     pub victim_uid: u32,
     /// [`capture`] value.
     pub capture: u32,
@@ -385,6 +389,23 @@ pub struct ReclaimStats {
     pub buckets: [ReclaimBucket; RECLAIM_BUCKETS],
 }
 
+/// A memcg's reclaim history at the moment of a kill, taken by the kernel
+/// side from its [`ReclaimStats`] entry.
+#[repr(C)]
+#[derive(Clone, Copy, Default, Debug, PartialEq, Eq)]
+pub struct ReclaimSnapshot {
+    pub stalls: u64,
+    pub stall_ns: u64,
+    pub max_stall_ns: u64,
+    pub reclaimed_pages: u64,
+    /// Sums over the [`RECLAIM_WINDOW_SECS`] seconds up to the kill's.
+    pub window_stalls: u64,
+    pub window_stall_ns: u64,
+    pub window_reclaimed_pages: u64,
+    /// 1 when taken (reclaim was tracked); 0 leaves the rest meaningless.
+    pub taken: u64,
+}
+
 /// Bytes a bpf_array header may span for the per-CPU pointer lookup.
 pub const BPF_ARRAY_PEEK: usize = 512;
 
@@ -395,8 +416,10 @@ const _: () = assert!(core::mem::size_of::<OomContext>() == 88);
 const _: () = assert!(core::mem::size_of::<ReclaimStats>() == 48 + 32 * RECLAIM_BUCKETS);
 const _: () = assert!(RECLAIM_BUCKETS.is_power_of_two());
 const _: () = assert!(RECLAIM_WINDOW_SECS < RECLAIM_BUCKETS as u64);
-const _: () =
-    assert!(core::mem::size_of::<OomKillRecord>() == 72 + 2 * (48 + CGROUP_NAMES) + 88 + 16);
+const _: () = assert!(core::mem::size_of::<ReclaimSnapshot>() == 64);
+const _: () = assert!(
+    core::mem::size_of::<OomKillRecord>() == 72 + 2 * (48 + CGROUP_NAMES) + 88 + 3 * 64 + 16
+);
 const _: () = assert!(core::mem::size_of::<KernelLayout>() == 52 * 4);
 
 #[cfg(feature = "user")]
@@ -405,5 +428,4 @@ mod user {
     // pattern is valid.
     unsafe impl aya::Pod for super::OomKillRecord {}
     unsafe impl aya::Pod for super::KernelLayout {}
-    unsafe impl aya::Pod for super::ReclaimStats {}
 }

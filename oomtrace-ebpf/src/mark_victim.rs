@@ -12,8 +12,19 @@ use oomtrace_common::{OomKillRecord, TASK_COMM_LEN, capture, valid};
 use crate::{
     EVENTS, LOST, SCRATCH, Scratch,
     layout::{known, layout},
-    mm, oom_control, task,
+    mm, oom_control, reclaim, task,
 };
+
+/// Set by the loader when it attached the reclaim programs; without them
+/// the history is unknown, not zero.
+#[unsafe(no_mangle)]
+static RECLAIM_TRACKED: u32 = 0;
+
+#[inline(always)]
+fn reclaim_tracked() -> bool {
+    // SAFETY: a read-only global; volatile keeps the build-time 0 out.
+    unsafe { core::ptr::read_volatile(&RECLAIM_TRACKED) != 0 }
+}
 
 /// tp_btf: `TP_PROTO(struct task_struct *task, uid_t uid)` (Linux 6.9+, and
 /// stable backports). The loader checks the prototype in BTF first.
@@ -44,6 +55,19 @@ pub fn mark_victim_btf(ctx: BtfTracePointContext) -> u32 {
 
     let (current, read) = task::describe_current(&mut record.trigger);
     oom_control::take(victim, &mut record.oom);
+    // Reclaim history as of now, before the victim's own last retries.
+    if reclaim_tracked() {
+        let now = record.boot_ns;
+        if record.valid & valid::VICTIM_MEMCG != 0 {
+            reclaim::snapshot(record.victim.memcg.id, now, &mut record.victim_reclaim);
+        }
+        if record.valid & valid::TRIGGER_MEMCG != 0 {
+            reclaim::snapshot(record.trigger.memcg.id, now, &mut record.trigger_reclaim);
+        }
+        if record.oom.flags & oomtrace_common::oom_context::MEMCG != 0 {
+            reclaim::snapshot(record.oom.memcg_id, now, &mut record.oom_reclaim);
+        }
+    }
     flag(record, read.comm, valid::TRIGGER_COMM);
     flag(record, read.memcg, valid::TRIGGER_MEMCG);
     if current == victim {
@@ -152,6 +176,9 @@ fn begin(record: &mut OomKillRecord, how: u32) {
     record.victim.pid = 0;
     record.victim.tgid = 0;
     record.oom.flags = 0;
+    record.victim_reclaim.taken = 0;
+    record.trigger_reclaim.taken = 0;
+    record.oom_reclaim.taken = 0;
     record.victim.memcg.depth = 0;
     record.trigger.memcg.depth = 0;
 }

@@ -12,7 +12,10 @@ use aya_ebpf::{
     maps::{LruHashMap, PerCpuArray},
     programs::BtfTracePointContext,
 };
-use oomtrace_common::{CGROUP_MAX_DEPTH, RECLAIM_BUCKETS, RECLAIM_MEMCGS, ReclaimStats};
+use oomtrace_common::{
+    CGROUP_MAX_DEPTH, RECLAIM_BUCKETS, RECLAIM_MEMCGS, RECLAIM_WINDOW_SECS, ReclaimSnapshot,
+    ReclaimStats,
+};
 
 use crate::{
     cgroup,
@@ -77,6 +80,33 @@ pub fn memcg_reclaim_end_btf(ctx: BtfTracePointContext) -> u32 {
         }
     }
     0
+}
+
+/// The reclaim history of memcg `id` as of `now`, for a kill record.
+#[inline(always)]
+pub fn snapshot(id: u64, now: u64, out: &mut ReclaimSnapshot) {
+    *out = ReclaimSnapshot {
+        taken: 1,
+        ..ReclaimSnapshot::default()
+    };
+    let Some(stats) = RECLAIM.get_ptr(id) else {
+        // Watched, and no reclaim: zeroes are the truth.
+        return;
+    };
+    // SAFETY: a map value; concurrent writers only add.
+    let stats = unsafe { &*stats };
+    out.stalls = stats.stalls;
+    out.stall_ns = stats.stall_ns;
+    out.max_stall_ns = stats.max_stall_ns;
+    out.reclaimed_pages = stats.reclaimed_pages;
+    let second = now / 1_000_000_000;
+    for bucket in &stats.buckets {
+        if bucket.second <= second && bucket.second + RECLAIM_WINDOW_SECS > second {
+            out.window_stalls += bucket.stalls;
+            out.window_stall_ns += bucket.stall_ns;
+            out.window_reclaimed_pages += bucket.reclaimed_pages;
+        }
+    }
 }
 
 /// (kernfs id, level) of the cgroup of a memory css.

@@ -1,8 +1,8 @@
 //! Ring buffer bytes -> typed kill events, with unknown values as `None`.
 
 use oomtrace_common::{
-    CGROUP_MAX_DEPTH, CgroupRef, OomContext, OomKillRecord, TASK_COMM_LEN, TaskRef, cgroup_flags,
-    oom_context, valid,
+    CGROUP_MAX_DEPTH, CgroupRef, OomContext, OomKillRecord, ReclaimSnapshot, TASK_COMM_LEN,
+    TaskRef, cgroup_flags, oom_context, valid,
 };
 
 use crate::capture::CapturePath;
@@ -174,6 +174,11 @@ pub struct OomKill {
     pub trigger: Trigger,
     /// `None` when the kill's oom_control could not be found.
     pub oom: Option<OomControl>,
+    /// Reclaim history at the kill of the victim's, the trigger's and the
+    /// OOM memcg, when tracked.
+    pub victim_reclaim: Option<ReclaimSnapshot>,
+    pub trigger_reclaim: Option<ReclaimSnapshot>,
+    pub oom_reclaim: Option<ReclaimSnapshot>,
 }
 
 impl OomKill {
@@ -213,8 +218,15 @@ impl OomKill {
             victim,
             trigger,
             oom: OomControl::from_record(&record.oom),
+            victim_reclaim: taken(&record.victim_reclaim),
+            trigger_reclaim: taken(&record.trigger_reclaim),
+            oom_reclaim: taken(&record.oom_reclaim),
         }
     }
+}
+
+fn taken(snapshot: &ReclaimSnapshot) -> Option<ReclaimSnapshot> {
+    (snapshot.taken == 1).then_some(*snapshot)
 }
 
 /// `comm` up to its NUL (the kernel always terminates it).

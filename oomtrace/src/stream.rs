@@ -66,7 +66,7 @@ pub async fn run(
     let mut sigterm = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
     let mut streamer = Streamer {
         output,
-        enricher: Enricher::new(reclaim.ok(), limits.candidates),
+        enricher: Enricher::new(reclaim.is_ok(), limits.candidates),
         kills: 0,
         count: limits.count,
         lost_reported: 0,

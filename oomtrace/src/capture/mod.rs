@@ -289,9 +289,6 @@ fn attach_optional(
     program.attach().map(|_| ()).map_err(|e| e.to_string())
 }
 
-/// The kernel side's reclaim history, by memcg id.
-pub type ReclaimMap = aya::maps::HashMap<MapData, u64, oomtrace_common::ReclaimStats>;
-
 fn take_map(ebpf: &mut Ebpf, name: &'static str) -> Result<aya::maps::Map, CaptureError> {
     ebpf.take_map(name).ok_or(CaptureError::MissingMap(name))
 }
@@ -301,8 +298,8 @@ pub struct Capture {
     /// Whether the OOM killer's context (constraint, OOM memcg, ...) is
     /// captured, or why not.
     pub oom_control: Result<(), String>,
-    /// Charge-path reclaim history by memcg id, or why it is not kept.
-    pub reclaim: Result<ReclaimMap, String>,
+    /// Whether charge-path reclaim history is kept, or why not.
+    pub reclaim: Result<(), String>,
     pub events: RingBuf<MapData>,
     pub lost: LostCounter,
 }
@@ -379,6 +376,12 @@ impl Capture {
         let mut ebpf = EbpfLoader::new()
             .btf(kernel_btf)
             .override_global(names::LAYOUT, &plan.layout, true)
+            // The reclaim programs come with the tp_btf path.
+            .override_global(
+                names::RECLAIM_TRACKED,
+                &u32::from(kernel_btf.is_some()),
+                true,
+            )
             .map_max_entries(names::EVENTS, ring_buffer_bytes)
             .load(EBPF_OBJECT)
             .map_err(CaptureError::Load)?;
@@ -446,10 +449,6 @@ impl Capture {
                 source,
             }
         })?;
-        let reclaim = reclaim.and_then(|()| {
-            let map = take_map(&mut ebpf, names::RECLAIM).map_err(|e| e.to_string())?;
-            aya::maps::HashMap::try_from(map).map_err(|e| e.to_string())
-        });
         Ok(Capture {
             oom_control,
             reclaim,

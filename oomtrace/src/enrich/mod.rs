@@ -9,7 +9,6 @@ pub mod reclaim;
 use std::collections::HashMap;
 
 use crate::{
-    capture::ReclaimMap,
     decode::{Constraint, Memcg, OomControl, OomKill, OomMemcg},
     report::{
         CandidatesReport, KillReport, MemcgReport, OomControlReport, OomMemcgReport, ReclaimReport,
@@ -27,13 +26,14 @@ pub struct Enricher {
     host: String,
     memory: Option<MemoryHierarchy>,
     page_size: u64,
+    /// `None` when reclaim is not tracked: the history is then unknown.
     reclaim: Option<ReclaimHistory>,
     /// Rows of the candidate table; 0 turns it off.
     candidates: usize,
 }
 
 impl Enricher {
-    pub fn new(reclaim: Option<ReclaimMap>, candidates: usize) -> Enricher {
+    pub fn new(reclaim_tracked: bool, candidates: usize) -> Enricher {
         // SAFETY: sysconf has no memory-safety preconditions.
         let page_size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
         let page_size = u64::try_from(page_size).unwrap_or(4096);
@@ -41,7 +41,7 @@ impl Enricher {
             host: hostname(),
             memory: MemoryHierarchy::find(),
             page_size,
-            reclaim: reclaim.map(|map| ReclaimHistory::new(map, page_size)),
+            reclaim: reclaim_tracked.then(ReclaimHistory::default),
             candidates,
         }
     }
@@ -50,20 +50,26 @@ impl Enricher {
         let victim = &kill.victim;
         let time = clock::rfc3339(clock::wall_time(kill.boot_ns));
         let oom = kill.oom.as_ref();
-        // Reclaim history of every memcg the record names, read once each.
-        let ids: Vec<u64> = [
-            victim.memcg.as_ref().map(|m| m.id),
-            kill.trigger.memcg.as_ref().map(|m| m.id),
-            oom.and_then(|o| o.memcg.as_ref()).map(|m| m.id),
-        ]
-        .into_iter()
-        .flatten()
-        .collect();
-        let reclaim = self
-            .reclaim
-            .as_mut()
-            .map(|history| history.reports(&ids, kill.boot_ns))
-            .unwrap_or_default();
+        // Reclaim history of every memcg the record names, once each.
+        let mut reclaim = HashMap::new();
+        if let Some(history) = self.reclaim.as_mut() {
+            let named = [
+                (victim.memcg.as_ref().map(|m| m.id), kill.victim_reclaim),
+                (
+                    kill.trigger.memcg.as_ref().map(|m| m.id),
+                    kill.trigger_reclaim,
+                ),
+                (
+                    oom.and_then(|o| o.memcg.as_ref()).map(|m| m.id),
+                    kill.oom_reclaim,
+                ),
+            ];
+            for (id, snapshot) in named {
+                if let (Some(id), Some(snapshot)) = (id, snapshot) {
+                    history.report(id, &snapshot, self.page_size, &mut reclaim);
+                }
+            }
+        }
         let victim_memcg = victim.memcg.as_ref().map(|m| self.memcg(m, &reclaim));
         let oom_memcg = oom
             .and_then(|o| o.memcg.as_ref())
@@ -255,6 +261,9 @@ mod tests {
                 is_victim: false,
             },
             oom: None,
+            victim_reclaim: None,
+            trigger_reclaim: None,
+            oom_reclaim: None,
         }
     }
 
