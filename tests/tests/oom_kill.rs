@@ -724,3 +724,84 @@ fn the_candidate_table_shows_who_else_was_in_the_oom_domain() -> Result<()> {
     );
     Ok(())
 }
+
+#[test]
+fn a_storm_across_many_cgroups_is_reported_kill_by_kill() -> Result<()> {
+    const CGROUPS: usize = 8;
+    const KILLS_EACH: u64 = 3;
+    let _serial = setup();
+    let mut tracer = Tracer::start(&[])?;
+    let cgroups: Vec<TestCgroup> = (0..CGROUPS)
+        .map(|i| TestCgroup::new(&format!("storm{i}"), 32 * MIB))
+        .collect::<Result<_>>()?;
+    let vmstat_before = vmstat_oom_kill()?;
+
+    // Each cgroup gets its kills one after the other; the cgroups run at
+    // once, so the kills interleave across CPUs.
+    let pids: Vec<(usize, u32)> = std::thread::scope(|scope| {
+        let workers: Vec<_> = cgroups
+            .iter()
+            .enumerate()
+            .map(|(i, cgroup)| {
+                scope.spawn(move || -> Result<Vec<(usize, u32)>> {
+                    let mut pids = Vec::new();
+                    for _ in 0..KILLS_EACH {
+                        let mut hog =
+                            Hog::spawn("alloc", 100, &cgroup.dir, None, &HogOptions::default())?;
+                        hog.go()?;
+                        assert!(Hog::was_sigkilled(&hog.wait(TIMEOUT)?));
+                        pids.push((i, hog.pid));
+                    }
+                    Ok(pids)
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| w.join().expect("worker"))
+            .collect::<Result<Vec<_>>>()
+    })?
+    .into_iter()
+    .flatten()
+    .collect();
+    let all: Vec<u32> = pids.iter().map(|(_, pid)| *pid).collect();
+    let mut records = tracer.records_for(&all, TIMEOUT);
+    records.extend(tracer.drain(Duration::from_millis(500)));
+
+    let kills: Vec<&Value> = records.iter().filter(|r| r["type"] == "oom_kill").collect();
+    assert!(records.iter().all(|r| r["type"] != "lost"), "nothing lost");
+    assert_eq!(
+        vmstat_oom_kill()? - vmstat_before,
+        (CGROUPS as u64) * KILLS_EACH
+    );
+    assert_eq!(kills.len(), all.len(), "one record per kill");
+    for (i, cgroup) in cgroups.iter().enumerate() {
+        let mine: Vec<&Value> = pids
+            .iter()
+            .filter(|(c, _)| *c == i)
+            .map(|(_, pid)| victim_record(&records, *pid).expect("a record per victim"))
+            .collect();
+        for record in &mine {
+            assert_eq!(record["victim"]["memcg"]["path"], cgroup.path());
+            assert_eq!(record["constraint"], "memcg");
+            assert_eq!(record["oom_memcg"]["path"], cgroup.path());
+            assert_eq!(record["oom_memcg"]["id"], cgroup.id());
+            assert_eq!(record["oom_memcg"]["limit_bytes"], cgroup.limit()?);
+            assert_eq!(record["trigger"]["is_victim"], true);
+        }
+        // The cgroup's own counter, kill by kill: 1st, 2nd, 3rd.
+        let mut counts: Vec<u64> = mine
+            .iter()
+            .filter_map(|r| r["oom_memcg"]["oom_kills"].as_u64())
+            .collect();
+        counts.sort_unstable();
+        assert_eq!(
+            counts,
+            (1..=KILLS_EACH).collect::<Vec<_>>(),
+            "{}",
+            cgroup.path()
+        );
+        assert_eq!(cgroup.oom_kills()?, KILLS_EACH);
+    }
+    Ok(())
+}
