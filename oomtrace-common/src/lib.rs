@@ -45,6 +45,16 @@ pub mod names {
     pub const RECLAIM_END_BTF: &str = "memcg_reclaim_end_btf";
     /// Read-only global: 1 when the reclaim programs are meant to run.
     pub const RECLAIM_TRACKED: &str = "RECLAIM_TRACKED";
+    /// Read-only global: `--pressure` threshold, stall ns per second (0: off).
+    pub const PRESSURE_NS: &str = "PRESSURE_NS";
+}
+
+/// The first u32 of every ring buffer entry: what it is.
+pub mod kind {
+    /// An [`super::OomKillRecord`].
+    pub const OOM_KILL: u32 = 1;
+    /// A [`super::PressureRecord`].
+    pub const MEMCG_PRESSURE: u32 = 2;
 }
 
 /// How a record was captured.
@@ -120,6 +130,9 @@ pub struct TaskRef {
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub struct OomKillRecord {
+    /// [`kind::OOM_KILL`].
+    pub kind: u32,
+    pub _kind_pad: u32,
     /// `bpf_ktime_get_boot_ns()` at capture.
     pub boot_ns: u64,
     /// Victim memory figures in bytes. Each has a [`valid`] bit.
@@ -385,9 +398,33 @@ pub struct ReclaimStats {
     /// boot_ns of the first and latest stall counted.
     pub first_ns: u64,
     pub last_ns: u64,
+    /// boot_ns of the last [`PressureRecord`] sent for this memcg.
+    pub last_pressure_ns: u64,
     /// Indexed by `second & (RECLAIM_BUCKETS - 1)`.
     pub buckets: [ReclaimBucket; RECLAIM_BUCKETS],
 }
+
+/// A memcg whose tasks stalled in reclaim for at least the `--pressure`
+/// threshold within one second: an early warning, sent at most once per
+/// [`PRESSURE_INTERVAL_NS`] per memcg.
+#[repr(C)]
+#[derive(Clone, Copy, Default, Debug, PartialEq, Eq)]
+pub struct PressureRecord {
+    /// [`kind::MEMCG_PRESSURE`].
+    pub kind: u32,
+    pub _pad: u32,
+    pub boot_ns: u64,
+    pub memcg_id: u64,
+    /// Within the current second, up to now.
+    pub stalls: u64,
+    pub stall_ns: u64,
+    pub reclaimed_pages: u64,
+    pub threshold_ns: u64,
+    pub memcg_level: u64,
+}
+
+/// At most one [`PressureRecord`] per memcg this often.
+pub const PRESSURE_INTERVAL_NS: u64 = 10_000_000_000;
 
 /// A memcg's reclaim history at the moment of a kill, taken by the kernel
 /// side from its [`ReclaimStats`] entry.
@@ -413,12 +450,13 @@ const CGROUP_NAMES: usize = CGROUP_NAME_LEN * CGROUP_MAX_DEPTH as usize;
 const _: () = assert!(core::mem::size_of::<CgroupRef>() == 24 + CGROUP_NAMES);
 const _: () = assert!(core::mem::size_of::<TaskRef>() == 24 + CGROUP_NAMES + 24);
 const _: () = assert!(core::mem::size_of::<OomContext>() == 88);
-const _: () = assert!(core::mem::size_of::<ReclaimStats>() == 48 + 32 * RECLAIM_BUCKETS);
+const _: () = assert!(core::mem::size_of::<ReclaimStats>() == 56 + 32 * RECLAIM_BUCKETS);
+const _: () = assert!(core::mem::size_of::<PressureRecord>() == 64);
 const _: () = assert!(RECLAIM_BUCKETS.is_power_of_two());
 const _: () = assert!(RECLAIM_WINDOW_SECS < RECLAIM_BUCKETS as u64);
 const _: () = assert!(core::mem::size_of::<ReclaimSnapshot>() == 64);
 const _: () = assert!(
-    core::mem::size_of::<OomKillRecord>() == 72 + 2 * (48 + CGROUP_NAMES) + 88 + 3 * 64 + 16
+    core::mem::size_of::<OomKillRecord>() == 8 + 72 + 2 * (48 + CGROUP_NAMES) + 88 + 3 * 64 + 16
 );
 const _: () = assert!(core::mem::size_of::<KernelLayout>() == 52 * 4);
 

@@ -68,6 +68,18 @@ static OOM_CONTROL: PerCpuArray<oom_control::Handover> = PerCpuArray::with_max_e
 #[map]
 static PERCPU_PROBE: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
 
+/// One copy into the ring buffer. A full ring buffer costs a LOST count,
+/// which the loader reports as a `lost` record.
+#[inline(always)]
+pub fn submit<T>(record: &T) {
+    if EVENTS.output::<T>(record, 0).is_err()
+        && let Some(lost) = LOST.get_ptr_mut(0)
+    {
+        // SAFETY: per-CPU counter, no concurrent writer on this CPU.
+        unsafe { *lost += 1 };
+    }
+}
+
 #[cfg(not(test))]
 #[panic_handler]
 fn panic(_info: &core::panic::PanicInfo) -> ! {

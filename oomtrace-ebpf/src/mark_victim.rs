@@ -10,7 +10,7 @@ use aya_ebpf::{
 use oomtrace_common::{OomKillRecord, TASK_COMM_LEN, capture, valid};
 
 use crate::{
-    EVENTS, LOST, SCRATCH, Scratch,
+    SCRATCH, Scratch,
     layout::{known, layout},
     mm, oom_control, reclaim, task,
 };
@@ -169,6 +169,7 @@ fn scratch() -> Option<&'static mut Scratch> {
 fn begin(record: &mut OomKillRecord, how: u32) {
     // SAFETY: plain helper call.
     record.boot_ns = unsafe { bpf_ktime_get_boot_ns() };
+    record.kind = oomtrace_common::kind::OOM_KILL;
     record.capture = how;
     record.valid = 0;
     record.victim.comm = [0; TASK_COMM_LEN];
@@ -190,14 +191,8 @@ fn flag(record: &mut OomKillRecord, ok: bool, bit: u32) {
     }
 }
 
-/// One copy into the ring buffer. A full ring buffer costs a LOST count,
-/// which the loader reports as a `lost` record.
+/// One copy into the ring buffer.
 #[inline(always)]
 fn submit(record: &OomKillRecord) {
-    if EVENTS.output::<OomKillRecord>(record, 0).is_err()
-        && let Some(lost) = LOST.get_ptr_mut(0)
-    {
-        // SAFETY: per-CPU counter, no concurrent writer on this CPU.
-        unsafe { *lost += 1 };
-    }
+    crate::submit(record);
 }

@@ -13,8 +13,8 @@ use aya_ebpf::{
     programs::BtfTracePointContext,
 };
 use oomtrace_common::{
-    CGROUP_MAX_DEPTH, RECLAIM_BUCKETS, RECLAIM_MEMCGS, RECLAIM_WINDOW_SECS, ReclaimSnapshot,
-    ReclaimStats,
+    CGROUP_MAX_DEPTH, PRESSURE_INTERVAL_NS, PressureRecord, RECLAIM_BUCKETS, RECLAIM_MEMCGS,
+    RECLAIM_WINDOW_SECS, ReclaimSnapshot, ReclaimStats, kind,
 };
 
 use crate::{
@@ -22,6 +22,11 @@ use crate::{
     layout::layout,
     read::{field, pointer},
 };
+
+/// `--pressure`: stall time per second (ns) at which a memcg gets a
+/// pressure record; 0 turns them off. Set by the loader before load.
+#[unsafe(no_mangle)]
+static PRESSURE_NS: u64 = 0;
 
 /// Start of the reclaim a thread is in, by thread id.
 #[map]
@@ -73,7 +78,7 @@ pub fn memcg_reclaim_end_btf(ctx: BtfTracePointContext) -> u32 {
         if id.1 == 0 {
             break;
         }
-        account(id.0, now, stall, reclaimed);
+        account(id.0, id.1 as u64, now, stall, reclaimed);
         match pointer(css, layout!(css_parent)) {
             Some(parent) => css = parent,
             None => break,
@@ -121,7 +126,7 @@ fn memcg_id(css: u64) -> Option<(u64, i32)> {
 }
 
 #[inline(always)]
-fn account(id: u64, now: u64, stall: u64, reclaimed: u64) {
+fn account(id: u64, level: u64, now: u64, stall: u64, reclaimed: u64) {
     let stats = match RECLAIM.get_ptr_mut(id) {
         Some(stats) => stats,
         None => {
@@ -172,6 +177,28 @@ fn account(id: u64, now: u64, stall: u64, reclaimed: u64) {
     add(&mut bucket.stalls, 1);
     add(&mut bucket.stall_ns, stall);
     add(&mut bucket.reclaimed_pages, reclaimed);
+
+    // SAFETY: a read-only global; volatile keeps the build-time 0 out.
+    let threshold = unsafe { core::ptr::read_volatile(&PRESSURE_NS) };
+    if threshold != 0
+        && bucket.stall_ns >= threshold
+        && now.saturating_sub(stats.last_pressure_ns) >= PRESSURE_INTERVAL_NS
+    {
+        // Two CPUs may both pass the check: a rare duplicate, not a loss.
+        stats.last_pressure_ns = now;
+        let record = PressureRecord {
+            kind: kind::MEMCG_PRESSURE,
+            _pad: 0,
+            boot_ns: now,
+            memcg_id: id,
+            stalls: bucket.stalls,
+            stall_ns: bucket.stall_ns,
+            reclaimed_pages: bucket.reclaimed_pages,
+            threshold_ns: threshold,
+            memcg_level: level,
+        };
+        crate::submit(&record);
+    }
 }
 
 /// An atomic add (BPF_ATOMIC | BPF_ADD): the BPF target's AtomicU64 has no

@@ -41,6 +41,12 @@ pub struct Cli {
     #[arg(long, value_name = "BYTES", default_value = "1M", value_parser = parse_ring_size)]
     pub ring_buffer_size: u32,
 
+    /// Also warn before kills: a `memcg_pressure` record when a memory
+    /// cgroup's tasks stall in reclaim for STALL (default 100ms) within one
+    /// second; at most one per cgroup every 10 seconds. Off by default.
+    #[arg(long, value_name = "STALL", num_args = 0..=1, default_missing_value = "100ms", value_parser = parse_stall)]
+    pub pressure: Option<std::time::Duration>,
+
     /// With each kill, list the N processes of its OOM domain (the cgroup
     /// whose limit was hit, or the whole machine) the OOM killer would pick
     /// next, scored as it scores them; 0 turns the table off.
@@ -80,6 +86,17 @@ fn min_ring_size() -> u64 {
     let page = u64::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096);
     let record = (size_of::<oomtrace_common::OomKillRecord>() as u64 + 8).next_power_of_two();
     page.max(record)
+}
+
+fn parse_stall(value: &str) -> Result<std::time::Duration, String> {
+    let stall = humantime::parse_duration(value)
+        .map_err(|e| format!("`{value}` is not a duration like 100ms or 0.5s: {e}"))?;
+    if stall.is_zero() || stall > std::time::Duration::from_secs(1) {
+        return Err(format!(
+            "`{value}` must be more than 0 and at most 1s (stall per second)"
+        ));
+    }
+    Ok(stall)
 }
 
 fn parse_ring_size(value: &str) -> Result<u32, String> {
@@ -155,6 +172,14 @@ mod tests {
 
     #[test]
     fn check_is_a_subcommand() {
+        let cli = Cli::try_parse_from(["oomtrace", "--pressure"]).expect("parses");
+        assert_eq!(cli.pressure, Some(std::time::Duration::from_millis(100)));
+        let cli = Cli::try_parse_from(["oomtrace", "--pressure", "250ms"]).expect("parses");
+        assert_eq!(cli.pressure, Some(std::time::Duration::from_millis(250)));
+        assert_eq!(
+            Cli::try_parse_from(["oomtrace"]).expect("parses").pressure,
+            None
+        );
         let cli = Cli::try_parse_from(["oomtrace", "check"]).expect("parses");
         assert!(matches!(cli.command, Some(Command::Check)));
     }
@@ -170,6 +195,8 @@ mod tests {
             &["oomtrace", "--ring-buffer-size", "2G"],
             &["oomtrace", "--bogus"],
             &["oomtrace", "--capture", "kprobe"],
+            &["oomtrace", "--pressure", "2s"],
+            &["oomtrace", "--pressure", "lots"],
         ] {
             let err = Cli::try_parse_from(args).expect_err(&format!("{args:?} must fail"));
             assert_eq!(err.exit_code(), 2, "{args:?}");

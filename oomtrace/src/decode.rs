@@ -1,33 +1,61 @@
 //! Ring buffer bytes -> typed kill events, with unknown values as `None`.
 
 use oomtrace_common::{
-    CGROUP_MAX_DEPTH, CgroupRef, OomContext, OomKillRecord, ReclaimSnapshot, TASK_COMM_LEN,
-    TaskRef, cgroup_flags, oom_context, valid,
+    CGROUP_MAX_DEPTH, CgroupRef, OomContext, OomKillRecord, PressureRecord, ReclaimSnapshot,
+    TASK_COMM_LEN, TaskRef, cgroup_flags, kind, oom_context, valid,
 };
 
 use crate::capture::CapturePath;
 
-/// A ring buffer entry that is not an [`OomKillRecord`]: the loader and the
-/// object disagree, which is a bug, reported rather than skipped.
+/// A ring buffer entry the loader cannot read: it and the object disagree,
+/// which is a bug, reported rather than skipped.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("ring buffer entry of {got} bytes, expected {expected}")]
-pub struct SizeMismatch {
-    pub got: usize,
-    pub expected: usize,
+pub enum BadEntry {
+    #[error("ring buffer entry of kind {kind} has {got} bytes, expected {expected}")]
+    Size {
+        kind: u32,
+        got: usize,
+        expected: usize,
+    },
+    #[error("ring buffer entry of unknown kind {0}")]
+    Kind(u32),
+    #[error("ring buffer entry of {0} bytes, too short for a kind")]
+    Short(usize),
 }
 
-/// Copies a record out of the ring buffer.
-pub fn record(bytes: &[u8]) -> Result<OomKillRecord, SizeMismatch> {
-    let expected = size_of::<OomKillRecord>();
+/// A ring buffer entry.
+pub enum Entry {
+    Kill(Box<OomKillRecord>),
+    Pressure(PressureRecord),
+}
+
+/// Copies an entry out of the ring buffer, by its kind.
+pub fn entry(bytes: &[u8]) -> Result<Entry, BadEntry> {
+    let kind = bytes
+        .get(..4)
+        .map(|k| u32::from_ne_bytes([k[0], k[1], k[2], k[3]]))
+        .ok_or(BadEntry::Short(bytes.len()))?;
+    match kind {
+        kind::OOM_KILL => copy::<OomKillRecord>(kind, bytes).map(|r| Entry::Kill(Box::new(r))),
+        kind::MEMCG_PRESSURE => copy::<PressureRecord>(kind, bytes).map(Entry::Pressure),
+        other => Err(BadEntry::Kind(other)),
+    }
+}
+
+/// Plain-data records only: every bit pattern must be a valid `T`.
+fn copy<T: Copy>(kind: u32, bytes: &[u8]) -> Result<T, BadEntry> {
+    let expected = size_of::<T>();
     if bytes.len() != expected {
-        return Err(SizeMismatch {
+        return Err(BadEntry::Size {
+            kind,
             got: bytes.len(),
             expected,
         });
     }
-    // SAFETY: the length matches and OomKillRecord is plain data for which
-    // every bit pattern is valid; read_unaligned makes no alignment demand.
-    Ok(unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast::<OomKillRecord>()) })
+    // SAFETY: the length matches, the records are repr(C) integers and byte
+    // arrays for which any bits are valid, and read_unaligned makes no
+    // alignment demand.
+    Ok(unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast::<T>()) })
 }
 
 /// Resident memory by kind, in bytes.
@@ -365,7 +393,12 @@ mod tests {
     }
 
     fn record_from(record: &OomKillRecord) -> OomKillRecord {
-        super::record(as_bytes(record)).expect("right size")
+        let mut tagged = *record;
+        tagged.kind = kind::OOM_KILL;
+        match entry(as_bytes(&tagged)) {
+            Ok(Entry::Kill(record)) => *record,
+            _ => panic!("a kill record"),
+        }
     }
 
     #[test]
@@ -493,14 +526,39 @@ mod tests {
     }
 
     #[test]
-    fn entries_of_the_wrong_size_are_rejected() {
-        let bytes = vec![0u8; size_of::<OomKillRecord>() - 8];
+    fn entries_are_read_by_kind_and_checked_for_size() {
+        let mut pressure = PressureRecord {
+            kind: kind::MEMCG_PRESSURE,
+            memcg_id: 9,
+            ..PressureRecord::default()
+        };
+        let bytes = |p: &PressureRecord| {
+            // SAFETY: reading a plain-data struct as bytes.
+            unsafe {
+                std::slice::from_raw_parts(
+                    (p as *const PressureRecord).cast::<u8>(),
+                    size_of::<PressureRecord>(),
+                )
+            }
+            .to_vec()
+        };
+        assert!(matches!(entry(&bytes(&pressure)), Ok(Entry::Pressure(p)) if p.memcg_id == 9));
+        let short = &bytes(&pressure)[..40];
         assert_eq!(
-            super::record(&bytes).err(),
-            Some(SizeMismatch {
-                got: bytes.len(),
-                expected: size_of::<OomKillRecord>()
+            entry(short).err(),
+            Some(BadEntry::Size {
+                kind: kind::MEMCG_PRESSURE,
+                got: 40,
+                expected: 64
             })
         );
+        pressure.kind = 77;
+        assert_eq!(entry(&bytes(&pressure)).err(), Some(BadEntry::Kind(77)));
+        assert_eq!(entry(&[1, 0]).err(), Some(BadEntry::Short(2)));
+        let mut record = empty_record();
+        record.kind = kind::OOM_KILL;
+        assert!(matches!(entry(as_bytes(&record)), Ok(Entry::Kill(_))));
+        let cut = &as_bytes(&record)[..size_of::<OomKillRecord>() - 8];
+        assert!(matches!(entry(cut), Err(BadEntry::Size { kind: 1, .. })));
     }
 }

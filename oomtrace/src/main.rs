@@ -45,6 +45,13 @@ fn main() -> ExitCode {
     }
 }
 
+/// `--pressure` as the kernel side wants it: stall ns per second, 0 = off.
+fn pressure_ns(cli: &Cli) -> u64 {
+    cli.pressure.map_or(0, |stall| {
+        u64::try_from(stall.as_nanos()).unwrap_or(u64::MAX)
+    })
+}
+
 fn trace(cli: &Cli) -> anyhow::Result<ExitCode> {
     let privileges = Privileges::current().context("cannot read /proc/self/status")?;
     if !privileges.can_trace() {
@@ -73,16 +80,21 @@ fn trace(cli: &Cli) -> anyhow::Result<ExitCode> {
                 })?
         }
     };
-    let capture =
-        Capture::start(&plan, facilities.loader_btf(), cli.ring_buffer_size).map_err(|error| {
-            if error.is_permission_denied() {
-                anyhow::Error::new(UserError::NotPrivileged {
-                    held: privileges.describe(),
-                })
-            } else {
-                anyhow::Error::new(error).context("cannot start tracing")
-            }
-        })?;
+    let capture = Capture::start(
+        &plan,
+        facilities.loader_btf(),
+        cli.ring_buffer_size,
+        pressure_ns(cli),
+    )
+    .map_err(|error| {
+        if error.is_permission_denied() {
+            anyhow::Error::new(UserError::NotPrivileged {
+                held: privileges.describe(),
+            })
+        } else {
+            anyhow::Error::new(error).context("cannot start tracing")
+        }
+    })?;
 
     let mut ready = format!(
         "oomtrace: ready: oom:mark_victim attached via {}",

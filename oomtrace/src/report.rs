@@ -174,6 +174,26 @@ pub struct ReclaimTotals {
     pub reclaimed_bytes: u64,
 }
 
+/// A memcg stalling in reclaim: `--pressure`'s early warning.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct PressureReport {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub schema: u32,
+    pub time: String,
+    pub boot_ns: u64,
+    pub host: String,
+    /// The cgroup whose subtree stalled (the charging task's memcg or an
+    /// ancestor below the root).
+    pub memcg: MemcgReport,
+    /// In the current one-second bucket up to `time`.
+    pub stalls: u64,
+    pub stall_ns: u64,
+    pub reclaimed_bytes: u64,
+    /// The `--pressure` threshold crossed, in stall ns per second.
+    pub threshold_ns: u64,
+}
+
 /// Records the ring buffer could not take since the previous report.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct LostReport {

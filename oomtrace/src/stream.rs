@@ -12,7 +12,7 @@ use tokio::{
 
 use crate::{
     capture::{Capture, LostCounter},
-    decode::{self, OomKill},
+    decode::{self, Entry, OomKill},
     enrich::{Enricher, clock},
     output::Output,
     report::LostReport,
@@ -116,8 +116,8 @@ impl Streamer {
         lost: &LostCounter,
     ) -> io::Result<Flow> {
         while let Some(item) = events.next() {
-            match decode::record(&item) {
-                Ok(record) => {
+            match decode::entry(&item) {
+                Ok(Entry::Kill(record)) => {
                     let kill = OomKill::from_record(&record);
                     drop(item);
                     let report = self.enricher.report(&kill);
@@ -126,6 +126,11 @@ impl Streamer {
                     if self.count.is_some_and(|n| self.kills >= n) {
                         return Ok(Flow::Done);
                     }
+                }
+                Ok(Entry::Pressure(pressure)) => {
+                    drop(item);
+                    let report = self.enricher.pressure(&pressure);
+                    self.output.pressure(&report)?;
                 }
                 Err(mismatch) => {
                     eprintln!(

@@ -805,3 +805,48 @@ fn a_storm_across_many_cgroups_is_reported_kill_by_kill() -> Result<()> {
     }
     Ok(())
 }
+
+#[test]
+fn pressure_warns_before_the_kill_once_per_cgroup() -> Result<()> {
+    let _serial = setup();
+    // 1 us: the first reclaim pass crosses it, well before the kill.
+    let mut tracer = Tracer::start(&["--pressure", "1us"])?;
+    let cgroup = TestCgroup::new("pressure", 64 * MIB)?;
+    let pid = oom_kill(&cgroup.dir, None, &HogOptions::default())?;
+    let mut records = tracer.records_for(&[pid], TIMEOUT);
+    records.extend(tracer.drain(Duration::from_millis(300)));
+
+    let mine: Vec<&Value> = records
+        .iter()
+        .filter(|r| r["type"] == "memcg_pressure" && r["memcg"]["id"] == cgroup.id())
+        .collect();
+    assert_eq!(
+        mine.len(),
+        1,
+        "one warning per cgroup per 10 s: {records:#?}"
+    );
+    let warning = mine[0];
+    let kill = victim_record(&records, pid).context("the kill")?;
+    assert_eq!(warning["memcg"]["path"], cgroup.path());
+    assert_eq!(warning["threshold_ns"], 1_000);
+    let stalled = warning["stall_ns"].as_u64().context("stall_ns")?;
+    assert!(
+        stalled >= 1_000,
+        "warned at {stalled} ns, under the threshold"
+    );
+    let stalls = warning["stalls"].as_u64().context("stalls")?;
+    let total = kill["victim"]["memcg"]["reclaim"]["total"]["stalls"]
+        .as_u64()
+        .context("total")?;
+    assert!(
+        stalls >= 1 && stalls <= total,
+        "{stalls} stalls of {total} before the kill"
+    );
+    let position = |r: &Value| records.iter().position(|x| x == r);
+    assert!(
+        position(warning) < position(kill),
+        "the warning comes first"
+    );
+    assert!(warning["boot_ns"].as_u64() < kill["boot_ns"].as_u64());
+    Ok(())
+}

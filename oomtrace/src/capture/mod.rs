@@ -367,6 +367,7 @@ impl Capture {
         plan: &Plan,
         loader_btf: Option<&aya::Btf>,
         ring_buffer_bytes: u32,
+        pressure_ns: u64,
     ) -> Result<Capture, CaptureError> {
         let kernel_btf = match (plan.path, loader_btf) {
             (CapturePath::TpBtf, Some(btf)) => Some(btf),
@@ -382,6 +383,7 @@ impl Capture {
                 &u32::from(kernel_btf.is_some()),
                 true,
             )
+            .override_global(names::PRESSURE_NS, &pressure_ns, true)
             .map_max_entries(names::EVENTS, ring_buffer_bytes)
             .load(EBPF_OBJECT)
             .map_err(CaptureError::Load)?;

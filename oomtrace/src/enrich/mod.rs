@@ -8,11 +8,13 @@ pub mod reclaim;
 
 use std::collections::HashMap;
 
+use oomtrace_common::PressureRecord;
+
 use crate::{
     decode::{Constraint, Memcg, OomControl, OomKill, OomMemcg},
     report::{
-        CandidatesReport, KillReport, MemcgReport, OomControlReport, OomMemcgReport, ReclaimReport,
-        SCHEMA, TriggerReport, VictimReport, kernel_text,
+        CandidatesReport, KillReport, MemcgReport, OomControlReport, OomMemcgReport,
+        PressureReport, ReclaimReport, SCHEMA, TriggerReport, VictimReport, kernel_text,
     },
 };
 
@@ -109,6 +111,27 @@ impl Enricher {
             oom_memcg,
             oom_control: oom.map(|o| self.oom_control(o)),
             candidates,
+        }
+    }
+
+    /// A pressure warning, with the cgroup's path looked up by id (the
+    /// cgroup is alive: its tasks are stalling in it right now).
+    pub fn pressure(&self, p: &PressureRecord) -> PressureReport {
+        PressureReport {
+            kind: "memcg_pressure",
+            schema: SCHEMA,
+            time: clock::rfc3339(clock::wall_time(p.boot_ns)),
+            boot_ns: p.boot_ns,
+            host: self.host.clone(),
+            memcg: MemcgReport {
+                id: p.memcg_id,
+                path: self.memory.as_ref().and_then(|m| m.path_of(p.memcg_id)),
+                reclaim: None,
+            },
+            stalls: p.stalls,
+            stall_ns: p.stall_ns,
+            reclaimed_bytes: p.reclaimed_pages.saturating_mul(self.page_size),
+            threshold_ns: p.threshold_ns,
         }
     }
 

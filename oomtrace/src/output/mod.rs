@@ -9,7 +9,7 @@ use std::{
     path::Path,
 };
 
-use crate::report::{KillReport, LostReport};
+use crate::report::{KillReport, LostReport, PressureReport};
 
 /// How records are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -50,6 +50,14 @@ impl Output {
         match self.format {
             Format::Json => self.json_line(report)?,
             Format::Text => text::kill(&mut self.sink, report)?,
+        }
+        self.sink.flush()
+    }
+
+    pub fn pressure(&mut self, report: &PressureReport) -> io::Result<()> {
+        match self.format {
+            Format::Json => self.json_line(report)?,
+            Format::Text => text::pressure(&mut self.sink, report)?,
         }
         self.sink.flush()
     }

@@ -2,7 +2,7 @@
 
 use std::io::{self, Write};
 
-use crate::report::{CandidatesReport, KillReport, LostReport, MemcgReport};
+use crate::report::{CandidatesReport, KillReport, LostReport, MemcgReport, PressureReport};
 
 pub fn kill(out: &mut dyn Write, r: &KillReport) -> io::Result<()> {
     let v = &r.victim;
@@ -111,6 +111,19 @@ fn others(c: &CandidatesReport) -> String {
         String::new()
     };
     format!("{}{more}", shown.join("; "))
+}
+
+pub fn pressure(out: &mut dyn Write, r: &PressureReport) -> io::Result<()> {
+    writeln!(
+        out,
+        "{}  PRESSURE {}: {} reclaim stalls, {:.0} ms stalled in the last second (threshold {:.0} ms), {} reclaimed\n",
+        r.time,
+        memcg_suffix(Some(&r.memcg)),
+        r.stalls,
+        r.stall_ns as f64 / 1e6,
+        r.threshold_ns as f64 / 1e6,
+        bytes(r.reclaimed_bytes),
+    )
 }
 
 pub fn lost(out: &mut dyn Write, r: &LostReport) -> io::Result<()> {
