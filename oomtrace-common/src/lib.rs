@@ -55,6 +55,20 @@ pub mod kind {
     pub const OOM_KILL: u32 = 1;
     /// A [`super::PressureRecord`].
     pub const MEMCG_PRESSURE: u32 = 2;
+    /// An [`super::OutcomeRecord`].
+    pub const OOM_OUTCOME: u32 = 3;
+}
+
+/// What the OOM reaper did with a victim's memory (`oom:*_task_reaping`).
+pub mod reaper {
+    /// Nothing seen yet.
+    pub const NOT_RUN: u32 = 0;
+    /// `start_task_reaping` without `finish_task_reaping`.
+    pub const STARTED: u32 = 1;
+    /// `finish_task_reaping`: the victim's anonymous memory was unmapped.
+    pub const REAPED: u32 = 2;
+    /// `skip_task_reaping`: the mm was being torn down or locked.
+    pub const SKIPPED: u32 = 3;
 }
 
 /// How a record was captured.
@@ -223,6 +237,7 @@ pub struct KernelLayout {
     pub css_parent: u32,
     // struct task_struct
     pub task_group_leader: u32,
+    pub task_exit_code: u32,
     pub task_stack: u32,
     /// Kernel stack size (THREAD_SIZE), a multiple of STACK_SCAN_CHUNK.
     pub thread_size: u32,
@@ -286,6 +301,7 @@ impl KernelLayout {
         memcg_oom_kill_events: OFFSET_UNKNOWN,
         css_parent: OFFSET_UNKNOWN,
         task_group_leader: OFFSET_UNKNOWN,
+        task_exit_code: OFFSET_UNKNOWN,
         task_stack: OFFSET_UNKNOWN,
         thread_size: 0,
         nr_cpus: 0,
@@ -423,6 +439,34 @@ pub struct PressureRecord {
     pub memcg_level: u64,
 }
 
+/// A victim, tracked from its kill to its exit.
+#[repr(C)]
+#[derive(Clone, Copy, Default, Debug, PartialEq, Eq)]
+pub struct VictimState {
+    pub kill_ns: u64,
+    pub reap_start_ns: u64,
+    pub reap_end_ns: u64,
+    pub tgid: u32,
+    /// [`reaper`] value.
+    pub reaper: u32,
+}
+
+/// A victim's exit: how long after its kill, and what the OOM reaper had
+/// done by then.
+#[repr(C)]
+#[derive(Clone, Copy, Default, Debug, PartialEq, Eq)]
+pub struct OutcomeRecord {
+    /// [`kind::OOM_OUTCOME`].
+    pub kind: u32,
+    pub _pad: u32,
+    pub state: VictimState,
+    pub exit_ns: u64,
+    /// The victim thread.
+    pub pid: u32,
+    /// `task->exit_code`: the terminating signal in the low 7 bits.
+    pub exit_code: u32,
+}
+
 /// At most one [`PressureRecord`] per memcg this often.
 pub const PRESSURE_INTERVAL_NS: u64 = 10_000_000_000;
 
@@ -452,13 +496,14 @@ const _: () = assert!(core::mem::size_of::<TaskRef>() == 24 + CGROUP_NAMES + 24)
 const _: () = assert!(core::mem::size_of::<OomContext>() == 88);
 const _: () = assert!(core::mem::size_of::<ReclaimStats>() == 56 + 32 * RECLAIM_BUCKETS);
 const _: () = assert!(core::mem::size_of::<PressureRecord>() == 64);
+const _: () = assert!(core::mem::size_of::<OutcomeRecord>() == 56);
 const _: () = assert!(RECLAIM_BUCKETS.is_power_of_two());
 const _: () = assert!(RECLAIM_WINDOW_SECS < RECLAIM_BUCKETS as u64);
 const _: () = assert!(core::mem::size_of::<ReclaimSnapshot>() == 64);
 const _: () = assert!(
     core::mem::size_of::<OomKillRecord>() == 8 + 72 + 2 * (48 + CGROUP_NAMES) + 88 + 3 * 64 + 16
 );
-const _: () = assert!(core::mem::size_of::<KernelLayout>() == 52 * 4);
+const _: () = assert!(core::mem::size_of::<KernelLayout>() == 53 * 4);
 
 #[cfg(feature = "user")]
 mod user {

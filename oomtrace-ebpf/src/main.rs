@@ -22,6 +22,7 @@
     reason = "atomic_xadd: the BPF target lacks AtomicU64::fetch_add"
 )]
 
+mod aftermath;
 mod cgroup;
 mod layout;
 mod mark_victim;

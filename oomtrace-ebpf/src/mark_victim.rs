@@ -10,7 +10,7 @@ use aya_ebpf::{
 use oomtrace_common::{OomKillRecord, TASK_COMM_LEN, capture, valid};
 
 use crate::{
-    SCRATCH, Scratch,
+    SCRATCH, Scratch, aftermath,
     layout::{known, layout},
     mm, oom_control, reclaim, task,
 };
@@ -54,6 +54,9 @@ pub fn mark_victim_btf(ctx: BtfTracePointContext) -> u32 {
     mm::read_victim_mm(victim, record, peek);
 
     let (current, read) = task::describe_current(&mut record.trigger);
+    if record.valid & valid::VICTIM_PID != 0 {
+        aftermath::track(record.victim.pid, record.victim.tgid, record.boot_ns);
+    }
     oom_control::take(victim, &mut record.oom);
     // Reclaim history as of now, before the victim's own last retries.
     if reclaim_tracked() {
@@ -153,6 +156,9 @@ pub fn mark_victim_tracepoint(ctx: TracePointContext) -> u32 {
             record.victim.memcg = record.trigger.memcg;
             record.valid |= valid::VICTIM_MEMCG;
         }
+    }
+    if record.valid & valid::VICTIM_PID != 0 {
+        aftermath::track(record.victim.pid, record.victim.tgid, record.boot_ns);
     }
     submit(record);
     0

@@ -1,8 +1,8 @@
 //! Ring buffer bytes -> typed kill events, with unknown values as `None`.
 
 use oomtrace_common::{
-    CGROUP_MAX_DEPTH, CgroupRef, OomContext, OomKillRecord, PressureRecord, ReclaimSnapshot,
-    TASK_COMM_LEN, TaskRef, cgroup_flags, kind, oom_context, valid,
+    CGROUP_MAX_DEPTH, CgroupRef, OomContext, OomKillRecord, OutcomeRecord, PressureRecord,
+    ReclaimSnapshot, TASK_COMM_LEN, TaskRef, cgroup_flags, kind, oom_context, valid,
 };
 
 use crate::capture::CapturePath;
@@ -27,6 +27,7 @@ pub enum BadEntry {
 pub enum Entry {
     Kill(Box<OomKillRecord>),
     Pressure(PressureRecord),
+    Outcome(OutcomeRecord),
 }
 
 /// Copies an entry out of the ring buffer, by its kind.
@@ -38,6 +39,7 @@ pub fn entry(bytes: &[u8]) -> Result<Entry, BadEntry> {
     match kind {
         kind::OOM_KILL => copy::<OomKillRecord>(kind, bytes).map(|r| Entry::Kill(Box::new(r))),
         kind::MEMCG_PRESSURE => copy::<PressureRecord>(kind, bytes).map(Entry::Pressure),
+        kind::OOM_OUTCOME => copy::<OutcomeRecord>(kind, bytes).map(Entry::Outcome),
         other => Err(BadEntry::Kind(other)),
     }
 }

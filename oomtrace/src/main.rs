@@ -107,6 +107,9 @@ fn trace(cli: &Cli) -> anyhow::Result<ExitCode> {
         if let Err(why) = &capture.reclaim {
             ready.push_str(&format!(" (reclaim history unavailable: {why})"));
         }
+        if let Err(why) = &capture.aftermath {
+            ready.push_str(&format!(" (victim exits not followed: {why})"));
+        }
     }
     if !plan.unresolved.is_empty() {
         ready.push_str(&format!(

@@ -194,6 +194,36 @@ pub struct PressureReport {
     pub threshold_ns: u64,
 }
 
+/// A victim's exit, after its kill: did its memory go, and how fast.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct OutcomeReport {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub schema: u32,
+    /// When the victim exited.
+    pub time: String,
+    pub boot_ns: u64,
+    pub host: String,
+    pub victim: OutcomeVictim,
+    /// `boot_ns` of the kill record this follows.
+    pub kill_boot_ns: u64,
+    pub exited_after_us: u64,
+    /// The signal that ended it (9: SIGKILL, as the OOM killer sends).
+    pub exit_signal: Option<u32>,
+    /// What the OOM reaper had done by the exit: `reaped` (it unmapped the
+    /// victim's memory first), `skipped`, `started`, or `not_run` (the
+    /// exit freed the memory itself).
+    pub reaper: &'static str,
+    /// From the kill to the end of reaping, when the reaper finished.
+    pub reaped_after_us: Option<u64>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct OutcomeVictim {
+    pub pid: u32,
+    pub tgid: Option<u32>,
+}
+
 /// Records the ring buffer could not take since the previous report.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct LostReport {

@@ -127,6 +127,11 @@ impl Streamer {
                         return Ok(Flow::Done);
                     }
                 }
+                Ok(Entry::Outcome(outcome)) => {
+                    drop(item);
+                    let report = self.enricher.outcome(&outcome);
+                    self.output.outcome(&report)?;
+                }
                 Ok(Entry::Pressure(pressure)) => {
                     drop(item);
                     let report = self.enricher.pressure(&pressure);

@@ -36,6 +36,13 @@ impl TraceInstance {
     /// A new instance (`instances/oomtrace-test-*`) recording `events`
     /// (`system/event`) of thread `pid` only, on the boot clock.
     pub fn new(events: &[&str], pid: u32) -> Result<TraceInstance> {
+        let filter = format!("common_pid == {pid}");
+        let filtered: Vec<(&str, &str)> = events.iter().map(|e| (*e, filter.as_str())).collect();
+        Self::with_filters(&filtered)
+    }
+
+    /// A new instance recording each `(event, filter)`, on the boot clock.
+    pub fn with_filters(events: &[(&str, &str)]) -> Result<TraceInstance> {
         let name = format!(
             "oomtrace-test-{}-{}",
             std::process::id(),
@@ -45,10 +52,10 @@ impl TraceInstance {
         fs::create_dir(&dir).with_context(|| format!("mkdir {}", dir.display()))?;
         let instance = TraceInstance { dir };
         fs::write(instance.dir.join("trace_clock"), "boot").context("trace_clock")?;
-        for event in events {
+        for (event, filter) in events {
             let event_dir = instance.dir.join("events").join(event);
-            fs::write(event_dir.join("filter"), format!("common_pid == {pid}"))
-                .context("filter")?;
+            fs::write(event_dir.join("filter"), filter)
+                .with_context(|| format!("filter {event}"))?;
             fs::write(event_dir.join("enable"), "1").with_context(|| format!("enable {event}"))?;
         }
         Ok(instance)

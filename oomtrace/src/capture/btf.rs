@@ -282,6 +282,10 @@ impl KernelTypes {
             self.offset("task_struct", &["stack"]),
         );
         layout.thread_size = self.thread_size();
+        set(
+            &mut layout.task_exit_code,
+            self.offset("task_struct", &["exit_code"]),
+        );
 
         // The OOM killer's context (found on the stack, see the eBPF side).
         let oc = |member: &str| self.offset("oom_control", &[member]);

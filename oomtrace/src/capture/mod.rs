@@ -300,6 +300,8 @@ pub struct Capture {
     pub oom_control: Result<(), String>,
     /// Whether charge-path reclaim history is kept, or why not.
     pub reclaim: Result<(), String>,
+    /// Whether victims' exits (oom_outcome records) are followed, or why not.
+    pub aftermath: Result<(), String>,
     pub events: RingBuf<MapData>,
     pub lost: LostCounter,
 }
@@ -390,10 +392,22 @@ impl Capture {
 
         let mut oom_control = Err("not used by the tracepoint path".to_string());
         let mut reclaim = Err("not used by the tracepoint path".to_string());
+        let mut aftermath = Err("not used by the tracepoint path".to_string());
         match (plan.path, kernel_btf) {
             (CapturePath::TpBtf, Some(kernel_btf)) => {
                 // Attached first, so it runs first on each event: tracepoint
                 // probes are called in the order they were registered.
+                // Reaper and exit tracking: the oom_outcome records.
+                aftermath = [
+                    ("start_task_reaping_btf", "start_task_reaping"),
+                    ("finish_task_reaping_btf", "finish_task_reaping"),
+                    ("skip_task_reaping_btf", "skip_task_reaping"),
+                    ("sched_process_exit_btf", "sched_process_exit"),
+                ]
+                .into_iter()
+                .try_for_each(|(program, tracepoint)| {
+                    attach_optional(&mut ebpf, kernel_btf, program, tracepoint)
+                });
                 oom_control =
                     attach_optional(&mut ebpf, kernel_btf, names::OOM_CONTROL_BTF, "mark_victim");
                 reclaim = attach_optional(
@@ -453,6 +467,7 @@ impl Capture {
         })?;
         Ok(Capture {
             oom_control,
+            aftermath,
             reclaim,
             events,
             lost: LostCounter {

@@ -8,13 +8,14 @@ pub mod reclaim;
 
 use std::collections::HashMap;
 
-use oomtrace_common::PressureRecord;
+use oomtrace_common::{OutcomeRecord, PressureRecord, reaper};
 
 use crate::{
     decode::{Constraint, Memcg, OomControl, OomKill, OomMemcg},
     report::{
-        CandidatesReport, KillReport, MemcgReport, OomControlReport, OomMemcgReport,
-        PressureReport, ReclaimReport, SCHEMA, TriggerReport, VictimReport, kernel_text,
+        CandidatesReport, KillReport, MemcgReport, OomControlReport, OomMemcgReport, OutcomeReport,
+        OutcomeVictim, PressureReport, ReclaimReport, SCHEMA, TriggerReport, VictimReport,
+        kernel_text,
     },
 };
 
@@ -111,6 +112,34 @@ impl Enricher {
             oom_memcg,
             oom_control: oom.map(|o| self.oom_control(o)),
             candidates,
+        }
+    }
+
+    /// A victim's exit.
+    pub fn outcome(&self, o: &OutcomeRecord) -> OutcomeReport {
+        let after_us = |ns: u64| ns.saturating_sub(o.state.kill_ns) / 1000;
+        OutcomeReport {
+            kind: "oom_outcome",
+            schema: SCHEMA,
+            time: clock::rfc3339(clock::wall_time(o.exit_ns)),
+            boot_ns: o.exit_ns,
+            host: self.host.clone(),
+            victim: OutcomeVictim {
+                pid: o.pid,
+                tgid: (o.state.tgid != 0).then_some(o.state.tgid),
+            },
+            kill_boot_ns: o.state.kill_ns,
+            exited_after_us: after_us(o.exit_ns),
+            // The low 7 bits of exit_code; u32::MAX when unreadable.
+            exit_signal: (o.exit_code != u32::MAX).then_some(o.exit_code & 0x7f),
+            reaper: match o.state.reaper {
+                reaper::REAPED => "reaped",
+                reaper::SKIPPED => "skipped",
+                reaper::STARTED => "started",
+                _ => "not_run",
+            },
+            reaped_after_us: (o.state.reaper == reaper::REAPED)
+                .then(|| after_us(o.state.reap_end_ns)),
         }
     }
 

@@ -2,7 +2,9 @@
 
 use std::io::{self, Write};
 
-use crate::report::{CandidatesReport, KillReport, LostReport, MemcgReport, PressureReport};
+use crate::report::{
+    CandidatesReport, KillReport, LostReport, MemcgReport, OutcomeReport, PressureReport,
+};
 
 pub fn kill(out: &mut dyn Write, r: &KillReport) -> io::Result<()> {
     let v = &r.victim;
@@ -111,6 +113,24 @@ fn others(c: &CandidatesReport) -> String {
         String::new()
     };
     format!("{}{more}", shown.join("; "))
+}
+
+pub fn outcome(out: &mut dyn Write, r: &OutcomeReport) -> io::Result<()> {
+    let signal = r.exit_signal.map_or("?".to_string(), |s| s.to_string());
+    let reaper = match r.reaped_after_us {
+        Some(us) => format!(
+            "the OOM reaper freed its memory {:.1} ms after the kill",
+            us as f64 / 1e3
+        ),
+        None => format!("OOM reaper: {}", r.reaper.replace('_', " ")),
+    };
+    writeln!(
+        out,
+        "{}  EXIT pid {}: signal {signal}, {:.1} ms after the kill; {reaper}\n",
+        r.time,
+        r.victim.pid,
+        r.exited_after_us as f64 / 1e3,
+    )
 }
 
 pub fn pressure(out: &mut dyn Write, r: &PressureReport) -> io::Result<()> {

@@ -1,0 +1,96 @@
+//! After the kill: what the OOM reaper did with the victim's memory, and
+//! when the victim exited. One `oom_outcome` record per victim, at its exit.
+
+use aya_ebpf::{
+    helpers::{
+        bpf_get_current_pid_tgid,
+        generated::{bpf_get_current_task, bpf_ktime_get_boot_ns},
+    },
+    macros::{btf_tracepoint, map},
+    maps::LruHashMap,
+    programs::BtfTracePointContext,
+};
+use oomtrace_common::{OutcomeRecord, VictimState, kind, reaper};
+
+use crate::{layout::layout, read::field};
+
+/// Victims not yet exited, by thread id. Least recently used go first, so
+/// a victim that never exits cannot fill it.
+#[map]
+static VICTIMS: LruHashMap<u32, VictimState> = LruHashMap::with_max_entries(1024, 0);
+
+/// Called by mark_victim for each victim.
+#[inline(always)]
+pub fn track(pid: u32, tgid: u32, kill_ns: u64) {
+    let state = VictimState {
+        kill_ns,
+        tgid,
+        ..VictimState::default()
+    };
+    let _ = VICTIMS.insert(pid, state, 0);
+}
+
+#[inline(always)]
+fn reaping(ctx: &BtfTracePointContext, update: impl FnOnce(&mut VictimState, u64)) {
+    let pid: i32 = ctx.arg(0);
+    if let Some(state) = VICTIMS.get_ptr_mut(pid as u32) {
+        // SAFETY: helper without arguments.
+        let now = unsafe { bpf_ktime_get_boot_ns() };
+        // SAFETY: a map value; the reaper kthread is its only writer now.
+        update(unsafe { &mut *state }, now);
+    }
+}
+
+/// `TP_PROTO(int pid)`: the reaper starts unmapping the victim's memory.
+#[btf_tracepoint(function = "start_task_reaping")]
+pub fn start_task_reaping_btf(ctx: BtfTracePointContext) -> u32 {
+    reaping(&ctx, |state, now| {
+        state.reap_start_ns = now;
+        state.reaper = reaper::STARTED;
+    });
+    0
+}
+
+/// `TP_PROTO(int pid)`: done.
+#[btf_tracepoint(function = "finish_task_reaping")]
+pub fn finish_task_reaping_btf(ctx: BtfTracePointContext) -> u32 {
+    reaping(&ctx, |state, now| {
+        state.reap_end_ns = now;
+        state.reaper = reaper::REAPED;
+    });
+    0
+}
+
+/// `TP_PROTO(int pid)`: skipped (the mm is going away, or locked).
+#[btf_tracepoint(function = "skip_task_reaping")]
+pub fn skip_task_reaping_btf(ctx: BtfTracePointContext) -> u32 {
+    reaping(&ctx, |state, now| {
+        state.reap_end_ns = now;
+        state.reaper = reaper::SKIPPED;
+    });
+    0
+}
+
+/// `TP_PROTO(struct task_struct *p, bool group_dead)`, from do_exit() of
+/// `current`: every exiting thread on the machine, so one lookup and out.
+#[btf_tracepoint(function = "sched_process_exit")]
+pub fn sched_process_exit_btf(_ctx: BtfTracePointContext) -> u32 {
+    let pid = bpf_get_current_pid_tgid() as u32;
+    // SAFETY: the value is copied before the entry is removed.
+    let Some(state) = (unsafe { VICTIMS.get(pid) }).copied() else {
+        return 0;
+    };
+    let _ = VICTIMS.remove(pid);
+    // SAFETY: helpers without arguments.
+    let (now, task) = unsafe { (bpf_ktime_get_boot_ns(), bpf_get_current_task()) };
+    let record = OutcomeRecord {
+        kind: kind::OOM_OUTCOME,
+        _pad: 0,
+        state,
+        exit_ns: now,
+        pid,
+        exit_code: field::<i32>(task, layout!(task_exit_code)).map_or(u32::MAX, |c| c as u32),
+    };
+    crate::submit(&record);
+    0
+}
