@@ -47,6 +47,8 @@ pub mod names {
     pub const RECLAIM_TRACKED: &str = "RECLAIM_TRACKED";
     /// Read-only global: `--pressure` threshold, stall ns per second (0: off).
     pub const PRESSURE_NS: &str = "PRESSURE_NS";
+    /// tp_btf program for `--sigkill`.
+    pub const SIGKILL_BTF: &str = "signal_generate_btf";
 }
 
 /// The first u32 of every ring buffer entry: what it is.
@@ -57,6 +59,14 @@ pub mod kind {
     pub const MEMCG_PRESSURE: u32 = 2;
     /// An [`super::OutcomeRecord`].
     pub const OOM_OUTCOME: u32 = 3;
+    /// A [`super::SigkillRecord`].
+    pub const SIGKILL: u32 = 4;
+}
+
+/// Why a victim was tracked to its exit ([`VictimState::cause`]).
+pub mod cause {
+    pub const OOM_KILL: u32 = 0;
+    pub const SIGKILL: u32 = 1;
 }
 
 /// What the OOM reaper did with a victim's memory (`oom:*_task_reaping`).
@@ -235,6 +245,8 @@ pub struct KernelLayout {
     pub memcg_oom_kill_events: u32,
     // struct cgroup_subsys_state
     pub css_parent: u32,
+    /// `kernel_siginfo.si_code`.
+    pub siginfo_code: u32,
     // struct task_struct
     pub task_group_leader: u32,
     pub task_exit_code: u32,
@@ -300,6 +312,7 @@ impl KernelLayout {
         memcg_failcnt: OFFSET_UNKNOWN,
         memcg_oom_kill_events: OFFSET_UNKNOWN,
         css_parent: OFFSET_UNKNOWN,
+        siginfo_code: OFFSET_UNKNOWN,
         task_group_leader: OFFSET_UNKNOWN,
         task_exit_code: OFFSET_UNKNOWN,
         task_stack: OFFSET_UNKNOWN,
@@ -449,6 +462,9 @@ pub struct VictimState {
     pub tgid: u32,
     /// [`reaper`] value.
     pub reaper: u32,
+    /// [`cause`] value.
+    pub cause: u32,
+    pub _pad: u32,
 }
 
 /// A victim's exit: how long after its kill, and what the OOM reaper had
@@ -465,6 +481,28 @@ pub struct OutcomeRecord {
     pub pid: u32,
     /// `task->exit_code`: the terminating signal in the low 7 bits.
     pub exit_code: u32,
+}
+
+/// A SIGKILL sent to a task (`signal:signal_generate`, `--sigkill`).
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct SigkillRecord {
+    /// [`kind::SIGKILL`].
+    pub kind: u32,
+    /// `si_code`: SI_USER (0) for kill(2), SI_TKILL (-6), SI_QUEUE (-1),
+    /// SI_KERNEL (0x80) from the kernel itself.
+    pub code: i32,
+    pub boot_ns: u64,
+    /// [`valid`] bits: VICTIM_* for the target, TRIGGER_* for the sender.
+    pub valid: u32,
+    /// 1 when sent to the whole thread group.
+    pub group: u32,
+    pub target: TaskRef,
+    pub sender: TaskRef,
+    /// `enum trace_signal_result`: 0 delivered, 4 delivered without info.
+    pub result: u32,
+    pub _pad: u32,
+    pub _pad2: u64,
 }
 
 /// At most one [`PressureRecord`] per memcg this often.
@@ -496,14 +534,15 @@ const _: () = assert!(core::mem::size_of::<TaskRef>() == 24 + CGROUP_NAMES + 24)
 const _: () = assert!(core::mem::size_of::<OomContext>() == 88);
 const _: () = assert!(core::mem::size_of::<ReclaimStats>() == 56 + 32 * RECLAIM_BUCKETS);
 const _: () = assert!(core::mem::size_of::<PressureRecord>() == 64);
-const _: () = assert!(core::mem::size_of::<OutcomeRecord>() == 56);
+const _: () = assert!(core::mem::size_of::<OutcomeRecord>() == 64);
+const _: () = assert!(core::mem::size_of::<SigkillRecord>() == 24 + 2 * (48 + CGROUP_NAMES) + 16);
 const _: () = assert!(RECLAIM_BUCKETS.is_power_of_two());
 const _: () = assert!(RECLAIM_WINDOW_SECS < RECLAIM_BUCKETS as u64);
 const _: () = assert!(core::mem::size_of::<ReclaimSnapshot>() == 64);
 const _: () = assert!(
     core::mem::size_of::<OomKillRecord>() == 8 + 72 + 2 * (48 + CGROUP_NAMES) + 88 + 3 * 64 + 16
 );
-const _: () = assert!(core::mem::size_of::<KernelLayout>() == 53 * 4);
+const _: () = assert!(core::mem::size_of::<KernelLayout>() == 54 * 4);
 
 #[cfg(feature = "user")]
 mod user {

@@ -1,6 +1,7 @@
 //! After the kill: what the OOM reaper did with the victim's memory, and
 //! when the victim exited. One `oom_outcome` record per victim, at its exit.
 
+use crate::{layout::layout, read::field};
 use aya_ebpf::{
     helpers::{
         bpf_get_current_pid_tgid,
@@ -12,19 +13,19 @@ use aya_ebpf::{
 };
 use oomtrace_common::{OutcomeRecord, VictimState, kind, reaper};
 
-use crate::{layout::layout, read::field};
-
 /// Victims not yet exited, by thread id. Least recently used go first, so
 /// a victim that never exits cannot fill it.
 #[map]
 static VICTIMS: LruHashMap<u32, VictimState> = LruHashMap::with_max_entries(1024, 0);
 
-/// Called by mark_victim for each victim.
+/// Called for each victim of an OOM kill or a SIGKILL; an OOM victim was
+/// first a SIGKILL target, and the later call wins.
 #[inline(always)]
-pub fn track(pid: u32, tgid: u32, kill_ns: u64) {
+pub fn track(pid: u32, tgid: u32, kill_ns: u64, cause: u32) {
     let state = VictimState {
         kill_ns,
         tgid,
+        cause,
         ..VictimState::default()
     };
     let _ = VICTIMS.insert(pid, state, 0);

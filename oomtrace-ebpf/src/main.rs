@@ -30,6 +30,7 @@ mod mm;
 mod oom_control;
 mod read;
 mod reclaim;
+mod signal;
 mod task;
 
 use aya_ebpf::{

@@ -55,7 +55,12 @@ pub fn mark_victim_btf(ctx: BtfTracePointContext) -> u32 {
 
     let (current, read) = task::describe_current(&mut record.trigger);
     if record.valid & valid::VICTIM_PID != 0 {
-        aftermath::track(record.victim.pid, record.victim.tgid, record.boot_ns);
+        aftermath::track(
+            record.victim.pid,
+            record.victim.tgid,
+            record.boot_ns,
+            oomtrace_common::cause::OOM_KILL,
+        );
     }
     oom_control::take(victim, &mut record.oom);
     // Reclaim history as of now, before the victim's own last retries.
@@ -158,7 +163,12 @@ pub fn mark_victim_tracepoint(ctx: TracePointContext) -> u32 {
         }
     }
     if record.valid & valid::VICTIM_PID != 0 {
-        aftermath::track(record.victim.pid, record.victim.tgid, record.boot_ns);
+        aftermath::track(
+            record.victim.pid,
+            record.victim.tgid,
+            record.boot_ns,
+            oomtrace_common::cause::OOM_KILL,
+        );
     }
     submit(record);
     0

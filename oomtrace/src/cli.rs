@@ -47,6 +47,11 @@ pub struct Cli {
     #[arg(long, value_name = "STALL", num_args = 0..=1, default_missing_value = "100ms", value_parser = parse_stall)]
     pub pressure: Option<std::time::Duration>,
 
+    /// Also record every SIGKILL that is not the OOM killer's (a `kill -9`,
+    /// a kubelet eviction, a systemd stop), with the process that sent it.
+    #[arg(long)]
+    pub sigkill: bool,
+
     /// With each kill, list the N processes of its OOM domain (the cgroup
     /// whose limit was hit, or the whole machine) the OOM killer would pick
     /// next, scored as it scores them; 0 turns the table off.
@@ -172,6 +177,11 @@ mod tests {
 
     #[test]
     fn check_is_a_subcommand() {
+        assert!(
+            Cli::try_parse_from(["oomtrace", "--sigkill"])
+                .expect("parses")
+                .sigkill
+        );
         let cli = Cli::try_parse_from(["oomtrace", "--pressure"]).expect("parses");
         assert_eq!(cli.pressure, Some(std::time::Duration::from_millis(100)));
         let cli = Cli::try_parse_from(["oomtrace", "--pressure", "250ms"]).expect("parses");

@@ -2,7 +2,7 @@
 
 use oomtrace_common::{
     CGROUP_MAX_DEPTH, CgroupRef, OomContext, OomKillRecord, OutcomeRecord, PressureRecord,
-    ReclaimSnapshot, TASK_COMM_LEN, TaskRef, cgroup_flags, kind, oom_context, valid,
+    ReclaimSnapshot, SigkillRecord, TASK_COMM_LEN, TaskRef, cgroup_flags, kind, oom_context, valid,
 };
 
 use crate::capture::CapturePath;
@@ -28,6 +28,7 @@ pub enum Entry {
     Kill(Box<OomKillRecord>),
     Pressure(PressureRecord),
     Outcome(OutcomeRecord),
+    Sigkill(Box<SigkillRecord>),
 }
 
 /// Copies an entry out of the ring buffer, by its kind.
@@ -40,6 +41,7 @@ pub fn entry(bytes: &[u8]) -> Result<Entry, BadEntry> {
         kind::OOM_KILL => copy::<OomKillRecord>(kind, bytes).map(|r| Entry::Kill(Box::new(r))),
         kind::MEMCG_PRESSURE => copy::<PressureRecord>(kind, bytes).map(Entry::Pressure),
         kind::OOM_OUTCOME => copy::<OutcomeRecord>(kind, bytes).map(Entry::Outcome),
+        kind::SIGKILL => copy::<SigkillRecord>(kind, bytes).map(|r| Entry::Sigkill(Box::new(r))),
         other => Err(BadEntry::Kind(other)),
     }
 }
@@ -100,6 +102,49 @@ pub struct Trigger {
     pub comm: Option<Vec<u8>>,
     pub memcg: Option<Memcg>,
     pub is_victim: bool,
+}
+
+/// A task as a SIGKILL record names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Task {
+    pub pid: Option<u32>,
+    pub tgid: Option<u32>,
+    pub comm: Option<Vec<u8>>,
+    pub memcg: Option<Memcg>,
+}
+
+/// A SIGKILL and who sent it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sigkill {
+    pub boot_ns: u64,
+    /// `si_code`.
+    pub code: i32,
+    pub group: bool,
+    pub target: Task,
+    pub sender: Task,
+}
+
+impl Sigkill {
+    pub fn from_record(r: &SigkillRecord) -> Sigkill {
+        let has = |bit: u32| r.valid & bit != 0;
+        Sigkill {
+            boot_ns: r.boot_ns,
+            code: r.code,
+            group: r.group != 0,
+            target: Task {
+                pid: has(valid::VICTIM_PID).then_some(r.target.pid),
+                tgid: has(valid::VICTIM_TGID).then_some(r.target.tgid),
+                comm: has(valid::VICTIM_COMM).then(|| comm(&r.target)),
+                memcg: has(valid::VICTIM_MEMCG).then(|| memcg(&r.target.memcg)),
+            },
+            sender: Task {
+                pid: Some(r.sender.pid),
+                tgid: Some(r.sender.tgid),
+                comm: has(valid::TRIGGER_COMM).then(|| comm(&r.sender)),
+                memcg: has(valid::TRIGGER_MEMCG).then(|| memcg(&r.sender.memcg)),
+            },
+        }
+    }
 }
 
 /// How the OOM killer scoped its search (`enum oom_constraint`).

@@ -80,13 +80,12 @@ fn trace(cli: &Cli) -> anyhow::Result<ExitCode> {
                 })?
         }
     };
-    let capture = Capture::start(
-        &plan,
-        facilities.loader_btf(),
-        cli.ring_buffer_size,
-        pressure_ns(cli),
-    )
-    .map_err(|error| {
+    let options = capture::Options {
+        ring_buffer_bytes: cli.ring_buffer_size,
+        pressure_ns: pressure_ns(cli),
+        sigkill: cli.sigkill,
+    };
+    let capture = Capture::start(&plan, facilities.loader_btf(), &options).map_err(|error| {
         if error.is_permission_denied() {
             anyhow::Error::new(UserError::NotPrivileged {
                 held: privileges.describe(),
@@ -109,6 +108,11 @@ fn trace(cli: &Cli) -> anyhow::Result<ExitCode> {
         }
         if let Err(why) = &capture.aftermath {
             ready.push_str(&format!(" (victim exits not followed: {why})"));
+        }
+        if cli.sigkill
+            && let Err(why) = &capture.sigkills
+        {
+            ready.push_str(&format!(" (SIGKILLs not traced: {why})"));
         }
     }
     if !plan.unresolved.is_empty() {

@@ -194,6 +194,38 @@ pub struct PressureReport {
     pub threshold_ns: u64,
 }
 
+/// A SIGKILL that was not the OOM killer's (`--sigkill`).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct SigkillReport {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub schema: u32,
+    pub time: String,
+    pub boot_ns: u64,
+    pub host: String,
+    pub target: TaskReport,
+    /// The task that sent it (for a kernel-originated kill, whatever ran).
+    pub sender: TaskReport,
+    /// `si_code` by name (`SI_USER`: kill(2), `SI_TKILL`: tgkill(2),
+    /// `SI_QUEUE`: sigqueue(3), `SI_KERNEL`: the kernel), else the number.
+    pub code: String,
+    /// `kernel` for SI_KERNEL, else `process`.
+    pub sent_by: &'static str,
+    /// What the sender is, when its name says: `systemd`, `kubelet`,
+    /// `container_runtime`, `shell`; `null` otherwise.
+    pub sender_role: Option<&'static str>,
+    /// Sent to the whole thread group.
+    pub group: bool,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct TaskReport {
+    pub pid: Option<u32>,
+    pub tgid: Option<u32>,
+    pub comm: Option<String>,
+    pub memcg: Option<MemcgReport>,
+}
+
 /// A victim's exit, after its kill: did its memory go, and how fast.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct OutcomeReport {

@@ -1,7 +1,7 @@
 //! The event loop: ring buffer -> records, until a signal, a limit, or a
 //! closed output ends it.
 
-use std::{io, time::Duration};
+use std::{collections::VecDeque, io, time::Duration};
 
 use anyhow::Context as _;
 use tokio::{
@@ -12,10 +12,10 @@ use tokio::{
 
 use crate::{
     capture::{Capture, LostCounter},
-    decode::{self, Entry, OomKill},
+    decode::{self, Entry, OomKill, Sigkill},
     enrich::{Enricher, clock},
     output::Output,
-    report::LostReport,
+    report::{LostReport, SigkillReport},
 };
 
 pub struct Limits {
@@ -39,7 +39,23 @@ struct Streamer {
     kills: u64,
     count: Option<u64>,
     lost_reported: u64,
+    /// SIGKILLs from the kernel, held until their OOM kill record shows
+    /// they were the OOM killer's (then dropped: one kill, one record).
+    held: VecDeque<Held>,
 }
+
+/// A SI_KERNEL SIGKILL waiting to see whether an OOM kill explains it.
+struct Held {
+    until: Instant,
+    /// The target's process, to match against an OOM victim's.
+    target_tgid: Option<u32>,
+    report: SigkillReport,
+}
+
+/// How long a kernel SIGKILL waits for its OOM kill record. The OOM
+/// killer's SIGKILL and mark_victim happen microseconds apart on one CPU;
+/// records from different CPUs may reach the ring buffer out of order.
+const HOLD: Duration = Duration::from_millis(20);
 
 /// Streams records until SIGINT/SIGTERM, `limits`, or a closed output; all
 /// three are a normal end. Everything captured before the end is written.
@@ -70,6 +86,7 @@ pub async fn run(
         kills: 0,
         count: limits.count,
         lost_reported: 0,
+        held: VecDeque::new(),
     };
     let deadline = limits.duration.map(|d| Instant::now() + d);
     on_ready();
@@ -87,6 +104,12 @@ pub async fn run(
                     other => break other,
                 }
             }
+            // Only armed while a kernel SIGKILL is held: no idle wakeups.
+            _ = sleep_until(streamer.next_release()), if !streamer.held.is_empty() => {
+                if let Err(error) = streamer.release(false) {
+                    break Err(error);
+                }
+            }
             _ = sigint.recv() => break Ok(Flow::Done),
             _ = sigterm.recv() => break Ok(Flow::Done),
             _ = sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {
@@ -100,7 +123,10 @@ pub async fn run(
     {
         result = streamer.drain(events.get_mut(), &lost);
     }
-    match result.and_then(|_| streamer.output.flush().map(|_| Flow::Done)) {
+    match result
+        .and_then(|_| streamer.release(true))
+        .and_then(|_| streamer.output.flush().map(|_| Flow::Done))
+    {
         Ok(_) => Ok(()),
         // The reader went away (`oomtrace | head -1`): a normal end.
         Err(error) if error.kind() == io::ErrorKind::BrokenPipe => Ok(()),
@@ -120,11 +146,29 @@ impl Streamer {
                 Ok(Entry::Kill(record)) => {
                     let kill = OomKill::from_record(&record);
                     drop(item);
+                    // Its SIGKILL was the OOM killer's: not a second record.
+                    let victim = kill.victim.tgid.or(kill.victim.pid);
+                    self.held
+                        .retain(|h| h.target_tgid.is_none() || h.target_tgid != victim);
                     let report = self.enricher.report(&kill);
                     self.output.kill(&report)?;
                     self.kills += 1;
                     if self.count.is_some_and(|n| self.kills >= n) {
                         return Ok(Flow::Done);
+                    }
+                }
+                Ok(Entry::Sigkill(record)) => {
+                    let sigkill = Sigkill::from_record(&record);
+                    drop(item);
+                    let report = self.enricher.sigkill(&sigkill);
+                    if report.sent_by == "kernel" {
+                        self.held.push_back(Held {
+                            until: Instant::now() + HOLD,
+                            target_tgid: sigkill.target.tgid,
+                            report,
+                        });
+                    } else {
+                        self.output.sigkill(&report)?;
                     }
                 }
                 Ok(Entry::Outcome(outcome)) => {
@@ -145,6 +189,25 @@ impl Streamer {
             }
         }
         self.report_lost(lost)?;
+        Ok(Flow::Continue)
+    }
+
+    fn next_release(&self) -> Instant {
+        self.held.front().map_or_else(Instant::now, |h| h.until)
+    }
+
+    /// Writes the held kernel SIGKILLs whose wait is over (all of them at
+    /// the end): no OOM kill claimed them.
+    fn release(&mut self, all: bool) -> io::Result<Flow> {
+        let now = Instant::now();
+        while let Some(held) = self.held.front() {
+            if !all && held.until > now {
+                break;
+            }
+            if let Some(held) = self.held.pop_front() {
+                self.output.sigkill(&held.report)?;
+            }
+        }
         Ok(Flow::Continue)
     }
 

@@ -283,6 +283,10 @@ impl KernelTypes {
         );
         layout.thread_size = self.thread_size();
         set(
+            &mut layout.siginfo_code,
+            self.offset("kernel_siginfo", &["si_code"]),
+        );
+        set(
             &mut layout.task_exit_code,
             self.offset("task_struct", &["exit_code"]),
         );

@@ -293,6 +293,17 @@ fn take_map(ebpf: &mut Ebpf, name: &'static str) -> Result<aya::maps::Map, Captu
     ebpf.take_map(name).ok_or(CaptureError::MissingMap(name))
 }
 
+/// What to capture besides OOM kills.
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    /// Kernel-to-userspace buffer size.
+    pub ring_buffer_bytes: u32,
+    /// `--pressure` threshold in stall ns per second; 0 = off.
+    pub pressure_ns: u64,
+    /// `--sigkill`: every SIGKILL too.
+    pub sigkill: bool,
+}
+
 /// Loaded and attached programs, and the maps userspace reads.
 pub struct Capture {
     /// Whether the OOM killer's context (constraint, OOM memcg, ...) is
@@ -302,6 +313,8 @@ pub struct Capture {
     pub reclaim: Result<(), String>,
     /// Whether victims' exits (oom_outcome records) are followed, or why not.
     pub aftermath: Result<(), String>,
+    /// Whether SIGKILLs are traced (`--sigkill`), or why not.
+    pub sigkills: Result<(), String>,
     pub events: RingBuf<MapData>,
     pub lost: LostCounter,
 }
@@ -368,9 +381,13 @@ impl Capture {
     pub fn start(
         plan: &Plan,
         loader_btf: Option<&aya::Btf>,
-        ring_buffer_bytes: u32,
-        pressure_ns: u64,
+        options: &Options,
     ) -> Result<Capture, CaptureError> {
+        let Options {
+            ring_buffer_bytes,
+            pressure_ns,
+            sigkill,
+        } = *options;
         let kernel_btf = match (plan.path, loader_btf) {
             (CapturePath::TpBtf, Some(btf)) => Some(btf),
             (CapturePath::TpBtf, None) => return Err(CaptureError::LoaderBtf),
@@ -393,10 +410,23 @@ impl Capture {
         let mut oom_control = Err("not used by the tracepoint path".to_string());
         let mut reclaim = Err("not used by the tracepoint path".to_string());
         let mut aftermath = Err("not used by the tracepoint path".to_string());
+        let mut sigkills = Err(if sigkill {
+            "not on the tracepoint path".to_string()
+        } else {
+            "not asked for (--sigkill)".to_string()
+        });
         match (plan.path, kernel_btf) {
             (CapturePath::TpBtf, Some(kernel_btf)) => {
                 // Attached first, so it runs first on each event: tracepoint
                 // probes are called in the order they were registered.
+                if sigkill {
+                    sigkills = attach_optional(
+                        &mut ebpf,
+                        kernel_btf,
+                        names::SIGKILL_BTF,
+                        "signal_generate",
+                    );
+                }
                 // Reaper and exit tracking: the oom_outcome records.
                 aftermath = [
                     ("start_task_reaping_btf", "start_task_reaping"),
@@ -468,6 +498,7 @@ impl Capture {
         Ok(Capture {
             oom_control,
             aftermath,
+            sigkills,
             reclaim,
             events,
             lost: LostCounter {

@@ -5,17 +5,18 @@ pub mod candidates;
 pub mod cgroup;
 pub mod clock;
 pub mod reclaim;
+pub mod signal;
 
 use std::collections::HashMap;
 
-use oomtrace_common::{OutcomeRecord, PressureRecord, reaper};
+use oomtrace_common::{OutcomeRecord, PressureRecord, cause, reaper};
 
 use crate::{
-    decode::{Constraint, Memcg, OomControl, OomKill, OomMemcg},
+    decode::{Constraint, Memcg, OomControl, OomKill, OomMemcg, Sigkill, Task},
     report::{
         CandidatesReport, KillReport, MemcgReport, OomControlReport, OomMemcgReport, OutcomeReport,
-        OutcomeVictim, PressureReport, ReclaimReport, SCHEMA, TriggerReport, VictimReport,
-        kernel_text,
+        OutcomeVictim, PressureReport, ReclaimReport, SCHEMA, SigkillReport, TaskReport,
+        TriggerReport, VictimReport, kernel_text,
     },
 };
 
@@ -115,11 +116,42 @@ impl Enricher {
         }
     }
 
+    /// A SIGKILL and its sender.
+    pub fn sigkill(&self, s: &Sigkill) -> SigkillReport {
+        let task = |t: &Task| TaskReport {
+            pid: t.pid,
+            tgid: t.tgid,
+            comm: t.comm.as_deref().map(kernel_text),
+            memcg: t.memcg.as_ref().map(|m| self.memcg(m, &HashMap::new())),
+        };
+        SigkillReport {
+            kind: "sigkill",
+            schema: SCHEMA,
+            time: clock::rfc3339(clock::wall_time(s.boot_ns)),
+            boot_ns: s.boot_ns,
+            host: self.host.clone(),
+            target: task(&s.target),
+            sender: task(&s.sender),
+            code: signal::code_name(s.code),
+            sent_by: if s.code == signal::SI_KERNEL {
+                "kernel"
+            } else {
+                "process"
+            },
+            sender_role: s.sender.comm.as_deref().and_then(signal::sender_role),
+            group: s.group,
+        }
+    }
+
     /// A victim's exit.
     pub fn outcome(&self, o: &OutcomeRecord) -> OutcomeReport {
         let after_us = |ns: u64| ns.saturating_sub(o.state.kill_ns) / 1000;
         OutcomeReport {
-            kind: "oom_outcome",
+            kind: if o.state.cause == cause::SIGKILL {
+                "sigkill_outcome"
+            } else {
+                "oom_outcome"
+            },
             schema: SCHEMA,
             time: clock::rfc3339(clock::wall_time(o.exit_ns)),
             boot_ns: o.exit_ns,

@@ -9,7 +9,7 @@ use std::{
     path::Path,
 };
 
-use crate::report::{KillReport, LostReport, OutcomeReport, PressureReport};
+use crate::report::{KillReport, LostReport, OutcomeReport, PressureReport, SigkillReport};
 
 /// How records are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -50,6 +50,14 @@ impl Output {
         match self.format {
             Format::Json => self.json_line(report)?,
             Format::Text => text::kill(&mut self.sink, report)?,
+        }
+        self.sink.flush()
+    }
+
+    pub fn sigkill(&mut self, report: &SigkillReport) -> io::Result<()> {
+        match self.format {
+            Format::Json => self.json_line(report)?,
+            Format::Text => text::sigkill(&mut self.sink, report)?,
         }
         self.sink.flush()
     }

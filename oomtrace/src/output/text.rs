@@ -4,6 +4,7 @@ use std::io::{self, Write};
 
 use crate::report::{
     CandidatesReport, KillReport, LostReport, MemcgReport, OutcomeReport, PressureReport,
+    SigkillReport,
 };
 
 pub fn kill(out: &mut dyn Write, r: &KillReport) -> io::Result<()> {
@@ -113,6 +114,26 @@ fn others(c: &CandidatesReport) -> String {
         String::new()
     };
     format!("{}{more}", shown.join("; "))
+}
+
+pub fn sigkill(out: &mut dyn Write, r: &SigkillReport) -> io::Result<()> {
+    let t = &r.target;
+    let s = &r.sender;
+    let by = match (r.sent_by, r.sender_role) {
+        ("kernel", _) => "the kernel".to_string(),
+        (_, Some(role)) => format!("{role} (kill from a process)"),
+        _ => "a process".to_string(),
+    };
+    writeln!(
+        out,
+        "{}  SIGKILL (not the OOM killer) to {} {}\n  sender   {} {} via {}, sent by {by}\n",
+        r.time,
+        task(t.pid, t.comm.as_deref()),
+        memcg_suffix(t.memcg.as_ref()),
+        task(s.pid, s.comm.as_deref()),
+        memcg_suffix(s.memcg.as_ref()),
+        r.code,
+    )
 }
 
 pub fn outcome(out: &mut dyn Write, r: &OutcomeReport) -> io::Result<()> {
