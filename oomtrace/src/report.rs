@@ -74,6 +74,9 @@ pub struct OomMemcgReport {
     /// Direct reclaim stalls in this cgroup's subtree; `null` when not
     /// tracked on this kernel.
     pub reclaim: Option<ReclaimReport>,
+    /// The Kubernetes pod (or QoS class) whose limit this is, if any.
+    pub k8s: Option<K8s>,
+    pub service: Option<Service>,
     /// The memory limit (`memory.limit_in_bytes` on v1, `memory.max` on v2).
     pub limit_bytes: Option<u64>,
     pub usage_bytes: Option<u64>,
@@ -143,6 +146,10 @@ pub struct MemcgReport {
     /// Direct reclaim stalls of tasks in this cgroup's subtree; `null`
     /// when not tracked on this kernel.
     pub reclaim: Option<ReclaimReport>,
+    /// The Kubernetes pod and container the path names, if it does.
+    pub k8s: Option<K8s>,
+    /// A systemd unit or a container outside Kubernetes the path names.
+    pub service: Option<Service>,
 }
 
 /// Charge-path direct reclaim of a memcg's subtree before a kill.
@@ -323,4 +330,29 @@ mod tests {
             serde_json::json!({"type": "lost", "schema": 1, "time": "t", "count": 3})
         );
     }
+}
+
+/// Kubernetes identity of a cgroup.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct K8s {
+    /// `node` (kubepods), `qos` (a QoS class slice), `pod` or `container`.
+    pub level: &'static str,
+    /// `guaranteed`, `burstable` or `besteffort`; `null` at node level.
+    pub qos: Option<&'static str>,
+    pub pod_uid: Option<String>,
+    pub container_id: Option<String>,
+    /// `containerd`, `cri-o` or `docker`, when the name says.
+    pub runtime: Option<&'static str>,
+    /// The kubelet's cgroup driver: `systemd` or `cgroupfs`.
+    pub cgroup_driver: &'static str,
+}
+
+/// A non-Kubernetes owner whose name the path shows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Service {
+    /// `systemd_service`, `systemd_scope`, `docker_container` or
+    /// `podman_container`.
+    pub kind: &'static str,
+    /// The unit name or the container id.
+    pub name: String,
 }

@@ -96,15 +96,37 @@ impl TestCgroup {
     }
 
     /// A child cgroup without a limit of its own (the parent's applies).
+    /// `name` may be a path (`a/b/c`): missing levels are created, each
+    /// with the memory controller delegated to the next one.
     pub fn child(&mut self, name: &str) -> Result<PathBuf> {
-        let dir = self.dir.join(name);
-        fs::create_dir(&dir).with_context(|| format!("mkdir {}", dir.display()))?;
-        self.children.push(TestCgroup {
-            dir: dir.clone(),
-            hierarchy: self.hierarchy.clone(),
-            children: Vec::new(),
-        });
+        let mut dir = self.dir.clone();
+        for part in Path::new(name).components() {
+            if hierarchy_is_v2(self) {
+                let _ = fs::write(dir.join("cgroup.subtree_control"), "+memory");
+            }
+            dir.push(part);
+            if dir.is_dir() {
+                continue;
+            }
+            fs::create_dir(&dir).with_context(|| format!("mkdir {}", dir.display()))?;
+            self.children.push(TestCgroup {
+                dir: dir.clone(),
+                hierarchy: self.hierarchy.clone(),
+                children: Vec::new(),
+            });
+        }
         Ok(dir)
+    }
+
+    /// Sets a memory limit on a child created by [`TestCgroup::child`].
+    pub fn set_child_limit(&self, dir: &Path, limit: u64) -> Result<&TestCgroup> {
+        let child = self
+            .children
+            .iter()
+            .find(|c| c.dir == dir)
+            .with_context(|| format!("{} is not a child of this test cgroup", dir.display()))?;
+        child.set_limit(limit)?;
+        Ok(child)
     }
 
     pub fn set_limit(&self, limit: u64) -> Result<()> {
@@ -184,7 +206,8 @@ impl TestCgroup {
     }
 
     fn remove(&mut self) {
-        for child in &mut self.children {
+        // Deepest first: children are recorded parent before child.
+        for child in self.children.iter_mut().rev() {
             child.remove();
         }
         let deadline = Instant::now() + Duration::from_secs(10);

@@ -100,16 +100,18 @@ fn check(value: &Value, node: &Value, at: &str) -> Result<(), String> {
             return Err(format!("{at}: {n} above maximum"));
         }
     }
-    if let Some(pattern) = node.get("pattern").and_then(Value::as_str) {
+    // As in JSON Schema, `pattern` constrains strings only (null passes).
+    if let (Some(pattern), Some(text)) =
+        (node.get("pattern").and_then(Value::as_str), value.as_str())
+    {
         // The patterns the schema uses, checked without a regex engine.
-        let text = value.as_str().unwrap_or("");
+        let hex = |b: u8| b.is_ascii_digit() || (b'a'..=b'f').contains(&b);
         let ok = match pattern {
-            "^0x[0-9a-f]+$" => text.strip_prefix("0x").is_some_and(|hex| {
-                !hex.is_empty()
-                    && hex
-                        .bytes()
-                        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-            }),
+            "^[0-9a-f-]{36}$" => text.len() == 36 && text.bytes().all(|b| b == b'-' || hex(b)),
+            "^[0-9a-f]{64}$" => text.len() == 64 && text.bytes().all(hex),
+            "^0x[0-9a-f]+$" => text
+                .strip_prefix("0x")
+                .is_some_and(|digits| !digits.is_empty() && digits.bytes().all(hex)),
             _ if pattern.contains("[0-9]{6}Z") => {
                 crate::system::parse_rfc3339_utc(text).is_some() && text.len() == 27
             }
@@ -163,13 +165,13 @@ mod tests {
             "victim": {"pid": 1, "tgid": 1, "comm": "x", "uid": 0, "oom_score_adj": 0,
                 "total_vm_bytes": 1, "rss_anon_bytes": 1, "rss_file_bytes": 1, "rss_shmem_bytes": 0,
                 "rss_anon_exact_bytes": null, "rss_file_exact_bytes": null, "rss_shmem_exact_bytes": null,
-                "pgtables_bytes": 4096, "memcg": {"id": 7, "path": "/a", "reclaim": {
+                "pgtables_bytes": 4096, "memcg": {"id": 7, "path": "/a", "k8s": null, "service": null, "reclaim": {
                     "last_10s": {"stalls": 1, "stall_ns": 2, "reclaimed_bytes": 4096},
                     "since_previous_kill": null,
                     "total": {"stalls": 1, "stall_ns": 2, "max_stall_ns": 2, "reclaimed_bytes": 4096}}}},
             "trigger": {"pid": 1, "tgid": 1, "comm": "x", "memcg": null, "is_victim": true},
             "constraint": "memcg",
-            "oom_memcg": {"id": 7, "path": "/a", "reclaim": null, "limit_bytes": 1, "usage_bytes": 1, "max_usage_bytes": 1,
+            "oom_memcg": {"id": 7, "path": "/a", "reclaim": null, "k8s": null, "service": null, "limit_bytes": 1, "usage_bytes": 1, "max_usage_bytes": 1,
                 "peak_bytes": null, "failcnt": 0, "oom_kills": 1},
             "oom_control": {"gfp_mask": "0xcc0", "order": 0, "total_bytes": 4096, "victim_points": 3},
             "candidates": {"source": "proc", "taken_after_us": 5, "processes": 1, "top": [
@@ -221,5 +223,30 @@ mod tests {
         global["constraint"] = json!("global");
         global["oom_memcg"] = json!(null);
         assert_eq!(validate(&global), Ok(()));
+    }
+
+    #[test]
+    fn workload_identity_is_checked() {
+        let pod = json!({"level": "container", "qos": "burstable",
+            "pod_uid": "0f0e7c1a-3b2d-4c5e-8f9a-0123456789ab",
+            "container_id": "4f3b7d8ce2a9c1b0d5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b1c2d3e4f5a6b7c8",
+            "runtime": "containerd", "cgroup_driver": "systemd"});
+        let mut record = kill();
+        record["victim"]["memcg"]["k8s"] = pod.clone();
+        record["oom_memcg"]["service"] = json!({"kind": "systemd_service", "name": "a.service"});
+        assert_eq!(validate(&record), Ok(()));
+        record["victim"]["memcg"]["k8s"]["pod_uid"] = json!(null);
+        record["victim"]["memcg"]["k8s"]["container_id"] = json!(null);
+        assert_eq!(validate(&record), Ok(()), "null passes a pattern");
+        for (key, bad) in [
+            ("container_id", json!("4f3b7d8ce2a9")),
+            ("pod_uid", json!("0F0E7C1A-3B2D-4C5E-8F9A-0123456789AB")),
+            ("qos", json!("gold")),
+        ] {
+            let mut record = kill();
+            record["victim"]["memcg"]["k8s"] = pod.clone();
+            record["victim"]["memcg"]["k8s"][key] = bad;
+            assert!(validate(&record).is_err(), "{key}");
+        }
     }
 }

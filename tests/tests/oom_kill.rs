@@ -478,6 +478,98 @@ fn a_victim_in_a_child_cgroup_whose_parent_holds_the_limit() -> Result<()> {
     Ok(())
 }
 
+/// A pod UID and a container id no other test uses: made from our pid
+/// and the clock, in the shapes the kubelet and runtimes write.
+fn fake_pod_ids() -> (String, String) {
+    let nanos = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let seed = format!("{:08x}{nanos:032x}", std::process::id());
+    let hex = seed.get(seed.len() - 32..).unwrap_or(&seed).to_string();
+    let uid = format!(
+        "{}-{}-{}-{}-{}",
+        &hex[..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    );
+    (uid, hex.repeat(2))
+}
+
+#[test]
+fn kubernetes_pods_and_services_are_named_from_the_cgroup_path() -> Result<()> {
+    let _serial = setup();
+    let mut tracer = Tracer::start(&[])?;
+    let mut log = KernelLog::open()?;
+    let (uid, id) = fake_pod_ids();
+    let uid_ = uid.replace('-', "_");
+    // (driver, pod directory, container directory below it, limit on the
+    // pod (true) or on the container, qos, runtime)
+    let cases = [
+        (
+            "systemd",
+            format!("kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{uid_}.slice"),
+            format!("cri-containerd-{id}.scope"),
+            true,
+            "burstable",
+            Some("containerd"),
+        ),
+        (
+            "cgroupfs",
+            format!("kubepods/besteffort/pod{uid}"),
+            id.clone(),
+            false,
+            "besteffort",
+            None,
+        ),
+    ];
+    for (driver, pod, container, pod_limit, qos, runtime) in cases {
+        let mut node = TestCgroup::new(&format!("k8s-{driver}"), 128 * MIB)?;
+        let pod_dir = node.child(&pod)?;
+        let container_dir = node.child(&format!("{pod}/{container}"))?;
+        let limited = if pod_limit { &pod_dir } else { &container_dir };
+        let domain = node.set_child_limit(limited, 64 * MIB)?;
+        let pid = oom_kill(&container_dir, None, &HogOptions::default())?;
+        let record = &record_for(&mut tracer, pid)?;
+        let truth = truth(&mut log, pid);
+        assert_victim_matches_log(record, &truth);
+        assert_oom_domain_matches(record, &truth, domain)?;
+
+        let k8s = &record["victim"]["memcg"]["k8s"];
+        assert_eq!(k8s["level"], "container", "{driver}: {k8s}");
+        assert_eq!(k8s["cgroup_driver"], driver);
+        assert_eq!(k8s["qos"], qos);
+        assert_eq!(k8s["pod_uid"], uid.as_str());
+        assert_eq!(k8s["container_id"], id.as_str());
+        assert_eq!(k8s["runtime"], serde_json::json!(runtime));
+        assert!(record["victim"]["memcg"]["service"].is_null());
+        let limit_owner = &record["oom_memcg"]["k8s"];
+        assert_eq!(
+            limit_owner["level"],
+            if pod_limit { "pod" } else { "container" },
+            "{driver}: whose limit, as the log's oom_memcg= {:?}",
+            truth.context.oom_memcg
+        );
+        assert_eq!(limit_owner["pod_uid"], uid.as_str());
+    }
+
+    let mut parent = TestCgroup::new("service", 64 * MIB)?;
+    let unit = parent.child("oomtrace-demo.service")?;
+    let pid = oom_kill(&unit, None, &HogOptions::default())?;
+    let record = &record_for(&mut tracer, pid)?;
+    assert_eq!(
+        record["victim"]["memcg"]["service"],
+        serde_json::json!({"kind": "systemd_service", "name": "oomtrace-demo.service"})
+    );
+    assert!(record["victim"]["memcg"]["k8s"].is_null());
+    assert!(
+        record["oom_memcg"]["service"].is_null(),
+        "the limit is the test cgroup's"
+    );
+    Ok(())
+}
+
 #[test]
 fn any_comm_bytes_give_valid_json_and_the_same_bytes_back() -> Result<()> {
     let _serial = setup();

@@ -6,6 +6,7 @@ pub mod cgroup;
 pub mod clock;
 pub mod reclaim;
 pub mod signal;
+pub mod workload;
 
 use std::collections::HashMap;
 
@@ -184,10 +185,16 @@ impl Enricher {
             time: clock::rfc3339(clock::wall_time(p.boot_ns)),
             boot_ns: p.boot_ns,
             host: self.host.clone(),
-            memcg: MemcgReport {
-                id: p.memcg_id,
-                path: self.memory.as_ref().and_then(|m| m.path_of(p.memcg_id)),
-                reclaim: None,
+            memcg: {
+                let path = self.memory.as_ref().and_then(|m| m.path_of(p.memcg_id));
+                let (k8s, service) = path.as_deref().map(workload::identify).unwrap_or_default();
+                MemcgReport {
+                    id: p.memcg_id,
+                    path,
+                    reclaim: None,
+                    k8s,
+                    service,
+                }
             },
             stalls: p.stalls,
             stall_ns: p.stall_ns,
@@ -262,10 +269,13 @@ impl Enricher {
             .memory
             .as_ref()
             .is_some_and(|m| m.version == CgroupVersion::V2);
+        let (k8s, service) = path.as_deref().map(workload::identify).unwrap_or_default();
         OomMemcgReport {
             id: memcg.id,
             path,
             reclaim: reclaim.get(&memcg.id).copied(),
+            k8s,
+            service,
             limit_bytes: counters.map(|c| bytes(c.limit_pages)),
             usage_bytes: counters.map(|c| bytes(c.usage_pages)),
             max_usage_bytes: if v2 { None } else { watermark },
@@ -280,10 +290,13 @@ impl Enricher {
             Some(path) => Some(kernel_text(path)),
             None => self.memory.as_ref().and_then(|m| m.path_of(memcg.id)),
         };
+        let (k8s, service) = path.as_deref().map(workload::identify).unwrap_or_default();
         MemcgReport {
             id: memcg.id,
             path,
             reclaim: reclaim.get(&memcg.id).copied(),
+            k8s,
+            service,
         }
     }
 }
@@ -389,7 +402,7 @@ mod tests {
         assert_eq!(value["constraint"], "memcg");
         assert_eq!(
             value["oom_memcg"],
-            serde_json::json!({"id": 70, "path": "/a", "reclaim": null, "limit_bytes": 67108864, "usage_bytes": 67108864,
+            serde_json::json!({"id": 70, "path": "/a", "reclaim": null, "k8s": null, "service": null, "limit_bytes": 67108864, "usage_bytes": 67108864,
                 "max_usage_bytes": 65536000, "peak_bytes": null, "failcnt": 5, "oom_kills": 2})
         );
         assert_eq!(
@@ -437,12 +450,12 @@ mod tests {
         }
         assert_eq!(
             v["memcg"],
-            serde_json::json!({"id": 77, "path": "/a/b", "reclaim": null})
+            serde_json::json!({"id": 77, "path": "/a/b", "reclaim": null, "k8s": null, "service": null})
         );
         // No hierarchy to search: a path the kernel could not capture is null.
         assert_eq!(
             value["trigger"]["memcg"],
-            serde_json::json!({"id": 78, "path": null, "reclaim": null})
+            serde_json::json!({"id": 78, "path": null, "reclaim": null, "k8s": null, "service": null})
         );
         assert!(value["trigger"]["comm"].is_null());
         assert_eq!(value["trigger"]["is_victim"], false);

@@ -40,6 +40,9 @@ pub fn kill(out: &mut dyn Write, r: &KillReport) -> io::Result<()> {
         v.total_vm_bytes.map_or("?".to_string(), bytes),
         v.pgtables_bytes.map_or("?".to_string(), bytes),
     )?;
+    if let Some(who) = v.memcg.as_ref().and_then(workload) {
+        writeln!(out, "  workload {who}")?;
+    }
     writeln!(out, "  limit    {}", limit(r))?;
     if let Some(candidates) = &r.candidates {
         writeln!(out, "  others   {}", others(candidates))?;
@@ -74,10 +77,19 @@ fn limit(r: &KillReport) -> String {
                 (Some(usage), Some(limit)) => format!("{} of {}", bytes(usage), bytes(limit)),
                 _ => "?".to_string(),
             };
-            let kills = m
-                .oom_kills
-                .map_or(String::new(), |n| format!(", OOM kill #{n} there"));
-            format!("memcg {path} at {usage}{kills}{context}")
+            // 0 means the counter does not include this kill: cgroup v1
+            // counts only kills of the cgroup's own tasks, not its children's.
+            let kills = match m.oom_kills {
+                Some(n) if n > 0 => format!(", OOM kill #{n} there"),
+                _ => String::new(),
+            };
+            // Which Kubernetes object's limit: a pod's or a container's
+            // tells the SRE which manifest field to change.
+            let owner = match &m.k8s {
+                Some(k) => format!(" ({} limit)", k.level),
+                None => String::new(),
+            };
+            format!("memcg {path}{owner} at {usage}{kills}{context}")
         }
         (Some("global"), _) => format!("none: the whole machine was out of memory{context}"),
         (Some(other), _) => format!("{other} constraint (allowed NUMA nodes exhausted){context}"),
@@ -189,6 +201,28 @@ fn memcg_suffix(memcg: Option<&MemcgReport>) -> String {
     }
 }
 
+/// The pod and container (or service) behind a cgroup path, short enough
+/// to match against `kubectl get pod -o yaml` and `crictl ps`.
+fn workload(m: &MemcgReport) -> Option<String> {
+    if let Some(k) = &m.k8s {
+        let mut who = String::from("k8s");
+        if let Some(uid) = &k.pod_uid {
+            who += &format!(" pod {uid}");
+        }
+        if let Some(id) = &k.container_id {
+            who += &format!(" container {}", &id[..id.len().min(13)]);
+        }
+        let details: Vec<&str> = [k.qos, k.runtime].into_iter().flatten().collect();
+        if !details.is_empty() {
+            who += &format!(" ({})", details.join(", "));
+        }
+        return Some(who);
+    }
+    m.service
+        .as_ref()
+        .map(|s| format!("{} {}", s.kind.replace('_', " "), s.name))
+}
+
 fn opt<T: std::fmt::Display>(value: Option<T>) -> String {
     value.map_or("?".to_string(), |v| v.to_string())
 }
@@ -239,6 +273,8 @@ mod tests {
                     id: 42,
                     path: Some("/oomtrace-test-a".into()),
                     reclaim: None,
+                    k8s: None,
+                    service: None,
                 }),
             },
             trigger: TriggerReport {
@@ -253,6 +289,8 @@ mod tests {
                 id: 41,
                 path: Some("/oomtrace-test-a".into()),
                 reclaim: None,
+                k8s: None,
+                service: None,
                 limit_bytes: Some(64 << 20),
                 usage_bytes: Some(64 << 20),
                 max_usage_bytes: Some(64 << 20),
@@ -312,6 +350,8 @@ mod tests {
             id: 9,
             path: None,
             reclaim: None,
+            k8s: None,
+            service: None,
         });
         r.constraint = None;
         r.trigger.is_victim = false;
@@ -325,6 +365,52 @@ mod tests {
         assert!(text.contains("in memcg id 9 (path gone)"), "{text}");
         assert!(text.contains("trigger  pid 77 (?) in memcg ?"), "{text}");
         assert!(text.contains("limit    unknown"), "{text}");
+    }
+
+    #[test]
+    fn kubernetes_victims_name_pod_container_and_whose_limit() {
+        let mut r = sample();
+        let uid = "0f0e7c1a-3b2d-4c5e-8f9a-0123456789ab";
+        let id = "4f3b7d8ce2a9c1b0d5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b1c2d3e4f5a6b7c8";
+        let k8s = |level, container_id: Option<&str>| crate::report::K8s {
+            level,
+            qos: Some("burstable"),
+            pod_uid: Some(uid.into()),
+            container_id: container_id.map(String::from),
+            runtime: container_id.map(|_| "containerd"),
+            cgroup_driver: "cgroupfs",
+        };
+        if let Some(m) = r.victim.memcg.as_mut() {
+            m.k8s = Some(k8s("container", Some(id)));
+        }
+        if let Some(m) = r.oom_memcg.as_mut() {
+            m.k8s = Some(k8s("pod", None));
+        }
+        let mut out = Vec::new();
+        kill(&mut out, &r).expect("writes");
+        let text = String::from_utf8(out).expect("utf8");
+        assert!(
+            text.contains(&format!(
+                "\n  workload k8s pod {uid} container 4f3b7d8ce2a9c (burstable, containerd)\n"
+            )),
+            "{text}"
+        );
+        assert!(text.contains("(pod limit) at 64.0 MiB"), "{text}");
+
+        let mut r = sample();
+        if let Some(m) = r.victim.memcg.as_mut() {
+            m.service = Some(crate::report::Service {
+                kind: "systemd_service",
+                name: "nginx.service".into(),
+            });
+        }
+        let mut out = Vec::new();
+        kill(&mut out, &r).expect("writes");
+        let text = String::from_utf8(out).expect("utf8");
+        assert!(
+            text.contains("  workload systemd service nginx.service\n"),
+            "{text}"
+        );
     }
 
     #[test]

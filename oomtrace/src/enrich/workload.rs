@@ -1,0 +1,336 @@
+//! Who a memory cgroup belongs to, from its path: a Kubernetes pod and
+//! container (both kubelet cgroup drivers), a systemd service, a container
+//! outside Kubernetes. Only what the path shows; no guesses.
+
+use crate::report::{K8s, Service};
+
+/// Identifies a cgroup path (`/a/b/c`). The Kubernetes part may sit
+/// anywhere below the root (a custom `--cgroup-root`, a nested runtime).
+pub fn identify(path: &str) -> (Option<K8s>, Option<Service>) {
+    let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
+    if let Some(k8s) = systemd_driver(&parts).or_else(|| cgroupfs_driver(&parts)) {
+        return (Some(k8s), None);
+    }
+    (None, service(&parts))
+}
+
+/// `kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod<uid with
+/// _>.slice/cri-containerd-<id>.scope`; Guaranteed pods sit directly at
+/// `kubepods.slice/kubepods-pod<uid>.slice`.
+fn systemd_driver(parts: &[&str]) -> Option<K8s> {
+    let start = parts.iter().position(|p| *p == "kubepods.slice")?;
+    let mut k8s = K8s {
+        level: "node",
+        qos: None,
+        pod_uid: None,
+        container_id: None,
+        runtime: None,
+        cgroup_driver: "systemd",
+    };
+    let rest = &parts[start + 1..];
+    let mut rest = rest.iter();
+    let Some(next) = rest.next() else {
+        return Some(k8s);
+    };
+    let pod_slice = match *next {
+        "kubepods-burstable.slice" | "kubepods-besteffort.slice" => {
+            let qos = if next.contains("burstable") {
+                "burstable"
+            } else {
+                "besteffort"
+            };
+            k8s.qos = Some(qos);
+            k8s.level = "qos";
+            match rest.next() {
+                Some(pod) => pod
+                    .strip_prefix(&format!("kubepods-{qos}-pod"))
+                    .and_then(|p| p.strip_suffix(".slice")),
+                None => return Some(k8s),
+            }
+        }
+        pod => {
+            k8s.qos = Some("guaranteed");
+            pod.strip_prefix("kubepods-pod")
+                .and_then(|p| p.strip_suffix(".slice"))
+        }
+    };
+    // Anything else under kubepods.slice is not a pod we can name.
+    let uid = pod_slice.filter(|u| is_pod_uid(&u.replace('_', "-")))?;
+    k8s.pod_uid = Some(uid.replace('_', "-"));
+    k8s.level = "pod";
+    if let Some(scope) = rest.next() {
+        let scope = scope.strip_suffix(".scope")?;
+        let (runtime, id) = [
+            ("cri-containerd-", "containerd"),
+            ("crio-conmon-", "cri-o"),
+            ("crio-", "cri-o"),
+            ("docker-", "docker"),
+        ]
+        .iter()
+        .find_map(|(prefix, runtime)| Some((*runtime, scope.strip_prefix(prefix)?)))?;
+        if !is_container_id(id) {
+            return None;
+        }
+        k8s.runtime = Some(runtime);
+        k8s.container_id = Some(id.to_string());
+        k8s.level = "container";
+    }
+    Some(k8s)
+}
+
+/// `kubepods/burstable/pod<uid>/<id>`, `kubepods/besteffort/pod<uid>/<id>`,
+/// `kubepods/pod<uid>/<id>` (Guaranteed).
+fn cgroupfs_driver(parts: &[&str]) -> Option<K8s> {
+    let start = parts.iter().position(|p| *p == "kubepods")?;
+    let mut k8s = K8s {
+        level: "node",
+        qos: None,
+        pod_uid: None,
+        container_id: None,
+        runtime: None,
+        cgroup_driver: "cgroupfs",
+    };
+    let mut rest = parts[start + 1..].iter();
+    let Some(next) = rest.next() else {
+        return Some(k8s);
+    };
+    let pod = match *next {
+        "burstable" | "besteffort" => {
+            k8s.qos = Some(if *next == "burstable" {
+                "burstable"
+            } else {
+                "besteffort"
+            });
+            k8s.level = "qos";
+            match rest.next() {
+                Some(pod) => *pod,
+                None => return Some(k8s),
+            }
+        }
+        pod => {
+            k8s.qos = Some("guaranteed");
+            pod
+        }
+    };
+    let uid = pod.strip_prefix("pod").filter(|u| is_pod_uid(u))?;
+    k8s.pod_uid = Some(uid.to_string());
+    k8s.level = "pod";
+    if let Some(id) = rest.next() {
+        if !is_container_id(id) {
+            return None;
+        }
+        k8s.container_id = Some((*id).to_string());
+        k8s.level = "container";
+    }
+    Some(k8s)
+}
+
+fn service(parts: &[&str]) -> Option<Service> {
+    let leaf = *parts.last()?;
+    let parent = parts.len().checked_sub(2).map(|i| parts[i]);
+    if let Some(id) = leaf
+        .strip_prefix("docker-")
+        .and_then(|s| s.strip_suffix(".scope"))
+        && is_container_id(id)
+    {
+        return Some(Service {
+            kind: "docker_container",
+            name: id.to_string(),
+        });
+    }
+    if parent == Some("docker") && is_container_id(leaf) {
+        return Some(Service {
+            kind: "docker_container",
+            name: leaf.to_string(),
+        });
+    }
+    if let Some(id) = leaf
+        .strip_prefix("libpod-")
+        .and_then(|s| s.strip_suffix(".scope"))
+        && is_container_id(id)
+    {
+        return Some(Service {
+            kind: "podman_container",
+            name: id.to_string(),
+        });
+    }
+    if leaf.ends_with(".service") && leaf.len() > ".service".len() {
+        return Some(Service {
+            kind: "systemd_service",
+            name: leaf.to_string(),
+        });
+    }
+    if leaf.ends_with(".scope") && leaf.len() > ".scope".len() {
+        return Some(Service {
+            kind: "systemd_scope",
+            name: leaf.to_string(),
+        });
+    }
+    None
+}
+
+/// A pod UID: a 36-character UUID.
+fn is_pod_uid(uid: &str) -> bool {
+    let groups: Vec<&str> = uid.split('-').collect();
+    groups.len() == 5
+        && groups.iter().map(|g| g.len()).eq([8, 4, 4, 4, 12])
+        && groups
+            .iter()
+            .all(|g| g.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+/// A container id: 64 hex digits.
+fn is_container_id(id: &str) -> bool {
+    id.len() == 64 && id.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const UID: &str = "0f0e7c1a-3b2d-4c5e-8f9a-0123456789ab";
+    const ID: &str = "4f3b7d8ce2a9c1b0d5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b1c2d3e4f5a6b7c8";
+
+    fn k8s(path: &str) -> Option<K8s> {
+        identify(path).0
+    }
+
+    #[test]
+    fn systemd_driver_paths() {
+        let uid_ = UID.replace('-', "_");
+        let cases = [
+            (
+                format!(
+                    "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{uid_}.slice/cri-containerd-{ID}.scope"
+                ),
+                "container",
+                Some("burstable"),
+                Some("containerd"),
+            ),
+            (
+                format!(
+                    "/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod{uid_}.slice/crio-{ID}.scope"
+                ),
+                "container",
+                Some("besteffort"),
+                Some("cri-o"),
+            ),
+            (
+                format!(
+                    "/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod{uid_}.slice/crio-conmon-{ID}.scope"
+                ),
+                "container",
+                Some("besteffort"),
+                Some("cri-o"),
+            ),
+            (
+                format!("/kubepods.slice/kubepods-pod{uid_}.slice/docker-{ID}.scope"),
+                "container",
+                Some("guaranteed"),
+                Some("docker"),
+            ),
+            (
+                format!(
+                    "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{uid_}.slice"
+                ),
+                "pod",
+                Some("burstable"),
+                None,
+            ),
+        ];
+        for (path, level, qos, runtime) in cases {
+            let k = k8s(&path).unwrap_or_else(|| panic!("{path}"));
+            assert_eq!(
+                (k.level, k.qos, k.runtime, k.cgroup_driver),
+                (level, qos, runtime, "systemd"),
+                "{path}"
+            );
+            assert_eq!(k.pod_uid.as_deref(), Some(UID), "dashes back: {path}");
+            assert_eq!(k.container_id.is_some(), level == "container", "{path}");
+        }
+        let qos = k8s("/kubepods.slice/kubepods-burstable.slice").expect("qos level");
+        assert_eq!(
+            (qos.level, qos.qos, qos.pod_uid),
+            ("qos", Some("burstable"), None)
+        );
+        assert_eq!(k8s("/kubepods.slice").map(|k| k.level), Some("node"));
+    }
+
+    #[test]
+    fn cgroupfs_driver_paths() {
+        for (path, qos) in [
+            (format!("/kubepods/burstable/pod{UID}/{ID}"), "burstable"),
+            (format!("/kubepods/besteffort/pod{UID}/{ID}"), "besteffort"),
+            (format!("/kubepods/pod{UID}/{ID}"), "guaranteed"),
+        ] {
+            let k = k8s(&path).unwrap_or_else(|| panic!("{path}"));
+            assert_eq!(
+                (k.level, k.qos, k.cgroup_driver, k.runtime),
+                ("container", Some(qos), "cgroupfs", None)
+            );
+            assert_eq!(
+                (k.pod_uid.as_deref(), k.container_id.as_deref()),
+                (Some(UID), Some(ID))
+            );
+        }
+        let pod = k8s(&format!("/kubepods/burstable/pod{UID}")).expect("pod level");
+        assert_eq!((pod.level, pod.container_id), ("pod", None));
+    }
+
+    #[test]
+    fn a_prefix_before_kubepods_is_fine() {
+        let path = format!("/oomtrace-test-1-0-k8s/kubepods/besteffort/pod{UID}/{ID}");
+        assert_eq!(k8s(&path).and_then(|k| k.pod_uid).as_deref(), Some(UID));
+    }
+
+    #[test]
+    fn near_misses_are_not_guessed() {
+        let uid_ = UID.replace('-', "_");
+        for path in [
+            format!("/kubepods/burstable/pod{}/{ID}", &UID[..30]),
+            format!("/kubepods/burstable/pod{UID}/{}", &ID[..12]),
+            format!("/kubepods/burstable/pod{UID}/not-a-container"),
+            format!("/kubepods.slice/kubepods-burstable.slice/kubepods-besteffort-pod{uid_}.slice"),
+            format!(
+                "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{uid_}.slice/runc-{ID}.scope"
+            ),
+            "/kubepods.slice/system-something.slice".to_string(),
+            "/podkubepods/x".to_string(),
+        ] {
+            assert_eq!(k8s(&path), None, "{path}");
+        }
+    }
+
+    #[test]
+    fn services_and_plain_containers() {
+        let service = |p: &str| identify(p).1.map(|s| (s.kind, s.name));
+        assert_eq!(
+            service("/system.slice/nginx.service"),
+            Some(("systemd_service", "nginx.service".into()))
+        );
+        assert_eq!(
+            service("/user.slice/user-1000.slice/session-3.scope"),
+            Some(("systemd_scope", "session-3.scope".into()))
+        );
+        assert_eq!(
+            service(&format!("/system.slice/docker-{ID}.scope")),
+            Some(("docker_container", ID.into()))
+        );
+        assert_eq!(
+            service(&format!("/docker/{ID}")),
+            Some(("docker_container", ID.into()))
+        );
+        assert_eq!(
+            service(&format!("/machine.slice/libpod-{ID}.scope")),
+            Some(("podman_container", ID.into()))
+        );
+        assert_eq!(service("/"), None);
+        assert_eq!(service("/oomtrace-test-1"), None);
+        assert_eq!(service("/a/.service"), None);
+        assert_eq!(
+            identify(&format!("/kubepods/pod{UID}/{ID}")).1,
+            None,
+            "k8s wins"
+        );
+    }
+}
