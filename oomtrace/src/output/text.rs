@@ -17,9 +17,18 @@ pub fn kill(out: &mut dyn Write, r: &KillReport) -> io::Result<()> {
         task(v.pid, v.comm.as_deref()),
         memcg_suffix(v.memcg.as_ref()),
     )?;
+    let qos = v
+        .memcg
+        .as_ref()
+        .and_then(|m| m.k8s.as_ref())
+        .and_then(|k| k.qos);
+    let adj_meaning = match (qos, v.oom_score_adj) {
+        (Some(qos), Some(adj)) => format!(" ({})", kubelet_adj(qos, adj)),
+        _ => String::new(),
+    };
     writeln!(
         out,
-        "  victim   tgid {}  uid {}  oom_score_adj {}",
+        "  victim   tgid {}  uid {}  oom_score_adj {}{adj_meaning}",
         opt(v.tgid),
         opt(v.uid),
         opt(v.oom_score_adj),
@@ -198,6 +207,29 @@ fn memcg_suffix(memcg: Option<&MemcgReport>) -> String {
         }) => format!("in memcg {path}"),
         Some(MemcgReport { id, path: None, .. }) => format!("in memcg id {id} (path gone)"),
         None => "in memcg ?".to_string(),
+    }
+}
+
+/// What the kubelet's QoS policy says about a container's oom_score_adj:
+/// -997 for Guaranteed, 1000 for BestEffort, and for Burstable
+/// `1000 - 1000 * memory request / node memory`, clamped to 3..=999, so
+/// the request can be read back to 0.1% of the node's memory.
+fn kubelet_adj(qos: &str, adj: i16) -> String {
+    match (qos, adj) {
+        ("guaranteed", -997) => "kubelet: Guaranteed, killed last".to_string(),
+        ("besteffort", 1000) => "kubelet: BestEffort, no memory request, killed first".to_string(),
+        ("burstable", 3..=999) => {
+            let permille = 1000 - adj;
+            let request = match adj {
+                3 => "at least 99.7%".to_string(),
+                999 => "at most 0.1%".to_string(),
+                _ => format!("about {}.{}%", permille / 10, permille % 10),
+            };
+            format!("kubelet: Burstable, memory request {request} of node memory")
+        }
+        (qos, _) => {
+            format!("not the kubelet's value for a {qos} pod: changed inside the container")
+        }
     }
 }
 
@@ -411,6 +443,33 @@ mod tests {
             text.contains("  workload systemd service nginx.service\n"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn oom_score_adj_is_read_against_the_kubelets_qos_policy() {
+        assert_eq!(
+            kubelet_adj("burstable", 994),
+            "kubelet: Burstable, memory request about 0.6% of node memory"
+        );
+        assert_eq!(
+            kubelet_adj("burstable", 750),
+            "kubelet: Burstable, memory request about 25.0% of node memory"
+        );
+        assert!(kubelet_adj("burstable", 3).contains("at least 99.7%"));
+        assert!(kubelet_adj("burstable", 999).contains("at most 0.1%"));
+        assert!(kubelet_adj("guaranteed", -997).contains("Guaranteed"));
+        assert!(kubelet_adj("besteffort", 1000).contains("BestEffort"));
+        for (qos, adj) in [
+            ("guaranteed", 0),
+            ("besteffort", 999),
+            ("burstable", 1000),
+            ("burstable", -997),
+        ] {
+            assert!(
+                kubelet_adj(qos, adj).starts_with("not the kubelet's"),
+                "{qos} {adj}"
+            );
+        }
     }
 
     #[test]
