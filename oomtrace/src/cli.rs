@@ -58,6 +58,12 @@ pub struct Cli {
     #[arg(long, value_name = "N", default_value_t = 10)]
     pub candidates: usize,
 
+    /// Where the kubelet writes `pods/` and `containers/` logs, which name
+    /// the pod, namespace and container of a kill without the API server.
+    /// Mount the node's /var/log there when oomtrace runs in a pod.
+    #[arg(long, value_name = "DIR", default_value = "/var/log")]
+    pub kubelet_log_dir: PathBuf,
+
     /// How to capture kills: `auto` picks the richest path this kernel
     /// offers (see `oomtrace check`); `btf` insists on tp_btf with the
     /// victim's task_struct; `tracepoint` uses the classic event's fields.

@@ -136,8 +136,11 @@ fn trace(cli: &Cli) -> anyhow::Result<ExitCode> {
     let limits = stream::Limits {
         count: cli.count,
         duration: cli.duration,
-        candidates: cli.candidates,
     };
-    runtime.block_on(stream::run(capture, output, limits, announce))?;
+    let settings = enrich::Settings {
+        candidates: cli.candidates,
+        kubelet_log_dir: cli.kubelet_log_dir.clone(),
+    };
+    runtime.block_on(stream::run(capture, output, limits, settings, announce))?;
     Ok(ExitCode::SUCCESS)
 }

@@ -345,6 +345,11 @@ pub struct K8s {
     pub runtime: Option<&'static str>,
     /// The kubelet's cgroup driver: `systemd` or `cgroupfs`.
     pub cgroup_driver: &'static str,
+    /// From the kubelet's log directories on this node; `null` when they
+    /// do not name the pod (or the container).
+    pub namespace: Option<String>,
+    pub pod_name: Option<String>,
+    pub container_name: Option<String>,
 }
 
 /// A non-Kubernetes owner whose name the path shows.

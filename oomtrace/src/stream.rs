@@ -13,7 +13,7 @@ use tokio::{
 use crate::{
     capture::{Capture, LostCounter},
     decode::{self, Entry, OomKill, Sigkill},
-    enrich::{Enricher, clock},
+    enrich::{Enricher, Settings, clock},
     output::Output,
     report::{LostReport, SigkillReport},
 };
@@ -23,8 +23,6 @@ pub struct Limits {
     pub count: Option<u64>,
     /// Stop after this long.
     pub duration: Option<Duration>,
-    /// Rows in each kill's candidate table (0: none).
-    pub candidates: usize,
 }
 
 /// Whether to keep streaming.
@@ -65,6 +63,7 @@ pub async fn run(
     capture: Capture,
     output: Output,
     limits: Limits,
+    settings: Settings,
     on_ready: impl FnOnce(),
 ) -> anyhow::Result<()> {
     let Capture {
@@ -82,7 +81,7 @@ pub async fn run(
     let mut sigterm = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
     let mut streamer = Streamer {
         output,
-        enricher: Enricher::new(reclaim.is_ok(), limits.candidates),
+        enricher: Enricher::new(reclaim.is_ok(), settings),
         kills: 0,
         count: limits.count,
         lost_reported: 0,

@@ -230,7 +230,8 @@ mod tests {
         let pod = json!({"level": "container", "qos": "burstable",
             "pod_uid": "0f0e7c1a-3b2d-4c5e-8f9a-0123456789ab",
             "container_id": "4f3b7d8ce2a9c1b0d5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b1c2d3e4f5a6b7c8",
-            "runtime": "containerd", "cgroup_driver": "systemd"});
+            "runtime": "containerd", "cgroup_driver": "systemd",
+            "namespace": "shop", "pod_name": "cart-7f9c", "container_name": null});
         let mut record = kill();
         record["victim"]["memcg"]["k8s"] = pod.clone();
         record["oom_memcg"]["service"] = json!({"kind": "systemd_service", "name": "a.service"});

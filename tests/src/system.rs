@@ -151,6 +151,26 @@ pub fn parse_rfc3339_utc(text: &str) -> Option<f64> {
     Some((days * 86_400 + hour * 3_600 + minute * 60) as f64 + second)
 }
 
+/// A directory under the temp dir, removed when dropped (also on panic).
+pub struct ScratchDir {
+    pub path: std::path::PathBuf,
+}
+
+impl ScratchDir {
+    pub fn new(name: &str) -> std::io::Result<ScratchDir> {
+        let path =
+            std::env::temp_dir().join(format!("oomtrace-test-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&path)?;
+        Ok(ScratchDir { path })
+    }
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

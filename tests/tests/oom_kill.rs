@@ -11,7 +11,9 @@ use oomtrace_tests::{
     Hog, KernelLog, KilledProcess, TestCgroup, Tracer,
     hog::HogOptions,
     kmsg::{self, Invoked, MemoryUsage, OomKillLine},
-    system::{self, boot_ns, hostname, proc_rss, require_root, serialize, vmstat_oom_kill},
+    system::{
+        self, ScratchDir, boot_ns, hostname, proc_rss, require_root, serialize, vmstat_oom_kill,
+    },
     tracer::victim_record,
 };
 use serde_json::Value;
@@ -500,31 +502,54 @@ fn fake_pod_ids() -> (String, String) {
 #[test]
 fn kubernetes_pods_and_services_are_named_from_the_cgroup_path() -> Result<()> {
     let _serial = setup();
-    let mut tracer = Tracer::start(&[])?;
-    let mut log = KernelLog::open()?;
+    // The kubelet's log tree names the cgroupfs pod only: the systemd one
+    // must then get null names, not another pod's.
+    let logs = ScratchDir::new("kubelet-logs")?;
     let (uid, id) = fake_pod_ids();
+    let (named_uid, named_id) = fake_pod_ids();
+    let pod_logs = logs
+        .path
+        .join(format!("pods/shop_cart-7f9c_{named_uid}/api"));
+    std::fs::create_dir_all(&pod_logs)?;
+    std::fs::create_dir_all(logs.path.join("containers"))?;
+    std::fs::write(pod_logs.join("0.log"), "")?;
+    std::os::unix::fs::symlink(
+        pod_logs.join("0.log"),
+        logs.path
+            .join(format!("containers/cart-7f9c_shop_api-{named_id}.log")),
+    )?;
+    let log_dir = logs.path.to_str().context("utf-8 temp dir")?;
+    let mut tracer = Tracer::start(&["--kubelet-log-dir", log_dir])?;
+    let mut log = KernelLog::open()?;
     let uid_ = uid.replace('-', "_");
-    // (driver, pod directory, container directory below it, limit on the
-    // pod (true) or on the container, qos, runtime)
+    // (driver, pod uid, container id, pod directory, container directory
+    // below it, limit on the pod (true) or on the container, qos, runtime,
+    // (namespace, pod, container) names)
     let cases = [
         (
             "systemd",
+            uid.clone(),
+            id.clone(),
             format!("kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{uid_}.slice"),
             format!("cri-containerd-{id}.scope"),
             true,
             "burstable",
             Some("containerd"),
+            None,
         ),
         (
             "cgroupfs",
-            format!("kubepods/besteffort/pod{uid}"),
-            id.clone(),
+            named_uid.clone(),
+            named_id.clone(),
+            format!("kubepods/besteffort/pod{named_uid}"),
+            named_id.clone(),
             false,
             "besteffort",
             None,
+            Some(("shop", "cart-7f9c", "api")),
         ),
     ];
-    for (driver, pod, container, pod_limit, qos, runtime) in cases {
+    for (driver, uid, id, pod, container, pod_limit, qos, runtime, names) in cases {
         let mut node = TestCgroup::new(&format!("k8s-{driver}"), 128 * MIB)?;
         let pod_dir = node.child(&pod)?;
         let container_dir = node.child(&format!("{pod}/{container}"))?;
@@ -543,6 +568,13 @@ fn kubernetes_pods_and_services_are_named_from_the_cgroup_path() -> Result<()> {
         assert_eq!(k8s["pod_uid"], uid.as_str());
         assert_eq!(k8s["container_id"], id.as_str());
         assert_eq!(k8s["runtime"], serde_json::json!(runtime));
+        let (namespace, pod_name, container_name) = match names {
+            Some((namespace, pod, container)) => (Some(namespace), Some(pod), Some(container)),
+            None => (None, None, None),
+        };
+        assert_eq!(k8s["namespace"], serde_json::json!(namespace), "{driver}");
+        assert_eq!(k8s["pod_name"], serde_json::json!(pod_name));
+        assert_eq!(k8s["container_name"], serde_json::json!(container_name));
         assert!(record["victim"]["memcg"]["service"].is_null());
         let limit_owner = &record["oom_memcg"]["k8s"];
         assert_eq!(
@@ -552,6 +584,12 @@ fn kubernetes_pods_and_services_are_named_from_the_cgroup_path() -> Result<()> {
             truth.context.oom_memcg
         );
         assert_eq!(limit_owner["pod_uid"], uid.as_str());
+        assert_eq!(limit_owner["pod_name"], serde_json::json!(pod_name));
+        let limit_container = if pod_limit { None } else { container_name };
+        assert_eq!(
+            limit_owner["container_name"],
+            serde_json::json!(limit_container)
+        );
     }
 
     let mut parent = TestCgroup::new("service", 64 * MIB)?;

@@ -4,28 +4,38 @@
 pub mod candidates;
 pub mod cgroup;
 pub mod clock;
+pub mod pods;
 pub mod reclaim;
 pub mod signal;
 pub mod workload;
 
-use std::collections::HashMap;
+use std::{collections::HashMap, path::PathBuf};
 
 use oomtrace_common::{OutcomeRecord, PressureRecord, cause, reaper};
 
 use crate::{
     decode::{Constraint, Memcg, OomControl, OomKill, OomMemcg, Sigkill, Task},
     report::{
-        CandidatesReport, KillReport, MemcgReport, OomControlReport, OomMemcgReport, OutcomeReport,
-        OutcomeVictim, PressureReport, ReclaimReport, SCHEMA, SigkillReport, TaskReport,
-        TriggerReport, VictimReport, kernel_text,
+        CandidatesReport, K8s, KillReport, MemcgReport, OomControlReport, OomMemcgReport,
+        OutcomeReport, OutcomeVictim, PressureReport, ReclaimReport, SCHEMA, Service,
+        SigkillReport, TaskReport, TriggerReport, VictimReport, kernel_text,
     },
 };
 
 use self::{
     candidates::Domain,
     cgroup::{CgroupVersion, MemoryHierarchy},
+    pods::PodLogs,
     reclaim::ReclaimHistory,
 };
+
+/// What the user chose about enrichment.
+pub struct Settings {
+    /// Rows in each kill's candidate table (0: none).
+    pub candidates: usize,
+    /// Where the kubelet keeps `pods/` and `containers/` logs.
+    pub kubelet_log_dir: PathBuf,
+}
 
 pub struct Enricher {
     host: String,
@@ -35,10 +45,11 @@ pub struct Enricher {
     reclaim: Option<ReclaimHistory>,
     /// Rows of the candidate table; 0 turns it off.
     candidates: usize,
+    pod_logs: PodLogs,
 }
 
 impl Enricher {
-    pub fn new(reclaim_tracked: bool, candidates: usize) -> Enricher {
+    pub fn new(reclaim_tracked: bool, settings: Settings) -> Enricher {
         // SAFETY: sysconf has no memory-safety preconditions.
         let page_size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
         let page_size = u64::try_from(page_size).unwrap_or(4096);
@@ -47,7 +58,8 @@ impl Enricher {
             memory: MemoryHierarchy::find(),
             page_size,
             reclaim: reclaim_tracked.then(ReclaimHistory::default),
-            candidates,
+            candidates: settings.candidates,
+            pod_logs: PodLogs::new(settings.kubelet_log_dir),
         }
     }
 
@@ -187,7 +199,7 @@ impl Enricher {
             host: self.host.clone(),
             memcg: {
                 let path = self.memory.as_ref().and_then(|m| m.path_of(p.memcg_id));
-                let (k8s, service) = path.as_deref().map(workload::identify).unwrap_or_default();
+                let (k8s, service) = self.workload(path.as_deref());
                 MemcgReport {
                     id: p.memcg_id,
                     path,
@@ -269,7 +281,7 @@ impl Enricher {
             .memory
             .as_ref()
             .is_some_and(|m| m.version == CgroupVersion::V2);
-        let (k8s, service) = path.as_deref().map(workload::identify).unwrap_or_default();
+        let (k8s, service) = self.workload(path.as_deref());
         OomMemcgReport {
             id: memcg.id,
             path,
@@ -285,12 +297,29 @@ impl Enricher {
         }
     }
 
+    /// Who owns a cgroup: from its path, then names from the kubelet's logs.
+    fn workload(&self, path: Option<&str>) -> (Option<K8s>, Option<Service>) {
+        let Some(path) = path else {
+            return (None, None);
+        };
+        let (mut k8s, service) = workload::identify(path);
+        if let Some(k) = k8s.as_mut()
+            && let Some(uid) = &k.pod_uid
+        {
+            let names = self.pod_logs.names(uid, k.container_id.as_deref());
+            k.namespace = names.namespace;
+            k.pod_name = names.pod_name;
+            k.container_name = names.container_name;
+        }
+        (k8s, service)
+    }
+
     fn memcg(&self, memcg: &Memcg, reclaim: &HashMap<u64, ReclaimReport>) -> MemcgReport {
         let path = match &memcg.path {
             Some(path) => Some(kernel_text(path)),
             None => self.memory.as_ref().and_then(|m| m.path_of(memcg.id)),
         };
-        let (k8s, service) = path.as_deref().map(workload::identify).unwrap_or_default();
+        let (k8s, service) = self.workload(path.as_deref());
         MemcgReport {
             id: memcg.id,
             path,
@@ -377,6 +406,7 @@ mod tests {
             page_size: 4096,
             reclaim: None,
             candidates: 10,
+            pod_logs: PodLogs::new("/nonexistent".into()),
         };
         let mut kill = kill();
         kill.oom = Some(OomControl {
@@ -419,6 +449,7 @@ mod tests {
             page_size: 4096,
             reclaim: None,
             candidates: 10,
+            pod_logs: PodLogs::new("/nonexistent".into()),
         };
         let value = serde_json::to_value(enricher.report(&kill())).expect("serializes");
         assert_eq!(value["type"], "oom_kill");

@@ -26,6 +26,9 @@ fn systemd_driver(parts: &[&str]) -> Option<K8s> {
         container_id: None,
         runtime: None,
         cgroup_driver: "systemd",
+        namespace: None,
+        pod_name: None,
+        container_name: None,
     };
     let rest = &parts[start + 1..];
     let mut rest = rest.iter();
@@ -89,6 +92,9 @@ fn cgroupfs_driver(parts: &[&str]) -> Option<K8s> {
         container_id: None,
         runtime: None,
         cgroup_driver: "cgroupfs",
+        namespace: None,
+        pod_name: None,
+        container_name: None,
     };
     let mut rest = parts[start + 1..].iter();
     let Some(next) = rest.next() else {

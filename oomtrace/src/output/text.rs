@@ -238,11 +238,16 @@ fn kubelet_adj(qos: &str, adj: i16) -> String {
 fn workload(m: &MemcgReport) -> Option<String> {
     if let Some(k) = &m.k8s {
         let mut who = String::from("k8s");
-        if let Some(uid) = &k.pod_uid {
-            who += &format!(" pod {uid}");
+        match (&k.namespace, &k.pod_name, &k.pod_uid) {
+            (Some(ns), Some(name), _) => who += &format!(" pod {ns}/{name}"),
+            (_, _, Some(uid)) => who += &format!(" pod {uid}"),
+            _ => {}
         }
-        if let Some(id) = &k.container_id {
-            who += &format!(" container {}", &id[..id.len().min(13)]);
+        let short_id = k.container_id.as_deref().map(|id| &id[..id.len().min(13)]);
+        match (&k.container_name, short_id) {
+            (Some(name), Some(id)) => who += &format!(" container {name} ({id})"),
+            (None, Some(id)) => who += &format!(" container {id}"),
+            _ => {}
         }
         let details: Vec<&str> = [k.qos, k.runtime].into_iter().flatten().collect();
         if !details.is_empty() {
@@ -411,6 +416,9 @@ mod tests {
             container_id: container_id.map(String::from),
             runtime: container_id.map(|_| "containerd"),
             cgroup_driver: "cgroupfs",
+            namespace: None,
+            pod_name: None,
+            container_name: None,
         };
         if let Some(m) = r.victim.memcg.as_mut() {
             m.k8s = Some(k8s("container", Some(id)));
@@ -428,6 +436,19 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("(pod limit) at 64.0 MiB"), "{text}");
+
+        if let Some(k) = r.victim.memcg.as_mut().and_then(|m| m.k8s.as_mut()) {
+            k.namespace = Some("shop".into());
+            k.pod_name = Some("cart-7f9c".into());
+            k.container_name = Some("api".into());
+        }
+        let mut out = Vec::new();
+        kill(&mut out, &r).expect("writes");
+        let text = String::from_utf8(out).expect("utf8");
+        assert!(
+            text.contains("  workload k8s pod shop/cart-7f9c container api (4f3b7d8ce2a9c) (burstable, containerd)\n"),
+            "{text}"
+        );
 
         let mut r = sample();
         if let Some(m) = r.victim.memcg.as_mut() {
