@@ -251,6 +251,11 @@ pub struct KernelLayout {
     pub task_group_leader: u32,
     pub task_exit_code: u32,
     pub task_stack: u32,
+    // struct mm_struct: where the process's argv and environ strings live.
+    pub mm_arg_start: u32,
+    pub mm_arg_end: u32,
+    pub mm_env_start: u32,
+    pub mm_env_end: u32,
     /// Kernel stack size (THREAD_SIZE), a multiple of STACK_SCAN_CHUNK.
     pub thread_size: u32,
     /// Possible CPUs (per-CPU sums stop here).
@@ -316,6 +321,10 @@ impl KernelLayout {
         task_group_leader: OFFSET_UNKNOWN,
         task_exit_code: OFFSET_UNKNOWN,
         task_stack: OFFSET_UNKNOWN,
+        mm_arg_start: OFFSET_UNKNOWN,
+        mm_arg_end: OFFSET_UNKNOWN,
+        mm_env_start: OFFSET_UNKNOWN,
+        mm_env_end: OFFSET_UNKNOWN,
         thread_size: 0,
         nr_cpus: 0,
         page_shift: 12,
@@ -464,7 +473,8 @@ pub struct VictimState {
     pub reaper: u32,
     /// [`cause`] value.
     pub cause: u32,
-    pub _pad: u32,
+    /// 1 when `mark_victim` already sent the victim's command line.
+    pub cmdline_taken: u32,
 }
 
 /// A victim's exit: how long after its kill, and what the OOM reaper had
@@ -481,6 +491,34 @@ pub struct OutcomeRecord {
     pub pid: u32,
     /// `task->exit_code`: the terminating signal in the low 7 bits.
     pub exit_code: u32,
+}
+
+/// Most bytes of a victim's command line (`mm->arg_start..arg_end`) and
+/// environment copied at the kill. The environment gets more room: in a
+/// pod, Kubernetes' service variables come first and can run to kilobytes.
+pub const CMDLINE_ARGS_MAX: usize = 4096;
+pub const CMDLINE_ENV_MAX: usize = 12288;
+
+/// Copied bytes of a victim's command line and environment, which follow
+/// an [`OomKillRecord`] (the victim ran into the OOM itself, so its memory
+/// was `current`'s) or an [`OutcomeRecord`] (read at its exit, before the
+/// kernel tears its memory down) in the same ring buffer entry: the header,
+/// then `args_len` bytes of arguments, then `env_len` bytes of environment.
+#[repr(C)]
+#[derive(Clone, Copy, Default, Debug, PartialEq, Eq)]
+pub struct CmdlineHeader {
+    pub args_len: u32,
+    pub env_len: u32,
+    /// The full sizes in the process; more than `*_len` means truncated.
+    pub args_total: u64,
+    pub env_total: u64,
+}
+
+/// Kernel-side working space for a header and its bytes.
+#[repr(C)]
+pub struct Cmdline {
+    pub header: CmdlineHeader,
+    pub data: [u8; CMDLINE_ARGS_MAX + CMDLINE_ENV_MAX],
 }
 
 /// A SIGKILL sent to a task (`signal:signal_generate`, `--sigkill`).
@@ -535,6 +573,9 @@ const _: () = assert!(core::mem::size_of::<OomContext>() == 88);
 const _: () = assert!(core::mem::size_of::<ReclaimStats>() == 56 + 32 * RECLAIM_BUCKETS);
 const _: () = assert!(core::mem::size_of::<PressureRecord>() == 64);
 const _: () = assert!(core::mem::size_of::<OutcomeRecord>() == 64);
+// A Cmdline placed right after a record starts where the record ends.
+const _: () = assert!(core::mem::size_of::<OomKillRecord>().is_multiple_of(8));
+const _: () = assert!(core::mem::size_of::<CmdlineHeader>() == 24);
 const _: () = assert!(core::mem::size_of::<SigkillRecord>() == 24 + 2 * (48 + CGROUP_NAMES) + 16);
 const _: () = assert!(RECLAIM_BUCKETS.is_power_of_two());
 const _: () = assert!(RECLAIM_WINDOW_SECS < RECLAIM_BUCKETS as u64);
@@ -542,7 +583,7 @@ const _: () = assert!(core::mem::size_of::<ReclaimSnapshot>() == 64);
 const _: () = assert!(
     core::mem::size_of::<OomKillRecord>() == 8 + 72 + 2 * (48 + CGROUP_NAMES) + 88 + 3 * 64 + 16
 );
-const _: () = assert!(core::mem::size_of::<KernelLayout>() == 54 * 4);
+const _: () = assert!(core::mem::size_of::<KernelLayout>() == 58 * 4);
 
 #[cfg(feature = "user")]
 mod user {

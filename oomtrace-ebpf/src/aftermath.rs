@@ -11,7 +11,9 @@ use aya_ebpf::{
     maps::LruHashMap,
     programs::BtfTracePointContext,
 };
-use oomtrace_common::{OutcomeRecord, VictimState, kind, reaper};
+use oomtrace_common::{OutcomeRecord, VictimState, cause, kind, reaper};
+
+use crate::OutcomeScratch;
 
 /// Victims not yet exited, by thread id. Least recently used go first, so
 /// a victim that never exits cannot fill it.
@@ -21,11 +23,12 @@ static VICTIMS: LruHashMap<u32, VictimState> = LruHashMap::with_max_entries(1024
 /// Called for each victim of an OOM kill or a SIGKILL; an OOM victim was
 /// first a SIGKILL target, and the later call wins.
 #[inline(always)]
-pub fn track(pid: u32, tgid: u32, kill_ns: u64, cause: u32) {
+pub fn track(pid: u32, tgid: u32, kill_ns: u64, cause: u32, cmdline_taken: bool) {
     let state = VictimState {
         kill_ns,
         tgid,
         cause,
+        cmdline_taken: cmdline_taken as u32,
         ..VictimState::default()
     };
     let _ = VICTIMS.insert(pid, state, 0);
@@ -82,9 +85,14 @@ pub fn sched_process_exit_btf(_ctx: BtfTracePointContext) -> u32 {
         return 0;
     };
     let _ = VICTIMS.remove(pid);
+    let Some(scratch) = crate::OUTCOME_SCRATCH.get_ptr_mut(0) else {
+        return 0;
+    };
+    // SAFETY: per-CPU slot; this program does not nest on one CPU.
+    let OutcomeScratch { record, cmdline } = unsafe { &mut *scratch };
     // SAFETY: helpers without arguments.
     let (now, task) = unsafe { (bpf_ktime_get_boot_ns(), bpf_get_current_task()) };
-    let record = OutcomeRecord {
+    *record = OutcomeRecord {
         kind: kind::OOM_OUTCOME,
         _pad: 0,
         state,
@@ -92,6 +100,14 @@ pub fn sched_process_exit_btf(_ctx: BtfTracePointContext) -> u32 {
         pid,
         exit_code: field::<i32>(task, layout!(task_exit_code)).map_or(u32::MAX, |c| c as u32),
     };
-    crate::submit(&record);
+    // An OOM victim's memory is still there (the tracepoint precedes
+    // exit_mm() since 6.16): its command line, unless mark_victim had it.
+    let cmdline_bytes = if state.cause == cause::OOM_KILL && state.cmdline_taken == 0 {
+        crate::read::pointer(task, layout!(task_mm))
+            .and_then(|mm| crate::cmdline::copy(mm, cmdline))
+    } else {
+        None
+    };
+    crate::submit_with_cmdline(record, cmdline_bytes);
     0
 }

@@ -24,6 +24,7 @@
 
 mod aftermath;
 mod cgroup;
+mod cmdline;
 mod layout;
 mod mark_victim;
 mod mm;
@@ -37,7 +38,7 @@ use aya_ebpf::{
     macros::map,
     maps::{PerCpuArray, RingBuf},
 };
-use oomtrace_common::{BPF_ARRAY_PEEK, OomKillRecord};
+use oomtrace_common::{BPF_ARRAY_PEEK, Cmdline, OomKillRecord, OutcomeRecord};
 
 /// Default ring buffer size; the loader may override it.
 const EVENTS_BYTES: u32 = 1 << 20;
@@ -53,12 +54,28 @@ static LOST: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
 #[repr(C)]
 pub struct Scratch {
     pub record: OomKillRecord,
+    /// The victim's command line, sent right after the record.
+    pub cmdline: Cmdline,
     /// Copy of our per-CPU map's `struct bpf_array` header (see `mm`).
     pub peek: [u8; BPF_ARRAY_PEEK],
 }
 
 #[map]
 static SCRATCH: PerCpuArray<Scratch> = PerCpuArray::with_max_entries(1, 0);
+
+/// Working memory of the exit hook: an outcome and the victim's command line.
+#[repr(C)]
+pub struct OutcomeScratch {
+    pub record: OutcomeRecord,
+    pub cmdline: Cmdline,
+}
+
+#[map]
+static OUTCOME_SCRATCH: PerCpuArray<OutcomeScratch> = PerCpuArray::with_max_entries(1, 0);
+
+// submit_with_cmdline sends a record and the bytes after it as one entry.
+const _: () = assert!(core::mem::offset_of!(Scratch, cmdline) == size_of::<OomKillRecord>());
+const _: () = assert!(core::mem::offset_of!(OutcomeScratch, cmdline) == size_of::<OutcomeRecord>());
 
 /// Hand-over from `oom_control_btf` to `mark_victim_btf`, which run one
 /// after the other on the same CPU for the same event.
@@ -75,6 +92,31 @@ static PERCPU_PROBE: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
 #[inline(always)]
 pub fn submit<T>(record: &T) {
     if EVENTS.output::<T>(record, 0).is_err()
+        && let Some(lost) = LOST.get_ptr_mut(0)
+    {
+        // SAFETY: per-CPU counter, no concurrent writer on this CPU.
+        unsafe { *lost += 1 };
+    }
+}
+
+/// Sends `record` and, when `cmdline_bytes` is given, that many bytes of
+/// the [`Cmdline`] that follows it in its scratch struct, as one entry.
+#[inline(always)]
+pub fn submit_with_cmdline<T>(record: &T, cmdline_bytes: Option<usize>) {
+    let Some(extra) = cmdline_bytes else {
+        return submit(record);
+    };
+    let extra = if extra > size_of::<Cmdline>() {
+        size_of::<Cmdline>()
+    } else {
+        extra
+    };
+    // SAFETY: callers pass the `record` of a `Scratch` or `OutcomeScratch`,
+    // whose `Cmdline` starts right after it (asserted above).
+    let bytes = unsafe {
+        core::slice::from_raw_parts((record as *const T).cast::<u8>(), size_of::<T>() + extra)
+    };
+    if EVENTS.output::<[u8]>(bytes, 0).is_err()
         && let Some(lost) = LOST.get_ptr_mut(0)
     {
         // SAFETY: per-CPU counter, no concurrent writer on this CPU.

@@ -10,7 +10,7 @@ use aya_ebpf::{
 use oomtrace_common::{OomKillRecord, TASK_COMM_LEN, capture, valid};
 
 use crate::{
-    SCRATCH, Scratch, aftermath,
+    SCRATCH, Scratch, aftermath, cmdline,
     layout::{known, layout},
     mm, oom_control, reclaim, task,
 };
@@ -35,7 +35,11 @@ pub fn mark_victim_btf(ctx: BtfTracePointContext) -> u32 {
     };
     let victim: u64 = ctx.arg(0);
     let uid: u32 = ctx.arg(1);
-    let Scratch { record, peek } = scratch;
+    let Scratch {
+        record,
+        cmdline,
+        peek,
+    } = scratch;
     begin(record, capture::TP_BTF);
 
     record.victim_uid = uid;
@@ -54,12 +58,17 @@ pub fn mark_victim_btf(ctx: BtfTracePointContext) -> u32 {
     mm::read_victim_mm(victim, record, peek);
 
     let (current, read) = task::describe_current(&mut record.trigger);
+    // The victim's own allocation hit the OOM: its memory is readable now.
+    // Otherwise the exit hook reads it (see cmdline).
+    let cmdline_bytes =
+        cmdline::shared_mm(victim, current).and_then(|mm| cmdline::copy(mm, cmdline));
     if record.valid & valid::VICTIM_PID != 0 {
         aftermath::track(
             record.victim.pid,
             record.victim.tgid,
             record.boot_ns,
             oomtrace_common::cause::OOM_KILL,
+            cmdline_bytes.is_some(),
         );
     }
     oom_control::take(victim, &mut record.oom);
@@ -81,7 +90,7 @@ pub fn mark_victim_btf(ctx: BtfTracePointContext) -> u32 {
     if current == victim {
         record.valid |= valid::TRIGGER_IS_VICTIM;
     }
-    submit(record);
+    crate::submit_with_cmdline(record, cmdline_bytes);
     0
 }
 
@@ -168,6 +177,7 @@ pub fn mark_victim_tracepoint(ctx: TracePointContext) -> u32 {
             record.victim.tgid,
             record.boot_ns,
             oomtrace_common::cause::OOM_KILL,
+            false,
         );
     }
     submit(record);

@@ -98,6 +98,7 @@ pub fn signal_generate_btf(ctx: BtfTracePointContext) -> u32 {
             record.target.tgid,
             record.boot_ns,
             cause::SIGKILL,
+            false,
         );
     }
     crate::submit(record);

@@ -1,8 +1,9 @@
 //! Ring buffer bytes -> typed kill events, with unknown values as `None`.
 
 use oomtrace_common::{
-    CGROUP_MAX_DEPTH, CgroupRef, OomContext, OomKillRecord, OutcomeRecord, PressureRecord,
-    ReclaimSnapshot, SigkillRecord, TASK_COMM_LEN, TaskRef, cgroup_flags, kind, oom_context, valid,
+    CGROUP_MAX_DEPTH, CgroupRef, CmdlineHeader, OomContext, OomKillRecord, OutcomeRecord,
+    PressureRecord, ReclaimSnapshot, SigkillRecord, TASK_COMM_LEN, TaskRef, cgroup_flags, kind,
+    oom_context, valid,
 };
 
 use crate::capture::CapturePath;
@@ -25,10 +26,20 @@ pub enum BadEntry {
 
 /// A ring buffer entry.
 pub enum Entry {
-    Kill(Box<OomKillRecord>),
+    Kill(Box<OomKillRecord>, Option<Cmdline>),
     Pressure(PressureRecord),
-    Outcome(OutcomeRecord),
+    Outcome(OutcomeRecord, Option<Cmdline>),
     Sigkill(Box<SigkillRecord>),
+}
+
+/// A victim's command line and environment as copied from its memory:
+/// NUL-separated strings, possibly cut short.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Cmdline {
+    pub args: Vec<u8>,
+    pub env: Vec<u8>,
+    pub args_truncated: bool,
+    pub env_truncated: bool,
 }
 
 /// Copies an entry out of the ring buffer, by its kind.
@@ -38,12 +49,45 @@ pub fn entry(bytes: &[u8]) -> Result<Entry, BadEntry> {
         .map(|k| u32::from_ne_bytes([k[0], k[1], k[2], k[3]]))
         .ok_or(BadEntry::Short(bytes.len()))?;
     match kind {
-        kind::OOM_KILL => copy::<OomKillRecord>(kind, bytes).map(|r| Entry::Kill(Box::new(r))),
+        kind::OOM_KILL => {
+            let (record, cmdline) = with_cmdline::<OomKillRecord>(kind, bytes)?;
+            Ok(Entry::Kill(Box::new(record), cmdline))
+        }
         kind::MEMCG_PRESSURE => copy::<PressureRecord>(kind, bytes).map(Entry::Pressure),
-        kind::OOM_OUTCOME => copy::<OutcomeRecord>(kind, bytes).map(Entry::Outcome),
+        kind::OOM_OUTCOME => {
+            let (record, cmdline) = with_cmdline::<OutcomeRecord>(kind, bytes)?;
+            Ok(Entry::Outcome(record, cmdline))
+        }
         kind::SIGKILL => copy::<SigkillRecord>(kind, bytes).map(|r| Entry::Sigkill(Box::new(r))),
         other => Err(BadEntry::Kind(other)),
     }
+}
+
+/// A record, and the command line the kernel side may have sent after it.
+fn with_cmdline<T: Copy>(kind: u32, bytes: &[u8]) -> Result<(T, Option<Cmdline>), BadEntry> {
+    let size = size_of::<T>();
+    let Some(rest) = bytes.get(size..).filter(|rest| !rest.is_empty()) else {
+        return Ok((copy::<T>(kind, bytes)?, None));
+    };
+    let header_size = size_of::<CmdlineHeader>();
+    let bad = || BadEntry::Size {
+        kind,
+        got: bytes.len(),
+        expected: size,
+    };
+    let header: CmdlineHeader = copy(kind, rest.get(..header_size).ok_or_else(bad)?)?;
+    let (args_len, env_len) = (header.args_len as usize, header.env_len as usize);
+    let data = &rest[header_size..];
+    if data.len() != args_len + env_len {
+        return Err(bad());
+    }
+    let cmdline = Cmdline {
+        args: data[..args_len].to_vec(),
+        env: data[args_len..].to_vec(),
+        args_truncated: header.args_total > args_len as u64,
+        env_truncated: header.env_total > env_len as u64,
+    };
+    Ok((copy::<T>(kind, &bytes[..size])?, Some(cmdline)))
 }
 
 /// Plain-data records only: every bit pattern must be a valid `T`.
@@ -443,7 +487,7 @@ mod tests {
         let mut tagged = *record;
         tagged.kind = kind::OOM_KILL;
         match entry(as_bytes(&tagged)) {
-            Ok(Entry::Kill(record)) => *record,
+            Ok(Entry::Kill(record, _)) => *record,
             _ => panic!("a kill record"),
         }
     }
@@ -604,8 +648,38 @@ mod tests {
         assert_eq!(entry(&[1, 0]).err(), Some(BadEntry::Short(2)));
         let mut record = empty_record();
         record.kind = kind::OOM_KILL;
-        assert!(matches!(entry(as_bytes(&record)), Ok(Entry::Kill(_))));
+        assert!(matches!(entry(as_bytes(&record)), Ok(Entry::Kill(_, None))));
         let cut = &as_bytes(&record)[..size_of::<OomKillRecord>() - 8];
         assert!(matches!(entry(cut), Err(BadEntry::Size { kind: 1, .. })));
+    }
+
+    #[test]
+    fn a_command_line_after_the_record_is_split_into_args_and_env() {
+        let mut record = empty_record();
+        record.kind = kind::OOM_KILL;
+        let header = CmdlineHeader {
+            args_len: 10,
+            env_len: 6,
+            args_total: 10,
+            env_total: 5000,
+        };
+        let mut bytes = as_bytes(&record).to_vec();
+        // SAFETY: plain repr(C) integers.
+        bytes.extend_from_slice(unsafe {
+            std::slice::from_raw_parts((&raw const header).cast::<u8>(), size_of::<CmdlineHeader>())
+        });
+        bytes.extend_from_slice(b"java\0-Xmx\0A=1\0B\0");
+        let Ok(Entry::Kill(_, Some(cmdline))) = entry(&bytes) else {
+            panic!("a kill with a command line");
+        };
+        assert_eq!(cmdline.args, b"java\0-Xmx\0");
+        assert_eq!(cmdline.env, b"A=1\0B\0");
+        assert!(!cmdline.args_truncated);
+        assert!(cmdline.env_truncated, "5000 bytes in the process, 6 sent");
+        // Lengths that disagree with the entry are a bug, not data.
+        bytes.push(0);
+        assert!(matches!(entry(&bytes), Err(BadEntry::Size { .. })));
+        let header_cut = &bytes[..size_of::<OomKillRecord>() + 10];
+        assert!(matches!(entry(header_cut), Err(BadEntry::Size { .. })));
     }
 }

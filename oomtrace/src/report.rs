@@ -124,6 +124,10 @@ pub struct VictimReport {
     pub rss_shmem_exact_bytes: Option<u64>,
     pub pgtables_bytes: Option<u64>,
     pub memcg: Option<MemcgReport>,
+    /// The language runtime and the memory cap it was given, from the
+    /// victim's command line and environment; `null` when they could not
+    /// be read.
+    pub runtime: Option<RuntimeReport>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -360,4 +364,29 @@ pub struct Service {
     pub kind: &'static str,
     /// The unit name or the container id.
     pub name: String,
+}
+
+/// A victim's language runtime and its own memory cap.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RuntimeReport {
+    /// `jvm`, `node`, `go`, `dotnet`, `python`, `ruby`, `perl`, `php`;
+    /// `null` when the command line names none of them.
+    pub kind: Option<&'static str>,
+    /// The cap in bytes (-Xmx, --max-old-space-size, GOMEMLIMIT,
+    /// GCHeapHardLimit).
+    pub heap_limit_bytes: Option<u64>,
+    /// A cap relative to the cgroup limit (MaxRAMPercentage,
+    /// GCHeapHardLimitPercent), when there is no absolute one.
+    pub heap_limit_percent: Option<f64>,
+    /// The setting as written, or the default that applies.
+    pub setting: Option<String>,
+    /// `argv`, the environment variable it came from, or `default`.
+    pub setting_source: Option<String>,
+    /// `kill` (read at the kill: the victim hit the OOM itself) or `exit`
+    /// (read at its exit, before its memory was freed).
+    pub captured_at: &'static str,
+    /// More arguments or environment than oomtrace copies (4 KiB, 12 KiB):
+    /// a setting past the cut is not seen.
+    pub args_truncated: bool,
+    pub env_truncated: bool,
 }

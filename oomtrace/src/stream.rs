@@ -13,9 +13,12 @@ use tokio::{
 use crate::{
     capture::{Capture, LostCounter},
     decode::{self, Entry, OomKill, Sigkill},
-    enrich::{Enricher, Settings, clock},
+    enrich::{
+        Enricher, Settings, clock,
+        runtime::{self, CapturedAt},
+    },
     output::Output,
-    report::{LostReport, SigkillReport},
+    report::{KillReport, LostReport, OutcomeReport, SigkillReport},
 };
 
 pub struct Limits {
@@ -40,7 +43,27 @@ struct Streamer {
     /// SIGKILLs from the kernel, held until their OOM kill record shows
     /// they were the OOM killer's (then dropped: one kill, one record).
     held: VecDeque<Held>,
+    /// Kill records in arrival order, the first ones possibly waiting for
+    /// their victim's exit to bring its command line.
+    kills_out: VecDeque<PendingKill>,
+    /// The exit hook is attached: a victim's exit will be reported.
+    exits_traced: bool,
 }
+
+struct PendingKill {
+    /// Written when its command line is in, or at `until` without it.
+    ready: bool,
+    until: Instant,
+    victim_pid: Option<u32>,
+    report: KillReport,
+    /// The victim's exit, written right after its kill.
+    outcome: Option<OutcomeReport>,
+}
+
+/// How long a kill record waits for its victim's exit when the victim did
+/// not run into the OOM itself. A SIGKILLed task exits within milliseconds
+/// unless stuck in the kernel, which the record must not wait for.
+const WAIT_FOR_EXIT: Duration = Duration::from_millis(500);
 
 /// A SI_KERNEL SIGKILL waiting to see whether an OOM kill explains it.
 struct Held {
@@ -70,6 +93,7 @@ pub async fn run(
         events,
         lost,
         reclaim,
+        aftermath,
         ..
     } = capture;
     // SAFETY: the ring buffer owns its map fd, keeps it open while it lives,
@@ -86,6 +110,8 @@ pub async fn run(
         count: limits.count,
         lost_reported: 0,
         held: VecDeque::new(),
+        kills_out: VecDeque::new(),
+        exits_traced: aftermath.is_ok(),
     };
     let deadline = limits.duration.map(|d| Instant::now() + d);
     on_ready();
@@ -103,10 +129,11 @@ pub async fn run(
                     other => break other,
                 }
             }
-            // Only armed while a kernel SIGKILL is held: no idle wakeups.
-            _ = sleep_until(streamer.next_release()), if !streamer.held.is_empty() => {
-                if let Err(error) = streamer.release(false) {
-                    break Err(error);
+            // Only armed while something is held: no idle wakeups.
+            _ = sleep_until(streamer.next_release()), if streamer.holds() => {
+                match streamer.release(false) {
+                    Ok(Flow::Continue) => {}
+                    other => break other,
                 }
             }
             _ = sigint.recv() => break Ok(Flow::Done),
@@ -142,17 +169,23 @@ impl Streamer {
     ) -> io::Result<Flow> {
         while let Some(item) = events.next() {
             match decode::entry(&item) {
-                Ok(Entry::Kill(record)) => {
+                Ok(Entry::Kill(record, cmdline)) => {
                     let kill = OomKill::from_record(&record);
                     drop(item);
                     // Its SIGKILL was the OOM killer's: not a second record.
                     let victim = kill.victim.tgid.or(kill.victim.pid);
                     self.held
                         .retain(|h| h.target_tgid.is_none() || h.target_tgid != victim);
-                    let report = self.enricher.report(&kill);
-                    self.output.kill(&report)?;
-                    self.kills += 1;
-                    if self.count.is_some_and(|n| self.kills >= n) {
+                    let report = self.enricher.report(&kill, cmdline.as_ref());
+                    let wait = cmdline.is_none() && self.exits_traced && kill.victim.pid.is_some();
+                    self.kills_out.push_back(PendingKill {
+                        ready: !wait,
+                        until: Instant::now() + WAIT_FOR_EXIT,
+                        victim_pid: kill.victim.pid,
+                        report,
+                        outcome: None,
+                    });
+                    if let Flow::Done = self.write_kills(false)? {
                         return Ok(Flow::Done);
                     }
                 }
@@ -170,10 +203,27 @@ impl Streamer {
                         self.output.sigkill(&report)?;
                     }
                 }
-                Ok(Entry::Outcome(outcome)) => {
+                Ok(Entry::Outcome(outcome, cmdline)) => {
                     drop(item);
                     let report = self.enricher.outcome(&outcome);
-                    self.output.outcome(&report)?;
+                    let pending = self
+                        .kills_out
+                        .iter_mut()
+                        .find(|k| k.victim_pid == Some(outcome.pid) && k.outcome.is_none());
+                    match pending {
+                        Some(kill) => {
+                            if let Some(cmdline) = &cmdline {
+                                kill.report.victim.runtime =
+                                    Some(runtime::analyze(cmdline, CapturedAt::Exit));
+                            }
+                            kill.ready = true;
+                            kill.outcome = Some(report);
+                            if let Flow::Done = self.write_kills(false)? {
+                                return Ok(Flow::Done);
+                            }
+                        }
+                        None => self.output.outcome(&report)?,
+                    }
                 }
                 Ok(Entry::Pressure(pressure)) => {
                     drop(item);
@@ -191,12 +241,49 @@ impl Streamer {
         Ok(Flow::Continue)
     }
 
+    fn holds(&self) -> bool {
+        !self.held.is_empty() || !self.kills_out.is_empty()
+    }
+
     fn next_release(&self) -> Instant {
-        self.held.front().map_or_else(Instant::now, |h| h.until)
+        let sigkill = self.held.front().map(|h| h.until);
+        let kill = self.kills_out.front().map(|k| k.until);
+        sigkill
+            .into_iter()
+            .chain(kill)
+            .min()
+            .unwrap_or_else(Instant::now)
+    }
+
+    /// Writes kill records in arrival order, each once its command line is
+    /// in or its wait is over (all of them at the end), each followed by
+    /// its victim's exit when that came first.
+    fn write_kills(&mut self, all: bool) -> io::Result<Flow> {
+        let now = Instant::now();
+        while let Some(front) = self.kills_out.front() {
+            if self.count.is_some_and(|n| self.kills >= n) {
+                return Ok(Flow::Done);
+            }
+            if !(all || front.ready || front.until <= now) {
+                break;
+            }
+            let Some(kill) = self.kills_out.pop_front() else {
+                break;
+            };
+            self.output.kill(&kill.report)?;
+            self.kills += 1;
+            if self.count.is_some_and(|n| self.kills >= n) {
+                return Ok(Flow::Done);
+            }
+            if let Some(outcome) = &kill.outcome {
+                self.output.outcome(outcome)?;
+            }
+        }
+        Ok(Flow::Continue)
     }
 
     /// Writes the held kernel SIGKILLs whose wait is over (all of them at
-    /// the end): no OOM kill claimed them.
+    /// the end): no OOM kill claimed them. Then the kills due.
     fn release(&mut self, all: bool) -> io::Result<Flow> {
         let now = Instant::now();
         while let Some(held) = self.held.front() {
@@ -207,7 +294,7 @@ impl Streamer {
                 self.output.sigkill(&held.report)?;
             }
         }
-        Ok(Flow::Continue)
+        self.write_kills(all)
     }
 
     fn report_lost(&mut self, lost: &LostCounter) -> io::Result<()> {

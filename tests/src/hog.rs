@@ -16,6 +16,9 @@ use anyhow::{Context as _, Result, bail};
 
 use crate::system::hog_bin;
 
+/// Where the hog finds its orders when its command line is for show.
+pub const ORDERS_VAR: &str = "OOMTRACE_HOG_ORDERS";
+
 pub struct Hog {
     child: Child,
     stdin: Option<ChildStdin>,
@@ -29,6 +32,12 @@ pub struct HogOptions {
     pub uid: Option<u32>,
     /// Task name bytes (set with prctl, so any bytes).
     pub comm: Option<Vec<u8>>,
+    /// A command line to show instead of the hog's own (argv[0], then the
+    /// arguments), as a JVM or Node would have; the hog then takes its
+    /// orders from the environment.
+    pub command_line: Option<Vec<String>>,
+    /// Extra environment variables.
+    pub env: Vec<(String, String)>,
 }
 
 impl Hog {
@@ -41,11 +50,24 @@ impl Hog {
         options: &HogOptions,
     ) -> Result<Hog> {
         let mut command = Command::new(hog_bin());
-        command.arg(mode).arg(mib.to_string());
+        let mut orders = vec![mode.to_string(), mib.to_string()];
         if let Some(comm) = &options.comm {
             let hex: String = comm.iter().map(|b| format!("{b:02x}")).collect();
-            command.arg("--comm").arg(hex);
+            orders.extend(["--comm".to_string(), hex]);
         }
+        match &options.command_line {
+            Some(argv) => {
+                let (arg0, args) = argv.split_first().context("empty command line")?;
+                command
+                    .arg0(arg0)
+                    .args(args)
+                    .env(ORDERS_VAR, orders.join(" "));
+            }
+            None => {
+                command.args(&orders);
+            }
+        }
+        command.envs(options.env.iter().map(|(k, v)| (k, v)));
         if let Some(uid) = options.uid {
             command.uid(uid).gid(uid);
         }

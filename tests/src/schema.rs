@@ -165,7 +165,11 @@ mod tests {
             "victim": {"pid": 1, "tgid": 1, "comm": "x", "uid": 0, "oom_score_adj": 0,
                 "total_vm_bytes": 1, "rss_anon_bytes": 1, "rss_file_bytes": 1, "rss_shmem_bytes": 0,
                 "rss_anon_exact_bytes": null, "rss_file_exact_bytes": null, "rss_shmem_exact_bytes": null,
-                "pgtables_bytes": 4096, "memcg": {"id": 7, "path": "/a", "k8s": null, "service": null, "reclaim": {
+                "pgtables_bytes": 4096, "runtime": {"kind": "jvm", "heap_limit_bytes": null,
+                    "heap_limit_percent": 25.0, "setting": "-XX:MaxRAMPercentage=25 (JVM default)",
+                    "setting_source": "default", "captured_at": "exit", "args_truncated": false,
+                    "env_truncated": false},
+                "memcg": {"id": 7, "path": "/a", "k8s": null, "service": null, "reclaim": {
                     "last_10s": {"stalls": 1, "stall_ns": 2, "reclaimed_bytes": 4096},
                     "since_previous_kill": null,
                     "total": {"stalls": 1, "stall_ns": 2, "max_stall_ns": 2, "reclaimed_bytes": 4096}}}},

@@ -248,6 +248,14 @@ impl KernelTypes {
             self.offset("mm_struct", &["pgtables_bytes"]),
         );
         self.rss_layout(&mut layout);
+        for (slot, member) in [
+            (&mut layout.mm_arg_start, "arg_start"),
+            (&mut layout.mm_arg_end, "arg_end"),
+            (&mut layout.mm_env_start, "env_start"),
+            (&mut layout.mm_env_end, "env_end"),
+        ] {
+            set(slot, self.offset("mm_struct", &[member]));
+        }
 
         // css_set.subsys[memory_cgrp_id]; the index depends on the config.
         if let Some(memory) = self.enum_value("memory_cgrp_id") {

@@ -273,19 +273,12 @@ fn attach_optional(
         .try_into()
         .map_err(|e: aya::programs::ProgramError| e.to_string())?;
     program.load(tracepoint, kernel_btf).map_err(|e| {
-        let _ = std::fs::write("/tmp/opt-verifier.log", format!("{e:#}"));
         format!("{e:#}")
             .lines()
             .next()
             .unwrap_or_default()
             .to_string()
     })?;
-    if let Ok(info) = program.info() {
-        let _ = std::fs::write(
-            "/tmp/oc-insns.txt",
-            format!("{:?}", info.verified_instruction_count()),
-        );
-    }
     program.attach().map(|_| ()).map_err(|e| e.to_string())
 }
 

@@ -6,6 +6,7 @@ pub mod cgroup;
 pub mod clock;
 pub mod pods;
 pub mod reclaim;
+pub mod runtime;
 pub mod signal;
 pub mod workload;
 
@@ -14,7 +15,7 @@ use std::{collections::HashMap, path::PathBuf};
 use oomtrace_common::{OutcomeRecord, PressureRecord, cause, reaper};
 
 use crate::{
-    decode::{Constraint, Memcg, OomControl, OomKill, OomMemcg, Sigkill, Task},
+    decode::{Cmdline, Constraint, Memcg, OomControl, OomKill, OomMemcg, Sigkill, Task},
     report::{
         CandidatesReport, K8s, KillReport, MemcgReport, OomControlReport, OomMemcgReport,
         OutcomeReport, OutcomeVictim, PressureReport, ReclaimReport, SCHEMA, Service,
@@ -63,7 +64,8 @@ impl Enricher {
         }
     }
 
-    pub fn report(&mut self, kill: &OomKill) -> KillReport {
+    /// `cmdline`: the victim's command line, when it came with the kill.
+    pub fn report(&mut self, kill: &OomKill, cmdline: Option<&Cmdline>) -> KillReport {
         let victim = &kill.victim;
         let time = clock::rfc3339(clock::wall_time(kill.boot_ns));
         let oom = kill.oom.as_ref();
@@ -114,6 +116,7 @@ impl Enricher {
                 rss_shmem_exact_bytes: victim.rss_exact.map(|r| r.shmem),
                 pgtables_bytes: victim.pgtables_bytes,
                 memcg: victim_memcg.clone(),
+                runtime: cmdline.map(|c| runtime::analyze(c, runtime::CapturedAt::Kill)),
             },
             trigger: TriggerReport {
                 pid: kill.trigger.pid,
@@ -428,7 +431,7 @@ mod tests {
                 }),
             }),
         });
-        let value = serde_json::to_value(enricher.report(&kill)).expect("serializes");
+        let value = serde_json::to_value(enricher.report(&kill, None)).expect("serializes");
         assert_eq!(value["constraint"], "memcg");
         assert_eq!(
             value["oom_memcg"],
@@ -451,7 +454,7 @@ mod tests {
             candidates: 10,
             pod_logs: PodLogs::new("/nonexistent".into()),
         };
-        let value = serde_json::to_value(enricher.report(&kill())).expect("serializes");
+        let value = serde_json::to_value(enricher.report(&kill(), None)).expect("serializes");
         assert_eq!(value["type"], "oom_kill");
         assert_eq!(value["schema"], 1);
         assert_eq!(value["capture"], "tp_btf");
@@ -469,6 +472,7 @@ mod tests {
             (1.into(), 2.into(), 3.into())
         );
         for unknown in [
+            "runtime",
             "rss_anon_exact_bytes",
             "rss_file_exact_bytes",
             "rss_shmem_exact_bytes",

@@ -53,6 +53,9 @@ pub fn kill(out: &mut dyn Write, r: &KillReport) -> io::Result<()> {
         writeln!(out, "  workload {who}")?;
     }
     writeln!(out, "  limit    {}", limit(r))?;
+    if let Some(runtime) = runtime(r) {
+        writeln!(out, "  runtime  {runtime}")?;
+    }
     if let Some(candidates) = &r.candidates {
         writeln!(out, "  others   {}", others(candidates))?;
     }
@@ -104,6 +107,64 @@ fn limit(r: &KillReport) -> String {
         (Some(other), _) => format!("{other} constraint (allowed NUMA nodes exhausted){context}"),
         (None, _) => "unknown (the OOM killer's context was not captured)".to_string(),
     }
+}
+
+/// The victim's own memory cap next to the cgroup's: "raise the limit"
+/// or "the heap setting is wrong" often reads straight off this line.
+fn runtime(r: &KillReport) -> Option<String> {
+    let rt = r.victim.runtime.as_ref()?;
+    let kind = rt.kind?;
+    let limit = match r.constraint {
+        Some("memcg") => r.oom_memcg.as_ref().and_then(|m| m.limit_bytes),
+        _ => None,
+    };
+    let setting = match (rt.setting.as_deref(), rt.setting_source.as_deref()) {
+        (Some(setting), Some("argv")) => format!("{setting} on the command line"),
+        (Some(setting), Some("default")) => setting.to_string(),
+        (Some(setting), Some(var)) if setting.starts_with(var) => setting.to_string(),
+        (Some(setting), Some(var)) => format!("{setting} from {var}"),
+        (Some(setting), None) => setting.to_string(),
+        (None, _) => String::new(),
+    };
+    let what = if kind == "go" {
+        "soft memory limit (a GC target, not a cap)"
+    } else {
+        "heap cap"
+    };
+    let line = match (rt.heap_limit_bytes, rt.heap_limit_percent, limit) {
+        (Some(cap), _, Some(limit)) if cap >= limit => format!(
+            "{kind} {what} {} ({setting}) >= the limit {}: the heap alone can outgrow the cgroup",
+            bytes(cap),
+            bytes(limit)
+        ),
+        (Some(cap), _, Some(limit)) => format!(
+            "{kind} {what} {} ({setting}) = {}% of the limit {}; the other {} is all that non-heap memory (threads, native, buffers) may use",
+            bytes(cap),
+            cap * 100 / limit.max(1),
+            bytes(limit),
+            bytes(limit - cap)
+        ),
+        (Some(cap), _, None) => format!("{kind} {what} {} ({setting})", bytes(cap)),
+        (None, Some(percent), Some(limit)) => format!(
+            "{kind} {what} {percent}% of the limit = {} ({setting})",
+            bytes((limit as f64 * percent / 100.0) as u64)
+        ),
+        (None, Some(percent), None) => {
+            format!("{kind} {what} {percent}% of its memory ({setting})")
+        }
+        (None, None, _) if !setting.is_empty() => {
+            format!("{kind} {setting}: not a size oomtrace reads")
+        }
+        (None, None, _) => {
+            format!("{kind}, no memory cap of its own: it grows until the limit stops it")
+        }
+    };
+    let cut = if rt.args_truncated || rt.env_truncated {
+        " (command line or environment cut short: a later setting is not seen)"
+    } else {
+        ""
+    };
+    Some(format!("{line}{cut}"))
 }
 
 /// The next in line, so an SRE sees whether the victim was the culprit.
@@ -313,6 +374,7 @@ mod tests {
                     k8s: None,
                     service: None,
                 }),
+                runtime: None,
             },
             trigger: TriggerReport {
                 pid: 3571,
@@ -491,6 +553,68 @@ mod tests {
                 "{qos} {adj}"
             );
         }
+    }
+
+    #[test]
+    fn the_runtime_cap_is_set_against_the_limit() {
+        let mut r = sample();
+        let jvm = |cap: Option<u64>, percent: Option<f64>, setting: &str, source: &str| {
+            crate::report::RuntimeReport {
+                kind: Some("jvm"),
+                heap_limit_bytes: cap,
+                heap_limit_percent: percent,
+                setting: Some(setting.into()),
+                setting_source: Some(source.into()),
+                captured_at: "kill",
+                args_truncated: false,
+                env_truncated: false,
+            }
+        };
+        let line = |r: &KillReport| runtime(r).unwrap_or_default();
+        r.victim.runtime = Some(jvm(Some(128 << 20), None, "-Xmx128m", "argv"));
+        assert_eq!(
+            line(&r),
+            "jvm heap cap 128.0 MiB (-Xmx128m on the command line) >= the limit 64.0 MiB: the heap alone can outgrow the cgroup"
+        );
+        r.victim.runtime = Some(jvm(Some(48 << 20), None, "-Xmx48m", "JAVA_TOOL_OPTIONS"));
+        assert_eq!(
+            line(&r),
+            "jvm heap cap 48.0 MiB (-Xmx48m from JAVA_TOOL_OPTIONS) = 75% of the limit 64.0 MiB; the other 16.0 MiB is all that non-heap memory (threads, native, buffers) may use"
+        );
+        r.victim.runtime = Some(jvm(
+            None,
+            Some(25.0),
+            "-XX:MaxRAMPercentage=25 (JVM default)",
+            "default",
+        ));
+        assert_eq!(
+            line(&r),
+            "jvm heap cap 25% of the limit = 16.0 MiB (-XX:MaxRAMPercentage=25 (JVM default))"
+        );
+        r.victim.runtime = Some(crate::report::RuntimeReport {
+            kind: Some("python"),
+            heap_limit_bytes: None,
+            heap_limit_percent: None,
+            setting: None,
+            setting_source: None,
+            captured_at: "exit",
+            args_truncated: false,
+            env_truncated: true,
+        });
+        assert_eq!(
+            line(&r),
+            "python, no memory cap of its own: it grows until the limit stops it (command line or environment cut short: a later setting is not seen)"
+        );
+        r.victim.runtime = Some(crate::report::RuntimeReport {
+            kind: Some("go"),
+            heap_limit_bytes: Some(40 << 20),
+            setting: Some("GOMEMLIMIT=40MiB".into()),
+            setting_source: Some("GOMEMLIMIT".into()),
+            ..jvm(None, None, "", "")
+        });
+        assert!(line(&r).starts_with("go soft memory limit (a GC target, not a cap) 40.0 MiB (GOMEMLIMIT=40MiB) = 62% of the limit"), "{}", line(&r));
+        r.victim.runtime = None;
+        assert_eq!(runtime(&r), None);
     }
 
     #[test]

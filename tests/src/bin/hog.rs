@@ -12,7 +12,14 @@ use std::io::{BufRead, Write};
 const MIB: usize = 1 << 20;
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
+    // A test may dress the hog up as a JVM or Node process; its real orders
+    // then come from the environment.
+    let args: Vec<String> = match std::env::var("OOMTRACE_HOG_ORDERS") {
+        Ok(orders) => std::iter::once("hog".to_string())
+            .chain(orders.split(' ').map(String::from))
+            .collect(),
+        Err(_) => std::env::args().collect(),
+    };
     let (Some(mode), Some(mib)) = (
         args.get(1),
         args.get(2).and_then(|m| m.parse::<usize>().ok()),
