@@ -109,6 +109,7 @@ pub mod valid {
     pub const TRIGGER_IS_VICTIM: u32 = 1 << 11;
     /// The victim pid is known (always set by both capture paths).
     pub const VICTIM_PID: u32 = 1 << 12;
+    pub const VICTIM_START: u32 = 1 << 13;
 }
 
 /// Bits of [`CgroupRef::flags`].
@@ -169,6 +170,9 @@ pub struct OomKillRecord {
     pub victim_rss_file_exact_bytes: u64,
     pub victim_rss_shmem_exact_bytes: u64,
     pub victim_pgtables_bytes: u64,
+    /// The victim process's start (`group_leader->start_boottime`, the
+    /// clock of `boot_ns`).
+    pub victim_start_ns: u64,
     pub victim: TaskRef,
     pub trigger: TaskRef,
     pub oom: OomContext,
@@ -256,6 +260,8 @@ pub struct KernelLayout {
     pub mm_arg_end: u32,
     pub mm_env_start: u32,
     pub mm_env_end: u32,
+    /// `task_struct.start_boottime`.
+    pub task_start_boottime: u32,
     /// Kernel stack size (THREAD_SIZE), a multiple of STACK_SCAN_CHUNK.
     pub thread_size: u32,
     /// Possible CPUs (per-CPU sums stop here).
@@ -325,6 +331,7 @@ impl KernelLayout {
         mm_arg_end: OFFSET_UNKNOWN,
         mm_env_start: OFFSET_UNKNOWN,
         mm_env_end: OFFSET_UNKNOWN,
+        task_start_boottime: OFFSET_UNKNOWN,
         thread_size: 0,
         nr_cpus: 0,
         page_shift: 12,
@@ -581,9 +588,9 @@ const _: () = assert!(RECLAIM_BUCKETS.is_power_of_two());
 const _: () = assert!(RECLAIM_WINDOW_SECS < RECLAIM_BUCKETS as u64);
 const _: () = assert!(core::mem::size_of::<ReclaimSnapshot>() == 64);
 const _: () = assert!(
-    core::mem::size_of::<OomKillRecord>() == 8 + 72 + 2 * (48 + CGROUP_NAMES) + 88 + 3 * 64 + 16
+    core::mem::size_of::<OomKillRecord>() == 8 + 80 + 2 * (48 + CGROUP_NAMES) + 88 + 3 * 64 + 16
 );
-const _: () = assert!(core::mem::size_of::<KernelLayout>() == 58 * 4);
+const _: () = assert!(core::mem::size_of::<KernelLayout>() == 59 * 4);
 
 #[cfg(feature = "user")]
 mod user {

@@ -56,6 +56,13 @@ pub fn mark_victim_btf(ctx: BtfTracePointContext) -> u32 {
         record.valid |= valid::VICTIM_OOM_SCORE_ADJ;
     }
     mm::read_victim_mm(victim, record, peek);
+    // The process's start, not the thread's: its age at the kill.
+    if let Some(leader) = crate::read::pointer(victim, layout!(task_group_leader))
+        && let Some(start) = crate::read::field::<u64>(leader, layout!(task_start_boottime))
+    {
+        record.victim_start_ns = start;
+        record.valid |= valid::VICTIM_START;
+    }
 
     let (current, read) = task::describe_current(&mut record.trigger);
     // The victim's own allocation hit the OOM: its memory is readable now.

@@ -136,6 +136,8 @@ pub struct Victim {
     /// The same counters with every CPU's pending delta added.
     pub rss_exact: Option<Rss>,
     pub pgtables_bytes: Option<u64>,
+    /// When the victim process started (boot clock, ns).
+    pub start_boot_ns: Option<u64>,
     pub memcg: Option<Memcg>,
 }
 
@@ -322,6 +324,7 @@ impl OomKill {
                 shmem: record.victim_rss_shmem_exact_bytes,
             }),
             pgtables_bytes: when(valid::VICTIM_PGTABLES, record.victim_pgtables_bytes),
+            start_boot_ns: when(valid::VICTIM_START, record.victim_start_ns),
             memcg: has(valid::VICTIM_MEMCG).then(|| memcg(&record.victim.memcg)),
         };
         let trigger = Trigger {

@@ -34,6 +34,8 @@ pub struct KillReport {
     /// The other processes of the OOM domain, most likely to be killed
     /// first; `null` when the domain is unknown or the table is disabled.
     pub candidates: Option<CandidatesReport>,
+    /// This workload's kills seen by this oomtrace, and what they suggest.
+    pub history: Option<HistoryReport>,
 }
 
 /// Who else was in the OOM domain.
@@ -128,6 +130,10 @@ pub struct VictimReport {
     /// victim's command line and environment; `null` when they could not
     /// be read.
     pub runtime: Option<RuntimeReport>,
+    /// When the victim process started, and how long it had run when it
+    /// was killed (seconds after start: undersized; hours: growth).
+    pub start_time: Option<String>,
+    pub age_ns: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -389,4 +395,21 @@ pub struct RuntimeReport {
     /// a setting past the cut is not seen.
     pub args_truncated: bool,
     pub env_truncated: bool,
+}
+
+/// The kills of one workload that this oomtrace has seen, and a cautious
+/// reading of them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HistoryReport {
+    /// What counts as the same workload: the Kubernetes pod and container
+    /// (stable across restarts), else the limit's cgroup path.
+    pub workload: String,
+    /// Kills of it since oomtrace started, this one included.
+    pub kills: u64,
+    pub since_previous_kill_ns: Option<u64>,
+    /// `undersized`, `steady_growth` or `spike`; `null` without enough
+    /// evidence.
+    pub hint: Option<&'static str>,
+    /// The figures the hint rests on, as a sentence.
+    pub evidence: Option<String>,
 }

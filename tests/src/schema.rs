@@ -165,7 +165,8 @@ mod tests {
             "victim": {"pid": 1, "tgid": 1, "comm": "x", "uid": 0, "oom_score_adj": 0,
                 "total_vm_bytes": 1, "rss_anon_bytes": 1, "rss_file_bytes": 1, "rss_shmem_bytes": 0,
                 "rss_anon_exact_bytes": null, "rss_file_exact_bytes": null, "rss_shmem_exact_bytes": null,
-                "pgtables_bytes": 4096, "runtime": {"kind": "jvm", "heap_limit_bytes": null,
+                "pgtables_bytes": 4096, "start_time": "2026-11-26T10:50:04.000000Z", "age_ns": 3_000_000_000_u64,
+                "runtime": {"kind": "jvm", "heap_limit_bytes": null,
                     "heap_limit_percent": 25.0, "setting": "-XX:MaxRAMPercentage=25 (JVM default)",
                     "setting_source": "default", "captured_at": "exit", "args_truncated": false,
                     "env_truncated": false},
@@ -178,6 +179,8 @@ mod tests {
             "oom_memcg": {"id": 7, "path": "/a", "reclaim": null, "k8s": null, "service": null, "limit_bytes": 1, "usage_bytes": 1, "max_usage_bytes": 1,
                 "peak_bytes": null, "failcnt": 0, "oom_kills": 1},
             "oom_control": {"gfp_mask": "0xcc0", "order": 0, "total_bytes": 4096, "victim_points": 3},
+            "history": {"workload": "memcg /a", "kills": 1, "since_previous_kill_ns": null,
+                "hint": "undersized", "evidence": "first kill here"},
             "candidates": {"source": "proc", "taken_after_us": 5, "processes": 1, "top": [
                 {"pid": 2, "comm": "b", "rss_bytes": 1, "rss_anon_bytes": 1, "rss_file_bytes": 0,
                  "rss_shmem_bytes": 0, "swap_bytes": 0, "pgtables_bytes": 0, "oom_score_adj": 0,
@@ -223,6 +226,14 @@ mod tests {
         let mut reclaim = kill();
         reclaim["victim"]["memcg"]["reclaim"]["since_previous_kill"] = json!({"stalls": -1});
         assert!(validate(&reclaim).is_err());
+        let mut start = kill();
+        start["victim"]["start_time"] = json!("yesterday");
+        assert!(validate(&start).is_err());
+        start["victim"]["start_time"] = json!(null);
+        assert_eq!(validate(&start), Ok(()));
+        let mut hint = kill();
+        hint["history"]["hint"] = json!("leak");
+        assert!(validate(&hint).is_err(), "hints are an enum");
         let mut global = kill();
         global["constraint"] = json!("global");
         global["oom_memcg"] = json!(null);

@@ -111,6 +111,26 @@ pub fn proc_rss(pid: u32) -> Result<(u64, u64, u64)> {
     Ok((kb("RssAnon:")?, kb("RssFile:")?, kb("RssShmem:")?))
 }
 
+/// When a process started, in clock ticks since boot (/proc/PID/stat field
+/// 22: the kernel's start_boottime divided down to USER_HZ).
+pub fn proc_start_ticks(pid: u32) -> Result<u64> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).context("read stat")?;
+    // Fields after the parenthesised comm, which may hold spaces.
+    let after_comm = stat.rsplit_once(')').context("no comm in stat")?.1;
+    after_comm
+        .split_whitespace()
+        .nth(19)
+        .context("no starttime in stat")?
+        .parse()
+        .context("parse starttime")
+}
+
+/// USER_HZ, the unit of /proc's tick counts.
+pub fn ticks_per_second() -> u64 {
+    // SAFETY: sysconf has no memory-safety preconditions.
+    u64::try_from(unsafe { libc::sysconf(libc::_SC_CLK_TCK) }).unwrap_or(100)
+}
+
 pub fn hostname() -> String {
     fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_string())

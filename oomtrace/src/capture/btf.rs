@@ -256,6 +256,10 @@ impl KernelTypes {
         ] {
             set(slot, self.offset("mm_struct", &[member]));
         }
+        set(
+            &mut layout.task_start_boottime,
+            self.offset("task_struct", &["start_boottime"]),
+        );
 
         // css_set.subsys[memory_cgrp_id]; the index depends on the config.
         if let Some(memory) = self.enum_value("memory_cgrp_id") {

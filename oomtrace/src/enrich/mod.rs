@@ -4,6 +4,7 @@
 pub mod candidates;
 pub mod cgroup;
 pub mod clock;
+pub mod history;
 pub mod pods;
 pub mod reclaim;
 pub mod runtime;
@@ -26,6 +27,7 @@ use crate::{
 use self::{
     candidates::Domain,
     cgroup::{CgroupVersion, MemoryHierarchy},
+    history::History,
     pods::PodLogs,
     reclaim::ReclaimHistory,
 };
@@ -47,6 +49,7 @@ pub struct Enricher {
     /// Rows of the candidate table; 0 turns it off.
     candidates: usize,
     pod_logs: PodLogs,
+    history: History,
 }
 
 impl Enricher {
@@ -61,6 +64,7 @@ impl Enricher {
             reclaim: reclaim_tracked.then(ReclaimHistory::default),
             candidates: settings.candidates,
             pod_logs: PodLogs::new(settings.kubelet_log_dir),
+            history: History::new(clock::boot_ns_now()),
         }
     }
 
@@ -94,6 +98,22 @@ impl Enricher {
             .and_then(|o| o.memcg.as_ref())
             .map(|m| self.oom_memcg(m, victim_memcg.as_ref(), &reclaim));
         let candidates = oom.and_then(|o| self.candidates(kill, o, oom_memcg.as_ref()));
+        let comm = victim.comm.as_deref().map(kernel_text);
+        let history =
+            workload_key(oom_memcg.as_ref(), victim_memcg.as_ref(), comm.as_deref()).map(|key| {
+                let reclaim = oom_memcg.as_ref().and_then(|m| m.reclaim);
+                self.history.record(
+                    key,
+                    history::Kill {
+                        boot_ns: kill.boot_ns,
+                        age_ns: victim
+                            .start_boot_ns
+                            .map(|start| kill.boot_ns.saturating_sub(start)),
+                        stalls_last_10s: reclaim.map(|r| r.last_10s.stalls),
+                        stalls_total: reclaim.map(|r| r.total.stalls),
+                    },
+                )
+            });
         KillReport {
             kind: "oom_kill",
             schema: SCHEMA,
@@ -117,6 +137,12 @@ impl Enricher {
                 pgtables_bytes: victim.pgtables_bytes,
                 memcg: victim_memcg.clone(),
                 runtime: cmdline.map(|c| runtime::analyze(c, runtime::CapturedAt::Kill)),
+                start_time: victim
+                    .start_boot_ns
+                    .map(|ns| clock::rfc3339(clock::wall_time(ns))),
+                age_ns: victim
+                    .start_boot_ns
+                    .map(|start| kill.boot_ns.saturating_sub(start)),
             },
             trigger: TriggerReport {
                 pid: kill.trigger.pid,
@@ -129,6 +155,7 @@ impl Enricher {
             oom_memcg,
             oom_control: oom.map(|o| self.oom_control(o)),
             candidates,
+            history,
         }
     }
 
@@ -333,6 +360,32 @@ impl Enricher {
     }
 }
 
+/// What makes two kills "the same workload": the Kubernetes pod and
+/// container whose limit was hit (a restarted container gets a new id and
+/// cgroup, but keeps its pod and name), else the limit's cgroup path, else
+/// (a machine-wide OOM) the victim's cgroup and name.
+fn workload_key(
+    oom_memcg: Option<&OomMemcgReport>,
+    victim_memcg: Option<&MemcgReport>,
+    comm: Option<&str>,
+) -> Option<String> {
+    let comm = comm.unwrap_or("?");
+    if let Some(m) = oom_memcg {
+        if let Some(k) = &m.k8s
+            && let Some(uid) = &k.pod_uid
+        {
+            return Some(match (k.level, &k.container_name) {
+                ("container", Some(name)) => format!("k8s pod {uid} container {name}"),
+                ("container", None) => format!("k8s pod {uid} container running {comm}"),
+                _ => format!("k8s pod {uid}"),
+            });
+        }
+        return m.path.as_ref().map(|p| format!("memcg {p}"));
+    }
+    let path = victim_memcg.and_then(|m| m.path.as_deref())?;
+    Some(format!("{comm} in memcg {path}"))
+}
+
 /// The first `level` components of `path` (`/a/b/c`, 2 -> `/a/b`).
 fn path_prefix(path: &str, level: u32) -> Option<String> {
     let components: Vec<&str> = path.split('/').filter(|c| !c.is_empty()).collect();
@@ -377,6 +430,7 @@ mod tests {
                 }),
                 rss_exact: None,
                 pgtables_bytes: None,
+                start_boot_ns: None,
                 memcg: Some(Memcg {
                     id: 77,
                     path: Some(b"/a/b".to_vec()),
@@ -410,6 +464,7 @@ mod tests {
             reclaim: None,
             candidates: 10,
             pod_logs: PodLogs::new("/nonexistent".into()),
+            history: History::new(0),
         };
         let mut kill = kill();
         kill.oom = Some(OomControl {
@@ -445,6 +500,63 @@ mod tests {
     }
 
     #[test]
+    fn a_restarted_container_is_the_same_workload() {
+        let oom = |path: &str| OomMemcgReport {
+            id: 1,
+            path: Some(path.into()),
+            reclaim: None,
+            k8s: workload::identify(path).0,
+            service: None,
+            limit_bytes: None,
+            usage_bytes: None,
+            max_usage_bytes: None,
+            peak_bytes: None,
+            failcnt: None,
+            oom_kills: None,
+        };
+        let uid = "0f0e7c1a-3b2d-4c5e-8f9a-0123456789ab";
+        let container =
+            |id: char| format!("/kubepods/burstable/pod{uid}/{}", id.to_string().repeat(64));
+        // Two container ids (a restart), one container name: one workload.
+        let mut first = oom(&container('a'));
+        let mut second = oom(&container('b'));
+        for m in [&mut first, &mut second] {
+            if let Some(k) = m.k8s.as_mut() {
+                k.container_name = Some("api".into());
+            }
+        }
+        let key = |m: &OomMemcgReport| workload_key(Some(m), None, Some("java"));
+        assert_eq!(key(&first), Some(format!("k8s pod {uid} container api")));
+        assert_eq!(key(&first), key(&second));
+        // Without names, the command tells containers of a pod apart.
+        assert_eq!(
+            key(&oom(&container('c'))),
+            Some(format!("k8s pod {uid} container running java"))
+        );
+        assert_eq!(
+            key(&oom(&format!("/kubepods/burstable/pod{uid}"))),
+            Some(format!("k8s pod {uid}"))
+        );
+        assert_eq!(
+            key(&oom("/system.slice/a.service")),
+            Some("memcg /system.slice/a.service".into())
+        );
+        let victim = MemcgReport {
+            id: 2,
+            path: Some("/user.slice".into()),
+            reclaim: None,
+            k8s: None,
+            service: None,
+        };
+        assert_eq!(
+            workload_key(None, Some(&victim), Some("chrome")),
+            Some("chrome in memcg /user.slice".into()),
+            "a machine-wide OOM"
+        );
+        assert_eq!(workload_key(None, None, Some("chrome")), None);
+    }
+
+    #[test]
     fn every_contract_field_is_present_and_unknowns_are_null() {
         let mut enricher = Enricher {
             host: "h".into(),
@@ -453,6 +565,7 @@ mod tests {
             reclaim: None,
             candidates: 10,
             pod_logs: PodLogs::new("/nonexistent".into()),
+            history: History::new(0),
         };
         let value = serde_json::to_value(enricher.report(&kill(), None)).expect("serializes");
         assert_eq!(value["type"], "oom_kill");

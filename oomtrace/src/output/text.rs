@@ -2,6 +2,7 @@
 
 use std::io::{self, Write};
 
+use crate::enrich::history::duration;
 use crate::report::{
     CandidatesReport, KillReport, LostReport, MemcgReport, OutcomeReport, PressureReport,
     SigkillReport,
@@ -28,10 +29,12 @@ pub fn kill(out: &mut dyn Write, r: &KillReport) -> io::Result<()> {
     };
     writeln!(
         out,
-        "  victim   tgid {}  uid {}  oom_score_adj {}{adj_meaning}",
+        "  victim   tgid {}  uid {}  oom_score_adj {}{adj_meaning}{}",
         opt(v.tgid),
         opt(v.uid),
         opt(v.oom_score_adj),
+        v.age_ns
+            .map_or(String::new(), |age| format!("  ran {}", duration(age))),
     )?;
     let rss = match (v.rss_anon_bytes, v.rss_file_bytes, v.rss_shmem_bytes) {
         (Some(anon), Some(file), Some(shmem)) => format!(
@@ -69,6 +72,12 @@ pub fn kill(out: &mut dyn Write, r: &KillReport) -> io::Result<()> {
             task(Some(t.pid), t.comm.as_deref()),
             memcg_suffix(t.memcg.as_ref()),
         )?;
+    }
+    if let Some(h) = &r.history
+        && let Some(evidence) = &h.evidence
+    {
+        let hint = h.hint.map_or(String::new(), |hint| format!(" [{hint}]"));
+        writeln!(out, "  history  {evidence}{hint}")?;
     }
     writeln!(out)
 }
@@ -375,6 +384,8 @@ mod tests {
                     service: None,
                 }),
                 runtime: None,
+                start_time: None,
+                age_ns: Some(3_200_000_000),
             },
             trigger: TriggerReport {
                 pid: 3571,
@@ -421,6 +432,13 @@ mod tests {
                     oom_score: Some(1312),
                 }],
             }),
+            history: Some(crate::report::HistoryReport {
+                workload: "memcg /oomtrace-test-a".into(),
+                kills: 3,
+                since_previous_kill_ns: Some(2_000_000_000),
+                hint: Some("undersized"),
+                evidence: Some("kill 3 here; killed 3.2s after it started: what it needs from the start does not fit the limit".into()),
+            }),
         }
     }
 
@@ -432,11 +450,12 @@ mod tests {
         assert_eq!(
             text,
             "2026-11-26T10:50:07.123456Z  OOM kill on node-1: pid 3571 (python3) in memcg /oomtrace-test-a\n  \
-             victim   tgid 3571  uid 0  oom_score_adj 0\n  \
+             victim   tgid 3571  uid 0  oom_score_adj 0  ran 3.2s\n  \
              memory   rss 51.5 MiB (anon 49.6 MiB, file 1.9 MiB, shmem 0 B)  vm 216.2 MiB  page tables 164.0 KiB\n  \
              limit    memcg /oomtrace-test-a at 64.0 MiB of 64.0 MiB, OOM kill #3 there [gfp 0xcc0 order 0, victim badness 16778]\n  \
              others   pid 12 (sidecar) rss 20.0 MiB adj 0 badness 5121; 3 more\n  \
-             trigger  the victim itself ran into the limit\n\n"
+             trigger  the victim itself ran into the limit\n  \
+             history  kill 3 here; killed 3.2s after it started: what it needs from the start does not fit the limit [undersized]\n\n"
         );
     }
 
