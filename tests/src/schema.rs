@@ -241,6 +241,21 @@ mod tests {
     }
 
     #[test]
+    fn the_documented_real_record_is_valid() {
+        let doc = include_str!("../../docs/schema.md");
+        let start = doc
+            .find("A real record")
+            .expect("docs/schema.md has a real record");
+        let json = doc[start..]
+            .split("```json\n")
+            .nth(1)
+            .and_then(|block| block.split("\n```").next())
+            .expect("a json block");
+        let record: Value = serde_json::from_str(json).expect("the example is JSON");
+        assert_eq!(validate(&record), Ok(()));
+    }
+
+    #[test]
     fn workload_identity_is_checked() {
         let pod = json!({"level": "container", "qos": "burstable",
             "pod_uid": "0f0e7c1a-3b2d-4c5e-8f9a-0123456789ab",
