@@ -36,7 +36,7 @@ pub struct Cli {
     pub duration: Option<std::time::Duration>,
 
     /// Kernel-to-userspace buffer size, e.g. 256K or 4M (a power of two, at
-    /// least 8K: one record). Records that do not fit while oomtrace is behind are
+    /// least 32K: the largest record). Records that do not fit while oomtrace is behind are
     /// counted and reported as `lost`.
     #[arg(long, value_name = "BYTES", default_value = "1M", value_parser = parse_ring_size)]
     pub ring_buffer_size: u32,
@@ -95,7 +95,13 @@ fn parse_seconds(value: &str) -> Result<std::time::Duration, String> {
 fn min_ring_size() -> u64 {
     // SAFETY: sysconf has no memory-safety preconditions.
     let page = u64::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096);
-    let record = (size_of::<oomtrace_common::OomKillRecord>() as u64 + 8).next_power_of_two();
+    // The largest entry: a kill record with a full command line after it.
+    let record = (size_of::<oomtrace_common::OomKillRecord>()
+        + size_of::<oomtrace_common::CmdlineHeader>()
+        + oomtrace_common::CMDLINE_ARGS_MAX
+        + oomtrace_common::CMDLINE_ENV_MAX
+        + 8) as u64;
+    let record = record.next_power_of_two();
     page.max(record)
 }
 
@@ -221,9 +227,13 @@ mod tests {
 
     #[test]
     fn ring_sizes() {
-        assert_eq!(min_ring_size(), 8192, "a record is 4.2 KiB: two pages");
-        assert!(parse_ring_size("4096").is_err(), "too small for one record");
-        assert_eq!(parse_ring_size("8192"), Ok(8192));
+        assert_eq!(
+            min_ring_size(),
+            32768,
+            "4.3 KiB of record and 16 KiB of command line: 32 KiB"
+        );
+        assert!(parse_ring_size("16K").is_err(), "too small for one record");
+        assert_eq!(parse_ring_size("32K"), Ok(32768));
         assert_eq!(parse_ring_size("64k"), Ok(64 << 10));
         assert_eq!(parse_ring_size("1G"), Ok(1 << 30));
         assert!(parse_ring_size("3M").is_err());

@@ -281,15 +281,26 @@ pub struct LostReport {
     pub schema: u32,
     pub time: String,
     pub count: u64,
+    /// Where they were lost: `ring_buffer` (the kernel side found it full)
+    /// or `output` (the reader stopped taking records).
+    pub stage: LostStage,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LostStage {
+    RingBuffer,
+    Output,
 }
 
 impl LostReport {
-    pub fn new(time: String, count: u64) -> LostReport {
+    pub fn new(time: String, count: u64, stage: LostStage) -> LostReport {
         LostReport {
             kind: "lost",
             schema: SCHEMA,
             time,
             count,
+            stage,
         }
     }
 }
@@ -307,39 +318,6 @@ pub fn kernel_text(bytes: &[u8]) -> String {
         }
     }
     text
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn kernel_text_keeps_utf8_and_escapes_invalid_bytes() {
-        assert_eq!(kernel_text(b"python3"), "python3");
-        assert_eq!(kernel_text("caf\u{e9}".as_bytes()), "caf\u{e9}");
-        assert_eq!(kernel_text(b"a\xffb\xc3"), "a\\xffb\\xc3");
-        assert_eq!(kernel_text(b""), "");
-    }
-
-    #[test]
-    fn any_comm_bytes_give_one_line_of_valid_json() {
-        let nasty: &[u8] = b"\"q\\\n\r\t\x00\x1b[31m\xff\xfe";
-        let json = serde_json::to_string(&kernel_text(nasty)).expect("serializes");
-        assert!(!json.contains('\n'));
-        let back: String = serde_json::from_str(&json).expect("valid JSON");
-        assert_eq!(back, kernel_text(nasty));
-        assert!(back.starts_with("\"q\\\n\r\t\u{0}\u{1b}[31m"));
-        assert!(back.ends_with("\\xff\\xfe"));
-    }
-
-    #[test]
-    fn lost_records_have_the_contract_fields() {
-        let value = serde_json::to_value(LostReport::new("t".into(), 3)).expect("serializes");
-        assert_eq!(
-            value,
-            serde_json::json!({"type": "lost", "schema": 1, "time": "t", "count": 3})
-        );
-    }
 }
 
 /// Kubernetes identity of a cgroup.
@@ -412,4 +390,38 @@ pub struct HistoryReport {
     pub hint: Option<&'static str>,
     /// The figures the hint rests on, as a sentence.
     pub evidence: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kernel_text_keeps_utf8_and_escapes_invalid_bytes() {
+        assert_eq!(kernel_text(b"python3"), "python3");
+        assert_eq!(kernel_text("caf\u{e9}".as_bytes()), "caf\u{e9}");
+        assert_eq!(kernel_text(b"a\xffb\xc3"), "a\\xffb\\xc3");
+        assert_eq!(kernel_text(b""), "");
+    }
+
+    #[test]
+    fn any_comm_bytes_give_one_line_of_valid_json() {
+        let nasty: &[u8] = b"\"q\\\n\r\t\x00\x1b[31m\xff\xfe";
+        let json = serde_json::to_string(&kernel_text(nasty)).expect("serializes");
+        assert!(!json.contains('\n'));
+        let back: String = serde_json::from_str(&json).expect("valid JSON");
+        assert_eq!(back, kernel_text(nasty));
+        assert!(back.starts_with("\"q\\\n\r\t\u{0}\u{1b}[31m"));
+        assert!(back.ends_with("\\xff\\xfe"));
+    }
+
+    #[test]
+    fn lost_records_have_the_contract_fields() {
+        let value = serde_json::to_value(LostReport::new("t".into(), 3, LostStage::RingBuffer))
+            .expect("serializes");
+        assert_eq!(
+            value,
+            serde_json::json!({"type": "lost", "schema": 1, "time": "t", "count": 3, "stage": "ring_buffer"})
+        );
+    }
 }

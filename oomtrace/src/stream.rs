@@ -18,7 +18,7 @@ use crate::{
         runtime::{self, CapturedAt},
     },
     output::Output,
-    report::{KillReport, LostReport, OutcomeReport, SigkillReport},
+    report::{KillReport, LostReport, LostStage, OutcomeReport, SigkillReport},
 };
 
 pub struct Limits {
@@ -151,7 +151,8 @@ pub async fn run(
     }
     match result
         .and_then(|_| streamer.release(true))
-        .and_then(|_| streamer.output.flush().map(|_| Flow::Done))
+        .and_then(|_| streamer.report_output_drops())
+        .and_then(|_| streamer.output.finish().map(|_| Flow::Done))
     {
         Ok(_) => Ok(()),
         // The reader went away (`oomtrace | head -1`): a normal end.
@@ -309,10 +310,25 @@ impl Streamer {
             let report = LostReport::new(
                 clock::rfc3339(clock::wall_time(clock::boot_ns_now())),
                 total - self.lost_reported,
+                LostStage::RingBuffer,
             );
             self.lost_reported = total;
             self.output.lost(&report)?;
         }
-        Ok(())
+        self.report_output_drops().map(|_| ())
+    }
+
+    /// Records the output queue refused (a reader that stopped reading).
+    fn report_output_drops(&mut self) -> io::Result<Flow> {
+        let dropped = self.output.take_dropped();
+        if dropped > 0 {
+            let report = LostReport::new(
+                clock::rfc3339(clock::wall_time(clock::boot_ns_now())),
+                dropped,
+                LostStage::Output,
+            );
+            self.output.lost(&report)?;
+        }
+        Ok(Flow::Continue)
     }
 }

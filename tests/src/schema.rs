@@ -127,6 +127,11 @@ fn check(value: &Value, node: &Value, at: &str) -> Result<(), String> {
     }
     if let Value::Object(object) = value {
         let properties = node.get("properties").and_then(Value::as_object);
+        // A node without properties (an anyOf wrapper) leaves the object's
+        // keys to the branch that matched.
+        if properties.is_none() && node.get("anyOf").is_some() {
+            return Ok(());
+        }
         for key in node
             .get("required")
             .and_then(Value::as_array)
@@ -193,7 +198,7 @@ mod tests {
         assert_eq!(validate(&kill()), Ok(()));
         assert_eq!(
             validate(
-                &json!({"type": "lost", "schema": 1, "time": "2026-11-26T10:50:07.123456Z", "count": 2})
+                &json!({"type": "lost", "schema": 1, "time": "2026-11-26T10:50:07.123456Z", "count": 2, "stage": "output"})
             ),
             Ok(())
         );
@@ -216,13 +221,23 @@ mod tests {
         let mut time = kill();
         time["time"] = json!("2026-11-26T10:50:07Z");
         assert!(validate(&time).is_err());
-        assert!(validate(&json!({"type": "lost", "schema": 1, "time": "2026-11-26T10:50:07.123456Z", "count": 0})).is_err());
+        assert!(validate(&json!({"type": "lost", "schema": 1, "time": "2026-11-26T10:50:07.123456Z", "count": 0, "stage": "output"})).is_err());
         let mut gfp = kill();
         gfp["oom_control"]["gfp_mask"] = json!("cc0");
         assert!(validate(&gfp).is_err());
         let mut constraint = kill();
         constraint["constraint"] = json!("memory");
         assert!(validate(&constraint).is_err());
+        let mut previous = kill();
+        previous["victim"]["memcg"]["reclaim"]["since_previous_kill"] =
+            json!({"stalls": 1, "stall_ns": 2, "reclaimed_bytes": 0});
+        assert_eq!(
+            validate(&previous),
+            Ok(()),
+            "a window after a previous kill"
+        );
+        previous["victim"]["memcg"]["reclaim"]["since_previous_kill"]["surprise"] = json!(1);
+        assert!(validate(&previous).is_err(), "still strict inside anyOf");
         let mut reclaim = kill();
         reclaim["victim"]["memcg"]["reclaim"]["since_previous_kill"] = json!({"stalls": -1});
         assert!(validate(&reclaim).is_err());

@@ -171,6 +171,52 @@ pub fn parse_rfc3339_utc(text: &str) -> Option<f64> {
     Some((days * 86_400 + hour * 3_600 + minute * 60) as f64 + second)
 }
 
+/// BPF program and link ids a process holds open, from its fdinfo.
+pub fn bpf_ids_of(pid: u32) -> Result<(Vec<u32>, Vec<u32>)> {
+    let (mut progs, mut links) = (Vec::new(), Vec::new());
+    for entry in fs::read_dir(format!("/proc/{pid}/fdinfo")).context("read fdinfo")? {
+        let Ok(text) = fs::read_to_string(entry?.path()) else {
+            continue;
+        };
+        for line in text.lines() {
+            let id = |key: &str| line.strip_prefix(key).and_then(|v| v.trim().parse().ok());
+            if let Some(id) = id("link_id:") {
+                links.push(id);
+            } else if let Some(id) = id("prog_id:") {
+                progs.push(id);
+            }
+        }
+    }
+    progs.sort_unstable();
+    progs.dedup();
+    links.sort_unstable();
+    links.dedup();
+    Ok((progs, links))
+}
+
+/// Whether the kernel still has a BPF program (`link: false`) or link by
+/// that id: the bpf(2) GET_FD_BY_ID commands, which fail with ENOENT once
+/// it is gone.
+pub fn bpf_object_exists(id: u32, link: bool) -> bool {
+    const BPF_PROG_GET_FD_BY_ID: libc::c_long = 13;
+    const BPF_LINK_GET_FD_BY_ID: libc::c_long = 30;
+    // union bpf_attr for these commands: id, next_id, open_flags.
+    let attr: [u32; 3] = [id, 0, 0];
+    let cmd = if link {
+        BPF_LINK_GET_FD_BY_ID
+    } else {
+        BPF_PROG_GET_FD_BY_ID
+    };
+    // SAFETY: bpf(2) reads 12 bytes of attr, which live on our stack.
+    let fd = unsafe { libc::syscall(libc::SYS_bpf, cmd, attr.as_ptr(), 12usize) };
+    if fd >= 0 {
+        // SAFETY: a descriptor bpf(2) just gave us.
+        unsafe { libc::close(fd as i32) };
+        return true;
+    }
+    std::io::Error::last_os_error().raw_os_error() != Some(libc::ENOENT)
+}
+
 /// A directory under the temp dir, removed when dropped (also on panic).
 pub struct ScratchDir {
     pub path: std::path::PathBuf,

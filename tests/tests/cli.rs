@@ -165,7 +165,7 @@ fn usage_errors_exit_2_and_name_the_problem() {
         (&["--format", "xml"], "xml"),
         (&["--duration", "soon"], "soon"),
         (&["--ring-buffer-size", "3M"], "power of two"),
-        (&["--ring-buffer-size", "4K"], "8192 bytes"),
+        (&["--ring-buffer-size", "16K"], "32768 bytes"),
     ] {
         let output = run(&mut oomtrace(args));
         let stderr = text(&output.stderr);
@@ -445,5 +445,133 @@ fn on_a_terminal_the_default_is_the_text_summary() -> Result<()> {
         !seen.iter().any(|l| l.trim_start().starts_with('{')),
         "{seen:?}"
     );
+    Ok(())
+}
+
+#[test]
+fn a_reader_that_stops_reading_never_hangs_it() -> Result<()> {
+    use std::{
+        io::{BufRead, BufReader, Read},
+        os::fd::{FromRawFd, OwnedFd},
+    };
+    require_root();
+    let _serial = serialize();
+    // A one-page pipe that nobody reads: two kill records overflow it.
+    let mut fds = [0; 2];
+    // SAFETY: a two-int array for pipe2 to fill.
+    assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+    // SAFETY: fresh descriptors from pipe2, owned here from now on.
+    let (read_end, write_end) =
+        unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    // SAFETY: plain fcntl on our pipe.
+    assert!(unsafe { libc::fcntl(fds[1], libc::F_SETPIPE_SZ, 4096) } >= 4096);
+    let mut child = oomtrace(&["--format", "json"])
+        .stdout(Stdio::from(write_end))
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .context("spawn oomtrace")?;
+    let mut stderr = BufReader::new(child.stderr.take().context("stderr")?);
+    let mut ready = String::new();
+    stderr.read_line(&mut ready)?;
+    assert!(ready.starts_with("oomtrace: ready"), "{ready}");
+
+    let cgroup = TestCgroup::new("stuck-reader", 48 * MIB)?;
+    for _ in 0..4 {
+        kill_one(&cgroup)?;
+    }
+    // SAFETY: signalling the child we started.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let signalled = Instant::now();
+    let deadline = signalled + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("oomtrace hung on a reader that does not read");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut rest = String::new();
+    stderr.read_to_string(&mut rest)?;
+    assert!(status.success(), "{status:?} {rest}");
+    assert!(
+        rest.contains("records not written"),
+        "says what it could not write: {rest:?}"
+    );
+    // What did get into the pipe is whole JSON lines.
+    let mut piped = Vec::new();
+    std::fs::File::from(read_end).read_to_end(&mut piped)?;
+    let piped = text(&piped);
+    let complete: Vec<&str> = piped
+        .split_inclusive('\n')
+        .filter(|l| l.ends_with('\n'))
+        .collect();
+    assert!(!complete.is_empty(), "the first record went through");
+    for line in complete {
+        serde_json::from_str::<serde_json::Value>(line).context("a whole record")?;
+    }
+    Ok(())
+}
+
+#[test]
+fn sigterm_in_a_storm_flushes_whole_records_and_releases_every_bpf_object() -> Result<()> {
+    require_root();
+    let _serial = serialize();
+    let mut tracer = Tracer::start(&[])?;
+    let (progs, links) = system::bpf_ids_of(tracer.pid())?;
+    assert!(
+        !progs.is_empty() && !links.is_empty(),
+        "{progs:?} {links:?}"
+    );
+    // Kills keep coming in three cgroups while it is told to stop.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let storms: Vec<_> = (0..3)
+        .map(|i| {
+            let stop = std::sync::Arc::clone(&stop);
+            std::thread::spawn(move || -> Result<u32> {
+                let cgroup = TestCgroup::new(&format!("storm-stop-{i}"), 32 * MIB)?;
+                let mut kills = 0;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) && kills < 40 {
+                    kill_one(&cgroup)?;
+                    kills += 1;
+                }
+                Ok(kills)
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(1500));
+    tracer.signal(libc::SIGTERM);
+    let (status, records, stderr) = tracer.finish(TIMEOUT)?;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut kills = 0;
+    for storm in storms {
+        kills += storm
+            .join()
+            .map_err(|_| anyhow::anyhow!("storm panicked"))??;
+    }
+    assert!(status.success(), "{status:?} {stderr:?}");
+    // Every line it wrote is a whole record (Tracer parses each line).
+    let written = records.iter().filter(|r| r["type"] == "oom_kill").count();
+    assert!(written > 0 && kills > 0, "{written} records, {kills} kills");
+    for record in &records {
+        if let Err(e) = oomtrace_tests::schema::validate(record) {
+            panic!("{e}: {record}");
+        }
+    }
+    for id in progs {
+        assert!(
+            !system::bpf_object_exists(id, false),
+            "program {id} still loaded"
+        );
+    }
+    for id in links {
+        assert!(
+            !system::bpf_object_exists(id, true),
+            "link {id} still attached"
+        );
+    }
     Ok(())
 }

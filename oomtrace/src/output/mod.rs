@@ -1,12 +1,22 @@
 //! Writing records: JSON lines or a short human-readable block, one record
 //! at a time, flushed so a reader sees each kill as it happens.
+//!
+//! Records are formatted on the event loop and written by a thread of their
+//! own through a queue of at most [`QUEUE_BYTES`]: a reader that stops
+//! reading (a stuck pipe) never blocks the loop, so signals still end the
+//! run and the ring buffer is still drained. What does not fit in the queue
+//! is counted and reported as `lost` records (`stage: "output"`).
 
 mod text;
 
 use std::{
+    collections::VecDeque,
     fs::OpenOptions,
     io::{self, IsTerminal, Write},
     path::Path,
+    sync::{Arc, Condvar, Mutex, MutexGuard},
+    thread,
+    time::{Duration, Instant},
 };
 
 use crate::report::{KillReport, LostReport, OutcomeReport, PressureReport, SigkillReport};
@@ -20,17 +30,55 @@ pub enum Format {
     Text,
 }
 
+/// Formatted records not yet written: the most memory a stuck reader costs.
+pub const QUEUE_BYTES: usize = 16 << 20;
+
+/// How long the end of a run waits for a slow reader to take what is queued.
+const FINISH_WAIT: Duration = Duration::from_secs(5);
+
 /// Where records go.
 pub struct Output {
     format: Format,
-    sink: Box<dyn Write>,
+    queue: Arc<Queue>,
+    writer: Option<thread::JoinHandle<()>>,
+}
+
+#[derive(Default)]
+struct Queue {
+    state: Mutex<State>,
+    /// Signalled when a record is queued or the run ends.
+    queued: Condvar,
+    /// Signalled when the writer has taken everything (or failed).
+    drained: Condvar,
+}
+
+#[derive(Default)]
+struct State {
+    records: VecDeque<Vec<u8>>,
+    bytes: usize,
+    /// A record is being written right now.
+    writing: bool,
+    closing: bool,
+    /// The sink failed (a closed pipe, a full disk): nothing more is written.
+    failed: Option<io::ErrorKind>,
+    /// Records refused because the queue was full, not yet reported.
+    dropped: u64,
+}
+
+impl Queue {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic in the writer cannot leave the queue half-changed.
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
 }
 
 impl Output {
     /// stdout, or `path` opened for appending. Without an explicit format,
     /// text on a terminal and JSON otherwise.
     pub fn open(path: Option<&Path>, format: Option<Format>) -> io::Result<Output> {
-        let (sink, terminal): (Box<dyn Write>, bool) = match path {
+        let (sink, terminal): (Box<dyn Write + Send>, bool) = match path {
             Some(path) => {
                 let file = OpenOptions::new().create(true).append(true).open(path)?;
                 (Box::new(file), false)
@@ -38,108 +86,214 @@ impl Output {
             None => (Box::new(io::stdout()), io::stdout().is_terminal()),
         };
         let format = format.unwrap_or(if terminal { Format::Text } else { Format::Json });
-        Ok(Output { format, sink })
+        Output::to_writer(format, sink)
     }
 
-    #[cfg(test)]
-    pub fn to_writer(format: Format, sink: Box<dyn Write>) -> Output {
-        Output { format, sink }
+    pub fn to_writer(format: Format, sink: Box<dyn Write + Send>) -> io::Result<Output> {
+        let queue = Arc::new(Queue::default());
+        let writer = {
+            let queue = Arc::clone(&queue);
+            thread::Builder::new()
+                .name("oomtrace-out".into())
+                .spawn(move || write_loop(&queue, sink))?
+        };
+        Ok(Output {
+            format,
+            queue,
+            writer: Some(writer),
+        })
     }
 
     pub fn kill(&mut self, report: &KillReport) -> io::Result<()> {
-        match self.format {
-            Format::Json => self.json_line(report)?,
-            Format::Text => text::kill(&mut self.sink, report)?,
-        }
-        self.sink.flush()
+        self.record(report, text::kill)
     }
 
     pub fn sigkill(&mut self, report: &SigkillReport) -> io::Result<()> {
-        match self.format {
-            Format::Json => self.json_line(report)?,
-            Format::Text => text::sigkill(&mut self.sink, report)?,
-        }
-        self.sink.flush()
+        self.record(report, text::sigkill)
     }
 
     pub fn outcome(&mut self, report: &OutcomeReport) -> io::Result<()> {
-        match self.format {
-            Format::Json => self.json_line(report)?,
-            Format::Text => text::outcome(&mut self.sink, report)?,
-        }
-        self.sink.flush()
+        self.record(report, text::outcome)
     }
 
     pub fn pressure(&mut self, report: &PressureReport) -> io::Result<()> {
-        match self.format {
-            Format::Json => self.json_line(report)?,
-            Format::Text => text::pressure(&mut self.sink, report)?,
-        }
-        self.sink.flush()
+        self.record(report, text::pressure)
     }
 
     pub fn lost(&mut self, report: &LostReport) -> io::Result<()> {
-        match self.format {
-            Format::Json => self.json_line(report)?,
-            Format::Text => text::lost(&mut self.sink, report)?,
-        }
-        self.sink.flush()
+        self.record(report, text::lost)
     }
 
-    fn json_line(&mut self, value: &impl serde::Serialize) -> io::Result<()> {
-        let mut line = serde_json::to_vec(value).map_err(io::Error::other)?;
-        line.push(b'\n');
+    /// Records the queue refused since the last call.
+    pub fn take_dropped(&mut self) -> u64 {
+        std::mem::take(&mut self.queue.lock().dropped)
+    }
+
+    fn record<R: serde::Serialize>(
+        &mut self,
+        report: &R,
+        as_text: fn(&mut dyn Write, &R) -> io::Result<()>,
+    ) -> io::Result<()> {
+        let mut bytes = Vec::with_capacity(1024);
+        match self.format {
+            Format::Json => {
+                serde_json::to_writer(&mut bytes, report).map_err(io::Error::other)?;
+                bytes.push(b'\n');
+            }
+            Format::Text => as_text(&mut bytes, report)?,
+        }
+        let mut state = self.queue.lock();
+        if let Some(kind) = state.failed {
+            return Err(kind.into());
+        }
+        if state.bytes + bytes.len() > QUEUE_BYTES {
+            state.dropped += 1;
+            return Ok(());
+        }
+        state.bytes += bytes.len();
+        state.records.push_back(bytes);
+        self.queue.queued.notify_one();
+        Ok(())
+    }
+
+    /// Waits for everything queued to be written, at most [`FINISH_WAIT`];
+    /// what a stuck reader did not take by then is counted on stderr.
+    pub fn finish(&mut self) -> io::Result<()> {
+        let deadline = Instant::now() + FINISH_WAIT;
+        let mut state = self.queue.lock();
+        state.closing = true;
+        self.queue.queued.notify_one();
+        while (!state.records.is_empty() || state.writing) && state.failed.is_none() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            state = self
+                .queue
+                .drained
+                .wait_timeout(state, left)
+                .map_or_else(|poisoned| poisoned.into_inner().0, |(state, _)| state);
+        }
+        if let Some(kind) = state.failed {
+            return Err(kind.into());
+        }
+        let unwritten = state.records.len() as u64 + state.dropped;
+        if unwritten > 0 {
+            eprintln!(
+                "oomtrace: warning: {unwritten} records not written: the output did not take them"
+            );
+            // The writer may be blocked in write(); exiting ends it.
+            return Ok(());
+        }
+        drop(state);
+        if let Some(writer) = self.writer.take() {
+            let _ = writer.join();
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Output {
+    /// Lets the writer thread end once the queue is empty.
+    fn drop(&mut self) {
+        self.queue.lock().closing = true;
+        self.queue.queued.notify_one();
+    }
+}
+
+/// The writer thread: one write and one flush per record.
+fn write_loop(queue: &Queue, mut sink: Box<dyn Write + Send>) {
+    loop {
+        let record = {
+            let mut state = queue.lock();
+            loop {
+                if let Some(record) = state.records.pop_front() {
+                    state.bytes -= record.len();
+                    state.writing = true;
+                    break record;
+                }
+                state.writing = false;
+                queue.drained.notify_all();
+                if state.closing {
+                    return;
+                }
+                state = queue
+                    .queued
+                    .wait(state)
+                    .unwrap_or_else(|poisoned| poisoned.into_inner());
+            }
+        };
         // One write per record, so concurrent appenders never interleave
         // inside a line.
-        self.sink.write_all(&line)
-    }
-
-    pub fn flush(&mut self) -> io::Result<()> {
-        self.sink.flush()
+        if let Err(error) = sink.write_all(&record).and_then(|()| sink.flush()) {
+            let mut state = queue.lock();
+            state.failed = Some(error.kind());
+            state.writing = false;
+            state.records.clear();
+            state.bytes = 0;
+            queue.drained.notify_all();
+            return;
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use std::{cell::RefCell, rc::Rc};
+    use std::sync::mpsc;
 
     use super::*;
 
     /// A writer the test can read back, counting flushes.
     #[derive(Clone, Default)]
     struct Shared {
-        bytes: Rc<RefCell<Vec<u8>>>,
-        flushes: Rc<RefCell<usize>>,
+        bytes: Arc<Mutex<Vec<u8>>>,
+        flushes: Arc<Mutex<usize>>,
     }
 
     impl Write for Shared {
         fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-            self.bytes.borrow_mut().extend_from_slice(buf);
+            if let Ok(mut bytes) = self.bytes.lock() {
+                bytes.extend_from_slice(buf);
+            }
             Ok(buf.len())
         }
         fn flush(&mut self) -> io::Result<()> {
-            *self.flushes.borrow_mut() += 1;
+            if let Ok(mut flushes) = self.flushes.lock() {
+                *flushes += 1;
+            }
             Ok(())
         }
+    }
+
+    fn lost(n: u64) -> LostReport {
+        LostReport::new(
+            "2026-11-26T10:50:07.123456Z".into(),
+            n,
+            crate::report::LostStage::Output,
+        )
     }
 
     #[test]
     fn json_records_are_single_lines_each_flushed() {
         let shared = Shared::default();
-        let mut output = Output::to_writer(Format::Json, Box::new(shared.clone()));
+        let mut output = Output::to_writer(Format::Json, Box::new(shared.clone())).expect("starts");
+        output.lost(&lost(1)).expect("queues");
         output
-            .lost(&LostReport::new("a".into(), 1))
-            .expect("writes");
-        output
-            .lost(&LostReport::new("b\nc".into(), 2))
-            .expect("writes");
-        let text = String::from_utf8(shared.bytes.borrow().clone()).expect("utf8");
+            .lost(&LostReport::new(
+                "b\nc".into(),
+                2,
+                crate::report::LostStage::RingBuffer,
+            ))
+            .expect("queues");
+        output.finish().expect("writes");
+        let bytes = shared.bytes.lock().map(|b| b.clone()).unwrap_or_default();
+        let text = String::from_utf8(bytes).expect("utf8");
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 2, "{text}");
         for line in lines {
             serde_json::from_str::<serde_json::Value>(line).expect("each line is JSON");
         }
-        assert_eq!(*shared.flushes.borrow(), 2);
+        assert_eq!(shared.flushes.lock().map(|f| *f).unwrap_or(0), 2);
     }
 
     #[test]
@@ -153,10 +307,46 @@ mod tests {
                 Ok(())
             }
         }
-        let mut output = Output::to_writer(Format::Text, Box::new(Closed));
-        let error = output
-            .lost(&LostReport::new("t".into(), 1))
-            .expect_err("fails");
+        let mut output = Output::to_writer(Format::Text, Box::new(Closed)).expect("starts");
+        output
+            .lost(&lost(1))
+            .expect("queued before the writer finds out");
+        let error = output.finish().expect_err("fails");
         assert_eq!(error.kind(), io::ErrorKind::BrokenPipe);
+        let error = output.lost(&lost(2)).expect_err("and stays failed");
+        assert_eq!(error.kind(), io::ErrorKind::BrokenPipe);
+    }
+
+    #[test]
+    fn a_stuck_reader_costs_a_bounded_queue_then_counted_drops() {
+        /// Blocks every write until the test lets it go.
+        struct Stuck(mpsc::Receiver<()>);
+        impl Write for Stuck {
+            fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+                let _ = self.0.recv();
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> io::Result<()> {
+                Ok(())
+            }
+        }
+        let (release, stuck) = mpsc::channel();
+        let mut output = Output::to_writer(Format::Json, Box::new(Stuck(stuck))).expect("starts");
+        let line = serde_json::to_vec(&lost(1)).map_or(0, |l| l.len() + 1);
+        let fits = QUEUE_BYTES / line;
+        let offered = fits + 1000;
+        for _ in 0..offered {
+            output.lost(&lost(1)).expect("never blocks, never fails");
+        }
+        let state_bytes = output.queue.lock().bytes;
+        assert!(state_bytes <= QUEUE_BYTES, "{state_bytes}");
+        // One record may already sit in the blocked write().
+        let dropped = output.take_dropped();
+        assert!(
+            (999..=1000).contains(&dropped),
+            "{dropped} of {offered} dropped, {fits} fit"
+        );
+        assert_eq!(output.take_dropped(), 0, "reported once");
+        drop(release);
     }
 }

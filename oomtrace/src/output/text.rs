@@ -4,8 +4,8 @@ use std::io::{self, Write};
 
 use crate::enrich::history::duration;
 use crate::report::{
-    CandidatesReport, KillReport, LostReport, MemcgReport, OutcomeReport, PressureReport,
-    SigkillReport,
+    CandidatesReport, KillReport, LostReport, LostStage, MemcgReport, OutcomeReport,
+    PressureReport, SigkillReport,
 };
 
 pub fn kill(out: &mut dyn Write, r: &KillReport) -> io::Result<()> {
@@ -259,11 +259,11 @@ pub fn pressure(out: &mut dyn Write, r: &PressureReport) -> io::Result<()> {
 }
 
 pub fn lost(out: &mut dyn Write, r: &LostReport) -> io::Result<()> {
-    writeln!(
-        out,
-        "{}  LOST {} record(s): the ring buffer was full (see --ring-buffer-size)\n",
-        r.time, r.count
-    )
+    let why = match r.stage {
+        LostStage::RingBuffer => "the ring buffer was full (see --ring-buffer-size)",
+        LostStage::Output => "the output stopped taking them (a reader that does not read)",
+    };
+    writeln!(out, "{}  LOST {} record(s): {why}\n", r.time, r.count)
 }
 
 fn task(pid: Option<u32>, comm: Option<&str>) -> String {
