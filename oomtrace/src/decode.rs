@@ -685,4 +685,18 @@ mod tests {
         let header_cut = &bytes[..size_of::<OomKillRecord>() + 10];
         assert!(matches!(entry(header_cut), Err(BadEntry::Size { .. })));
     }
+
+    proptest::proptest! {
+        #[test]
+        fn any_ring_buffer_bytes_decode_or_are_refused_without_panicking(
+            kind in 0u32..6,
+            rest in proptest::collection::vec(proptest::num::u8::ANY, 0..30_000),
+        ) {
+            let mut bytes = kind.to_ne_bytes().to_vec();
+            bytes.extend(rest);
+            if let Ok(Entry::Kill(record, _)) = entry(&bytes) {
+                let _ = OomKill::from_record(&record);
+            }
+        }
+    }
 }

@@ -424,4 +424,37 @@ mod tests {
             serde_json::json!({"type": "lost", "schema": 1, "time": "t", "count": 3, "stage": "ring_buffer"})
         );
     }
+
+    use proptest::strategy::Strategy as _;
+
+    proptest::proptest! {
+        #[test]
+        // Reversible as long as valid text holds no `\xNN` of its own
+        // (systemd's escaped unit names do; they are kept verbatim so
+        // paths match the directory names).
+        fn any_kernel_bytes_are_json_and_reversible(
+            bytes in proptest::collection::vec(proptest::num::u8::ANY.prop_filter("no backslash", |b| *b != b'\\'), 0..64)
+        ) {
+            let text = kernel_text(&bytes);
+            let json = serde_json::to_string(&text).expect("serializes");
+            let back: String = serde_json::from_str(&json).expect("valid JSON");
+            proptest::prop_assert_eq!(&back, &text);
+            // \xNN escapes of non-UTF-8 bytes undo to the same bytes.
+            let mut undone = Vec::new();
+            let mut rest = back.as_str();
+            while !rest.is_empty() {
+                if let Some(hex) = rest.strip_prefix("\\x").and_then(|r| r.get(..2))
+                    && let Ok(b) = u8::from_str_radix(hex, 16)
+                {
+                    undone.push(b);
+                    rest = &rest[4..];
+                } else if let Some(c) = rest.chars().next() {
+                    let mut buf = [0u8; 4];
+                    undone.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+                    rest = &rest[c.len_utf8()..];
+                }
+            }
+            proptest::prop_assert_eq!(undone, bytes);
+        }
+    }
 }

@@ -545,4 +545,33 @@ mod tests {
             None
         );
     }
+
+    proptest::proptest! {
+        #[test]
+        fn any_log_line_parses_or_is_refused_without_panicking(line in ".{0,300}") {
+            let _ = KilledProcess::parse(&line);
+            let _ = OomKillLine::parse(&line);
+            let _ = Invoked::parse(&line);
+            let _ = MemoryUsage::parse(&line);
+            let _ = TaskRow::parse(&line);
+        }
+
+        #[test]
+        fn a_killed_process_line_gives_back_its_figures(
+            pid in 1u32..4_194_304,
+            comm in "[ -~]{0,15}",
+            figures in proptest::array::uniform5(0u64..1 << 40),
+            uid in proptest::num::u32::ANY,
+            adj in -1000i32..=1000,
+        ) {
+            // The kernel's own format (mm/oom_kill.c __oom_kill_process).
+            let line = format!(
+                "Memory cgroup out of memory: Killed process {pid} ({comm}) total-vm:{}kB, anon-rss:{}kB, file-rss:{}kB, shmem-rss:{}kB, UID:{uid} pgtables:{}kB oom_score_adj:{adj}",
+                figures[0], figures[1], figures[2], figures[3], figures[4]
+            );
+            let parsed = KilledProcess::parse(&line);
+            proptest::prop_assert_eq!(parsed.map(|k| (k.pid, k.total_vm_kb, k.pgtables_kb, k.uid, k.oom_score_adj)),
+                Some((pid, figures[0], figures[4], uid, adj)));
+        }
+    }
 }

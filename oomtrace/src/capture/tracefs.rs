@@ -256,4 +256,36 @@ print fmt: \"pid=%d\", REC->pid
         assert!(parse_field("field:int pid;\toffset:x;\tsize:4;").is_none());
         assert!(parse_field("field:;\toffset:8;\tsize:4;").is_none());
     }
+
+    proptest::proptest! {
+        #[test]
+        fn any_text_parses_or_is_refused_without_panicking(text in ".*") {
+            let _ = EventFormat::parse(&text);
+        }
+
+        #[test]
+        fn a_field_line_gives_back_what_it_says(
+            c_type in "(unsigned )?(char|short|int|long|pid_t|u64)",
+            name in "[a-z_][a-z0-9_]{0,20}",
+            offset in 0u32..4096,
+            size in 1u32..64,
+            signed in proptest::bool::ANY,
+            array in proptest::option::of(1u32..64),
+        ) {
+            let declaration = match array {
+                Some(n) => format!("{c_type} {name}[{n}]"),
+                None => format!("{c_type} {name}"),
+            };
+            let line = format!(
+                "\tfield:{declaration};\toffset:{offset};\tsize:{size};\tsigned:{};",
+                u8::from(signed)
+            );
+            let format = EventFormat::parse(&line);
+            let field = format.as_ref().and_then(|f| f.fields.first());
+            proptest::prop_assert_eq!(
+                field,
+                Some(&Field { c_type: c_type.clone(), name: name.clone(), offset, size, signed })
+            );
+        }
+    }
 }

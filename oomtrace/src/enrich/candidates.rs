@@ -39,14 +39,12 @@ impl ProcessMemory {
         let text = String::from_utf8_lossy(status);
         let kb = |key: &str| -> Option<u64> {
             let line = text.lines().find_map(|l| l.strip_prefix(key))?;
-            Some(
-                line.trim()
-                    .trim_end_matches("kB")
-                    .trim()
-                    .parse::<u64>()
-                    .ok()?
-                    * 1024,
-            )
+            line.trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse::<u64>()
+                .ok()?
+                .checked_mul(1024)
         };
         // Name is the comm with \n and \\ escaped by the kernel.
         let name = status
@@ -238,5 +236,31 @@ mod tests {
         assert_eq!(p.badness(500, 16384, 4096), Some(13051 + 8000));
         assert_eq!(p.badness(-999, 16384, 4096), Some(13051 - 15984));
         assert_eq!(p.badness(-1000, 16384, 4096), None, "never chosen");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_status_file_parses_or_is_refused_without_panicking(
+            status in proptest::collection::vec(proptest::num::u8::ANY, 0..1024),
+            big in proptest::num::u64::ANY,
+        ) {
+            let _ = ProcessMemory::parse(1, &status);
+            let huge = format!("Name:\tx\nRssAnon:\t{big} kB\nRssFile:\t0 kB\nRssShmem:\t0 kB\n");
+            let parsed = ProcessMemory::parse(1, huge.as_bytes());
+            proptest::prop_assert_eq!(parsed.map(|p| p.rss_anon), big.checked_mul(1024));
+        }
+
+        #[test]
+        fn status_names_unescape_to_the_comm(comm in proptest::collection::vec(1u8..=255, 0..15)) {
+            let escaped: Vec<u8> = comm
+                .iter()
+                .flat_map(|&b| match b {
+                    b'\n' => b"\\n".to_vec(),
+                    b'\\' => b"\\\\".to_vec(),
+                    b => vec![b],
+                })
+                .collect();
+            proptest::prop_assert_eq!(unescape_status_name(&escaped), comm);
+        }
     }
 }

@@ -157,4 +157,28 @@ mod tests {
         );
         let _ = fs::remove_dir_all(&root);
     }
+
+    proptest::proptest! {
+        #[test]
+        fn kubernetes_names_split_back(
+            namespace in "[a-z0-9]([a-z0-9-]{0,20}[a-z0-9])?",
+            pod in "[a-z0-9]([a-z0-9.-]{0,40}[a-z0-9])?",
+            container in "[a-z0-9]([a-z0-9-]{0,20}[a-z0-9])?",
+        ) {
+            proptest::prop_assert_eq!(
+                pod_dir(&format!("{namespace}_{pod}_{UID}"), UID),
+                Some((namespace.clone(), pod.clone()))
+            );
+            proptest::prop_assert_eq!(
+                container_log(&format!("{container}-{ID}.log"), ID),
+                Some(container.clone())
+            );
+        }
+
+        #[test]
+        fn any_directory_name_is_safe(name in ".*") {
+            let _ = pod_dir(&name, UID);
+            let _ = container_log(&name, ID);
+        }
+    }
 }

@@ -445,4 +445,24 @@ mod tests {
         let r = run(&["/srv/x"], &["GOMEMLIMIT=1GiB", "GOMEMLIMIT=2GiB"]);
         assert_eq!(r.heap_limit_bytes, Some(1 << 30));
     }
+
+    proptest::proptest! {
+        #[test]
+        fn any_bytes_are_analyzed_without_panicking(
+            args in proptest::collection::vec(proptest::num::u8::ANY, 0..512),
+            env in proptest::collection::vec(proptest::num::u8::ANY, 0..512),
+        ) {
+            let cmdline = Cmdline { args, env, args_truncated: false, env_truncated: true };
+            let report = analyze(&cmdline, CapturedAt::Exit);
+            proptest::prop_assert!(report.env_truncated);
+        }
+
+        #[test]
+        fn jvm_sizes_give_back_their_bytes(n in 0u64..1 << 20, unit in 0usize..5) {
+            let (suffix, shift) = [("", 0), ("k", 10), ("M", 20), ("g", 30), ("T", 40)][unit];
+            proptest::prop_assert_eq!(jvm_size(&format!("{n}{suffix}")), Some(n << shift));
+            let r = run(&["java", &format!("-Xmx{n}{suffix}"), "Main"], &[]);
+            proptest::prop_assert_eq!(r.heap_limit_bytes, Some(n << shift));
+        }
+    }
 }

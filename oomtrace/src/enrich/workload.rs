@@ -339,4 +339,45 @@ mod tests {
             "k8s wins"
         );
     }
+
+    fn hex(digits: usize) -> impl proptest::strategy::Strategy<Value = String> {
+        proptest::string::string_regex(&format!("[0-9a-f]{{{digits}}}")).expect("regex")
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_path_is_identified_or_not_without_panicking(path in "(/[^/]{0,70}){0,8}") {
+            let _ = identify(&path);
+        }
+
+        #[test]
+        fn generated_kubelet_paths_give_back_their_ids(
+            prefix in "(/[a-z0-9.-]{1,12}){0,3}",
+            groups in (hex(8), hex(4), hex(4), hex(4), hex(12)),
+            id in hex(64),
+            qos in proptest::sample::select(vec!["burstable", "besteffort", "guaranteed"]),
+            systemd in proptest::bool::ANY,
+        ) {
+            let uid = format!("{}-{}-{}-{}-{}", groups.0, groups.1, groups.2, groups.3, groups.4);
+            let path = match (systemd, qos) {
+                (true, "guaranteed") => format!(
+                    "{prefix}/kubepods.slice/kubepods-pod{}.slice/cri-containerd-{id}.scope",
+                    uid.replace('-', "_")
+                ),
+                (true, qos) => format!(
+                    "{prefix}/kubepods.slice/kubepods-{qos}.slice/kubepods-{qos}-pod{}.slice/cri-containerd-{id}.scope",
+                    uid.replace('-', "_")
+                ),
+                (false, "guaranteed") => format!("{prefix}/kubepods/pod{uid}/{id}"),
+                (false, qos) => format!("{prefix}/kubepods/{qos}/pod{uid}/{id}"),
+            };
+            let k = identify(&path).0;
+            proptest::prop_assert!(k.is_some(), "{}", path);
+            let k = k.expect("checked");
+            proptest::prop_assert_eq!(k.qos, Some(qos));
+            proptest::prop_assert_eq!(k.pod_uid.as_deref(), Some(uid.as_str()));
+            proptest::prop_assert_eq!(k.container_id.as_deref(), Some(id.as_str()));
+            proptest::prop_assert_eq!(k.level, "container");
+        }
+    }
 }
