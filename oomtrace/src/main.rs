@@ -45,6 +45,17 @@ fn main() -> ExitCode {
     }
 }
 
+/// Returns the heap that start-up used (BTF parsing) to the system: glibc
+/// keeps freed memory otherwise, and a node agent's RSS should be its
+/// working set.
+fn release_startup_memory() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: malloc_trim only releases free heap pages.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 /// `--pressure` as the kernel side wants it: stall ns per second, 0 = off.
 fn pressure_ns(cli: &Cli) -> u64 {
     cli.pressure.map_or(0, |stall| {
@@ -94,6 +105,10 @@ fn trace(cli: &Cli) -> anyhow::Result<ExitCode> {
             anyhow::Error::new(error).context("cannot start tracing")
         }
     })?;
+    // The kernel's parsed BTF (tens of MiB at its peak) is needed only to
+    // load: give it back before running for weeks.
+    drop(facilities);
+    release_startup_memory();
 
     let mut ready = format!(
         "oomtrace: ready: oom:mark_victim attached via {}",

@@ -1207,3 +1207,76 @@ fn the_victims_age_and_its_workloads_kill_history() -> Result<()> {
     }
     Ok(())
 }
+
+/// oomtrace's resident memory, from /proc/PID/status.
+fn vm_rss(pid: u32) -> Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .context("no VmRSS")?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()?;
+    Ok(kb * 1024)
+}
+
+#[test]
+fn a_soak_of_steady_kills_keeps_counts_exact_and_memory_flat() -> Result<()> {
+    // One minute in CI; the benchmark runs it longer (OOMTRACE_SOAK_SECS).
+    let seconds: u64 = std::env::var("OOMTRACE_SOAK_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(60);
+    let _serial = setup();
+    let mut tracer = Tracer::start(&["--pressure", "--sigkill"])?;
+    let cgroups = [
+        TestCgroup::new("soak-a", 32 * MIB)?,
+        TestCgroup::new("soak-b", 48 * MIB)?,
+    ];
+    let vmstat_before = vmstat_oom_kill()?;
+    let started = std::time::Instant::now();
+    let warm = Duration::from_secs(seconds / 4);
+    let mut rss_warm = None;
+    let mut pids = Vec::new();
+    let mut records = Vec::new();
+    while started.elapsed() < Duration::from_secs(seconds) {
+        let cgroup = &cgroups[pids.len() % 2];
+        let mut hog = Hog::spawn("alloc", 200, &cgroup.dir, None, &HogOptions::default())?;
+        hog.go()?;
+        assert!(Hog::was_sigkilled(&hog.wait(TIMEOUT)?));
+        pids.push(hog.pid);
+        // Keep reading so the pipe never fills.
+        records.extend(tracer.drain(Duration::from_millis(5)));
+        if rss_warm.is_none() && started.elapsed() >= warm {
+            rss_warm = Some(vm_rss(tracer.pid())?);
+        }
+    }
+    records.extend(tracer.drain(Duration::from_secs(1)));
+    let rss_end = vm_rss(tracer.pid())?;
+
+    let kills: Vec<&Value> = records.iter().filter(|r| r["type"] == "oom_kill").collect();
+    assert_eq!(vmstat_oom_kill()? - vmstat_before, pids.len() as u64);
+    assert_eq!(kills.len(), pids.len(), "one record per kill, exactly");
+    for pid in &pids {
+        assert!(victim_record(&records, *pid).is_some(), "{pid}");
+    }
+    assert!(records.iter().all(|r| r["type"] != "lost"));
+    for record in &records {
+        oomtrace_tests::schema::validate(record).map_err(|e| anyhow::anyhow!("{e}: {record}"))?;
+    }
+    let rss_warm = rss_warm.context("ran long enough to warm up")?;
+    eprintln!(
+        "soak: {} kills in {seconds} s, oomtrace RSS {} KiB after warm-up, {} KiB at the end",
+        pids.len(),
+        rss_warm / 1024,
+        rss_end / 1024
+    );
+    assert!(
+        rss_end <= rss_warm + 4 * MIB,
+        "memory grew from {rss_warm} to {rss_end} bytes over {} kills",
+        pids.len()
+    );
+    Ok(())
+}
