@@ -65,19 +65,6 @@ pub fn mark_victim_btf(ctx: BtfTracePointContext) -> u32 {
     }
 
     let (current, read) = task::describe_current(&mut record.trigger);
-    // The victim's own allocation hit the OOM: its memory is readable now.
-    // Otherwise the exit hook reads it (see cmdline).
-    let cmdline_bytes =
-        cmdline::shared_mm(victim, current).and_then(|mm| cmdline::copy(mm, cmdline));
-    if record.valid & valid::VICTIM_PID != 0 {
-        aftermath::track(
-            record.victim.pid,
-            record.victim.tgid,
-            record.boot_ns,
-            oomtrace_common::cause::OOM_KILL,
-            cmdline_bytes.is_some(),
-        );
-    }
     oom_control::take(victim, &mut record.oom);
     // Reclaim history as of now, before the victim's own last retries.
     if reclaim_tracked() {
@@ -96,6 +83,20 @@ pub fn mark_victim_btf(ctx: BtfTracePointContext) -> u32 {
     flag(record, read.memcg, valid::TRIGGER_MEMCG);
     if current == victim {
         record.valid |= valid::TRIGGER_IS_VICTIM;
+    }
+    // Last, so its branches do not multiply the verifier's work on all of
+    // the above. The victim's own allocation hit the OOM: its memory is
+    // readable now; otherwise the exit hook reads it (see cmdline).
+    let cmdline_bytes =
+        cmdline::shared_mm(victim, current).and_then(|mm| cmdline::copy(mm, cmdline));
+    if record.valid & valid::VICTIM_PID != 0 {
+        aftermath::track(
+            record.victim.pid,
+            record.victim.tgid,
+            record.boot_ns,
+            oomtrace_common::cause::OOM_KILL,
+            cmdline_bytes.is_some(),
+        );
     }
     crate::submit_with_cmdline(record, cmdline_bytes);
     0

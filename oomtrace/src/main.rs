@@ -105,10 +105,6 @@ fn trace(cli: &Cli) -> anyhow::Result<ExitCode> {
             anyhow::Error::new(error).context("cannot start tracing")
         }
     })?;
-    // The kernel's parsed BTF (tens of MiB at its peak) is needed only to
-    // load: give it back before running for weeks.
-    drop(facilities);
-    release_startup_memory();
 
     let mut ready = format!(
         "oomtrace: ready: oom:mark_victim attached via {}",
@@ -138,6 +134,11 @@ fn trace(cli: &Cli) -> anyhow::Result<ExitCode> {
     }
     let announce = move || {
         eprintln!("{ready}");
+        // The kernel's parsed BTF (tens of MiB at its peak) is needed only
+        // to load: give it back before running for weeks (after the ready
+        // line: freeing it takes ~100 ms).
+        drop(facilities);
+        release_startup_memory();
         // A no-op unless started by systemd with Type=notify.
         if let Err(error) = sd_notify::notify(&[sd_notify::NotifyState::Ready]) {
             eprintln!("oomtrace: warning: cannot notify systemd: {error}");

@@ -136,6 +136,7 @@ pub async fn run(
                     other => break other,
                 }
             }
+            error = streamer.output.failed() => break Err(error),
             _ = sigint.recv() => break Ok(Flow::Done),
             _ = sigterm.recv() => break Ok(Flow::Done),
             _ = sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {

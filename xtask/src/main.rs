@@ -3,6 +3,7 @@
 //!   cargo xtask setup   install what building needs (idempotent)
 //!   cargo xtask run     build oomtrace and run it (as root)
 //!   cargo xtask test    lint, then every test, unit and kernel
+//!   cargo xtask bench   the measurements behind README.md's table
 
 mod setup;
 mod sh;
@@ -38,6 +39,15 @@ enum Task {
         /// Only tests whose name contains this.
         filter: Option<String>,
     },
+    /// Set up (and install bpftrace to compare with), build release
+    /// binaries, and measure latency, a kill storm, overhead, idle cost
+    /// and start-up; prints a table and writes target/bench.json. Needs
+    /// root; takes about five minutes.
+    Bench {
+        /// Arguments for oomtrace-bench, e.g. `-- --kills 500 --idle-secs 30`.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -70,6 +80,7 @@ fn run(xtask: Xtask) -> Result<()> {
             cmd.args(args).run_passing_status()
         }
         Task::Test { filter } => test(filter),
+        Task::Bench { args } => bench(args),
     }
 }
 
@@ -129,6 +140,34 @@ fn test(filter: Option<String>) -> Result<()> {
         cmd.arg("--").arg(filter);
     }
     cmd.run()
+}
+
+fn bench(args: Vec<String>) -> Result<()> {
+    setup::ensure()?;
+    if !sh::is_root() {
+        bail!("the benchmark causes OOM kills in its own cgroups: run `sudo -E cargo xtask bench`");
+    }
+    setup::install_missing(&["bpftrace"]).context("installing bpftrace to compare with")?;
+    Cmd::new("cargo")
+        .args([
+            "build",
+            "--release",
+            "--package",
+            "oomtrace",
+            "--package",
+            "oomtrace-tests",
+            "--bins",
+        ])
+        .run()?;
+    remove_leftover_cgroups()?;
+    let release = workspace_root().join("target/release");
+    let json = workspace_root().join("target/bench.json");
+    Cmd::new(release.join("oomtrace-bench").as_os_str())
+        .arg("--json")
+        .arg(json.as_os_str())
+        .args(args)
+        .env("OOMTRACE_BIN", release.join("oomtrace").as_os_str())
+        .run()
 }
 
 /// A run killed mid-test can leave `oomtrace-test-*` cgroups behind; they

@@ -43,8 +43,14 @@ fn nightly() -> Result<()> {
 }
 
 fn apt_packages() -> Result<()> {
-    let missing: Vec<&str> = APT_PACKAGES
-        .into_iter()
+    install_missing(&APT_PACKAGES).context("installing LLVM 22 for bpf-linker")
+}
+
+/// Installs those of `packages` that dpkg does not have.
+pub fn install_missing(packages: &[&str]) -> Result<()> {
+    let missing: Vec<&str> = packages
+        .iter()
+        .copied()
         .filter(|package| {
             let status = Cmd::new("dpkg-query")
                 .args(["-W", "-f=${Status}", package])
@@ -64,7 +70,6 @@ fn apt_packages() -> Result<()> {
         .args(&missing)
         .env("DEBIAN_FRONTEND", "noninteractive")
         .run()
-        .context("installing LLVM 22 for bpf-linker")
 }
 
 fn bpf_linker() -> Result<()> {

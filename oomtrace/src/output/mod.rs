@@ -45,6 +45,9 @@ pub struct Output {
 
 #[derive(Default)]
 struct Queue {
+    /// Wakes the event loop when the sink fails (a reader that went away),
+    /// so it ends without waiting for the next record.
+    failed: tokio::sync::Notify,
     state: Mutex<State>,
     /// Signalled when a record is queued or the run ends.
     queued: Condvar,
@@ -122,6 +125,16 @@ impl Output {
 
     pub fn lost(&mut self, report: &LostReport) -> io::Result<()> {
         self.record(report, text::lost)
+    }
+
+    /// Resolves once the sink has failed; then every call returns the error.
+    pub async fn failed(&self) -> io::Error {
+        loop {
+            if let Some(kind) = self.queue.lock().failed {
+                return kind.into();
+            }
+            self.queue.failed.notified().await;
+        }
     }
 
     /// Records the queue refused since the last call.
@@ -232,6 +245,9 @@ fn write_loop(queue: &Queue, mut sink: Box<dyn Write + Send>) {
             state.records.clear();
             state.bytes = 0;
             queue.drained.notify_all();
+            drop(state);
+            // Stores a permit if the loop is not waiting right now.
+            queue.failed.notify_one();
             return;
         }
     }

@@ -52,6 +52,10 @@ fn main() {
             std::hint::black_box(&chunks);
         }
         "hold" => {
+            // Sleep once first: its first call faults libc pages in (64 KiB
+            // of fault-around), which must not move the RSS a test reads
+            // after "held".
+            std::thread::sleep(std::time::Duration::from_millis(1));
             let mut out = std::io::stdout().lock();
             let _ = writeln!(out, "held");
             let _ = out.flush();
