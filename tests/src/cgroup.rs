@@ -87,10 +87,9 @@ impl TestCgroup {
             hierarchy,
             children: Vec::new(),
         };
-        if hierarchy_is_v2(&cgroup) {
-            // Children need the controller delegated to them.
-            let _ = fs::write(cgroup.dir.join("cgroup.subtree_control"), "+memory");
-        }
+        // On v2 the controller is delegated to children only when a test
+        // makes some ([`TestCgroup::child`]): a cgroup that delegates may
+        // not hold processes itself.
         cgroup.set_limit(limit)?;
         Ok(cgroup)
     }

@@ -13,6 +13,7 @@ pub mod schema;
 pub mod system;
 pub mod tracefs;
 pub mod tracer;
+pub mod verify;
 
 pub use cgroup::TestCgroup;
 pub use hog::Hog;

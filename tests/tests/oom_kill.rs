@@ -8,13 +8,14 @@ use std::{
 
 use anyhow::{Context as _, Result};
 use oomtrace_tests::{
-    Hog, KernelLog, KilledProcess, TestCgroup, Tracer,
+    Hog, KernelLog, TestCgroup, Tracer,
     hog::HogOptions,
-    kmsg::{self, Invoked, MemoryUsage, OomKillLine},
+    kmsg,
     system::{
         self, ScratchDir, boot_ns, hostname, proc_rss, require_root, serialize, vmstat_oom_kill,
     },
     tracer::victim_record,
+    verify::{self, DomainFiles, Truth, assert_victim_matches_log, comm_bytes},
 };
 use serde_json::Value;
 
@@ -49,114 +50,14 @@ fn setup() -> system::SerialGuard {
     serialize()
 }
 
-/// The kernel's own report of one kill.
-struct Truth {
-    killed: KilledProcess,
-    context: OomKillLine,
-    invoked: Invoked,
-    /// The OOM memcg's page counter (memcg OOMs only).
-    usage: Option<MemoryUsage>,
-}
-
 fn truth(log: &mut KernelLog, pid: u32) -> Truth {
     let lines = log.killed(&[pid], TIMEOUT);
-    let killed = lines
-        .iter()
-        .filter_map(|l| KilledProcess::parse(l))
-        .find(|k| k.pid == pid)
-        .unwrap_or_else(|| panic!("no `Killed process {pid}` line in /dev/kmsg: {lines:#?}"));
-    let (context, invoked, usage) = kmsg::report_of(&lines, pid).unwrap_or_else(|| {
-        panic!("no `oom-kill:` line for {pid} (printk ratelimited?): {lines:#?}")
-    });
-    let invoked =
-        invoked.unwrap_or_else(|| panic!("no `invoked oom-killer` line for {pid}: {lines:#?}"));
-    Truth {
-        killed,
-        context,
-        invoked,
-        usage,
-    }
+    Truth::of(&lines, pid).unwrap_or_else(|e| panic!("{e}: {lines:#?}"))
 }
 
-/// The record's OOM domain against the kernel's report and the limit's
-/// own cgroup files (read after the kill: the counters there do not move
-/// once the only charger is dead).
 fn assert_oom_domain_matches(record: &Value, truth: &Truth, domain: &TestCgroup) -> Result<()> {
-    let constraint = match truth.context.constraint.as_str() {
-        "CONSTRAINT_NONE" => "global",
-        "CONSTRAINT_CPUSET" => "cpuset",
-        "CONSTRAINT_MEMORY_POLICY" => "mempolicy",
-        "CONSTRAINT_MEMCG" => "memcg",
-        other => panic!("unknown constraint {other}"),
-    };
-    assert_eq!(record["constraint"], constraint, "constraint");
-    let oc = &record["oom_control"];
-    assert_eq!(
-        oc["gfp_mask"],
-        format!("{:#x}", truth.invoked.gfp_mask),
-        "gfp_mask"
-    );
-    assert_eq!(oc["order"], truth.invoked.order, "order");
-    let m = &record["oom_memcg"];
-    assert_eq!(
-        m["path"],
-        truth.context.oom_memcg.clone().expect("a memcg OOM"),
-        "oom_memcg"
-    );
-    assert_eq!(m["path"], domain.path());
-    assert_eq!(m["id"], domain.id(), "the limit's cgroup directory inode");
-    let usage = truth
-        .usage
-        .as_ref()
-        .expect("the memcg OOM report has a `memory: usage` line");
-    assert_eq!(m["usage_bytes"], usage.usage_kb * 1024, "usage at the kill");
-    assert_eq!(m["limit_bytes"], usage.limit_kb * 1024, "limit");
-    assert_eq!(m["failcnt"], usage.failcnt, "failcnt");
-    assert_eq!(m["limit_bytes"], domain.limit()?, "limit file");
-    assert_eq!(
-        m["oom_kills"],
-        domain.oom_kills()?,
-        "the cgroup's oom_kill counter"
-    );
-    let watermark = if domain.hierarchy.version == oomtrace_tests::cgroup::Version::V1 {
-        &m["max_usage_bytes"]
-    } else {
-        &m["peak_bytes"]
-    };
-    assert_eq!(*watermark, domain.max_usage()?, "high-water mark file");
-    // For a memcg OOM the kernel weighs candidates against the limit
-    // (mem_cgroup_get_max; this machine has no swap).
-    assert_eq!(oc["total_bytes"], domain.limit()?, "totalpages");
+    verify::assert_oom_domain_matches(record, truth, &DomainFiles::read(domain)?);
     Ok(())
-}
-
-/// oomtrace's `comm` back to bytes: valid UTF-8 as is, `\xNN` for others.
-fn comm_bytes(record: &Value) -> Vec<u8> {
-    kmsg::unescape(record.as_str().expect("comm is a string"))
-}
-
-fn assert_victim_matches_log(record: &Value, truth: &Truth) {
-    let v = &record["victim"];
-    let k = &truth.killed;
-    assert_eq!(v["pid"], k.pid, "pid");
-    assert_eq!(comm_bytes(&v["comm"]), k.comm, "comm");
-    assert_eq!(v["uid"], k.uid, "uid");
-    assert_eq!(v["oom_score_adj"], k.oom_score_adj, "oom_score_adj");
-    assert_eq!(v["total_vm_bytes"], k.total_vm_kb * 1024, "total-vm");
-    assert_eq!(v["rss_anon_bytes"], k.anon_rss_kb * 1024, "anon-rss");
-    assert_eq!(v["rss_file_bytes"], k.file_rss_kb * 1024, "file-rss");
-    assert_eq!(v["rss_shmem_bytes"], k.shmem_rss_kb * 1024, "shmem-rss");
-    // The kernel prints page table bytes >> 10.
-    assert_eq!(
-        v["pgtables_bytes"].as_u64().map(|b| b >> 10),
-        Some(k.pgtables_kb),
-        "pgtables"
-    );
-    assert_eq!(
-        v["memcg"]["path"],
-        truth.context.task_memcg.as_str(),
-        "task_memcg"
-    );
 }
 
 /// The exact sums may exceed or trail the kernel's counters by the
