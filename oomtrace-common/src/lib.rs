@@ -49,6 +49,11 @@ pub mod names {
     pub const PRESSURE_NS: &str = "PRESSURE_NS";
     /// tp_btf program for `--sigkill`.
     pub const SIGKILL_BTF: &str = "signal_generate_btf";
+    /// fentry/fexit on `oom_kill_process()` and the `tp_btf/mark_victim`
+    /// program that uses what they saw instead of searching the stack.
+    pub const OOM_KILL_PROCESS_ENTRY: &str = "oom_kill_process_entry";
+    pub const OOM_KILL_PROCESS_EXIT: &str = "oom_kill_process_exit";
+    pub const OOM_CONTROL_FENTRY_BTF: &str = "oom_control_fentry_btf";
 }
 
 /// The first u32 of every ring buffer entry: what it is.
@@ -61,6 +66,8 @@ pub mod kind {
     pub const OOM_OUTCOME: u32 = 3;
     /// A [`super::SigkillRecord`].
     pub const SIGKILL: u32 = 4;
+    /// An [`super::IncidentRecord`].
+    pub const OOM_INCIDENT: u32 = 5;
 }
 
 /// Why a victim was tracked to its exit ([`VictimState::cause`]).
@@ -378,6 +385,11 @@ pub mod oom_context {
     /// The victim is not its process's thread group leader (the OOM
     /// killer chose the process; the kernel marked a thread with an mm).
     pub const VICTIM_IS_THREAD: u32 = 1 << 4;
+    /// Read at `oom_kill_process()` (fentry): `incident_ns`, `incident_seq`
+    /// and `chosen_tgid` are set.
+    pub const INCIDENT: u32 = 1 << 5;
+    /// Killed with the chosen victim as a member of its memory.oom.group.
+    pub const GROUP_MEMBER: u32 = 1 << 6;
 }
 
 /// The OOM killer's own view of the kill, from its `struct oom_control`.
@@ -405,7 +417,24 @@ pub struct OomContext {
     pub memcg_level: u32,
     /// [`oom_context`] bits.
     pub flags: u32,
+    /// The process the OOM killer chose (`oc->chosen`).
+    pub chosen_tgid: u32,
+    /// Boot time at `oom_kill_process()` entry: the incident's id.
+    pub incident_ns: u64,
+    /// This victim's place in the incident (1: the chosen one).
+    pub incident_seq: u32,
     pub _pad: u32,
+}
+
+/// The end of an OOM incident (fexit of `oom_kill_process()`): how many
+/// tasks it marked as victims.
+#[repr(C)]
+#[derive(Clone, Copy, Default, Debug, PartialEq, Eq)]
+pub struct IncidentRecord {
+    /// [`kind::OOM_INCIDENT`].
+    pub kind: u32,
+    pub victims: u32,
+    pub incident_ns: u64,
 }
 
 /// One-second buckets of reclaim history kept per memcg: a power of two,
@@ -576,10 +605,11 @@ pub const BPF_ARRAY_PEEK: usize = 512;
 const CGROUP_NAMES: usize = CGROUP_NAME_LEN * CGROUP_MAX_DEPTH as usize;
 const _: () = assert!(core::mem::size_of::<CgroupRef>() == 24 + CGROUP_NAMES);
 const _: () = assert!(core::mem::size_of::<TaskRef>() == 24 + CGROUP_NAMES + 24);
-const _: () = assert!(core::mem::size_of::<OomContext>() == 88);
+const _: () = assert!(core::mem::size_of::<OomContext>() == 104);
 const _: () = assert!(core::mem::size_of::<ReclaimStats>() == 56 + 32 * RECLAIM_BUCKETS);
 const _: () = assert!(core::mem::size_of::<PressureRecord>() == 64);
 const _: () = assert!(core::mem::size_of::<OutcomeRecord>() == 64);
+const _: () = assert!(core::mem::size_of::<IncidentRecord>() == 16);
 // A Cmdline placed right after a record starts where the record ends.
 const _: () = assert!(core::mem::size_of::<OomKillRecord>().is_multiple_of(8));
 const _: () = assert!(core::mem::size_of::<CmdlineHeader>() == 24);
@@ -588,7 +618,7 @@ const _: () = assert!(RECLAIM_BUCKETS.is_power_of_two());
 const _: () = assert!(RECLAIM_WINDOW_SECS < RECLAIM_BUCKETS as u64);
 const _: () = assert!(core::mem::size_of::<ReclaimSnapshot>() == 64);
 const _: () = assert!(
-    core::mem::size_of::<OomKillRecord>() == 8 + 80 + 2 * (48 + CGROUP_NAMES) + 88 + 3 * 64 + 16
+    core::mem::size_of::<OomKillRecord>() == 8 + 80 + 2 * (48 + CGROUP_NAMES) + 104 + 3 * 64 + 16
 );
 const _: () = assert!(core::mem::size_of::<KernelLayout>() == 59 * 4);
 

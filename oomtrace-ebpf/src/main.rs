@@ -36,7 +36,7 @@ mod task;
 
 use aya_ebpf::{
     macros::map,
-    maps::{PerCpuArray, RingBuf},
+    maps::{HashMap, PerCpuArray, RingBuf},
 };
 use oomtrace_common::{BPF_ARRAY_PEEK, Cmdline, OomKillRecord, OutcomeRecord};
 
@@ -81,6 +81,12 @@ const _: () = assert!(core::mem::offset_of!(OutcomeScratch, cmdline) == size_of:
 /// after the other on the same CPU for the same event.
 #[map]
 static OOM_CONTROL: PerCpuArray<oom_control::Handover> = PerCpuArray::with_max_entries(1, 0);
+
+/// `oom_kill_process()` calls in progress (fentry path), by task: the OOM
+/// killer runs under a global mutex, so there is one at a time, but the
+/// task may move between CPUs while it kills.
+#[map]
+static OOM_KILLS: HashMap<u64, oom_control::Kill> = HashMap::with_max_entries(64, 0);
 
 /// A one-slot per-CPU array whose slot addresses reveal each CPU's per-CPU
 /// offset (see `mm::PerCpuBase`). Its value is never used.

@@ -9,14 +9,14 @@
 //! accept a candidate only if the rest of the struct looks like one.
 
 use aya_ebpf::{
-    helpers::generated::{bpf_get_current_task, bpf_probe_read_kernel},
-    macros::btf_tracepoint,
-    programs::BtfTracePointContext,
+    helpers::generated::{bpf_get_current_task, bpf_ktime_get_boot_ns, bpf_probe_read_kernel},
+    macros::{btf_tracepoint, fentry, fexit},
+    programs::{BtfTracePointContext, FEntryContext, FExitContext},
 };
-use oomtrace_common::{MAX_STACK_SCAN, OomContext, STACK_SCAN_CHUNK, oom_context};
+use oomtrace_common::{IncidentRecord, MAX_STACK_SCAN, OomContext, STACK_SCAN_CHUNK, oom_context};
 
 use crate::{
-    OOM_CONTROL,
+    OOM_CONTROL, OOM_KILLS,
     layout::{known, layout},
     read::{address_of, field, pointer},
 };
@@ -203,14 +203,16 @@ const OVERLAP: u64 = 64;
 const STARTS: usize = SLOTS - OVERLAP as usize / 8 + 1;
 
 /// 1 if the members read as an oom_control's, else 0, without a branch:
-/// `memcg` NULL or a kernel pointer (canonical high half), `order` in
+/// `memcg` NULL or a kernel pointer (top byte 0xff), `order` in
 /// -1..16 (-1 is sysrq's; page allocations stop at MAX_PAGE_ORDER),
 /// `constraint` a valid `enum oom_constraint` that is CONSTRAINT_MEMCG
 /// exactly when there is a memcg, and `totalpages` in 1..2^48.
 #[inline(always)]
 fn plausible(memcg: u64, order: u32, constraint: u32, totalpages: u64) -> u64 {
     let no_memcg = is_zero(memcg);
-    let memcg_ok = no_memcg | is_zero((memcg >> 48) ^ 0xffff);
+    // Kernel half: 0xffff... with 4-level paging, 0xff... with 5-level
+    // (LA57: qemu's `-cpu max`, recent server CPUs).
+    let memcg_ok = no_memcg | is_zero((memcg >> 56) ^ 0xff);
     let order_ok = below(u64::from(order.wrapping_add(1)), 17);
     let constraint = u64::from(constraint);
     let constraint_ok = below(constraint, 4) & is_zero(is_zero(constraint ^ 3) ^ (1 ^ no_memcg));
@@ -276,4 +278,96 @@ pub fn describe(oc: u64, victim_is_thread: bool, victim_css: Option<u64>, out: &
             None => return,
         }
     }
+}
+
+/// An `oom_kill_process()` call in progress, keyed by the task running it.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct Kill {
+    /// Its `struct oom_control *`.
+    pub oc: u64,
+    /// Boot time at entry: the incident's id.
+    pub incident_ns: u64,
+    /// Tasks marked so far: the chosen one, then its memory.oom.group.
+    pub victims: u32,
+    pub _pad: u32,
+}
+
+/// `fentry/oom_kill_process`: where fentry exists, the kill's oom_control
+/// is an argument; no stack search.
+#[fentry(function = "oom_kill_process")]
+pub fn oom_kill_process_entry(ctx: FEntryContext) -> u32 {
+    let Some(oc) = address_of(ctx.arg::<*const u8>(0)) else {
+        return 0;
+    };
+    // SAFETY: helpers without arguments.
+    let (current, now) = unsafe { (bpf_get_current_task(), bpf_ktime_get_boot_ns()) };
+    let kill = Kill {
+        oc,
+        incident_ns: now,
+        victims: 0,
+        _pad: 0,
+    };
+    let _ = OOM_KILLS.insert(current, kill, 0);
+    0
+}
+
+/// `fexit/oom_kill_process`: the incident is over; its victim count goes to
+/// the ring buffer for the records held in userspace.
+#[fexit(function = "oom_kill_process")]
+pub fn oom_kill_process_exit(_ctx: FExitContext) -> u32 {
+    // SAFETY: helper without arguments.
+    let current = unsafe { bpf_get_current_task() };
+    // SAFETY: a value of our own map, read before it is deleted.
+    if let Some(kill) = unsafe { OOM_KILLS.get(current) }
+        && kill.victims > 0
+    {
+        crate::submit(&IncidentRecord {
+            kind: oomtrace_common::kind::OOM_INCIDENT,
+            victims: kill.victims,
+            incident_ns: kill.incident_ns,
+        });
+    }
+    let _ = OOM_KILLS.remove(current);
+    0
+}
+
+/// `tp_btf/mark_victim` with fentry: the oom_control `oom_kill_process_entry`
+/// saw for this task. Every task marked inside one call belongs to the
+/// incident: the chosen victim and the rest of its memory.oom.group.
+#[btf_tracepoint(function = "mark_victim")]
+pub fn oom_control_fentry_btf(ctx: BtfTracePointContext) -> u32 {
+    let Some(handover) = OOM_CONTROL.get_ptr_mut(0) else {
+        return 0;
+    };
+    // SAFETY: per-CPU slot; tracepoint programs do not nest on one CPU.
+    let handover = unsafe { &mut *handover };
+    let Some(victim) = address_of(ctx.arg::<*const u8>(0)) else {
+        return 0;
+    };
+    handover.victim = 0;
+    handover.context.flags = 0;
+    // SAFETY: helper without arguments.
+    let current = unsafe { bpf_get_current_task() };
+    let Some(kill) = OOM_KILLS.get_ptr_mut(current) else {
+        return 0;
+    };
+    // SAFETY: our own map's value; only this task updates its entry.
+    let kill = unsafe { &mut *kill };
+    kill.victims += 1;
+    let leader = pointer(victim, layout!(task_group_leader)).unwrap_or(victim);
+    let css = crate::cgroup::memory_css_of(victim);
+    let out = &mut handover.context;
+    describe(kill.oc, leader != victim, css, out);
+    out.flags |= oom_context::INCIDENT;
+    out.incident_ns = kill.incident_ns;
+    out.incident_seq = kill.victims;
+    if let Some(chosen) = pointer(kill.oc, layout!(oc_chosen)) {
+        out.chosen_tgid = field::<u32>(chosen, layout!(task_tgid)).unwrap_or(0);
+        if chosen != leader {
+            out.flags |= oom_context::GROUP_MEMBER;
+        }
+    }
+    handover.victim = victim;
+    0
 }

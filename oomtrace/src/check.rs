@@ -4,7 +4,7 @@
 use std::{fs, process::ExitCode};
 
 use crate::{
-    capture::{Facilities, Preference, btf},
+    capture::{self, CapturePath, Facilities, Preference, btf},
     enrich::cgroup::{CgroupVersion, MemoryHierarchy},
     privileges::Privileges,
 };
@@ -91,16 +91,27 @@ pub fn run() -> anyhow::Result<ExitCode> {
         },
     ));
     lines.push(("kprobes", kprobes(&facilities)));
+    let fentry = fentry(&facilities);
     lines.push((
         "fentry",
-        "not probed (this version does not use fentry)".to_string(),
+        match &fentry {
+            Ok(()) => format!(
+                "yes: {}() can be traced (the OOM killer's context as an argument)",
+                capture::FENTRY_TARGET
+            ),
+            Err(why) => format!("no: {why}"),
+        },
     ));
     lines.push(("memory cgroup", memory_cgroups()));
 
     let plan = facilities.plan(Preference::Auto);
     let verdict = match &plan {
         Ok(plan) => {
-            let mut text = plan.path.name().to_string();
+            let path = match (plan.path, &fentry) {
+                (CapturePath::TpBtf, Ok(())) => CapturePath::Fentry,
+                (path, _) => path,
+            };
+            let mut text = path.name().to_string();
             if plan.unresolved.is_empty() {
                 text.push_str(" (every field available)");
             } else {
@@ -168,4 +179,23 @@ fn memory_cgroups() -> String {
         }
         None => "no memory controller mounted (memcg ids only, no paths)".to_string(),
     }
+}
+
+/// Whether a run would get fentry on the OOM killer (it loads the program
+/// to find out: BTF alone does not say whether the kernel allows it).
+fn fentry(facilities: &Facilities) -> Result<(), String> {
+    let types = facilities
+        .btf
+        .as_ref()
+        .map_err(|_| "needs BTF".to_string())?;
+    if !types.has_function(capture::FENTRY_TARGET) {
+        return Err(format!(
+            "{}() is not in the kernel BTF",
+            capture::FENTRY_TARGET
+        ));
+    }
+    let btf = facilities
+        .loader_btf()
+        .ok_or_else(|| "aya could not parse the kernel BTF".to_string())?;
+    capture::probe_fentry(btf)
 }

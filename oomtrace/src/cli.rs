@@ -65,10 +65,37 @@ pub struct Cli {
     pub kubelet_log_dir: PathBuf,
 
     /// How to capture kills: `auto` picks the richest path this kernel
-    /// offers (see `oomtrace check`); `btf` insists on tp_btf with the
-    /// victim's task_struct; `tracepoint` uses the classic event's fields.
+    /// offers (see `oomtrace check`); `fentry` insists on tp_btf plus fentry
+    /// on oom_kill_process(); `btf` on tp_btf with the victim's
+    /// task_struct; `tracepoint` uses the classic event's fields.
     #[arg(long, value_enum, default_value_t = Preference::Auto)]
     pub capture: Preference,
+
+    /// oomtrace's own oom_score_adj (-1000..1000), or `keep`. By default it
+    /// makes itself unkillable by the OOM killer (-1000) so that it outlives
+    /// the host-level OOM it reports; its memory is bounded (ring buffer,
+    /// output queue). Lowering it needs CAP_SYS_RESOURCE.
+    #[arg(long, value_name = "N|keep", default_value = "-1000", value_parser = parse_oom_score_adj)]
+    pub oom_score_adj: OomScoreAdj,
+}
+
+/// `--oom-score-adj`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OomScoreAdj {
+    Keep,
+    Set(i16),
+}
+
+fn parse_oom_score_adj(value: &str) -> Result<OomScoreAdj, String> {
+    if value == "keep" {
+        return Ok(OomScoreAdj::Keep);
+    }
+    value
+        .parse::<i16>()
+        .ok()
+        .filter(|n| (-1000..=1000).contains(n))
+        .map(OomScoreAdj::Set)
+        .ok_or_else(|| format!("`{value}` is not `keep` or a number from -1000 to 1000"))
 }
 
 #[derive(Debug, Subcommand)]

@@ -1,9 +1,9 @@
 //! Ring buffer bytes -> typed kill events, with unknown values as `None`.
 
 use oomtrace_common::{
-    CGROUP_MAX_DEPTH, CgroupRef, CmdlineHeader, OomContext, OomKillRecord, OutcomeRecord,
-    PressureRecord, ReclaimSnapshot, SigkillRecord, TASK_COMM_LEN, TaskRef, cgroup_flags, kind,
-    oom_context, valid,
+    CGROUP_MAX_DEPTH, CgroupRef, CmdlineHeader, IncidentRecord, OomContext, OomKillRecord,
+    OutcomeRecord, PressureRecord, ReclaimSnapshot, SigkillRecord, TASK_COMM_LEN, TaskRef,
+    cgroup_flags, kind, oom_context, valid,
 };
 
 use crate::capture::CapturePath;
@@ -30,6 +30,7 @@ pub enum Entry {
     Pressure(PressureRecord),
     Outcome(OutcomeRecord, Option<Cmdline>),
     Sigkill(Box<SigkillRecord>),
+    Incident(IncidentRecord),
 }
 
 /// A victim's command line and environment as copied from its memory:
@@ -59,6 +60,7 @@ pub fn entry(bytes: &[u8]) -> Result<Entry, BadEntry> {
             Ok(Entry::Outcome(record, cmdline))
         }
         kind::SIGKILL => copy::<SigkillRecord>(kind, bytes).map(|r| Entry::Sigkill(Box::new(r))),
+        kind::OOM_INCIDENT => copy::<IncidentRecord>(kind, bytes).map(Entry::Incident),
         other => Err(BadEntry::Kind(other)),
     }
 }
@@ -255,6 +257,20 @@ pub struct OomControl {
     pub totalpages: u64,
     pub chosen_points: i64,
     pub memcg: Option<OomMemcg>,
+    /// The kill this victim belongs to (read at `oom_kill_process()`).
+    pub incident: Option<IncidentRef>,
+}
+
+/// A victim's place in its OOM incident: the chosen victim, or a member of
+/// its memory.oom.group killed with it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IncidentRef {
+    /// Boot time at `oom_kill_process()` entry.
+    pub id: u64,
+    /// 1 for the chosen victim, then 2, 3, ... for group members.
+    pub seq: u32,
+    pub chosen_tgid: u32,
+    pub group_member: bool,
 }
 
 impl OomControl {
@@ -282,6 +298,12 @@ impl OomControl {
             totalpages: raw.totalpages,
             chosen_points: raw.chosen_points,
             memcg,
+            incident: has(oom_context::INCIDENT).then_some(IncidentRef {
+                id: raw.incident_ns,
+                seq: raw.incident_seq,
+                chosen_tgid: raw.chosen_tgid,
+                group_member: has(oom_context::GROUP_MEMBER),
+            }),
         })
     }
 }
@@ -336,7 +358,13 @@ impl OomKill {
         };
         OomKill {
             boot_ns: record.boot_ns,
-            capture: CapturePath::from_record(record.capture),
+            // tp_btf whose OOM context came from fentry on oom_kill_process.
+            capture: match CapturePath::from_record(record.capture) {
+                Some(CapturePath::TpBtf) if record.oom.flags & oom_context::INCIDENT != 0 => {
+                    Some(CapturePath::Fentry)
+                }
+                other => other,
+            },
             victim,
             trigger,
             oom: OomControl::from_record(&record.oom),
@@ -617,6 +645,52 @@ mod tests {
             OomKill::from_record(&record).oom.and_then(|o| o.constraint),
             None
         );
+    }
+
+    #[test]
+    fn a_context_read_by_fentry_makes_the_record_fentry_and_places_it_in_its_incident() {
+        let mut record = empty_record();
+        record.capture = capture::TP_BTF;
+        record.oom.flags = oom_context::FOUND | oom_context::MEMCG;
+        let kill = OomKill::from_record(&record);
+        assert_eq!(kill.capture, Some(CapturePath::TpBtf), "found on the stack");
+        assert_eq!(kill.oom.and_then(|o| o.incident), None);
+
+        record.oom.flags |= oom_context::INCIDENT | oom_context::GROUP_MEMBER;
+        record.oom.incident_ns = 14_533_472_050;
+        record.oom.incident_seq = 2;
+        record.oom.chosen_tgid = 170;
+        let kill = OomKill::from_record(&record);
+        assert_eq!(kill.capture, Some(CapturePath::Fentry));
+        assert_eq!(
+            kill.oom.and_then(|o| o.incident),
+            Some(IncidentRef {
+                id: 14_533_472_050,
+                seq: 2,
+                chosen_tgid: 170,
+                group_member: true,
+            })
+        );
+
+        record.capture = capture::TRACEPOINT;
+        assert_eq!(
+            OomKill::from_record(&record).capture,
+            Some(CapturePath::Tracepoint)
+        );
+
+        let end = IncidentRecord {
+            kind: kind::OOM_INCIDENT,
+            victims: 3,
+            incident_ns: 14_533_472_050,
+        };
+        // SAFETY: reading a plain-data struct as bytes.
+        let bytes = unsafe {
+            std::slice::from_raw_parts(
+                (&end as *const IncidentRecord).cast::<u8>(),
+                size_of::<IncidentRecord>(),
+            )
+        };
+        assert!(matches!(entry(bytes), Ok(Entry::Incident(e)) if e == end));
     }
 
     #[test]

@@ -77,6 +77,15 @@ fn trace(cli: &Cli) -> anyhow::Result<ExitCode> {
             source,
         })?;
 
+    if let cli::OomScoreAdj::Set(adj) = cli.oom_score_adj
+        && let Err(e) = std::fs::write("/proc/self/oom_score_adj", adj.to_string())
+    {
+        eprintln!(
+            "oomtrace: warning: cannot set its own oom_score_adj to {adj} ({e}; lowering it \
+             needs CAP_SYS_RESOURCE): a host-level OOM may kill oomtrace itself"
+        );
+    }
+
     // tracefs is only needed by the classic tracepoint path: mount it only
     // when that path is the one left.
     let mut facilities = Facilities::probe(false);
@@ -108,9 +117,14 @@ fn trace(cli: &Cli) -> anyhow::Result<ExitCode> {
 
     let mut ready = format!(
         "oomtrace: ready: oom:mark_victim attached via {}",
-        plan.path.name()
+        capture.path.name()
     );
-    if plan.path == capture::CapturePath::TpBtf {
+    if capture.path != capture::CapturePath::Tracepoint {
+        if let Some(why) = &capture.fentry_unavailable {
+            ready.push_str(&format!(
+                " (fentry unavailable, OOM context from the stack: {why})"
+            ));
+        }
         if let Err(why) = &capture.oom_control {
             ready.push_str(&format!(" (OOM killer context unavailable: {why})"));
         }

@@ -20,7 +20,7 @@ pub struct KillReport {
     /// `CLOCK_BOOTTIME` nanoseconds at capture (the kernel's clock).
     pub boot_ns: u64,
     pub host: String,
-    /// How the record was captured: `tp_btf` or `tracepoint`.
+    /// How the record was captured: `fentry`, `tp_btf` or `tracepoint`.
     pub capture: Option<&'static str>,
     pub victim: VictimReport,
     pub trigger: TriggerReport,
@@ -36,6 +36,25 @@ pub struct KillReport {
     pub candidates: Option<CandidatesReport>,
     /// This workload's kills seen by this oomtrace, and what they suggest.
     pub history: Option<HistoryReport>,
+    /// The OOM kill this record is part of: with cgroup v2
+    /// `memory.oom.group`, one OOM kills the chosen victim and every other
+    /// task of its group. `null` unless captured via fentry.
+    pub incident: Option<IncidentReport>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct IncidentReport {
+    /// The same for every record of the incident (`CLOCK_BOOTTIME` ns at
+    /// the start of `oom_kill_process()`).
+    pub id: u64,
+    /// Tasks the incident killed; `null` if its end was not seen.
+    pub victims: Option<u32>,
+    /// This record's place: 1 is the chosen victim, then group members.
+    pub seq: u32,
+    /// The process the OOM killer chose.
+    pub chosen_pid: u32,
+    /// Killed only as a member of the chosen victim's memory.oom.group.
+    pub group_member: bool,
 }
 
 /// Who else was in the OOM domain.

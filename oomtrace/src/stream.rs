@@ -58,6 +58,8 @@ struct PendingKill {
     report: KillReport,
     /// The victim's exit, written right after its kill.
     outcome: Option<OutcomeReport>,
+    /// The incident whose end (and victim count) it waits for.
+    incident: Option<u64>,
 }
 
 /// How long a kill record waits for its victim's exit when the victim did
@@ -184,6 +186,7 @@ impl Streamer {
                         ready: !wait,
                         until: Instant::now() + WAIT_FOR_EXIT,
                         victim_pid: kill.victim.pid,
+                        incident: report.incident.as_ref().map(|i| i.id),
                         report,
                         outcome: None,
                     });
@@ -227,6 +230,20 @@ impl Streamer {
                         None => self.output.outcome(&report)?,
                     }
                 }
+                Ok(Entry::Incident(end)) => {
+                    drop(item);
+                    for kill in &mut self.kills_out {
+                        if kill.incident == Some(end.incident_ns) {
+                            kill.incident = None;
+                            if let Some(incident) = &mut kill.report.incident {
+                                incident.victims = Some(end.victims);
+                            }
+                        }
+                    }
+                    if let Flow::Done = self.write_kills(false)? {
+                        return Ok(Flow::Done);
+                    }
+                }
                 Ok(Entry::Pressure(pressure)) => {
                     drop(item);
                     let report = self.enricher.pressure(&pressure);
@@ -266,7 +283,8 @@ impl Streamer {
             if self.count.is_some_and(|n| self.kills >= n) {
                 return Ok(Flow::Done);
             }
-            if !(all || front.ready || front.until <= now) {
+            let complete = front.ready && front.incident.is_none();
+            if !(all || complete || front.until <= now) {
                 break;
             }
             let Some(kill) = self.kills_out.pop_front() else {

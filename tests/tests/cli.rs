@@ -203,7 +203,8 @@ fn sigint_and_sigterm_end_it_cleanly() -> Result<()> {
     // No other test's kills may land in its (expected empty) output.
     let _serial = serialize();
     for signal in [libc::SIGINT, libc::SIGTERM] {
-        let mut tracer = Tracer::start(&[])?;
+        // `keep`: without CAP_SYS_RESOURCE the default adds a warning line.
+        let mut tracer = Tracer::start(&["--oom-score-adj", "keep"])?;
         tracer.signal(signal);
         let (status, records, stderr) = tracer.finish(Duration::from_secs(10))?;
         assert!(status.success(), "signal {signal}: {status:?} {stderr:?}");
@@ -291,7 +292,7 @@ fn a_closed_pipe_ends_it_quietly() -> Result<()> {
     // `oomtrace | head -1` after head has exited: nobody reads stdout.
     let (read_end, write_end) = std::io::pipe()?;
     drop(read_end);
-    let mut child = oomtrace(&["--format", "json"])
+    let mut child = oomtrace(&["--format", "json", "--oom-score-adj", "keep"])
         .stdout(write_end)
         .stderr(Stdio::piped())
         .spawn()
@@ -467,7 +468,7 @@ fn a_reader_that_stops_reading_never_hangs_it() -> Result<()> {
         unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
     // SAFETY: plain fcntl on our pipe.
     assert!(unsafe { libc::fcntl(fds[1], libc::F_SETPIPE_SZ, 4096) } >= 4096);
-    let mut child = oomtrace(&["--format", "json"])
+    let mut child = oomtrace(&["--format", "json", "--oom-score-adj", "keep"])
         .stdout(Stdio::from(write_end))
         .stderr(Stdio::piped())
         .process_group(0)
@@ -573,6 +574,70 @@ fn sigterm_in_a_storm_flushes_whole_records_and_releases_every_bpf_object() -> R
         assert!(
             !system::bpf_object_exists(id, true),
             "link {id} still attached"
+        );
+    }
+    Ok(())
+}
+
+/// Whether this process holds CAP_SYS_RESOURCE (bit 24 of CapEff).
+fn has_cap_sys_resource() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("CapEff:"))
+                .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
+        })
+        .is_some_and(|caps| caps & (1 << 24) != 0)
+}
+
+#[test]
+fn it_shields_itself_from_the_oom_killer_or_says_it_cannot() -> Result<()> {
+    require_root();
+    let tracer = Tracer::start(&[])?;
+    let adj = std::fs::read_to_string(format!("/proc/{}/oom_score_adj", tracer.pid()))?;
+    let warned = tracer
+        .stderr_lines
+        .iter()
+        .any(|l| l.contains("cannot set its own oom_score_adj to -1000"));
+    if has_cap_sys_resource() {
+        assert_eq!(adj.trim(), "-1000");
+        assert!(!warned, "{:?}", tracer.stderr_lines);
+    } else {
+        assert_ne!(adj.trim(), "-1000");
+        assert!(warned, "says it stays killable: {:?}", tracer.stderr_lines);
+    }
+    // An explicit value within what it may set (raising needs nothing).
+    let tracer = Tracer::start(&["--oom-score-adj", "500"])?;
+    let adj = std::fs::read_to_string(format!("/proc/{}/oom_score_adj", tracer.pid()))?;
+    assert_eq!(adj.trim(), "500");
+    let out = run(&mut oomtrace(&["--oom-score-adj", "-2000"]));
+    assert_eq!(out.status.code(), Some(2), "out of range is a usage error");
+    Ok(())
+}
+
+#[test]
+fn capture_fentry_runs_where_check_says_it_can_and_says_why_not_elsewhere() -> Result<()> {
+    require_root();
+    let check = run(&mut oomtrace(&["check"]));
+    let stdout = String::from_utf8_lossy(&check.stdout).into_owned();
+    let fentry = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("fentry"))
+        .map(str::trim)
+        .unwrap_or_else(|| panic!("no fentry line in check: {stdout}"));
+    if fentry.starts_with("yes") {
+        let tracer = Tracer::start(&["--capture", "fentry"])?;
+        let ready = tracer.stderr_lines.last().cloned().unwrap_or_default();
+        assert!(ready.contains("via fentry"), "{ready}");
+    } else {
+        let out = run(&mut oomtrace(&["--capture", "fentry", "--count", "1"]));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert!(
+            stderr.contains("fentry on oom_kill_process() failed")
+                && stderr.contains("use `--capture auto`"),
+            "{stderr}"
         );
     }
     Ok(())

@@ -6,6 +6,12 @@
 //!   BTF (needs BTF and the v6.9+ tracepoint prototype).
 //! - `tracepoint`: the classic `oom:mark_victim` event, at offsets read from
 //!   tracefs; the victim's cgroup is known only when it is the trigger.
+//!
+//! On top of tp_btf, where the kernel allows fentry (not on every kernel:
+//! it needs CONFIG_FUNCTION_TRACER and direct calls), `fentry` reads the
+//! OOM killer's `struct oom_control` as `oom_kill_process()`'s argument
+//! instead of searching the stack for it, and follows the whole kill
+//! (memory.oom.group members included) as one incident.
 
 pub mod btf;
 pub mod tracefs;
@@ -18,7 +24,7 @@ use std::{
 use aya::{
     Ebpf, EbpfLoader,
     maps::{MapData, PerCpuArray, RingBuf},
-    programs::{BtfTracePoint, TracePoint},
+    programs::{BtfTracePoint, FEntry, FExit, TracePoint},
 };
 use oomtrace_common::{KernelLayout, MAX_CPUS, OFFSET_UNKNOWN, names};
 
@@ -34,6 +40,7 @@ static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"),
 /// How `oom:mark_victim` is captured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CapturePath {
+    Fentry,
     TpBtf,
     Tracepoint,
 }
@@ -42,6 +49,7 @@ impl CapturePath {
     /// The name used in records, `check` and the ready line.
     pub fn name(self) -> &'static str {
         match self {
+            CapturePath::Fentry => "fentry",
             CapturePath::TpBtf => "tp_btf",
             CapturePath::Tracepoint => "tracepoint",
         }
@@ -62,7 +70,10 @@ pub enum Preference {
     /// The richest path this kernel offers.
     #[default]
     Auto,
-    /// tp_btf with the victim's task_struct, or fail.
+    /// tp_btf plus fentry on oom_kill_process(), or fail.
+    Fentry,
+    /// tp_btf with the victim's task_struct (the OOM killer's context
+    /// searched on the stack, even where fentry works), or fail.
     Btf,
     /// The classic tracepoint's fields, even where tp_btf works.
     Tracepoint,
@@ -136,15 +147,21 @@ impl Facilities {
             } else if layout.task_pid == OFFSET_UNKNOWN {
                 reasons.push("tp_btf: task_struct.pid is not in the kernel BTF".to_string());
             } else {
+                let fentry = match preference {
+                    Preference::Fentry => Fentry::Require,
+                    Preference::Auto if types.has_function(FENTRY_TARGET) => Fentry::Try,
+                    _ => Fentry::Off,
+                };
                 return Ok(Plan {
                     path: CapturePath::TpBtf,
                     layout,
                     unresolved: missing,
+                    fentry,
                 });
             }
         }
 
-        if preference == Preference::Btf {
+        if matches!(preference, Preference::Btf | Preference::Fentry) {
             return Err(NoCapturePath { reasons });
         }
         match &self.mark_victim_format {
@@ -155,6 +172,7 @@ impl Facilities {
                         path: CapturePath::Tracepoint,
                         layout,
                         unresolved,
+                        fentry: Fentry::Off,
                     })
                 }
                 Err(reason) => {
@@ -209,6 +227,20 @@ pub struct Plan {
     pub layout: KernelLayout,
     /// Kernel struct members not found: their record fields will be null.
     pub unresolved: Vec<&'static str>,
+    /// Whether to read the OOM killer's context with fentry (tp_btf only).
+    pub fentry: Fentry,
+}
+
+/// The kernel function whose argument is the kill's `struct oom_control`.
+pub const FENTRY_TARGET: &str = "oom_kill_process";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fentry {
+    Off,
+    /// Use it if the kernel lets us; else search the stack.
+    Try,
+    /// `--capture fentry`: use it or fail.
+    Require,
 }
 
 /// Fills the `tp_*` offsets from the event's format file.
@@ -282,6 +314,75 @@ fn attach_optional(
     program.attach().map(|_| ()).map_err(|e| e.to_string())
 }
 
+/// fentry and fexit on oom_kill_process(), then the tp_btf program that
+/// hands what they saw to `mark_victim_btf`. A program that loads but
+/// fails to attach is dropped (and detached) with the object on error.
+fn attach_fentry(ebpf: &mut Ebpf, kernel_btf: &aya::Btf) -> Result<(), String> {
+    let first_line = |e: aya::programs::ProgramError| first_line(&e);
+    let entry: &mut FEntry = ebpf
+        .program_mut(names::OOM_KILL_PROCESS_ENTRY)
+        .ok_or("the eBPF object lacks it")?
+        .try_into()
+        .map_err(first_line)?;
+    entry.load(FENTRY_TARGET, kernel_btf).map_err(first_line)?;
+    let entry_link = entry.attach().map_err(first_line)?;
+    let exit: Result<&mut FExit, _> = ebpf
+        .program_mut(names::OOM_KILL_PROCESS_EXIT)
+        .ok_or(aya::programs::ProgramError::NotLoaded)
+        .and_then(|p| p.try_into());
+    let attached = exit
+        .and_then(|exit| {
+            exit.load(FENTRY_TARGET, kernel_btf)?;
+            exit.attach().map(|_| ())
+        })
+        .map_err(first_line)
+        .and_then(|()| {
+            attach_optional(
+                ebpf,
+                kernel_btf,
+                names::OOM_CONTROL_FENTRY_BTF,
+                "mark_victim",
+            )
+        });
+    if attached.is_err() {
+        // Half a path is worse than the stack search: take it down.
+        if let Some(entry) = ebpf.program_mut(names::OOM_KILL_PROCESS_ENTRY)
+            && let Ok(entry) = <&mut FEntry>::try_from(entry)
+        {
+            let _ = entry.detach(entry_link);
+        }
+    }
+    attached
+}
+
+/// Whether fentry on oom_kill_process() loads here (for `check`): loads
+/// the object and that one program, attaches nothing.
+pub fn probe_fentry(kernel_btf: &aya::Btf) -> Result<(), String> {
+    let mut ebpf = EbpfLoader::new()
+        .btf(Some(kernel_btf))
+        .map_max_entries(names::EVENTS, 4096)
+        .load(EBPF_OBJECT)
+        .map_err(|e| e.to_string())?;
+    let entry: &mut FEntry = ebpf
+        .program_mut(names::OOM_KILL_PROCESS_ENTRY)
+        .ok_or("the eBPF object lacks it")?
+        .try_into()
+        .map_err(|e: aya::programs::ProgramError| e.to_string())?;
+    entry
+        .load(FENTRY_TARGET, kernel_btf)
+        .map_err(|e| first_line(&e))
+}
+
+/// An aya error in one line, without an empty verifier log.
+fn first_line(error: &aya::programs::ProgramError) -> String {
+    let text = format!("{error:#}");
+    let line = text.lines().next().unwrap_or_default();
+    line.trim_end()
+        .trim_end_matches("Verifier output:")
+        .trim_end()
+        .to_string()
+}
+
 fn take_map(ebpf: &mut Ebpf, name: &'static str) -> Result<aya::maps::Map, CaptureError> {
     ebpf.take_map(name).ok_or(CaptureError::MissingMap(name))
 }
@@ -299,6 +400,11 @@ pub struct Options {
 
 /// Loaded and attached programs, and the maps userspace reads.
 pub struct Capture {
+    /// The path in use: [`CapturePath::Fentry`] when the plan's tp_btf got
+    /// fentry too.
+    pub path: CapturePath,
+    /// Why fentry was tried and not used.
+    pub fentry_unavailable: Option<String>,
     /// Whether the OOM killer's context (constraint, OOM memcg, ...) is
     /// captured, or why not.
     pub oom_control: Result<(), String>,
@@ -342,6 +448,11 @@ pub enum CaptureError {
     },
     #[error("aya could not parse the kernel BTF that tp_btf needs")]
     LoaderBtf,
+    #[error(
+        "fentry on {FENTRY_TARGET}() failed: {0}; this kernel does not allow it here \
+         (`oomtrace check` says why): use `--capture auto`"
+    )]
+    Fentry(String),
     #[error("map {name}")]
     Map {
         name: &'static str,
@@ -382,10 +493,14 @@ impl Capture {
             sigkill,
         } = *options;
         let kernel_btf = match (plan.path, loader_btf) {
-            (CapturePath::TpBtf, Some(btf)) => Some(btf),
-            (CapturePath::TpBtf, None) => return Err(CaptureError::LoaderBtf),
+            (CapturePath::TpBtf | CapturePath::Fentry, Some(btf)) => Some(btf),
+            (CapturePath::TpBtf | CapturePath::Fentry, None) => {
+                return Err(CaptureError::LoaderBtf);
+            }
             (CapturePath::Tracepoint, _) => None,
         };
+        let mut path = plan.path;
+        let mut fentry_unavailable = None;
         let mut ebpf = EbpfLoader::new()
             .btf(kernel_btf)
             .override_global(names::LAYOUT, &plan.layout, true)
@@ -431,8 +546,30 @@ impl Capture {
                 .try_for_each(|(program, tracepoint)| {
                     attach_optional(&mut ebpf, kernel_btf, program, tracepoint)
                 });
-                oom_control =
-                    attach_optional(&mut ebpf, kernel_btf, names::OOM_CONTROL_BTF, "mark_victim");
+                let fentry = match plan.fentry {
+                    Fentry::Off => Err(String::new()),
+                    Fentry::Try | Fentry::Require => attach_fentry(&mut ebpf, kernel_btf),
+                };
+                oom_control = match fentry {
+                    Ok(()) => {
+                        path = CapturePath::Fentry;
+                        Ok(())
+                    }
+                    Err(why) => {
+                        if plan.fentry == Fentry::Require {
+                            return Err(CaptureError::Fentry(why));
+                        }
+                        if plan.fentry == Fentry::Try {
+                            fentry_unavailable = Some(why);
+                        }
+                        attach_optional(
+                            &mut ebpf,
+                            kernel_btf,
+                            names::OOM_CONTROL_BTF,
+                            "mark_victim",
+                        )
+                    }
+                };
                 reclaim = attach_optional(
                     &mut ebpf,
                     kernel_btf,
@@ -489,6 +626,8 @@ impl Capture {
             }
         })?;
         Ok(Capture {
+            path,
+            fentry_unavailable,
             oom_control,
             aftermath,
             sigkills,

@@ -18,9 +18,9 @@ use oomtrace_common::{OutcomeRecord, PressureRecord, cause, reaper};
 use crate::{
     decode::{Cmdline, Constraint, Memcg, OomControl, OomKill, OomMemcg, Sigkill, Task},
     report::{
-        CandidatesReport, K8s, KillReport, MemcgReport, OomControlReport, OomMemcgReport,
-        OutcomeReport, OutcomeVictim, PressureReport, ReclaimReport, SCHEMA, Service,
-        SigkillReport, TaskReport, TriggerReport, VictimReport, kernel_text,
+        CandidatesReport, IncidentReport, K8s, KillReport, MemcgReport, OomControlReport,
+        OomMemcgReport, OutcomeReport, OutcomeVictim, PressureReport, ReclaimReport, SCHEMA,
+        Service, SigkillReport, TaskReport, TriggerReport, VictimReport, kernel_text,
     },
 };
 
@@ -156,6 +156,13 @@ impl Enricher {
             oom_control: oom.map(|o| self.oom_control(o)),
             candidates,
             history,
+            incident: oom.and_then(|o| o.incident).map(|i| IncidentReport {
+                id: i.id,
+                victims: None,
+                seq: i.seq,
+                chosen_pid: i.chosen_tgid,
+                group_member: i.group_member,
+            }),
         }
     }
 
@@ -473,6 +480,7 @@ mod tests {
             order: 0,
             totalpages: 16384,
             chosen_points: 77,
+            incident: None,
             memcg: Some(OomMemcg {
                 id: 70,
                 level: 1,

@@ -62,6 +62,25 @@ pub fn kill(out: &mut dyn Write, r: &KillReport) -> io::Result<()> {
     if let Some(candidates) = &r.candidates {
         writeln!(out, "  others   {}", others(candidates))?;
     }
+    if let Some(i) = &r.incident
+        && (i.group_member || i.victims.is_some_and(|n| n > 1))
+    {
+        let count = i
+            .victims
+            .map_or("several tasks".to_string(), |n| format!("{n} tasks"));
+        let role = if i.group_member {
+            format!(
+                "this one #{} as a member of pid {}'s group",
+                i.seq, i.chosen_pid
+            )
+        } else {
+            "this one was chosen".to_string()
+        };
+        writeln!(
+            out,
+            "  group    one OOM killed {count} (memory.oom.group); {role}"
+        )?;
+    }
     let t = &r.trigger;
     if t.is_victim {
         writeln!(out, "  trigger  the victim itself ran into the limit")?;
@@ -439,6 +458,7 @@ mod tests {
                 hint: Some("undersized"),
                 evidence: Some("kill 3 here; killed 3.2s after it started: what it needs from the start does not fit the limit".into()),
             }),
+            incident: None,
         }
     }
 
@@ -457,6 +477,36 @@ mod tests {
              trigger  the victim itself ran into the limit\n  \
              history  kill 3 here; killed 3.2s after it started: what it needs from the start does not fit the limit [undersized]\n\n"
         );
+    }
+
+    #[test]
+    fn a_group_kill_says_how_many_died_and_who_was_chosen() {
+        let mut r = sample();
+        let incident = |seq, group_member| crate::report::IncidentReport {
+            id: 14_533_472_050,
+            victims: Some(3),
+            seq,
+            chosen_pid: 170,
+            group_member,
+        };
+        let text = |r: &KillReport| {
+            let mut out = Vec::new();
+            kill(&mut out, r).expect("writes");
+            String::from_utf8(out).expect("utf8")
+        };
+        r.incident = Some(incident(2, true));
+        assert!(text(&r).contains(
+            "\n  group    one OOM killed 3 tasks (memory.oom.group); this one #2 as a member of pid 170's group\n"
+        ));
+        r.incident = Some(incident(1, false));
+        assert!(
+            text(&r).contains("one OOM killed 3 tasks (memory.oom.group); this one was chosen")
+        );
+        r.incident = Some(crate::report::IncidentReport {
+            victims: Some(1),
+            ..incident(1, false)
+        });
+        assert!(!text(&r).contains("group "), "a single kill says nothing");
     }
 
     #[test]
