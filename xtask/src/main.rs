@@ -4,9 +4,11 @@
 //!   cargo xtask run     build oomtrace and run it (as root)
 //!   cargo xtask test    lint, then every test, unit and kernel
 //!   cargo xtask bench   the measurements behind README.md's table
+//!   cargo xtask vm-test the kernel matrix in qemu VMs (tests/vm/kernels)
 
 mod setup;
 mod sh;
+mod vm;
 
 use std::process::ExitCode;
 
@@ -48,6 +50,14 @@ enum Task {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// Set up, build static (musl) binaries, and boot each kernel of
+    /// tests/vm/kernels under qemu: memcg OOMs in a leaf and under a parent's
+    /// limit, memory.oom.group and a global OOM, with every capture path,
+    /// each record checked against the guest's kernel log. Needs root.
+    VmTest {
+        /// Only the kernel of this name.
+        kernel: Option<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -81,6 +91,7 @@ fn run(xtask: Xtask) -> Result<()> {
         }
         Task::Test { filter } => test(filter),
         Task::Bench { args } => bench(args),
+        Task::VmTest { kernel } => vm::vm_test(kernel),
     }
 }
 

@@ -1,0 +1,250 @@
+//! The test driver inside a `cargo xtask vm-test` VM: it is started by the
+//! initramfs's /init, runs every scenario with every capture path asked
+//! for, and writes one JSON line of evidence per run to the file named by
+//! its first argument (a serial port the host reads). It judges nothing:
+//! the host compares the records with the guest's kernel log.
+//!
+//!   oomtrace-vm-guest OUT CAPTURE...
+//!
+//! Each line: {"scenario", "capture", "ready", "records", "kmsg", "victims"
+//! (the chosen one first), "vmstat_delta", "domain", "memory_events",
+//! "tracer_exit", "error"}.
+
+use std::{
+    fs,
+    io::Write,
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use anyhow::{Context as _, Result, bail};
+use oomtrace_tests::{
+    Hog, KernelLog, TestCgroup, Tracer, cgroup::Hierarchy, hog::HogOptions, kmsg,
+    system::vmstat_oom_kill, verify::DomainFiles,
+};
+use serde_json::{Value, json};
+
+const MIB: u64 = 1 << 20;
+/// Software emulation is slow: generous, but bounded.
+const TIMEOUT: Duration = Duration::from_secs(120);
+
+/// What a scenario leaves for the evidence line.
+#[derive(Default)]
+struct Outcome {
+    /// Every pid the OOM killer must kill, the chosen one first.
+    victims: Vec<u32>,
+    /// The cgroup whose limit is hit (none for a global OOM).
+    domain: Option<DomainFiles>,
+    /// Its memory.events, raw.
+    memory_events: Option<String>,
+}
+
+/// A scenario: sets up, kills, and says who must have died.
+type Scenario = fn() -> Result<Outcome>;
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let Some(out) = args.next() else {
+        eprintln!("usage: oomtrace-vm-guest OUT CAPTURE...");
+        std::process::exit(2);
+    };
+    let captures: Vec<String> = args.collect();
+    let mut out = match fs::OpenOptions::new().append(true).open(&out) {
+        Ok(file) => file,
+        Err(e) => {
+            eprintln!("vm-guest: cannot open {out}: {e}");
+            std::process::exit(1);
+        }
+    };
+    // No protection for the driver itself: in the global OOM the hog is by
+    // far the biggest, and what it starts must not inherit a low score.
+
+    let scenarios: [(&str, Scenario); 3] =
+        [("leaf", leaf), ("parent", parent), ("oom_group", oom_group)];
+    for capture in &captures {
+        for (name, scenario) in scenarios {
+            let line = run(name, capture, scenario);
+            write_line(&mut out, &line);
+        }
+    }
+    // A kernel without BTF: an empty file mounted over it. oomtrace must
+    // fall back to the tracepoint, and `check` must say so.
+    let line = without_btf(|| {
+        let mut line = run("no_btf", "auto", leaf);
+        line["check"] = std::process::Command::new("oomtrace")
+            .arg("check")
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default()
+            .into();
+        line
+    });
+    write_line(&mut out, &line);
+    // Once, last, with the path oomtrace picks itself: a global OOM.
+    let line = run("global", "auto", global);
+    write_line(&mut out, &line);
+}
+
+fn write_line(out: &mut fs::File, line: &Value) {
+    eprintln!(
+        "vm-guest: {} via {}: {}",
+        line["scenario"],
+        line["capture"],
+        if line["error"].is_null() {
+            "ran".to_string()
+        } else {
+            line["error"].to_string()
+        }
+    );
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}
+
+/// Runs one scenario under an oomtrace started with `--capture capture`
+/// and gathers the evidence, whatever happens.
+fn run(scenario: &str, capture: &str, body: Scenario) -> Value {
+    let mut line = json!({"scenario": scenario, "capture": capture});
+    let result = (|| -> Result<()> {
+        kmsg::wait_for_oom_report_budget()?;
+        let mut tracer = Tracer::start(&["--capture", capture, "--candidates", "3"])?;
+        line["ready"] = tracer.stderr_lines.last().cloned().into();
+        // oomtrace protects itself from the OOM killer by default.
+        line["tracer_oom_score_adj"] =
+            fs::read_to_string(format!("/proc/{}/oom_score_adj", tracer.pid()))
+                .ok()
+                .and_then(|s| s.trim().parse::<i64>().ok())
+                .into();
+        let mut log = KernelLog::open()?;
+        let before = vmstat_oom_kill()?;
+        let outcome = body();
+        let outcome = match outcome {
+            Ok(outcome) => outcome,
+            Err(e) => {
+                line["kmsg"] = log.collect(Duration::from_secs(1), |_| false).into();
+                return Err(e);
+            }
+        };
+        let mut records = tracer.records_for(&outcome.victims, TIMEOUT);
+        let mut lines = log.killed(&outcome.victims, TIMEOUT);
+        // The rest of the report, and the victims' exits.
+        lines.extend(log.collect(Duration::from_secs(1), |_| false));
+        line["vmstat_delta"] = (vmstat_oom_kill()? - before).into();
+        let (status, rest, stderr) = tracer.stop()?;
+        records.extend(rest);
+        line["records"] = records.into();
+        line["kmsg"] = lines.into();
+        line["victims"] = outcome.victims.into();
+        line["domain"] = outcome.domain.map(|d| d.to_json()).into();
+        line["memory_events"] = outcome.memory_events.into();
+        line["tracer_exit"] = json!({"success": status.success(), "stderr": stderr});
+        Ok(())
+    })();
+    if let Err(e) = result {
+        line["error"] = format!("{e:#}").into();
+    }
+    line
+}
+
+/// Runs `body` with /sys/kernel/btf/vmlinux hidden behind an empty file.
+fn without_btf(body: impl FnOnce() -> Value) -> Value {
+    let hide = fs::write("/tmp/no-btf", "").and_then(|()| {
+        let status = std::process::Command::new("mount")
+            .args(["--bind", "/tmp/no-btf", "/sys/kernel/btf/vmlinux"])
+            .status()?;
+        if status.success() {
+            Ok(())
+        } else {
+            Err(std::io::Error::other(format!("mount --bind: {status}")))
+        }
+    });
+    if let Err(e) = hide {
+        return json!({"scenario": "no_btf", "capture": "auto", "error": format!("cannot hide BTF: {e}")});
+    }
+    let line = body();
+    let _ = std::process::Command::new("umount")
+        .arg("/sys/kernel/btf/vmlinux")
+        .status();
+    line
+}
+
+/// Starts an `alloc` hog of `mib` MiB in `dir` and waits for its SIGKILL.
+fn kill_in(dir: &Path, mib: u64) -> Result<u32> {
+    let mut hog = Hog::spawn("alloc", mib, dir, None, &HogOptions::default())?;
+    hog.go()?;
+    let status = hog.wait(TIMEOUT)?;
+    if !Hog::was_sigkilled(&status) {
+        bail!("hog {} was not SIGKILLed: {status:?}", hog.pid);
+    }
+    Ok(hog.pid)
+}
+
+fn memory_events(dir: &Path) -> Option<String> {
+    fs::read_to_string(dir.join("memory.events")).ok()
+}
+
+/// A memcg OOM in the cgroup that holds the limit.
+fn leaf() -> Result<Outcome> {
+    let cgroup = TestCgroup::new("leaf", 64 * MIB)?;
+    let pid = kill_in(&cgroup.dir, 200)?;
+    Ok(Outcome {
+        victims: vec![pid],
+        domain: Some(DomainFiles::read(&cgroup)?),
+        memory_events: memory_events(&cgroup.dir),
+    })
+}
+
+/// A memcg OOM two levels below the cgroup that holds the limit.
+fn parent() -> Result<Outcome> {
+    let mut cgroup = TestCgroup::new("parent", 64 * MIB)?;
+    let dir = cgroup.child("app/worker")?;
+    let pid = kill_in(&dir, 200)?;
+    Ok(Outcome {
+        victims: vec![pid],
+        domain: Some(DomainFiles::read(&cgroup)?),
+        memory_events: memory_events(&cgroup.dir),
+    })
+}
+
+/// `memory.oom.group`: the allocator is chosen, and the two idle members
+/// of its group die with it.
+fn oom_group() -> Result<Outcome> {
+    let mut cgroup = TestCgroup::new("group", 96 * MIB)?;
+    fs::write(cgroup.dir.join("memory.oom.group"), "1").context("set memory.oom.group")?;
+    let dir = cgroup.child("job")?;
+    let mut members = Vec::new();
+    for _ in 0..2 {
+        let mut hog = Hog::spawn("hold", 8, &dir, None, &HogOptions::default())?;
+        hog.go()?;
+        hog.wait_held(TIMEOUT)?;
+        members.push(hog);
+    }
+    let chosen = kill_in(&dir, 300)?;
+    for member in &mut members {
+        let status = member.wait(TIMEOUT)?;
+        if !Hog::was_sigkilled(&status) {
+            bail!("group member {} was not SIGKILLed: {status:?}", member.pid);
+        }
+    }
+    let mut victims = vec![chosen];
+    victims.extend(members.iter().map(|m| m.pid));
+    Ok(Outcome {
+        victims,
+        domain: Some(DomainFiles::read(&cgroup)?),
+        memory_events: memory_events(&cgroup.dir),
+    })
+}
+
+/// A host-level OOM: a hog in the root cgroup takes more than the VM has.
+/// Only ever run inside the VM.
+fn global() -> Result<Outcome> {
+    if !Path::new("/oomtrace-vm").exists() {
+        bail!("refusing a global OOM outside an oomtrace test VM (/oomtrace-vm is missing)");
+    }
+    let root: PathBuf = Hierarchy::find()?.root;
+    let pid = kill_in(&root, 4096)?;
+    Ok(Outcome {
+        victims: vec![pid],
+        domain: None,
+        memory_events: None,
+    })
+}
