@@ -77,6 +77,11 @@ pub struct Cli {
     /// output queue). Lowering it needs CAP_SYS_RESOURCE.
     #[arg(long, value_name = "N|keep", default_value = "-1000", value_parser = parse_oom_score_adj)]
     pub oom_score_adj: OomScoreAdj,
+
+    /// Serve Prometheus metrics (and `/ready`) at `PORT`, `:PORT` or
+    /// `HOST:PORT`; without a host only on localhost.
+    #[arg(long, value_name = "ADDR", value_parser = crate::output::metrics::parse_addr)]
+    pub metrics: Option<std::net::SocketAddr>,
 }
 
 /// `--oom-score-adj`.

@@ -27,4 +27,12 @@ pub enum UserError {
         #[source]
         source: io::Error,
     },
+
+    /// `--metrics` cannot listen.
+    #[error("cannot serve metrics on {addr}: {source}; pick a free port with --metrics")]
+    MetricsAddress {
+        addr: std::net::SocketAddr,
+        #[source]
+        source: io::Error,
+    },
 }

@@ -15,7 +15,7 @@ mod privileges;
 mod report;
 mod stream;
 
-use std::process::ExitCode;
+use std::{process::ExitCode, sync::Arc};
 
 use anyhow::Context as _;
 use clap::Parser as _;
@@ -24,7 +24,7 @@ use crate::{
     capture::{Capture, Facilities},
     cli::{Cli, Command},
     error::UserError,
-    output::Output,
+    output::{Output, metrics::Metrics},
     privileges::Privileges,
 };
 
@@ -76,6 +76,16 @@ fn trace(cli: &Cli) -> anyhow::Result<ExitCode> {
             path: cli.output.clone().unwrap_or_default(),
             source,
         })?;
+
+    // Before loading anything: a busy port is a quick, clear error.
+    let metrics_listener = cli
+        .metrics
+        .map(|addr| {
+            std::net::TcpListener::bind(addr)
+                .and_then(|l| l.set_nonblocking(true).map(|()| l))
+                .map_err(|source| UserError::MetricsAddress { addr, source })
+        })
+        .transpose()?;
 
     if let cli::OomScoreAdj::Set(adj) = cli.oom_score_adj
         && let Err(e) = std::fs::write("/proc/self/oom_score_adj", adj.to_string())
@@ -140,6 +150,9 @@ fn trace(cli: &Cli) -> anyhow::Result<ExitCode> {
             ready.push_str(&format!(" (SIGKILLs not traced: {why})"));
         }
     }
+    if let Some(addr) = cli.metrics {
+        ready.push_str(&format!(" (metrics on http://{addr}/metrics)"));
+    }
     if !plan.unresolved.is_empty() {
         ready.push_str(&format!(
             " (not on this kernel, reported as null: {})",
@@ -171,6 +184,18 @@ fn trace(cli: &Cli) -> anyhow::Result<ExitCode> {
         candidates: cli.candidates,
         kubelet_log_dir: cli.kubelet_log_dir.clone(),
     };
-    runtime.block_on(stream::run(capture, output, limits, settings, announce))?;
+    runtime.block_on(async {
+        let metrics = match metrics_listener {
+            Some(listener) => {
+                let listener =
+                    tokio::net::TcpListener::from_std(listener).context("cannot serve metrics")?;
+                let metrics = Arc::new(Metrics::new(capture.path.name()));
+                tokio::spawn(output::metrics::serve(listener, Arc::clone(&metrics)));
+                Some(metrics)
+            }
+            None => None,
+        };
+        stream::run(capture, output, limits, settings, metrics, announce).await
+    })?;
     Ok(ExitCode::SUCCESS)
 }

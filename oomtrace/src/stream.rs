@@ -1,7 +1,7 @@
 //! The event loop: ring buffer -> records, until a signal, a limit, or a
 //! closed output ends it.
 
-use std::{collections::VecDeque, io, time::Duration};
+use std::{collections::VecDeque, io, sync::Arc, time::Duration};
 
 use anyhow::Context as _;
 use tokio::{
@@ -17,7 +17,7 @@ use crate::{
         Enricher, Settings, clock,
         runtime::{self, CapturedAt},
     },
-    output::Output,
+    output::{Output, metrics::Metrics},
     report::{KillReport, LostReport, LostStage, OutcomeReport, SigkillReport},
 };
 
@@ -48,6 +48,8 @@ struct Streamer {
     kills_out: VecDeque<PendingKill>,
     /// The exit hook is attached: a victim's exit will be reported.
     exits_traced: bool,
+    /// `--metrics`: counts what is written.
+    metrics: Option<Arc<Metrics>>,
 }
 
 struct PendingKill {
@@ -89,6 +91,7 @@ pub async fn run(
     output: Output,
     limits: Limits,
     settings: Settings,
+    metrics: Option<Arc<Metrics>>,
     on_ready: impl FnOnce(),
 ) -> anyhow::Result<()> {
     let Capture {
@@ -114,6 +117,7 @@ pub async fn run(
         held: VecDeque::new(),
         kills_out: VecDeque::new(),
         exits_traced: aftermath.is_ok(),
+        metrics,
     };
     let deadline = limits.duration.map(|d| Instant::now() + d);
     on_ready();
@@ -165,6 +169,12 @@ pub async fn run(
 }
 
 impl Streamer {
+    fn metrics(&self, update: impl FnOnce(&Metrics)) {
+        if let Some(metrics) = &self.metrics {
+            update(metrics);
+        }
+    }
+
     /// Writes every record waiting in the ring buffer, then any new losses.
     fn drain(
         &mut self,
@@ -205,6 +215,7 @@ impl Streamer {
                             report,
                         });
                     } else {
+                        self.metrics(|m| m.sigkill(&report));
                         self.output.sigkill(&report)?;
                     }
                 }
@@ -247,6 +258,7 @@ impl Streamer {
                 Ok(Entry::Pressure(pressure)) => {
                     drop(item);
                     let report = self.enricher.pressure(&pressure);
+                    self.metrics(|m| m.pressure(&report));
                     self.output.pressure(&report)?;
                 }
                 Err(mismatch) => {
@@ -290,6 +302,7 @@ impl Streamer {
             let Some(kill) = self.kills_out.pop_front() else {
                 break;
             };
+            self.metrics(|m| m.kill(&kill.report));
             self.output.kill(&kill.report)?;
             self.kills += 1;
             if self.count.is_some_and(|n| self.kills >= n) {
@@ -311,6 +324,7 @@ impl Streamer {
                 break;
             }
             if let Some(held) = self.held.pop_front() {
+                self.metrics(|m| m.sigkill(&held.report));
                 self.output.sigkill(&held.report)?;
             }
         }
@@ -332,6 +346,7 @@ impl Streamer {
                 LostStage::RingBuffer,
             );
             self.lost_reported = total;
+            self.metrics(|m| m.lost(&report));
             self.output.lost(&report)?;
         }
         self.report_output_drops().map(|_| ())
@@ -346,6 +361,7 @@ impl Streamer {
                 dropped,
                 LostStage::Output,
             );
+            self.metrics(|m| m.lost(&report));
             self.output.lost(&report)?;
         }
         Ok(Flow::Continue)

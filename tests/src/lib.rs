@@ -8,6 +8,7 @@
 
 pub mod cgroup;
 pub mod hog;
+pub mod http;
 pub mod kmsg;
 pub mod schema;
 pub mod system;

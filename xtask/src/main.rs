@@ -129,6 +129,9 @@ fn test(filter: Option<String>) -> Result<()> {
             "the kernel tests create cgroups and load BPF programs: run `sudo -E cargo xtask test`"
         );
     }
+    // The metrics tests scrape oomtrace with a real Prometheus server.
+    setup::install_missing(&["prometheus"])
+        .context("installing prometheus for the metrics tests")?;
     eprintln!("xtask: building oomtrace for the kernel tests");
     Cmd::new("cargo")
         .args([

@@ -7,6 +7,7 @@
 //! run and the ring buffer is still drained. What does not fit in the queue
 //! is counted and reported as `lost` records (`stage: "output"`).
 
+pub mod metrics;
 mod text;
 
 use std::{

@@ -1,0 +1,201 @@
+//! `--metrics` against a real Prometheus server (Debian's `prometheus`
+//! package, installed by `cargo xtask test`): it scrapes oomtrace on
+//! localhost while the test kills, and its query API must show the kills.
+
+use std::{
+    net::SocketAddr,
+    os::unix::process::CommandExt,
+    process::{Child, Command, Stdio},
+    thread,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, Result, bail};
+use oomtrace_tests::{
+    Hog, TestCgroup, Tracer,
+    hog::HogOptions,
+    http::{self, encode, free_port},
+    kmsg,
+    system::{ScratchDir, require_root, serialize},
+};
+use serde_json::Value;
+
+const MIB: u64 = 1 << 20;
+const TIMEOUT: Duration = Duration::from_secs(60);
+const PROMETHEUS: &str = "/usr/bin/prometheus";
+
+/// A Prometheus server scraping `target` every second; killed on drop.
+struct Prometheus {
+    child: Child,
+    addr: SocketAddr,
+    _dir: ScratchDir,
+}
+
+impl Prometheus {
+    fn start(target: SocketAddr) -> Result<Prometheus> {
+        assert!(
+            std::path::Path::new(PROMETHEUS).is_file(),
+            "{PROMETHEUS} is missing: install Debian's `prometheus` package \
+             (`cargo xtask test` does)"
+        );
+        let dir = ScratchDir::new("prometheus")?;
+        let config = dir.path.join("prometheus.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n\
+                 scrape_configs:\n  - job_name: oomtrace\n    static_configs:\n      \
+                 - targets: ['{target}']\n"
+            ),
+        )?;
+        let addr: SocketAddr = format!("127.0.0.1:{}", free_port()?).parse()?;
+        let child = Command::new(PROMETHEUS)
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path.join("data").display()
+            ))
+            .arg(format!("--web.listen-address={addr}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .context("start prometheus")?;
+        let prometheus = Prometheus {
+            child,
+            addr,
+            _dir: dir,
+        };
+        let deadline = Instant::now() + TIMEOUT;
+        while !matches!(http::get(addr, "/-/ready"), Ok((200, _))) {
+            if Instant::now() > deadline {
+                bail!("prometheus was not ready on {addr} within {TIMEOUT:?}");
+            }
+            thread::sleep(Duration::from_millis(200));
+        }
+        Ok(prometheus)
+    }
+
+    /// An instant query's result vector.
+    fn query(&self, promql: &str) -> Result<Vec<Value>> {
+        let (status, body) = http::get(
+            self.addr,
+            &format!("/api/v1/query?query={}", encode(promql)),
+        )?;
+        let reply: Value = serde_json::from_str(&body).context("query reply")?;
+        if status != 200 || reply["status"] != "success" {
+            bail!("query {promql}: {status} {body}");
+        }
+        Ok(reply["data"]["result"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default())
+    }
+
+    /// Polls `promql` until `done` accepts its result.
+    fn wait_for(&self, promql: &str, done: impl Fn(&[Value]) -> bool) -> Result<Vec<Value>> {
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            let result = self.query(promql)?;
+            if done(&result) {
+                return Ok(result);
+            }
+            if Instant::now() > deadline {
+                bail!("{promql} did not come true within {TIMEOUT:?}: {result:?}");
+            }
+            thread::sleep(Duration::from_millis(500));
+        }
+    }
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn value(sample: &Value) -> f64 {
+    sample["value"][1]
+        .as_str()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(f64::NAN)
+}
+
+#[test]
+fn prometheus_scrapes_the_kills_by_oom_domain() -> Result<()> {
+    require_root();
+    let _serial = serialize();
+    let port = free_port()?;
+    let target: SocketAddr = format!("127.0.0.1:{port}").parse()?;
+    let tracer = Tracer::start(&["--metrics", &port.to_string()])?;
+    let ready = tracer.stderr_lines.last().cloned().unwrap_or_default();
+    assert!(
+        ready.contains(&format!("metrics on http://{target}/metrics")),
+        "{ready}"
+    );
+    // Without a host it listens on localhost only.
+    let (status, _) = http::get(target, "/ready")?;
+    assert_eq!(status, 200, "/ready");
+    let prometheus = Prometheus::start(target)?;
+    prometheus.wait_for("up{job=\"oomtrace\"}", |r| {
+        r.len() == 1 && value(&r[0]) == 1.0
+    })?;
+
+    let cgroup = TestCgroup::new("metrics", 64 * MIB)?;
+    let mut pids = Vec::new();
+    for _ in 0..2 {
+        kmsg::wait_for_oom_report_budget()?;
+        let mut hog = Hog::spawn("alloc", 200, &cgroup.dir, None, &HogOptions::default())?;
+        hog.go()?;
+        let status = hog.wait(TIMEOUT)?;
+        assert!(Hog::was_sigkilled(&status), "{status:?}");
+        pids.push(hog.pid);
+    }
+    let mut tracer = tracer;
+    let records = tracer.records_for(&pids, TIMEOUT);
+    assert_eq!(
+        records.iter().filter(|r| r["type"] == "oom_kill").count(),
+        2
+    );
+
+    let query = format!(
+        "oomtrace_oom_kills_total{{oom_memcg=\"{0}\",victim_memcg=\"{0}\"}}",
+        cgroup.path()
+    );
+    let kills = prometheus.wait_for(&query, |r| r.len() == 1 && value(&r[0]) == 2.0)?;
+    assert_eq!(kills[0]["metric"]["constraint"], "memcg");
+    assert_eq!(kills[0]["metric"]["overflow"], Value::Null, "empty label");
+
+    let info = prometheus.query("oomtrace_build_info")?;
+    let capture = records[0]["capture"].as_str().unwrap_or("?");
+    assert_eq!(info.len(), 1, "{info:?}");
+    assert_eq!(info[0]["metric"]["capture"], capture);
+    assert_eq!(info[0]["metric"]["version"], env!("CARGO_PKG_VERSION"));
+    let lost = prometheus.query("sum(oomtrace_lost_records_total)")?;
+    assert_eq!(lost.len(), 1);
+    assert_eq!(value(&lost[0]), 0.0, "nothing lost");
+    drop(prometheus);
+    let (status, _, stderr) = tracer.stop()?;
+    assert!(status.success(), "{stderr:?}");
+    Ok(())
+}
+
+#[test]
+fn a_port_in_use_is_a_clear_error() -> Result<()> {
+    require_root();
+    let busy = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let port = busy.local_addr()?.port().to_string();
+    let out = Command::new(oomtrace_tests::system::oomtrace_bin())
+        .args(["--metrics", &port, "--oom-score-adj", "keep"])
+        .stdin(Stdio::null())
+        .output()?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!("cannot serve metrics on 127.0.0.1:{port}"))
+            && stderr.contains("pick a free port"),
+        "{stderr}"
+    );
+    Ok(())
+}
