@@ -78,6 +78,21 @@ pub struct Cli {
     #[arg(long, value_name = "N|keep", default_value = "-1000", value_parser = parse_oom_score_adj)]
     pub oom_score_adj: OomScoreAdj,
 
+    /// Only records of this cgroup subtree (as records write paths, e.g.
+    /// `/kubepods.slice/kubepods-burstable.slice`): the victim's cgroup or
+    /// the one whose limit was hit.
+    #[arg(long, value_name = "PATH")]
+    pub cgroup: Option<String>,
+
+    /// Only kills (and SIGKILLs) of tasks with this name.
+    #[arg(long, value_name = "NAME")]
+    pub comm: Option<String>,
+
+    /// Only records of this Kubernetes pod (its UID, e.g. from the
+    /// downward API's metadata.uid).
+    #[arg(long, value_name = "UID")]
+    pub pod: Option<String>,
+
     /// Serve Prometheus metrics (and `/ready`) at `PORT`, `:PORT` or
     /// `HOST:PORT`; without a host only on localhost.
     #[arg(long, value_name = "ADDR", value_parser = crate::output::metrics::parse_addr)]

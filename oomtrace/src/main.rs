@@ -10,6 +10,7 @@ mod cli;
 mod decode;
 mod enrich;
 mod error;
+mod filter;
 mod output;
 mod privileges;
 mod report;
@@ -195,7 +196,8 @@ fn trace(cli: &Cli) -> anyhow::Result<ExitCode> {
             }
             None => None,
         };
-        stream::run(capture, output, limits, settings, metrics, announce).await
+        let filter = filter::Filter::new(cli.cgroup.clone(), cli.comm.clone(), cli.pod.clone());
+        stream::run(capture, output, limits, settings, metrics, filter, announce).await
     })?;
     Ok(ExitCode::SUCCESS)
 }

@@ -17,6 +17,7 @@ use crate::{
         Enricher, Settings, clock,
         runtime::{self, CapturedAt},
     },
+    filter::Filter,
     output::{Output, metrics::Metrics},
     report::{KillReport, LostReport, LostStage, OutcomeReport, SigkillReport},
 };
@@ -50,6 +51,8 @@ struct Streamer {
     exits_traced: bool,
     /// `--metrics`: counts what is written.
     metrics: Option<Arc<Metrics>>,
+    /// `--cgroup`, `--comm`, `--pod`.
+    filter: Filter,
 }
 
 struct PendingKill {
@@ -92,6 +95,7 @@ pub async fn run(
     limits: Limits,
     settings: Settings,
     metrics: Option<Arc<Metrics>>,
+    filter: Filter,
     on_ready: impl FnOnce(),
 ) -> anyhow::Result<()> {
     let Capture {
@@ -118,6 +122,7 @@ pub async fn run(
         kills_out: VecDeque::new(),
         exits_traced: aftermath.is_ok(),
         metrics,
+        filter,
     };
     let deadline = limits.duration.map(|d| Instant::now() + d);
     on_ready();
@@ -215,8 +220,10 @@ impl Streamer {
                             report,
                         });
                     } else {
-                        self.metrics(|m| m.sigkill(&report));
-                        self.output.sigkill(&report)?;
+                        if self.filter.sigkill(&report) {
+                            self.metrics(|m| m.sigkill(&report));
+                            self.output.sigkill(&report)?;
+                        }
                     }
                 }
                 Ok(Entry::Outcome(outcome, cmdline)) => {
@@ -238,6 +245,9 @@ impl Streamer {
                                 return Ok(Flow::Done);
                             }
                         }
+                        // Whose kill it follows is unknown: a filtered run
+                        // (a sidecar, say) must not show other workloads.
+                        None if !self.filter.is_empty() => {}
                         None => self.output.outcome(&report)?,
                     }
                 }
@@ -258,8 +268,10 @@ impl Streamer {
                 Ok(Entry::Pressure(pressure)) => {
                     drop(item);
                     let report = self.enricher.pressure(&pressure);
-                    self.metrics(|m| m.pressure(&report));
-                    self.output.pressure(&report)?;
+                    if self.filter.pressure(&report) {
+                        self.metrics(|m| m.pressure(&report));
+                        self.output.pressure(&report)?;
+                    }
                 }
                 Err(mismatch) => {
                     eprintln!(
@@ -302,6 +314,9 @@ impl Streamer {
             let Some(kill) = self.kills_out.pop_front() else {
                 break;
             };
+            if !self.filter.kill(&kill.report) {
+                continue;
+            }
             self.metrics(|m| m.kill(&kill.report));
             self.output.kill(&kill.report)?;
             self.kills += 1;
@@ -323,7 +338,9 @@ impl Streamer {
             if !all && held.until > now {
                 break;
             }
-            if let Some(held) = self.held.pop_front() {
+            if let Some(held) = self.held.pop_front()
+                && self.filter.sigkill(&held.report)
+            {
                 self.metrics(|m| m.sigkill(&held.report));
                 self.output.sigkill(&held.report)?;
             }

@@ -129,9 +129,11 @@ fn test(filter: Option<String>) -> Result<()> {
             "the kernel tests create cgroups and load BPF programs: run `sudo -E cargo xtask test`"
         );
     }
-    // The metrics tests scrape oomtrace with a real Prometheus server.
-    setup::install_missing(&["prometheus"])
-        .context("installing prometheus for the metrics tests")?;
+    // The metrics tests scrape oomtrace with a real Prometheus server; the
+    // deploy tests validate manifests and the unit with the real tools.
+    setup::install_missing(&["prometheus", "python3-venv", "systemd"])
+        .context("installing prometheus, python3-venv and systemd for the tests")?;
+    let kubernetes_validate = setup::kubernetes_validate()?;
     eprintln!("xtask: building oomtrace for the kernel tests");
     Cmd::new("cargo")
         .args([
@@ -149,7 +151,8 @@ fn test(filter: Option<String>) -> Result<()> {
     eprintln!("xtask: running unit and kernel tests");
     let mut cmd = Cmd::new("cargo");
     cmd.args(["test", "--no-fail-fast"])
-        .env("OOMTRACE_BIN", binary.as_os_str());
+        .env("OOMTRACE_BIN", binary.as_os_str())
+        .env("KUBERNETES_VALIDATE", kubernetes_validate.as_os_str());
     if let Some(filter) = filter {
         cmd.arg("--").arg(filter);
     }

@@ -95,3 +95,23 @@ fn bpf_linker() -> Result<()> {
         .run()
         .context("installing bpf-linker")
 }
+
+/// kubernetes-validate (PyPI) in a venv under target/, for the deploy
+/// tests; returns its executable.
+pub fn kubernetes_validate() -> Result<std::path::PathBuf> {
+    let venv = crate::sh::workspace_root().join("target/venv");
+    let tool = venv.join("bin/kubernetes-validate");
+    if tool.is_file() {
+        return Ok(tool);
+    }
+    Cmd::new("/usr/bin/python3")
+        .args(["-m", "venv"])
+        .arg(&venv)
+        .run()
+        .context("creating a Python venv for kubernetes-validate")?;
+    Cmd::new(venv.join("bin/pip"))
+        .args(["install", "--quiet", "kubernetes-validate==1.37.0"])
+        .run()
+        .context("installing kubernetes-validate from PyPI")?;
+    Ok(tool)
+}
