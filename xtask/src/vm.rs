@@ -147,8 +147,9 @@ fn kernel_image(kernel: &Kernel, work: &Path) -> Result<PathBuf> {
     }
     fs::create_dir_all(&dir)?;
     eprintln!("xtask: downloading {package}");
+    // As root into a directory _apt cannot write: no sandbox user.
     let status = Command::new("apt-get")
-        .args(["download", package])
+        .args(["-o", "APT::Sandbox::User=root", "download", package])
         .current_dir(&dir)
         .status()
         .context("apt-get download")?;
