@@ -34,9 +34,6 @@ pub mod names {
     /// `struct oom_control`; attached before [`MARK_VICTIM_BTF`], which
     /// then picks its result up.
     pub const OOM_CONTROL_BTF: &str = "oom_control_btf";
-    /// The same search with bpf_loop() (5.17+), far cheaper to verify;
-    /// tried first.
-    pub const OOM_CONTROL_LOOP_BTF: &str = "oom_control_loop_btf";
     /// Ring buffer of [`super::OomKillRecord`]s.
     pub const EVENTS: &str = "EVENTS";
     /// Per-CPU count of records the ring buffer could not take.

@@ -1,6 +1,8 @@
 //! The OOM killer's `struct oom_control` for this kill.
 //!
-//! Without kprobes or fentry there is no hook that receives it, but it is
+//! Where fentry works, `oom_kill_process()` hands it over as its argument
+//! (the programs at the end of this file). Elsewhere no hook receives it,
+//! but it is
 //! always a local of a function below us on the current kernel stack
 //! (`mem_cgroup_out_of_memory()` for a memcg OOM, `__alloc_pages_may_oom()`
 //! for a global one, the sysrq worker), alive while `mark_victim` fires,
@@ -39,46 +41,31 @@ pub struct Handover {
 
 /// `tp_btf/mark_victim`, attached before `mark_victim_btf`: a program of its
 /// own so the verifier checks the stack search once, not once per state of
-/// the main program (together they hit the 1M-instruction limit).
+/// the main program.
 #[btf_tracepoint(function = "mark_victim")]
 pub fn oom_control_btf(ctx: BtfTracePointContext) -> u32 {
-    let Some(handover) = OOM_CONTROL.get_ptr_mut(0) else {
+    let Some((slot, victim, current, leader)) = begin(&ctx) else {
         return 0;
     };
-    // SAFETY: per-CPU slot; tracepoint programs do not nest on one CPU.
-    let handover = unsafe { &mut *handover };
-    // A plain number: the verifier forbids arithmetic (the XORs in `find`)
-    // on the trusted task pointer itself.
-    let Some(victim) = address_of(ctx.arg::<*const u8>(0)) else {
-        return 0;
-    };
-    handover.victim = 0;
-    handover.context.flags = 0;
-    // SAFETY: helper without arguments.
-    let current = unsafe { bpf_get_current_task() };
-    let leader = pointer(victim, layout!(task_group_leader)).unwrap_or(victim);
-    if let Some(oc) = find(current, leader, &mut handover.chunk) {
+    if let Some(oc) = find(current, leader) {
         let css = crate::cgroup::memory_css_of(victim);
-        describe(oc, leader != victim, css, &mut handover.context);
+        // SAFETY: per-CPU slot; the search's loop is over.
+        describe(oc, leader != victim, css, unsafe { &mut (*slot).context });
     }
-    handover.victim = victim;
+    // SAFETY: as above.
+    unsafe { (*slot).victim = victim };
     0
 }
 
-/// The same search with `bpf_loop()` (5.17+): the verifier checks one
-/// chunk's scan once instead of every chunk's, which cuts its work (and
-/// oomtrace's start-up) by an order of magnitude. The loader tries this
-/// one first and falls back to [`oom_control_btf`].
-#[btf_tracepoint(function = "mark_victim")]
-pub fn oom_control_loop_btf(ctx: BtfTracePointContext) -> u32 {
-    // A raw pointer, not a reference: the loop's callback writes the same
-    // slot's chunk while this program runs.
-    let Some(slot) = OOM_CONTROL.get_ptr_mut(0) else {
-        return 0;
-    };
-    let Some(victim) = address_of(ctx.arg::<*const u8>(0)) else {
-        return 0;
-    };
+/// What the `mark_victim` helpers start with: their hand-over slot, emptied
+/// (a raw pointer: the search's callback writes the same slot's chunk),
+/// the victim, `current`, and the victim's thread group leader.
+#[inline(always)]
+fn begin(ctx: &BtfTracePointContext) -> Option<(*mut Handover, u64, u64, u64)> {
+    let slot = OOM_CONTROL.get_ptr_mut(0)?;
+    // A plain number: the verifier forbids arithmetic (the XORs in the
+    // search) on the trusted task pointer itself.
+    let victim = address_of(ctx.arg::<*const u8>(0))?;
     // SAFETY: per-CPU slot; tracepoint programs do not nest on one CPU.
     unsafe {
         (*slot).victim = 0;
@@ -87,14 +74,7 @@ pub fn oom_control_loop_btf(ctx: BtfTracePointContext) -> u32 {
     // SAFETY: helper without arguments.
     let current = unsafe { bpf_get_current_task() };
     let leader = pointer(victim, layout!(task_group_leader)).unwrap_or(victim);
-    if let Some(oc) = find_looping(current, leader) {
-        let css = crate::cgroup::memory_css_of(victim);
-        // SAFETY: as above; the loop is over.
-        describe(oc, leader != victim, css, unsafe { &mut (*slot).context });
-    }
-    // SAFETY: as above.
-    unsafe { (*slot).victim = victim };
-    0
+    Some((slot, victim, current, leader))
 }
 
 /// What [`scan_chunk`] works with, on the caller's stack.
@@ -107,8 +87,25 @@ struct Scan {
     found: u64,
 }
 
+/// Finds the oom_control whose `chosen` is `leader`, the victim's thread
+/// group leader (the OOM killer chooses processes; it then marks a thread
+/// of the chosen one that still has an mm, usually the leader itself), in
+/// the kernel stack of `current`.
+///
+/// Copies of the pointer are everywhere on that stack (when the victim is
+/// the one that faulted, every frame's `current`), so a copy counts only
+/// if the 64 bytes around it read as an oom_control. Chunks are read from
+/// the top of the stack (oldest frames) down, overlapping by the struct's
+/// size so it is never split; in the first chunk holding one, the highest
+/// wins. (BPF programs may run on a private per-CPU stack since 6.13, so
+/// our own frame says nothing about where the task's stack is.)
+///
+/// Chunks go through `bpf_loop()` (5.17+), so the verifier checks one
+/// chunk's scan once (unrolled, it took ~290 ms of start-up). The per-slot
+/// test is branch-free arithmetic: the verifier follows both sides of every
+/// branch in every iteration.
 #[inline(always)]
-fn find_looping(current: u64, leader: u64) -> Option<u64> {
+fn find(current: u64, leader: u64) -> Option<u64> {
     let stack = pointer(current, layout!(task_stack))?;
     let size = layout!(thread_size) as u64;
     let window = size.min(u64::from(MAX_STACK_SCAN));
@@ -135,9 +132,9 @@ fn find_looping(current: u64, leader: u64) -> Option<u64> {
     (scan.found != 0).then_some(scan.found)
 }
 
-/// One chunk of [`find_looping`]: 0 to go on, 1 to stop.
+/// One chunk of [`find`]: 0 to go on, 1 to stop.
 extern "C" fn scan_chunk(index: u64, scan: *mut Scan) -> i64 {
-    // SAFETY: bpf_loop passes find_looping's `scan` back.
+    // SAFETY: bpf_loop passes find's `scan` back.
     let scan = unsafe { &mut *scan };
     if index >= scan.chunks || index >= u64::from(MAX_CHUNKS) {
         return 1;
@@ -209,76 +206,6 @@ pub fn take(victim: u64, out: &mut OomContext) {
 }
 /// Chunks step by `STACK_SCAN_CHUNK - OVERLAP` bytes.
 const MAX_CHUNKS: u32 = MAX_STACK_SCAN / (STACK_SCAN_CHUNK as u32 - OVERLAP as u32) + 1;
-
-/// Finds the oom_control whose `chosen` is `leader`, the victim's thread
-/// group leader (the OOM killer chooses processes; it then marks a thread
-/// of the chosen one that still has an mm, usually the leader itself), in
-/// the kernel stack of `current`.
-///
-/// Copies of the pointer are everywhere on that stack (when the victim is
-/// the one that faulted, every frame's `current`), so a copy counts only
-/// if the 64 bytes around it read as an oom_control. Chunks are read from
-/// the top of the stack (oldest frames) down, overlapping by the struct's
-/// size so it is never split; in the first chunk holding one, the highest
-/// wins. (BPF programs may run on a private per-CPU stack since 6.13, so
-/// our own frame says nothing about where the task's stack is.)
-///
-/// The per-slot test is branch-free arithmetic: the verifier follows both
-/// sides of every branch in every iteration, and a test with branches over
-/// ~2,000 slots cost it 800k instructions (or hit its 8192-jump limit).
-#[inline(always)]
-fn find(current: u64, leader: u64, chunk: &mut [u64; SLOTS]) -> Option<u64> {
-    let chosen = known(layout!(oc_chosen))?;
-    let stack = pointer(current, layout!(task_stack))?;
-    let size = layout!(thread_size) as u64;
-    let window = size.min(u64::from(MAX_STACK_SCAN));
-    let member = |offset: u32| -> Option<Member> { Member::new(known(offset)?) };
-    let memcg = member(layout!(oc_memcg))?;
-    let order = member(layout!(oc_order))?;
-    let constraint = member(layout!(oc_constraint))?;
-    let totalpages = member(layout!(oc_totalpages))?;
-    let chosen_member = Member::new(chosen)?;
-
-    // A verifier-known trip count (thread_size is a load-time constant).
-    let step = STACK_SCAN_CHUNK as u64 - OVERLAP;
-    let chunks = (window.saturating_sub(STACK_SCAN_CHUNK as u64) / step + 1) as u32;
-    for i in 0..MAX_CHUNKS {
-        if i >= chunks {
-            break;
-        }
-        let base = stack + size - STACK_SCAN_CHUNK as u64 - u64::from(i) * step;
-        // SAFETY: fault-tolerant copy of a piece of the task's stack.
-        let copied = unsafe {
-            bpf_probe_read_kernel(
-                chunk.as_mut_ptr().cast(),
-                STACK_SCAN_CHUNK as u32,
-                base as *const _,
-            )
-        };
-        if copied != 0 {
-            return None;
-        }
-        // Each slot whose whole struct fits in the chunk is a candidate
-        // start; the overlap with the next chunk covers the others.
-        let mut best: u64 = 0;
-        for slot in 0..STARTS {
-            let hit = is_zero(chosen_member.read(chunk, slot) ^ leader)
-                & plausible(
-                    memcg.read(chunk, slot),
-                    order.read(chunk, slot) as u32,
-                    constraint.read(chunk, slot) as u32,
-                    totalpages.read(chunk, slot),
-                );
-            // best = hit ? this slot : best
-            let here = base + (slot * 8) as u64;
-            best ^= (here ^ best) & opaque(hit).wrapping_neg();
-        }
-        if best != 0 {
-            return Some(best);
-        }
-    }
-    None
-}
 
 /// An oom_control member: which word of the struct holds it, and where in
 /// that word. The struct is 8-byte aligned, so no member straddles words.
@@ -469,27 +396,18 @@ pub fn oom_kill_process_exit(_ctx: FExitContext) -> u32 {
 /// incident: the chosen victim and the rest of its memory.oom.group.
 #[btf_tracepoint(function = "mark_victim")]
 pub fn oom_control_fentry_btf(ctx: BtfTracePointContext) -> u32 {
-    let Some(handover) = OOM_CONTROL.get_ptr_mut(0) else {
+    let Some((slot, victim, current, leader)) = begin(&ctx) else {
         return 0;
     };
-    // SAFETY: per-CPU slot; tracepoint programs do not nest on one CPU.
-    let handover = unsafe { &mut *handover };
-    let Some(victim) = address_of(ctx.arg::<*const u8>(0)) else {
-        return 0;
-    };
-    handover.victim = 0;
-    handover.context.flags = 0;
-    // SAFETY: helper without arguments.
-    let current = unsafe { bpf_get_current_task() };
     let Some(kill) = OOM_KILLS.get_ptr_mut(current) else {
         return 0;
     };
     // SAFETY: our own map's value; only this task updates its entry.
     let kill = unsafe { &mut *kill };
     kill.victims += 1;
-    let leader = pointer(victim, layout!(task_group_leader)).unwrap_or(victim);
     let css = crate::cgroup::memory_css_of(victim);
-    let out = &mut handover.context;
+    // SAFETY: per-CPU slot, as in `begin`.
+    let out = unsafe { &mut (*slot).context };
     describe(kill.oc, leader != victim, css, out);
     out.flags |= oom_context::INCIDENT;
     out.incident_ns = kill.incident_ns;
@@ -500,6 +418,7 @@ pub fn oom_control_fentry_btf(ctx: BtfTracePointContext) -> u32 {
             out.flags |= oom_context::GROUP_MEMBER;
         }
     }
-    handover.victim = victim;
+    // SAFETY: as above.
+    unsafe { (*slot).victim = victim };
     0
 }

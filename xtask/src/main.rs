@@ -135,16 +135,7 @@ fn test(filter: Option<String>) -> Result<()> {
         .context("installing prometheus, python3-venv and systemd for the tests")?;
     let kubernetes_validate = setup::kubernetes_validate()?;
     eprintln!("xtask: building oomtrace for the kernel tests");
-    Cmd::new("cargo")
-        .args([
-            "build",
-            "--package",
-            "oomtrace",
-            "--package",
-            "oomtrace-tests",
-            "--bins",
-        ])
-        .run()?;
+    build_bins(&[])?;
     let binary = workspace_root().join("target/debug/oomtrace");
     remove_leftover_cgroups()?;
 
@@ -165,17 +156,7 @@ fn bench(args: Vec<String>) -> Result<()> {
         bail!("the benchmark causes OOM kills in its own cgroups: run `sudo -E cargo xtask bench`");
     }
     setup::install_missing(&["bpftrace"]).context("installing bpftrace to compare with")?;
-    Cmd::new("cargo")
-        .args([
-            "build",
-            "--release",
-            "--package",
-            "oomtrace",
-            "--package",
-            "oomtrace-tests",
-            "--bins",
-        ])
-        .run()?;
+    build_bins(&["--release"])?;
     remove_leftover_cgroups()?;
     let release = workspace_root().join("target/release");
     let json = workspace_root().join("target/bench.json");
@@ -184,6 +165,22 @@ fn bench(args: Vec<String>) -> Result<()> {
         .arg(json.as_os_str())
         .args(args)
         .env("OOMTRACE_BIN", release.join("oomtrace").as_os_str())
+        .run()
+}
+
+/// Builds oomtrace and the test binaries (hog, bench, VM guest) with
+/// `extra` cargo arguments (profile, target).
+fn build_bins(extra: &[&str]) -> Result<()> {
+    Cmd::new("cargo")
+        .arg("build")
+        .args(extra)
+        .args([
+            "--package",
+            "oomtrace",
+            "--package",
+            "oomtrace-tests",
+            "--bins",
+        ])
         .run()
 }
 

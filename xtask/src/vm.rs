@@ -44,16 +44,7 @@ pub fn vm_test(only: Option<String>) -> Result<()> {
     Cmd::new("rustup")
         .args(["target", "add", MUSL, "--toolchain", "stable"])
         .run()?;
-    Cmd::new("cargo")
-        .args(["build", "--release", "--target", MUSL])
-        .args([
-            "--package",
-            "oomtrace",
-            "--package",
-            "oomtrace-tests",
-            "--bins",
-        ])
-        .run()?;
+    crate::build_bins(&["--release", "--target", MUSL])?;
 
     let work = workspace_root().join("target/vm");
     fs::create_dir_all(&work)?;

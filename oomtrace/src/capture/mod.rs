@@ -562,21 +562,12 @@ impl Capture {
                         if plan.fentry == Fentry::Try {
                             fentry_unavailable = Some(why);
                         }
-                        // bpf_loop() (5.17+) first: much cheaper to verify.
                         attach_optional(
                             &mut ebpf,
                             kernel_btf,
-                            names::OOM_CONTROL_LOOP_BTF,
+                            names::OOM_CONTROL_BTF,
                             "mark_victim",
                         )
-                        .or_else(|_| {
-                            attach_optional(
-                                &mut ebpf,
-                                kernel_btf,
-                                names::OOM_CONTROL_BTF,
-                                "mark_victim",
-                            )
-                        })
                     }
                 };
                 reclaim = attach_optional(
