@@ -102,6 +102,22 @@ pub fn run() -> anyhow::Result<ExitCode> {
             Err(why) => format!("no: {why}"),
         },
     ));
+    lines.push((
+        "OOM context",
+        match (&facilities.btf, &fentry) {
+            (Err(_), _) => "no (needs BTF)".to_string(),
+            (Ok(_), Ok(())) => "from fentry on oom_kill_process()".to_string(),
+            // The stack search runs its chunks through bpf_loop() (5.17+).
+            (Ok(types), Err(_)) if types.has_function("bpf_loop") => {
+                "searched on the OOM task's stack (no fentry here)".to_string()
+            }
+            (Ok(_), Err(_)) => {
+                "no: neither fentry nor bpf_loop() (5.17+); constraint, oom_memcg and \
+                 oom_control will be null"
+                    .to_string()
+            }
+        },
+    ));
     lines.push(("memory cgroup", memory_cgroups()));
 
     let plan = facilities.plan(Preference::Auto);
