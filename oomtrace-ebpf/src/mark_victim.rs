@@ -89,15 +89,7 @@ pub fn mark_victim_btf(ctx: BtfTracePointContext) -> u32 {
     // readable now; otherwise the exit hook reads it (see cmdline).
     let cmdline_bytes =
         cmdline::shared_mm(victim, current).and_then(|mm| cmdline::copy(mm, cmdline));
-    if record.valid & valid::VICTIM_PID != 0 {
-        aftermath::track(
-            record.victim.pid,
-            record.victim.tgid,
-            record.boot_ns,
-            oomtrace_common::cause::OOM_KILL,
-            cmdline_bytes.is_some(),
-        );
-    }
+    track_victim(record, cmdline_bytes.is_some());
     crate::submit_with_cmdline(record, cmdline_bytes);
     0
 }
@@ -179,17 +171,24 @@ pub fn mark_victim_tracepoint(ctx: TracePointContext) -> u32 {
             record.valid |= valid::VICTIM_MEMCG;
         }
     }
+    track_victim(record, false);
+    submit(record);
+    0
+}
+
+/// Follows the victim to its exit (oom_outcome, and its command line when
+/// the kill could not read it).
+#[inline(always)]
+fn track_victim(record: &OomKillRecord, cmdline_captured: bool) {
     if record.valid & valid::VICTIM_PID != 0 {
         aftermath::track(
             record.victim.pid,
             record.victim.tgid,
             record.boot_ns,
             oomtrace_common::cause::OOM_KILL,
-            false,
+            cmdline_captured,
         );
     }
-    submit(record);
-    0
 }
 
 #[inline(always)]

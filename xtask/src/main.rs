@@ -185,43 +185,12 @@ fn build_bins(extra: &[&str]) -> Result<()> {
 }
 
 /// A run killed mid-test can leave `oomtrace-test-*` cgroups behind; they
-/// are ours by name, and only those are removed.
+/// are ours by name, and only those are removed (with the hogs inside).
 fn remove_leftover_cgroups() -> Result<()> {
-    for root in ["/sys/fs/cgroup/memory", "/sys/fs/cgroup"] {
-        let Ok(entries) = std::fs::read_dir(root) else {
-            continue;
-        };
-        for entry in entries.flatten() {
-            let name = entry.file_name();
-            if name.to_string_lossy().starts_with("oomtrace-test-") && entry.path().is_dir() {
-                eprintln!("xtask: removing leftover cgroup {}", entry.path().display());
-                remove_cgroup(&entry.path());
-            }
-        }
+    let removed = oomtrace_tests::cgroup::remove_leftovers()
+        .context("cleaning up oomtrace-test-* cgroups left by an earlier run")?;
+    if removed > 0 {
+        eprintln!("xtask: removed {removed} leftover oomtrace-test-* cgroup(s)");
     }
     Ok(())
-}
-
-fn remove_cgroup(dir: &std::path::Path) {
-    if let Ok(entries) = std::fs::read_dir(dir) {
-        for entry in entries.flatten() {
-            if entry.path().is_dir() {
-                remove_cgroup(&entry.path());
-            }
-        }
-    }
-    for _ in 0..100 {
-        let procs = std::fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default();
-        for pid in procs.lines().filter(|l| !l.trim().is_empty()) {
-            // Processes in an oomtrace-test cgroup are test hogs.
-            let _ = std::process::Command::new("kill")
-                .args(["-KILL", pid.trim()])
-                .status();
-        }
-        if std::fs::remove_dir(dir).is_ok() || !dir.exists() {
-            return;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    eprintln!("xtask: warning: could not remove {}", dir.display());
 }

@@ -14,22 +14,27 @@ pub fn identify(path: &str) -> (Option<K8s>, Option<Service>) {
     (None, service(&parts))
 }
 
-/// `kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod<uid with
-/// _>.slice/cri-containerd-<id>.scope`; Guaranteed pods sit directly at
-/// `kubepods.slice/kubepods-pod<uid>.slice`.
-fn systemd_driver(parts: &[&str]) -> Option<K8s> {
-    let start = parts.iter().position(|p| *p == "kubepods.slice")?;
-    let mut k8s = K8s {
+/// The kubelet's top cgroup itself, before the path says more.
+fn node_level(cgroup_driver: &'static str) -> K8s {
+    K8s {
         level: "node",
         qos: None,
         pod_uid: None,
         container_id: None,
         runtime: None,
-        cgroup_driver: "systemd",
+        cgroup_driver,
         namespace: None,
         pod_name: None,
         container_name: None,
-    };
+    }
+}
+
+/// `kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod<uid with
+/// _>.slice/cri-containerd-<id>.scope`; Guaranteed pods sit directly at
+/// `kubepods.slice/kubepods-pod<uid>.slice`.
+fn systemd_driver(parts: &[&str]) -> Option<K8s> {
+    let start = parts.iter().position(|p| *p == "kubepods.slice")?;
+    let mut k8s = node_level("systemd");
     let rest = &parts[start + 1..];
     let mut rest = rest.iter();
     let Some(next) = rest.next() else {
@@ -85,17 +90,7 @@ fn systemd_driver(parts: &[&str]) -> Option<K8s> {
 /// `kubepods/pod<uid>/<id>` (Guaranteed).
 fn cgroupfs_driver(parts: &[&str]) -> Option<K8s> {
     let start = parts.iter().position(|p| *p == "kubepods")?;
-    let mut k8s = K8s {
-        level: "node",
-        qos: None,
-        pod_uid: None,
-        container_id: None,
-        runtime: None,
-        cgroup_driver: "cgroupfs",
-        namespace: None,
-        pod_name: None,
-        container_name: None,
-    };
+    let mut k8s = node_level("cgroupfs");
     let mut rest = parts[start + 1..].iter();
     let Some(next) = rest.next() else {
         return Some(k8s);

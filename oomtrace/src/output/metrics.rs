@@ -312,7 +312,7 @@ mod tests {
     }
 
     #[test]
-    fn the_exposition_has_every_family() {
+    fn a_fresh_exposition_has_both_loss_stages_and_build_info() {
         let metrics = Metrics::new("tp_btf");
         let text = metrics.encode();
         for needle in [
