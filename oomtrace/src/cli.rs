@@ -9,9 +9,11 @@ use crate::{capture::Preference, output::Format};
 /// Trace Linux OOM kills from inside the kernel.
 ///
 /// Runs until interrupted and writes one record per kill: who was killed,
-/// what it held (RSS, page tables, oom_score_adj), its memory cgroup, and
-/// which task ran into the limit. JSON lines when piped or with --output,
-/// a short summary on a terminal. Needs root (or CAP_BPF and CAP_PERFMON).
+/// what it held (RSS, page tables, oom_score_adj), its memory cgroup, which
+/// limit was hit and which task ran into it; then the victim's exit, and a
+/// `lost` record for anything it could not deliver. JSON lines when piped
+/// or with --output, a short summary on a terminal. Needs root (or CAP_BPF
+/// and CAP_PERFMON).
 #[derive(Debug, Parser)]
 #[command(name = "oomtrace", version, about, long_about)]
 pub struct Cli {

@@ -9,7 +9,7 @@ use oomtrace_common::{
 use crate::capture::CapturePath;
 
 /// A ring buffer entry the loader cannot read: it and the object disagree,
-/// which is a bug, reported rather than skipped.
+/// which is a bug; the stream skips it with a warning on stderr.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum BadEntry {
     #[error("ring buffer entry of kind {kind} has {got} bytes, expected {expected}")]

@@ -145,11 +145,18 @@ fn trace(cli: &Cli) -> anyhow::Result<ExitCode> {
         if let Err(why) = &capture.aftermath {
             ready.push_str(&format!(" (victim exits not followed: {why})"));
         }
-        if cli.sigkill
-            && let Err(why) = &capture.sigkills
-        {
-            ready.push_str(&format!(" (SIGKILLs not traced: {why})"));
-        }
+    }
+    // Asked for by flag: say so on every path when it cannot be done.
+    if cli.sigkill
+        && let Err(why) = &capture.sigkills
+    {
+        ready.push_str(&format!(" (SIGKILLs not traced: {why})"));
+    }
+    if cli.pressure.is_some()
+        && capture.path == capture::CapturePath::Tracepoint
+        && let Err(why) = &capture.reclaim
+    {
+        ready.push_str(&format!(" (no --pressure warnings: reclaim {why})"));
     }
     if let Some(addr) = cli.metrics {
         ready.push_str(&format!(" (metrics on http://{addr}/metrics)"));

@@ -399,7 +399,8 @@ pub struct RuntimeReport {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct HistoryReport {
     /// What counts as the same workload: the Kubernetes pod and container
-    /// (stable across restarts), else the limit's cgroup path.
+    /// (stable across restarts), else the limit's cgroup path; without a
+    /// limit's cgroup (a machine-wide OOM), the victim's name in its cgroup.
     pub workload: String,
     /// Kills of it since oomtrace started, this one included.
     pub kills: u64,

@@ -320,11 +320,12 @@ impl Streamer {
             self.metrics(|m| m.kill(&kill.report));
             self.output.kill(&kill.report)?;
             self.kills += 1;
-            if self.count.is_some_and(|n| self.kills >= n) {
-                return Ok(Flow::Done);
-            }
+            // The kill waited for its exit: the last one counted keeps it.
             if let Some(outcome) = &kill.outcome {
                 self.output.outcome(outcome)?;
+            }
+            if self.count.is_some_and(|n| self.kills >= n) {
+                return Ok(Flow::Done);
             }
         }
         Ok(Flow::Continue)

@@ -72,6 +72,9 @@ pub struct DomainFiles {
     pub oom_kills: u64,
     /// v1 `memory.max_usage_in_bytes`, v2 `memory.peak`.
     pub max_usage: u64,
+    /// CPUs of the machine the files were read on (each may hold a charge
+    /// stock), which is not the judging machine's after a VM run.
+    pub cpus: u64,
 }
 
 impl DomainFiles {
@@ -83,6 +86,7 @@ impl DomainFiles {
             limit: cgroup.limit()?,
             oom_kills: cgroup.oom_kills()?,
             max_usage: cgroup.max_usage()?,
+            cpus: std::thread::available_parallelism().map_or(1, |n| n.get()) as u64,
         })
     }
 
@@ -94,6 +98,7 @@ impl DomainFiles {
             "limit": self.limit,
             "oom_kills": self.oom_kills,
             "max_usage": self.max_usage,
+            "cpus": self.cpus,
         })
     }
 
@@ -109,6 +114,7 @@ impl DomainFiles {
             limit: value["limit"].as_u64()?,
             oom_kills: value["oom_kills"].as_u64()?,
             max_usage: value["max_usage"].as_u64()?,
+            cpus: value["cpus"].as_u64()?,
         })
     }
 }
@@ -188,7 +194,7 @@ pub fn assert_oom_domain_matches(record: &Value, truth: &Truth, domain: &DomainF
     // it at the kill; in between the OOM path may drain the per-CPU charge
     // stocks (up to MEMCG_CHARGE_BATCH pages per CPU), seen on 6.1 with
     // several tasks in the domain.
-    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as u64;
+    let cpus = domain.cpus;
     let read = m["usage_bytes"].as_u64().expect("usage_bytes");
     assert!(
         read.abs_diff(usage.usage_kb * 1024) <= cpus * CHARGE_BATCH_PAGES * 4096,

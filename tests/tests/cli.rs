@@ -475,16 +475,30 @@ fn a_reader_that_stops_reading_never_hangs_it() -> Result<()> {
         unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
     // SAFETY: plain fcntl on our pipe.
     assert!(unsafe { libc::fcntl(fds[1], libc::F_SETPIPE_SZ, 4096) } >= 4096);
-    let mut child = oomtrace(&["--format", "json", "--oom-score-adj", "keep"])
-        .stdout(Stdio::from(write_end))
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .spawn()
-        .context("spawn oomtrace")?;
-    let mut stderr = BufReader::new(child.stderr.take().context("stderr")?);
-    let mut ready = String::new();
-    stderr.read_line(&mut ready)?;
+    let mut child = KillOnDrop(
+        oomtrace(&["--format", "json", "--oom-score-adj", "keep"])
+            .stdout(Stdio::from(write_end))
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .spawn()
+            .context("spawn oomtrace")?,
+    );
+    let child = &mut child.0;
+    let stderr = child.stderr.take().context("stderr")?;
+    // The ready line, read on a thread so a stalled start cannot hang us.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let mut stderr = BufReader::new(stderr);
+        let mut ready = String::new();
+        let _ = stderr.read_line(&mut ready);
+        let _ = tx.send(ready);
+        stderr
+    });
+    let ready = rx.recv_timeout(TIMEOUT).context("no ready line in time")?;
     assert!(ready.starts_with("oomtrace: ready"), "{ready}");
+    let mut stderr = reader
+        .join()
+        .map_err(|_| anyhow::anyhow!("stderr reader panicked"))?;
 
     let cgroup = TestCgroup::new("stuck-reader", 48 * MIB)?;
     for _ in 0..4 {
@@ -554,8 +568,10 @@ fn sigterm_in_a_storm_flushes_whole_records_and_releases_every_bpf_object() -> R
         .collect();
     std::thread::sleep(Duration::from_millis(1500));
     tracer.signal(libc::SIGTERM);
-    let (status, records, stderr) = tracer.finish(TIMEOUT)?;
+    let finished = tracer.finish(TIMEOUT);
+    // Before any early return: the storms must end with this test.
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (status, records, stderr) = finished?;
     let mut kills = 0;
     for storm in storms {
         kills += storm
@@ -648,4 +664,14 @@ fn capture_fentry_runs_where_check_says_it_can_and_says_why_not_elsewhere() -> R
         );
     }
     Ok(())
+}
+
+/// A child killed (and reaped) when the test ends, also on a panic.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }

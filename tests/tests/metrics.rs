@@ -134,9 +134,19 @@ fn prometheus_scrapes_the_kills_by_oom_domain() -> Result<()> {
         ready.contains(&format!("metrics on http://{target}/metrics")),
         "{ready}"
     );
-    // Without a host it listens on localhost only.
     let (status, _) = http::get(target, "/ready")?;
     assert_eq!(status, 200, "/ready");
+    // Without a host it listens on localhost only: the kernel's socket
+    // table has its listening socket bound to 127.0.0.1.
+    let listening = std::fs::read_to_string("/proc/net/tcp")?
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.get(3) == Some(&"0A")).then(|| f[1].to_string())
+        })
+        .filter(|local| local.ends_with(&format!(":{port:04X}")))
+        .collect::<Vec<_>>();
+    assert_eq!(listening, vec![format!("0100007F:{port:04X}")], "bound to");
     let prometheus = Prometheus::start(target)?;
     prometheus.wait_for("up{job=\"oomtrace\"}", |r| {
         r.len() == 1 && value(&r[0]) == 1.0

@@ -38,6 +38,11 @@ struct Kernel {
 }
 
 pub fn vm_test(only: Option<String>) -> Result<()> {
+    if !crate::sh::is_root() {
+        bail!(
+            "the VM test installs packages and downloads kernels with apt: run `sudo -E cargo xtask vm-test`"
+        );
+    }
     setup::ensure()?;
     setup::install_missing(&["qemu-system-x86", "busybox-static", "cpio"])
         .context("installing qemu and busybox for the VMs")?;
@@ -65,12 +70,15 @@ pub fn vm_test(only: Option<String>) -> Result<()> {
     table.push_str(&"---|".repeat(CAPTURES.len()));
     table.push('\n');
     let mut failures = Vec::new();
-    // Failed checks are reported in the table, not as panic messages.
-    panic::set_hook(Box::new(|_| {}));
     for kernel in &kernels {
         let image = kernel_image(kernel, &work)?;
         let results = boot(kernel, &image, &initrd, &work)?;
+        // Failed checks go into the table, not out as panic messages; any
+        // other panic keeps the usual report.
+        let hook = panic::take_hook();
+        panic::set_hook(Box::new(|_| {}));
         report(kernel, &results, &mut table, &mut failures);
+        panic::set_hook(hook);
     }
     println!("{table}");
     fs::write(work.join("report.md"), &table)?;
@@ -154,12 +162,16 @@ fn kernel_image(kernel: &Kernel, work: &Path) -> Result<PathBuf> {
         .context("apt-get download left no .deb")?;
     // Only the image: the modules are not needed (BPF, memcg, tracefs and
     // the serial console are built in).
+    // Into a temporary file first: a failed extraction must not leave an
+    // empty image that the next run takes for a cached one.
+    let partial = dir.join("vmlinuz.partial");
     let script = format!(
         "dpkg-deb --fsys-tarfile '{}' | tar -xO --wildcards './boot/vmlinuz-*' > '{}'",
         deb.display(),
-        image.display()
+        partial.display()
     );
-    Cmd::new("sh").args(["-c", &script]).run()?;
+    pipeline(&script)?;
+    fs::rename(&partial, &image)?;
     fs::remove_file(&deb)?;
     Ok(image)
 }
@@ -217,8 +229,15 @@ fn build_initramfs(work: &Path) -> Result<PathBuf> {
         root.display(),
         initrd.display()
     );
-    Cmd::new("sh").args(["-c", &script]).run()?;
+    pipeline(&script)?;
     Ok(initrd)
+}
+
+/// A shell pipeline that fails when any of its commands does.
+fn pipeline(script: &str) -> Result<()> {
+    Cmd::new("bash")
+        .args(["-o", "pipefail", "-c", script])
+        .run()
 }
 
 /// Boots `image` and returns the evidence lines the guest wrote.
@@ -462,7 +481,12 @@ fn judge(evidence: &Value) -> Result<String, String> {
     // The memcg's oom_kill counter as the nth record's kill left it: the
     // file counts every kill line, the chosen victim's second one last.
     let at_kill = |after: u64, nth: usize| after - killed.len() as u64 + nth as u64 + 1;
-    let has_context = path != "tracepoint" && !ready.contains("OOM killer context unavailable");
+    if !ready.contains(&format!("via {path}")) {
+        return Err(format!("records say {path}, the ready line: {ready}"));
+    }
+    // Every kernel of the matrix is 5.17+ with BTF: both BTF paths must
+    // bring the OOM killer's context (whatever the ready line says).
+    let has_context = path != "tracepoint";
 
     // Kills in the order the kernel made them: the chosen one, then the
     // rest of its memory.oom.group.

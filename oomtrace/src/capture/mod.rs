@@ -299,60 +299,54 @@ fn attach_optional(
     name: &str,
     tracepoint: &str,
 ) -> Result<(), String> {
-    let program: &mut BtfTracePoint = ebpf
-        .program_mut(name)
-        .ok_or("the eBPF object lacks it")?
-        .try_into()
-        .map_err(|e: aya::programs::ProgramError| e.to_string())?;
-    program.load(tracepoint, kernel_btf).map_err(|e| {
-        format!("{e:#}")
-            .lines()
-            .next()
-            .unwrap_or_default()
-            .to_string()
-    })?;
-    program.attach().map(|_| ()).map_err(|e| e.to_string())
+    let program = program::<BtfTracePoint>(ebpf, name)?;
+    program
+        .load(tracepoint, kernel_btf)
+        .map_err(|e| first_line(&e))?;
+    program.attach().map(|_| ()).map_err(|e| first_line(&e))
 }
 
-/// fentry and fexit on oom_kill_process(), then the tp_btf program that
-/// hands what they saw to `mark_victim_btf`. A program that loads but
-/// fails to attach is dropped (and detached) with the object on error.
+/// fentry and fexit on oom_kill_process() and the tp_btf program that
+/// hands what they saw to `mark_victim_btf`: all loaded first, then
+/// attached with the entry last (without it the other two do nothing), and
+/// taken down again if any of them cannot be attached.
 fn attach_fentry(ebpf: &mut Ebpf, kernel_btf: &aya::Btf) -> Result<(), String> {
-    let first_line = |e: aya::programs::ProgramError| first_line(&e);
-    let entry: &mut FEntry = ebpf
-        .program_mut(names::OOM_KILL_PROCESS_ENTRY)
-        .ok_or("the eBPF object lacks it")?
-        .try_into()
-        .map_err(first_line)?;
-    entry.load(FENTRY_TARGET, kernel_btf).map_err(first_line)?;
-    let entry_link = entry.attach().map_err(first_line)?;
-    let exit: Result<&mut FExit, _> = ebpf
-        .program_mut(names::OOM_KILL_PROCESS_EXIT)
-        .ok_or(aya::programs::ProgramError::NotLoaded)
-        .and_then(|p| p.try_into());
-    let attached = exit
-        .and_then(|exit| {
-            exit.load(FENTRY_TARGET, kernel_btf)?;
-            exit.attach().map(|_| ())
-        })
-        .map_err(first_line)
-        .and_then(|()| {
-            attach_optional(
-                ebpf,
-                kernel_btf,
-                names::OOM_CONTROL_FENTRY_BTF,
-                "mark_victim",
-            )
-        });
-    if attached.is_err() {
-        // Half a path is worse than the stack search: take it down.
-        if let Some(entry) = ebpf.program_mut(names::OOM_KILL_PROCESS_ENTRY)
-            && let Ok(entry) = <&mut FEntry>::try_from(entry)
-        {
-            let _ = entry.detach(entry_link);
+    let err = |e: aya::programs::ProgramError| first_line(&e);
+    program::<FEntry>(ebpf, names::OOM_KILL_PROCESS_ENTRY)?
+        .load(FENTRY_TARGET, kernel_btf)
+        .map_err(err)?;
+    program::<FExit>(ebpf, names::OOM_KILL_PROCESS_EXIT)?
+        .load(FENTRY_TARGET, kernel_btf)
+        .map_err(err)?;
+    let handover = program::<BtfTracePoint>(ebpf, names::OOM_CONTROL_FENTRY_BTF)?;
+    handover.load("mark_victim", kernel_btf).map_err(err)?;
+    let handover_link = handover.attach().map_err(err)?;
+    let exit_link = match program::<FExit>(ebpf, names::OOM_KILL_PROCESS_EXIT)?.attach() {
+        Ok(link) => link,
+        Err(e) => {
+            let _ = program::<BtfTracePoint>(ebpf, names::OOM_CONTROL_FENTRY_BTF)?
+                .detach(handover_link);
+            return Err(err(e));
         }
+    };
+    if let Err(e) = program::<FEntry>(ebpf, names::OOM_KILL_PROCESS_ENTRY)?.attach() {
+        let _ = program::<FExit>(ebpf, names::OOM_KILL_PROCESS_EXIT)?.detach(exit_link);
+        let _ =
+            program::<BtfTracePoint>(ebpf, names::OOM_CONTROL_FENTRY_BTF)?.detach(handover_link);
+        return Err(err(e));
     }
-    attached
+    Ok(())
+}
+
+/// The object's program `name` as its type.
+fn program<'a, T>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut T, String>
+where
+    &'a mut T: TryFrom<&'a mut aya::programs::Program, Error = aya::programs::ProgramError>,
+{
+    ebpf.program_mut(name)
+        .ok_or_else(|| format!("the eBPF object has no program {name}"))?
+        .try_into()
+        .map_err(|e: aya::programs::ProgramError| first_line(&e))
 }
 
 /// Whether fentry on oom_kill_process() loads here (for `check`): loads
@@ -360,15 +354,10 @@ fn attach_fentry(ebpf: &mut Ebpf, kernel_btf: &aya::Btf) -> Result<(), String> {
 pub fn probe_fentry(kernel_btf: &aya::Btf) -> Result<(), String> {
     let mut ebpf = EbpfLoader::new()
         .btf(Some(kernel_btf))
-        .map_max_entries(names::EVENTS, 4096)
+        .map_max_entries(names::EVENTS, 1 << page_shift())
         .load(EBPF_OBJECT)
         .map_err(|e| e.to_string())?;
-    let entry: &mut FEntry = ebpf
-        .program_mut(names::OOM_KILL_PROCESS_ENTRY)
-        .ok_or("the eBPF object lacks it")?
-        .try_into()
-        .map_err(|e: aya::programs::ProgramError| e.to_string())?;
-    entry
+    program::<FEntry>(&mut ebpf, names::OOM_KILL_PROCESS_ENTRY)?
         .load(FENTRY_TARGET, kernel_btf)
         .map_err(|e| first_line(&e))
 }
@@ -525,8 +514,6 @@ impl Capture {
         });
         match (plan.path, kernel_btf) {
             (CapturePath::TpBtf, Some(kernel_btf)) => {
-                // Attached first, so it runs first on each event: tracepoint
-                // probes are called in the order they were registered.
                 if sigkill {
                     sigkills = attach_optional(
                         &mut ebpf,

@@ -103,13 +103,13 @@ impl Metrics {
         let stalls = Family::<MemcgLabels, Counter>::default();
         registry.register(
             "charge_stalls",
-            "Direct reclaim stalls on the memcg charge path in seconds that crossed the --pressure threshold",
+            "Direct reclaim stalls on the memcg charge path during the seconds that crossed the --pressure threshold",
             stalls.clone(),
         );
         let stall_seconds = Family::<MemcgLabels, Counter<f64>>::default();
         registry.register(
             "charge_stall_seconds",
-            "Time stalled in memcg direct reclaim in seconds that crossed the --pressure threshold",
+            "Time stalled in memcg direct reclaim during the seconds that crossed the --pressure threshold",
             stall_seconds.clone(),
         );
         let sigkills = Family::<SenderLabels, Counter>::default();
@@ -239,6 +239,9 @@ pub fn parse_addr(value: &str) -> Result<SocketAddr, String> {
 pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>) {
     loop {
         let Ok((stream, _)) = listener.accept().await else {
+            // Out of descriptors, say: retrying at once would spin the loop
+            // that also drains the ring buffer.
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
             continue;
         };
         let metrics = Arc::clone(&metrics);

@@ -132,6 +132,7 @@ fn limit(r: &KillReport) -> String {
             format!("memcg {path}{owner} at {usage}{kills}{context}")
         }
         (Some("global"), _) => format!("none: the whole machine was out of memory{context}"),
+        (Some("memcg"), None) => format!("a memcg limit (which cgroup could not be read){context}"),
         (Some(other), _) => format!("{other} constraint (allowed NUMA nodes exhausted){context}"),
         (None, _) => "unknown (the OOM killer's context was not captured)".to_string(),
     }

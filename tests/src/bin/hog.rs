@@ -14,7 +14,7 @@ const MIB: usize = 1 << 20;
 fn main() {
     // A test may dress the hog up as a JVM or Node process; its real orders
     // then come from the environment.
-    let args: Vec<String> = match std::env::var("OOMTRACE_HOG_ORDERS") {
+    let args: Vec<String> = match std::env::var(oomtrace_tests::hog::ORDERS_VAR) {
         Ok(orders) => std::iter::once("hog".to_string())
             .chain(orders.split(' ').map(String::from))
             .collect(),
