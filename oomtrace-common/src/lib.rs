@@ -622,10 +622,16 @@ const _: () = assert!(
 );
 const _: () = assert!(core::mem::size_of::<KernelLayout>() == 59 * 4);
 
+/// The largest ring buffer entry the kernel side sends: a kill record with
+/// a full command line after it. The ring buffer must hold at least this
+/// (plus its 8-byte entry header).
+pub const MAX_ENTRY_BYTES: usize = {
+    let kill = core::mem::size_of::<OomKillRecord>();
+    let outcome = core::mem::size_of::<OutcomeRecord>();
+    let record = if kill > outcome { kill } else { outcome };
+    record + core::mem::size_of::<CmdlineHeader>() + CMDLINE_ARGS_MAX + CMDLINE_ENV_MAX
+};
+const _: () = assert!(MAX_ENTRY_BYTES >= core::mem::size_of::<SigkillRecord>());
+
 #[cfg(feature = "user")]
-mod user {
-    // SAFETY: plain integers and byte arrays with explicit padding; any bit
-    // pattern is valid.
-    unsafe impl aya::Pod for super::OomKillRecord {}
-    unsafe impl aya::Pod for super::KernelLayout {}
-}
+mod pod;

@@ -144,12 +144,8 @@ fn parse_seconds(value: &str) -> Result<std::time::Duration, String> {
 fn min_ring_size() -> u64 {
     // SAFETY: sysconf has no memory-safety preconditions.
     let page = u64::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096);
-    // The largest entry: a kill record with a full command line after it.
-    let record = (size_of::<oomtrace_common::OomKillRecord>()
-        + size_of::<oomtrace_common::CmdlineHeader>()
-        + oomtrace_common::CMDLINE_ARGS_MAX
-        + oomtrace_common::CMDLINE_ENV_MAX
-        + 8) as u64;
+    // The largest entry and its 8-byte ring buffer header.
+    let record = (oomtrace_common::MAX_ENTRY_BYTES + 8) as u64;
     let record = record.next_power_of_two();
     page.max(record)
 }

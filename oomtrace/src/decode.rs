@@ -66,7 +66,7 @@ pub fn entry(bytes: &[u8]) -> Result<Entry, BadEntry> {
 }
 
 /// A record, and the command line the kernel side may have sent after it.
-fn with_cmdline<T: Copy>(kind: u32, bytes: &[u8]) -> Result<(T, Option<Cmdline>), BadEntry> {
+fn with_cmdline<T: aya::Pod>(kind: u32, bytes: &[u8]) -> Result<(T, Option<Cmdline>), BadEntry> {
     let size = size_of::<T>();
     let Some(rest) = bytes.get(size..).filter(|rest| !rest.is_empty()) else {
         return Ok((copy::<T>(kind, bytes)?, None));
@@ -92,8 +92,8 @@ fn with_cmdline<T: Copy>(kind: u32, bytes: &[u8]) -> Result<(T, Option<Cmdline>)
     Ok((copy::<T>(kind, &bytes[..size])?, Some(cmdline)))
 }
 
-/// Plain-data records only: every bit pattern must be a valid `T`.
-fn copy<T: Copy>(kind: u32, bytes: &[u8]) -> Result<T, BadEntry> {
+/// Plain-data records only (`Pod`): every bit pattern is a valid `T`.
+fn copy<T: aya::Pod>(kind: u32, bytes: &[u8]) -> Result<T, BadEntry> {
     let expected = size_of::<T>();
     if bytes.len() != expected {
         return Err(BadEntry::Size {
@@ -102,9 +102,8 @@ fn copy<T: Copy>(kind: u32, bytes: &[u8]) -> Result<T, BadEntry> {
             expected,
         });
     }
-    // SAFETY: the length matches, the records are repr(C) integers and byte
-    // arrays for which any bits are valid, and read_unaligned makes no
-    // alignment demand.
+    // SAFETY: the length matches, `T: Pod` promises any bits are a valid
+    // `T`, and read_unaligned makes no alignment demand.
     Ok(unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast::<T>()) })
 }
 
