@@ -9,12 +9,12 @@ use std::{
     process::{Child, ChildStdin, ChildStdout, Command, ExitStatus, Stdio},
     sync::mpsc,
     thread,
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use anyhow::{Context as _, Result, bail};
 
-use crate::system::hog_bin;
+use crate::{system::hog_bin, wait};
 
 /// Where the hog finds its orders when its command line is for show.
 pub const ORDERS_VAR: &str = "OOMTRACE_HOG_ORDERS";
@@ -117,21 +117,43 @@ impl Hog {
 
     /// Waits for the hog to exit.
     pub fn wait(&mut self, timeout: Duration) -> Result<ExitStatus> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(status) = self.child.try_wait()? {
-                return Ok(status);
-            }
-            if Instant::now() > deadline {
-                bail!("hog {} still running after {timeout:?}", self.pid);
-            }
-            thread::sleep(Duration::from_millis(10));
+        wait::exit_of(&mut self.child, timeout)?
+            .with_context(|| format!("hog {} still running after {timeout:?}", self.pid))
+    }
+
+    /// Waits for the hog to die of SIGKILL (the OOM killer's, in a test
+    /// cgroup); any other end is an error.
+    pub fn wait_sigkilled(&mut self, timeout: Duration) -> Result<()> {
+        let status = self.wait(timeout)?;
+        if !Self::was_sigkilled(&status) {
+            bail!("hog {} was not SIGKILLed: {status:?}", self.pid);
         }
+        Ok(())
+    }
+
+    /// Lets it allocate and waits for its SIGKILL.
+    pub fn go_until_sigkilled(&mut self, timeout: Duration) -> Result<()> {
+        self.go()?;
+        self.wait_sigkilled(timeout)
     }
 
     pub fn was_sigkilled(status: &ExitStatus) -> bool {
         status.signal() == Some(libc::SIGKILL)
     }
+}
+
+/// Starts an `alloc` hog of `mib` MiB in `cgroup_dir` (which must be
+/// limited below that) and waits for the OOM killer's SIGKILL; its pid.
+pub fn oom_kill(
+    cgroup_dir: &Path,
+    mib: u64,
+    oom_score_adj: Option<i32>,
+    options: &HogOptions,
+    timeout: Duration,
+) -> Result<u32> {
+    let mut hog = Hog::spawn("alloc", mib, cgroup_dir, oom_score_adj, options)?;
+    hog.go_until_sigkilled(timeout)?;
+    Ok(hog.pid)
 }
 
 fn watch_for_held(stdout: ChildStdout) -> mpsc::Receiver<()> {

@@ -15,6 +15,7 @@ pub mod system;
 pub mod tracefs;
 pub mod tracer;
 pub mod verify;
+pub mod wait;
 
 pub use cgroup::TestCgroup;
 pub use hog::Hog;

@@ -99,16 +99,39 @@ pub fn vmstat_oom_kill() -> Result<u64> {
 
 /// RSS by kind from /proc/PID/status, in bytes: (anon, file, shmem).
 pub fn proc_rss(pid: u32) -> Result<(u64, u64, u64)> {
-    let text = fs::read_to_string(format!("/proc/{pid}/status")).context("read status")?;
-    let kb = |key: &str| -> Result<u64> {
-        let line = text
-            .lines()
-            .find_map(|l| l.strip_prefix(key))
-            .with_context(|| format!("no {key}"))?;
-        let value = line.trim().trim_end_matches("kB").trim();
-        Ok(value.parse::<u64>()? * 1024)
-    };
-    Ok((kb("RssAnon:")?, kb("RssFile:")?, kb("RssShmem:")?))
+    let text = proc_status(pid)?;
+    Ok((
+        kb_field(&text, "RssAnon:")?,
+        kb_field(&text, "RssFile:")?,
+        kb_field(&text, "RssShmem:")?,
+    ))
+}
+
+/// One `kB` figure of /proc/PID/status (`VmRSS:`, `VmHWM:`...), in bytes.
+pub fn status_bytes(pid: u32, key: &str) -> Result<u64> {
+    kb_field(&proc_status(pid)?, key)
+}
+
+fn proc_status(pid: u32) -> Result<String> {
+    fs::read_to_string(format!("/proc/{pid}/status"))
+        .with_context(|| format!("read /proc/{pid}/status"))
+}
+
+/// `key   1234 kB` in status text, in bytes.
+fn kb_field(status: &str, key: &str) -> Result<u64> {
+    let value = status
+        .lines()
+        .find_map(|l| l.strip_prefix(key))
+        .with_context(|| format!("no {key} in status"))?;
+    let kb: u64 = value
+        .trim()
+        .strip_suffix("kB")
+        .with_context(|| format!("{key}{value} is not in kB"))?
+        .trim()
+        .parse()
+        .with_context(|| format!("parse {key}{value}"))?;
+    kb.checked_mul(1024)
+        .with_context(|| format!("{key}{value} overflows"))
 }
 
 /// When a process started, in clock ticks since boot (/proc/PID/stat field
@@ -249,5 +272,14 @@ mod tests {
             Some(0.0)
         );
         assert_eq!(super::parse_rfc3339_utc("2026-11-18 11:06:40Z"), None);
+    }
+
+    #[test]
+    fn status_figures_are_read_in_kb_and_given_in_bytes() {
+        let status = "Name:\tcat\nVmHWM:\t    2048 kB\nVmRSS:\t    1536 kB\nThreads:\t1\n";
+        assert_eq!(super::kb_field(status, "VmRSS:").ok(), Some(1536 * 1024));
+        assert_eq!(super::kb_field(status, "VmHWM:").ok(), Some(2048 * 1024));
+        assert!(super::kb_field(status, "RssAnon:").is_err(), "missing");
+        assert!(super::kb_field(status, "Threads:").is_err(), "not in kB");
     }
 }

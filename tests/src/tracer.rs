@@ -6,18 +6,22 @@ use std::{
     process::{Child, Command, ExitStatus, Stdio},
     sync::mpsc::{self, Receiver, RecvTimeoutError},
     thread,
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use anyhow::{Context as _, Result, bail};
 use serde_json::Value;
 
-use crate::system::oomtrace_bin;
+use crate::{
+    system::{boot_ns, oomtrace_bin},
+    wait::{self, Deadline},
+};
 
 pub struct Tracer {
     child: Child,
-    stdout: Receiver<String>,
-    stderr: Receiver<String>,
+    /// Stdout lines, each with the boot-clock time it was read at.
+    stdout: Receiver<(u64, String)>,
+    stderr: Receiver<(u64, String)>,
     /// Every stderr line seen so far.
     pub stderr_lines: Vec<String>,
 }
@@ -60,11 +64,10 @@ impl Tracer {
     }
 
     pub fn wait_ready(&mut self, timeout: Duration) -> Result<String> {
-        let deadline = Instant::now() + timeout;
+        let deadline = Deadline::after(timeout);
         loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.stderr.recv_timeout(left) {
-                Ok(line) => {
+            match self.stderr.recv_timeout(deadline.left()) {
+                Ok((_, line)) => {
                     self.stderr_lines.push(line.clone());
                     if line.starts_with("oomtrace: ready") {
                         return Ok(line);
@@ -80,11 +83,18 @@ impl Tracer {
 
     /// Next JSON record, or `None` after `timeout`.
     pub fn next_record(&mut self, timeout: Duration) -> Option<Value> {
+        self.next_record_read_at(timeout).map(|(_, record)| record)
+    }
+
+    /// Next JSON record and when this process read it (CLOCK_BOOTTIME ns,
+    /// the clock of the records' `boot_ns`), or `None` after `timeout`.
+    pub fn next_record_read_at(&mut self, timeout: Duration) -> Option<(u64, Value)> {
         match self.stdout.recv_timeout(timeout) {
-            Ok(line) => Some(
+            Ok((read_at, line)) => Some((
+                read_at,
                 serde_json::from_str(&line)
                     .unwrap_or_else(|e| panic!("not a JSON line ({e}): {line:?}")),
-            ),
+            )),
             Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => None,
         }
     }
@@ -92,17 +102,19 @@ impl Tracer {
     /// `oom_kill` records until one exists for each of `pids`, or `timeout`.
     /// Returns every record read (any type), in order.
     pub fn records_for(&mut self, pids: &[u32], timeout: Duration) -> Vec<Value> {
-        let deadline = Instant::now() + timeout;
+        self.read_until(timeout, |records| {
+            pids.iter()
+                .all(|pid| victim_record(records, *pid).is_some())
+        })
+    }
+
+    /// Records until `done` accepts those read so far, or `timeout`.
+    /// Returns every record read, in order.
+    pub fn read_until(&mut self, timeout: Duration, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+        let deadline = Deadline::after(timeout);
         let mut records = Vec::new();
-        while !pids
-            .iter()
-            .all(|pid| victim_record(&records, *pid).is_some())
-        {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                break;
-            }
-            match self.next_record(left) {
+        while !done(&records) && !deadline.passed() {
+            match self.next_record(deadline.left()) {
                 Some(record) => records.push(record),
                 None => break,
             }
@@ -129,20 +141,15 @@ impl Tracer {
 
     /// Waits for oomtrace to end by itself.
     pub fn finish(&mut self, timeout: Duration) -> Result<(ExitStatus, Vec<Value>, Vec<String>)> {
-        let deadline = Instant::now() + timeout;
-        let status = loop {
-            if let Some(status) = self.child.try_wait()? {
-                break status;
-            }
-            if Instant::now() > deadline {
-                bail!("oomtrace did not exit within {timeout:?}");
-            }
-            thread::sleep(Duration::from_millis(10));
-        };
+        let status = wait::exit_of(&mut self.child, timeout)?
+            .with_context(|| format!("oomtrace did not exit within {timeout:?}"))?;
         let records = self.drain(Duration::from_millis(200));
         let mut stderr = std::mem::take(&mut self.stderr_lines);
         stderr.extend(std::iter::from_fn(|| {
-            self.stderr.recv_timeout(Duration::from_millis(200)).ok()
+            self.stderr
+                .recv_timeout(Duration::from_millis(200))
+                .ok()
+                .map(|(_, line)| line)
         }));
         Ok((status, records, stderr))
     }
@@ -155,12 +162,13 @@ impl Drop for Tracer {
     }
 }
 
-fn lines(stream: impl std::io::Read + Send + 'static) -> Receiver<String> {
+/// The stream's lines, stamped with the boot-clock time each was read.
+fn lines(stream: impl std::io::Read + Send + 'static) -> Receiver<(u64, String)> {
     let (tx, rx) = mpsc::channel();
     thread::spawn(move || {
         for line in BufReader::new(stream).lines() {
             let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
+            if tx.send((boot_ns(), line)).is_err() {
                 break;
             }
         }

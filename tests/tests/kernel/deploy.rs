@@ -5,21 +5,17 @@
 use std::{
     path::{Path, PathBuf},
     process::{Command, Stdio},
-    time::Duration,
 };
 
 use anyhow::{Context as _, Result};
 use oomtrace_tests::{
-    Hog, KernelLog, TestCgroup, Tracer,
+    KernelLog, TestCgroup, Tracer,
     hog::HogOptions,
-    kmsg,
-    system::{ScratchDir, oomtrace_bin, require_root, serialize},
-    tracer::victim_record,
-    verify::{self, DomainFiles, Truth},
+    system::{ScratchDir, oomtrace_bin},
+    verify,
 };
 
-const MIB: u64 = 1 << 20;
-const TIMEOUT: Duration = Duration::from_secs(30);
+use crate::common::{MIB, TIMEOUT, assert_oom_domain_matches, oom_kill, record_for, setup, truth};
 
 fn deploy(file: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -96,8 +92,7 @@ fn with_caps(caps: &str) -> Command {
 
 #[test]
 fn cap_bpf_and_cap_perfmon_are_enough_for_every_field() -> Result<()> {
-    require_root();
-    let _serial = serialize();
+    let _serial = setup();
     let mut command = with_caps("+bpf,+perfmon");
     command.args(["--format", "json", "--oom-score-adj", "keep"]);
     let mut tracer = Tracer::spawn(&mut command)?;
@@ -112,23 +107,18 @@ fn cap_bpf_and_cap_perfmon_are_enough_for_every_field() -> Result<()> {
 
     let mut log = KernelLog::open()?;
     let cgroup = TestCgroup::new("caps", 64 * MIB)?;
-    kmsg::wait_for_oom_report_budget()?;
-    let mut hog = Hog::spawn("alloc", 200, &cgroup.dir, None, &HogOptions::default())?;
-    hog.go()?;
-    assert!(Hog::was_sigkilled(&hog.wait(TIMEOUT)?));
-    let records = tracer.records_for(&[hog.pid], TIMEOUT);
-    let record = victim_record(&records, hog.pid).context("no record")?;
-    let lines = log.killed(&[hog.pid], TIMEOUT);
-    let truth = Truth::of(&lines, hog.pid).map_err(anyhow::Error::msg)?;
+    let pid = oom_kill(&cgroup.dir, None, &HogOptions::default())?;
+    let record = &record_for(&mut tracer, pid)?;
+    let truth = truth(&mut log, pid);
     verify::assert_victim_matches_log(record, &truth);
-    verify::assert_oom_domain_matches(record, &truth, &DomainFiles::read(&cgroup)?);
+    assert_oom_domain_matches(record, &truth, &cgroup)?;
     assert!(!record["candidates"].is_null(), "the candidate table");
     Ok(())
 }
 
 #[test]
 fn without_cap_perfmon_it_says_which_capabilities_it_needs() -> Result<()> {
-    require_root();
+    let _serial = setup();
     let out = with_caps("+bpf")
         .args(["--oom-score-adj", "keep"])
         .stdin(Stdio::null())

@@ -6,21 +6,22 @@ use std::{
     net::SocketAddr,
     os::unix::process::CommandExt,
     process::{Child, Command, Stdio},
-    thread,
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use anyhow::{Context as _, Result, bail};
 use oomtrace_tests::{
-    Hog, TestCgroup, Tracer,
+    TestCgroup, Tracer,
     hog::HogOptions,
     http::{self, encode, free_port},
-    kmsg,
-    system::{ScratchDir, require_root, serialize},
+    system::ScratchDir,
+    wait,
 };
 use serde_json::Value;
 
-const MIB: u64 = 1 << 20;
+use crate::common::{MIB, oom_kill, setup};
+
+/// Prometheus scrapes every second and needs a few to start.
 const TIMEOUT: Duration = Duration::from_secs(60);
 const PROMETHEUS: &str = "/usr/bin/prometheus";
 
@@ -66,13 +67,10 @@ impl Prometheus {
             addr,
             _dir: dir,
         };
-        let deadline = Instant::now() + TIMEOUT;
-        while !matches!(http::get(addr, "/-/ready"), Ok((200, _))) {
-            if Instant::now() > deadline {
-                bail!("prometheus was not ready on {addr} within {TIMEOUT:?}");
-            }
-            thread::sleep(Duration::from_millis(200));
-        }
+        wait::poll(TIMEOUT, Duration::from_millis(200), || {
+            Ok(matches!(http::get(addr, "/-/ready"), Ok((200, _))).then_some(()))
+        })?
+        .with_context(|| format!("prometheus was not ready on {addr} within {TIMEOUT:?}"))?;
         Ok(prometheus)
     }
 
@@ -94,17 +92,12 @@ impl Prometheus {
 
     /// Polls `promql` until `done` accepts its result.
     fn wait_for(&self, promql: &str, done: impl Fn(&[Value]) -> bool) -> Result<Vec<Value>> {
-        let deadline = Instant::now() + TIMEOUT;
-        loop {
-            let result = self.query(promql)?;
-            if done(&result) {
-                return Ok(result);
-            }
-            if Instant::now() > deadline {
-                bail!("{promql} did not come true within {TIMEOUT:?}: {result:?}");
-            }
-            thread::sleep(Duration::from_millis(500));
-        }
+        let mut last = Vec::new();
+        let found = wait::poll(TIMEOUT, Duration::from_millis(500), || {
+            last = self.query(promql)?;
+            Ok(done(&last).then(|| last.clone()))
+        })?;
+        found.with_context(|| format!("{promql} did not come true within {TIMEOUT:?}: {last:?}"))
     }
 }
 
@@ -124,8 +117,7 @@ fn value(sample: &Value) -> f64 {
 
 #[test]
 fn prometheus_scrapes_the_kills_by_oom_domain() -> Result<()> {
-    require_root();
-    let _serial = serialize();
+    let _serial = setup();
     let port = free_port()?;
     let target: SocketAddr = format!("127.0.0.1:{port}").parse()?;
     let tracer = Tracer::start(&["--metrics", &port.to_string()])?;
@@ -155,12 +147,7 @@ fn prometheus_scrapes_the_kills_by_oom_domain() -> Result<()> {
     let cgroup = TestCgroup::new("metrics", 64 * MIB)?;
     let mut pids = Vec::new();
     for _ in 0..2 {
-        kmsg::wait_for_oom_report_budget()?;
-        let mut hog = Hog::spawn("alloc", 200, &cgroup.dir, None, &HogOptions::default())?;
-        hog.go()?;
-        let status = hog.wait(TIMEOUT)?;
-        assert!(Hog::was_sigkilled(&status), "{status:?}");
-        pids.push(hog.pid);
+        pids.push(oom_kill(&cgroup.dir, None, &HogOptions::default())?);
     }
     let mut tracer = tracer;
     let records = tracer.records_for(&pids, TIMEOUT);
@@ -193,7 +180,7 @@ fn prometheus_scrapes_the_kills_by_oom_domain() -> Result<()> {
 
 #[test]
 fn a_port_in_use_is_a_clear_error() -> Result<()> {
-    require_root();
+    let _serial = setup();
     let busy = std::net::TcpListener::bind("127.0.0.1:0")?;
     let port = busy.local_addr()?.port().to_string();
     let out = Command::new(oomtrace_tests::system::oomtrace_bin())

@@ -5,21 +5,20 @@ use std::{
     fs,
     os::unix::{net::UnixDatagram, process::CommandExt},
     path::Path,
-    process::{Command, Output, Stdio},
+    process::{Child, Command, ExitStatus, Output, Stdio},
     time::{Duration, Instant},
 };
 
-use anyhow::{Context as _, Result};
+use anyhow::{Context as _, Result, bail};
 use oomtrace_tests::{
-    Hog, TestCgroup, Tracer,
+    TestCgroup, Tracer,
     cgroup::{Hierarchy, Version},
-    hog::HogOptions,
-    system::{self, hostname, oomtrace_bin, require_root, serialize},
+    system::{self, hostname, oomtrace_bin},
     tracer::victim_record,
+    wait,
 };
 
-const TIMEOUT: Duration = Duration::from_secs(30);
-const MIB: u64 = 1 << 20;
+use crate::common::{MIB, TIMEOUT, kill_one, setup};
 
 fn oomtrace(args: &[&str]) -> Command {
     let mut command = Command::new(oomtrace_bin());
@@ -35,24 +34,26 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
-/// One kill in a fresh cgroup; returns the victim's pid.
-fn kill_one(cgroup: &TestCgroup) -> Result<u32> {
-    let mut hog = Hog::spawn("alloc", 200, &cgroup.dir, None, &HogOptions::default())?;
-    hog.go()?;
-    assert!(Hog::was_sigkilled(&hog.wait(TIMEOUT)?));
-    Ok(hog.pid)
-}
-
 /// Waits until `file`'s contents satisfy `done`, or the timeout; returns
 /// the contents either way.
-fn wait_for_file(file: &Path, done: impl Fn(&str) -> bool) -> String {
-    let deadline = Instant::now() + TIMEOUT;
-    loop {
-        let contents = fs::read_to_string(file).unwrap_or_default();
-        if done(&contents) || Instant::now() > deadline {
-            return contents;
+fn wait_for_file(file: &Path, done: impl Fn(&str) -> bool) -> Result<String> {
+    let mut contents = String::new();
+    wait::poll(TIMEOUT, Duration::from_millis(50), || {
+        contents = fs::read_to_string(file).unwrap_or_default();
+        Ok(done(&contents).then_some(()))
+    })?;
+    Ok(contents)
+}
+
+/// `child`'s exit, killing it (and failing) if it outlives `timeout`.
+fn exit_within(child: &mut Child, timeout: Duration, what: &str) -> Result<ExitStatus> {
+    match wait::exit_of(child, timeout)? {
+        Some(status) => Ok(status),
+        None => {
+            let _ = child.kill();
+            let _ = child.wait();
+            bail!("{what} within {timeout:?}")
         }
-        std::thread::sleep(Duration::from_millis(50));
     }
 }
 
@@ -66,7 +67,7 @@ fn assert_one_clear_line(stderr: &str) {
 
 #[test]
 fn without_privileges_it_says_to_use_sudo_and_fails() {
-    require_root();
+    let _serial = setup();
     let output = run(oomtrace(&["--duration", "1"]).uid(65534).gid(65534));
     let stderr = text(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
@@ -92,7 +93,7 @@ fn without_privileges_it_says_to_use_sudo_and_fails() {
 
 #[test]
 fn check_describes_this_kernel() -> Result<()> {
-    require_root();
+    let _serial = setup();
     let output = run(&mut oomtrace(&["check"]));
     let stdout = text(&output.stdout);
     assert!(
@@ -206,9 +207,8 @@ fn help_explains_every_flag() {
 
 #[test]
 fn sigint_and_sigterm_end_it_cleanly() -> Result<()> {
-    require_root();
     // No other test's kills may land in its (expected empty) output.
-    let _serial = serialize();
+    let _serial = setup();
     for signal in [libc::SIGINT, libc::SIGTERM] {
         // `keep`: without CAP_SYS_RESOURCE the default adds a warning line.
         let mut tracer = Tracer::start(&["--oom-score-adj", "keep"])?;
@@ -223,7 +223,7 @@ fn sigint_and_sigterm_end_it_cleanly() -> Result<()> {
 
 #[test]
 fn duration_ends_the_run_by_itself() -> Result<()> {
-    require_root();
+    let _serial = setup();
     let started = Instant::now();
     let mut tracer = Tracer::start(&["--duration", "1"])?;
     let (status, _, stderr) = tracer.finish(Duration::from_secs(20))?;
@@ -234,8 +234,7 @@ fn duration_ends_the_run_by_itself() -> Result<()> {
 
 #[test]
 fn count_exits_after_that_many_kills() -> Result<()> {
-    require_root();
-    let _serial = serialize();
+    let _serial = setup();
     let mut tracer = Tracer::start(&["--count", "2"])?;
     let cgroup = TestCgroup::new("count-flag", 48 * MIB)?;
     let first = kill_one(&cgroup)?;
@@ -250,8 +249,7 @@ fn count_exits_after_that_many_kills() -> Result<()> {
 
 #[test]
 fn output_file_is_appended_to_and_stdout_stays_empty() -> Result<()> {
-    require_root();
-    let _serial = serialize();
+    let _serial = setup();
     let dir = std::env::temp_dir().join(format!("oomtrace-test-out-{}", std::process::id()));
     fs::create_dir_all(&dir)?;
     let file = dir.join("kills.jsonl");
@@ -259,7 +257,7 @@ fn output_file_is_appended_to_and_stdout_stays_empty() -> Result<()> {
     let tracer = Tracer::start(&["--output", file.to_str().context("utf8 path")?])?;
     let cgroup = TestCgroup::new("output", 64 * MIB)?;
     let pid = kill_one(&cgroup)?;
-    let contents = wait_for_file(&file, |c| c.lines().count() >= 2);
+    let contents = wait_for_file(&file, |c| c.lines().count() >= 2)?;
     let (status, stdout_records, _) = tracer.stop()?;
     fs::remove_dir_all(&dir)?;
     assert!(status.success());
@@ -276,7 +274,7 @@ fn output_file_is_appended_to_and_stdout_stays_empty() -> Result<()> {
 
 #[test]
 fn an_unwritable_output_path_is_a_clear_error() {
-    require_root();
+    let _serial = setup();
     let output = run(&mut oomtrace(&[
         "--output",
         "/proc/no-such-dir/kills.jsonl",
@@ -294,8 +292,7 @@ fn an_unwritable_output_path_is_a_clear_error() {
 
 #[test]
 fn a_closed_pipe_ends_it_quietly() -> Result<()> {
-    require_root();
-    let _serial = serialize();
+    let _serial = setup();
     // `oomtrace | head -1` after head has exited: nobody reads stdout.
     let (read_end, write_end) = std::io::pipe()?;
     drop(read_end);
@@ -310,17 +307,7 @@ fn a_closed_pipe_ends_it_quietly() -> Result<()> {
     assert_eq!(&ready, b"oomtrace: ready");
     let cgroup = TestCgroup::new("pipe", 64 * MIB)?;
     kill_one(&cgroup)?;
-    let deadline = Instant::now() + TIMEOUT;
-    let status = loop {
-        if let Some(status) = child.try_wait()? {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("oomtrace kept running with nobody reading");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = exit_within(&mut child, TIMEOUT, "oomtrace must end with nobody reading")?;
     let mut rest = String::new();
     std::io::Read::read_to_string(&mut stderr, &mut rest)?;
     assert!(
@@ -334,7 +321,7 @@ fn a_closed_pipe_ends_it_quietly() -> Result<()> {
 
 #[test]
 fn it_tells_systemd_it_is_ready() -> Result<()> {
-    require_root();
+    let _serial = setup();
     let socket_path =
         std::env::temp_dir().join(format!("oomtrace-test-notify-{}", std::process::id()));
     let _ = fs::remove_file(&socket_path);
@@ -359,8 +346,7 @@ fn it_tells_systemd_it_is_ready() -> Result<()> {
 
 #[test]
 fn text_format_is_a_readable_summary() -> Result<()> {
-    require_root();
-    let _serial = serialize();
+    let _serial = setup();
     let file = std::env::temp_dir().join(format!("oomtrace-test-text-{}.txt", std::process::id()));
     let _ = fs::remove_file(&file);
     let mut tracer = Tracer::spawn(
@@ -375,7 +361,7 @@ fn text_format_is_a_readable_summary() -> Result<()> {
     tracer.wait_ready(TIMEOUT)?;
     let cgroup = TestCgroup::new("text", 64 * MIB)?;
     let pid = kill_one(&cgroup)?;
-    let summary = wait_for_file(&file, |s| s.contains("trigger"));
+    let summary = wait_for_file(&file, |s| s.contains("trigger"))?;
     tracer.stop()?;
     let _ = fs::remove_file(&file);
     let headline = format!(
@@ -395,8 +381,7 @@ fn text_format_is_a_readable_summary() -> Result<()> {
 
 #[test]
 fn on_a_terminal_the_default_is_the_text_summary() -> Result<()> {
-    require_root();
-    let _serial = serialize();
+    let _serial = setup();
     // script(1) runs oomtrace on a pseudo-terminal and copies it to us.
     let command_line = format!("{} --count 1", oomtrace_bin().display());
     let mut child = Command::new("script")
@@ -431,17 +416,11 @@ fn on_a_terminal_the_default_is_the_text_summary() -> Result<()> {
     assert!(ready, "no ready line on the terminal: {seen:?}");
     let cgroup = TestCgroup::new("tty", 64 * MIB)?;
     let pid = kill_one(&cgroup)?;
-    let deadline = Instant::now() + TIMEOUT;
-    let status = loop {
-        if let Some(status) = child.try_wait()? {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("oomtrace --count 1 did not exit: {seen:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = exit_within(
+        &mut child,
+        TIMEOUT,
+        &format!("oomtrace --count 1 must exit after its kill: {seen:?}"),
+    )?;
     seen.extend(std::iter::from_fn(|| {
         rx.recv_timeout(Duration::from_millis(500)).ok()
     }));
@@ -464,8 +443,7 @@ fn a_reader_that_stops_reading_never_hangs_it() -> Result<()> {
         io::{BufRead, BufReader, Read},
         os::fd::{FromRawFd, OwnedFd},
     };
-    require_root();
-    let _serial = serialize();
+    let _serial = setup();
     // A one-page pipe that nobody reads: two kill records overflow it.
     let mut fds = [0; 2];
     // SAFETY: a two-int array for pipe2 to fill.
@@ -506,18 +484,11 @@ fn a_reader_that_stops_reading_never_hangs_it() -> Result<()> {
     }
     // SAFETY: signalling the child we started.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-    let signalled = Instant::now();
-    let deadline = signalled + Duration::from_secs(20);
-    let status = loop {
-        if let Some(status) = child.try_wait()? {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("oomtrace hung on a reader that does not read");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = exit_within(
+        child,
+        Duration::from_secs(20),
+        "oomtrace must not hang on a reader that does not read",
+    )?;
     let mut rest = String::new();
     stderr.read_to_string(&mut rest)?;
     assert!(status.success(), "{status:?} {rest}");
@@ -542,8 +513,7 @@ fn a_reader_that_stops_reading_never_hangs_it() -> Result<()> {
 
 #[test]
 fn sigterm_in_a_storm_flushes_whole_records_and_releases_every_bpf_object() -> Result<()> {
-    require_root();
-    let _serial = serialize();
+    let _serial = setup();
     let mut tracer = Tracer::start(&[])?;
     let (progs, links) = system::bpf_ids_of(tracer.pid())?;
     assert!(
@@ -616,7 +586,7 @@ fn has_cap_sys_resource() -> bool {
 
 #[test]
 fn it_shields_itself_from_the_oom_killer_or_says_it_cannot() -> Result<()> {
-    require_root();
+    let _serial = setup();
     let tracer = Tracer::start(&[])?;
     let adj = std::fs::read_to_string(format!("/proc/{}/oom_score_adj", tracer.pid()))?;
     let warned = tracer
@@ -641,7 +611,7 @@ fn it_shields_itself_from_the_oom_killer_or_says_it_cannot() -> Result<()> {
 
 #[test]
 fn capture_fentry_runs_where_check_says_it_can_and_says_why_not_elsewhere() -> Result<()> {
-    require_root();
+    let _serial = setup();
     let check = run(&mut oomtrace(&["check"]));
     let stdout = String::from_utf8_lossy(&check.stdout).into_owned();
     let fentry = stdout

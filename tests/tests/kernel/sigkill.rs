@@ -1,39 +1,17 @@
 //! `--sigkill`: a SIGKILL that is not the OOM killer's is reported with its
 //! sender; an OOM kill is reported once, as an oom_kill.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context as _, Result};
-use oomtrace_tests::{
-    Hog, TestCgroup, Tracer,
-    hog::HogOptions,
-    kmsg,
-    system::{require_root, serialize},
-    tracer::victim_record,
-};
+use oomtrace_tests::{Hog, TestCgroup, Tracer, hog::HogOptions, tracer::victim_record};
 use serde_json::Value;
 
-const TIMEOUT: Duration = Duration::from_secs(30);
-const MIB: u64 = 1 << 20;
-
-/// Records until `done` is satisfied or the timeout.
-fn read_until(tracer: &mut Tracer, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
-    let deadline = Instant::now() + TIMEOUT;
-    let mut records = Vec::new();
-    while !done(&records) {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match tracer.next_record(left) {
-            Some(record) => records.push(record),
-            None => break,
-        }
-    }
-    records
-}
+use crate::common::{MIB, TIMEOUT, oom_kill, setup};
 
 #[test]
 fn a_kill_dash_9_is_a_sigkill_record_naming_its_sender() -> Result<()> {
-    require_root();
-    let _serial = serialize();
+    let _serial = setup();
     let mut tracer = Tracer::start(&["--sigkill"])?;
     let cgroup = TestCgroup::new("sigkill", 64 * MIB)?;
     let mut hog = Hog::spawn("hold", 4, &cgroup.dir, None, &HogOptions::default())?;
@@ -42,10 +20,10 @@ fn a_kill_dash_9_is_a_sigkill_record_naming_its_sender() -> Result<()> {
     // SAFETY: gettid has no preconditions; kill targets our own child.
     let sender_tid = unsafe { libc::gettid() } as u32;
     assert_eq!(unsafe { libc::kill(hog.pid as i32, libc::SIGKILL) }, 0);
-    assert!(Hog::was_sigkilled(&hog.wait(TIMEOUT)?));
+    hog.wait_sigkilled(TIMEOUT)?;
 
     let pid = hog.pid;
-    let records = read_until(&mut tracer, |r| {
+    let records = tracer.read_until(TIMEOUT, |r| {
         r.iter()
             .any(|x| x["type"] == "sigkill_outcome" && x["victim"]["pid"] == pid)
     });
@@ -81,17 +59,12 @@ fn a_kill_dash_9_is_a_sigkill_record_naming_its_sender() -> Result<()> {
 
 #[test]
 fn an_oom_kill_is_one_oom_kill_record_and_no_sigkill() -> Result<()> {
-    require_root();
-    let _serial = serialize();
+    let _serial = setup();
     let mut tracer = Tracer::start(&["--sigkill"])?;
     let cgroup = TestCgroup::new("sigkill-oom", 64 * MIB)?;
-    kmsg::wait_for_oom_report_budget()?;
-    let mut hog = Hog::spawn("alloc", 200, &cgroup.dir, None, &HogOptions::default())?;
-    hog.go()?;
-    assert!(Hog::was_sigkilled(&hog.wait(TIMEOUT)?));
+    let pid = oom_kill(&cgroup.dir, None, &HogOptions::default())?;
 
-    let pid = hog.pid;
-    let mut records = read_until(&mut tracer, |r| {
+    let mut records = tracer.read_until(TIMEOUT, |r| {
         r.iter()
             .any(|x| x["type"] == "oom_outcome" && x["victim"]["pid"] == pid)
     });

@@ -1,0 +1,109 @@
+//! The candidate table against the OOM killer's own task dump.
+
+use anyhow::{Context as _, Result};
+use oomtrace_tests::{Hog, KernelLog, TestCgroup, Tracer, hog::HogOptions, kmsg};
+
+use crate::common::{MIB, TIMEOUT, record_for, setup};
+
+#[test]
+fn the_candidate_table_shows_who_else_was_in_the_oom_domain() -> Result<()> {
+    let _serial = setup();
+    let mut tracer = Tracer::start(&[])?;
+    let mut log = KernelLog::open()?;
+    let cgroup = TestCgroup::new("candidates", 96 * MIB)?;
+    let options = HogOptions::default();
+    // The big idle one the kernel will pick, a small idle bystander, and an
+    // allocator that pushes the cgroup over its limit and then holds.
+    let mut big = Hog::spawn("hold", 30, &cgroup.dir, Some(1000), &options)?;
+    big.go()?;
+    big.wait_held(TIMEOUT)?;
+    let mut small = Hog::spawn("hold", 20, &cgroup.dir, Some(0), &options)?;
+    small.go()?;
+    small.wait_held(TIMEOUT)?;
+    kmsg::wait_for_oom_report_budget()?;
+    let mut allocator = Hog::spawn("hold", 60, &cgroup.dir, Some(0), &options)?;
+    allocator.go()?;
+    // The big idle one is the victim.
+    big.wait_sigkilled(TIMEOUT)?;
+    allocator.wait_held(TIMEOUT)?;
+
+    let record = record_for(&mut tracer, big.pid)?;
+    let lines = log.killed(&[big.pid], TIMEOUT);
+    let table = kmsg::task_table_of(&lines, big.pid);
+    let row = |pid: u32| {
+        table.iter().find(|r| r.pid == pid).unwrap_or_else(|| {
+            panic!("no task table row for {pid} (vm.oom_dump_tasks=0?): {lines:#?}")
+        })
+    };
+
+    // The OOM killer's score of its victim, from its own table and formula.
+    let victim = row(big.pid);
+    // A memcg OOM weighs against the limit (no swap here): from the file.
+    let totalpages = cgroup.limit()? / 4096;
+    let points = victim.rss as i64
+        + victim.swapents as i64
+        + (victim.pgtables_bytes / 4096) as i64
+        + victim.oom_score_adj * (totalpages / 1000) as i64;
+    assert_eq!(
+        record["oom_control"]["victim_points"], points,
+        "victim_points"
+    );
+
+    let candidates = &record["candidates"];
+    assert_eq!(candidates["source"], "proc");
+    assert!(
+        candidates["taken_after_us"]
+            .as_u64()
+            .is_some_and(|us| us > 0)
+    );
+    assert_eq!(
+        candidates["processes"], 2,
+        "the two survivors: {candidates}"
+    );
+    let top = candidates["top"].as_array().context("top")?;
+    let find = |pid: u32| top.iter().find(|t| t["pid"] == pid);
+    assert!(
+        find(big.pid).is_none(),
+        "the victim is not its own candidate"
+    );
+    assert!(find(allocator.pid).is_some(), "{top:?}");
+    let badness: Vec<i64> = top.iter().filter_map(|t| t["badness"].as_i64()).collect();
+    assert!(
+        badness.windows(2).all(|w| w[0] >= w[1]),
+        "highest badness first: {badness:?}"
+    );
+
+    // The idle bystander's row against the kernel's table for this kill.
+    let bystander = find(small.pid).context("the idle bystander is listed")?;
+    let kernel = row(small.pid);
+    assert_eq!(bystander["comm"], "oomtrace-test-h");
+    assert_eq!(bystander["oom_score_adj"], kernel.oom_score_adj);
+    assert_eq!(bystander["pgtables_bytes"], kernel.pgtables_bytes);
+    assert_eq!(bystander["swap_bytes"], kernel.swapents * 4096);
+    // /proc adds the per-CPU deltas each of the table's counters may lag by.
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as u64;
+    let slack = cpus * (2 * cpus).max(32) * 4096;
+    let kinds = [
+        ("anon", kernel.rss_anon),
+        ("file", kernel.rss_file),
+        ("shmem", kernel.rss_shmem),
+    ];
+    for (kind, pages) in kinds {
+        let ours = bystander[format!("rss_{kind}_bytes")]
+            .as_u64()
+            .context("rss")?;
+        assert!(
+            ours.abs_diff(pages * 4096) <= slack,
+            "rss_{kind} {ours} vs table {pages} pages"
+        );
+    }
+    // The kernel's own figures for it (its table), within the slack of a
+    // table read from /proc after the kill.
+    let expected = kernel.rss + kernel.swapents + kernel.pgtables_bytes / 4096;
+    let badness = bystander["badness"].as_u64().context("badness")?;
+    assert!(
+        badness.abs_diff(expected) <= slack / 4096,
+        "oom_badness with oom_score_adj 0: {badness} vs the kernel's {expected} pages"
+    );
+    Ok(())
+}
