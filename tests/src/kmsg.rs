@@ -559,19 +559,36 @@ mod tests {
         #[test]
         fn a_killed_process_line_gives_back_its_figures(
             pid in 1u32..4_194_304,
-            comm in "[ -~]{0,15}",
+            comm in proptest::collection::vec(1u8..=255, 0..=15),
             figures in proptest::array::uniform5(0u64..1 << 40),
             uid in proptest::num::u32::ANY,
             adj in -1000i32..=1000,
         ) {
-            // The kernel's own format (mm/oom_kill.c __oom_kill_process).
+            // The kernel's own format (mm/oom_kill.c __oom_kill_process),
+            // with the comm escaped as /dev/kmsg escapes it.
+            let escaped: String = comm
+                .iter()
+                .map(|&b| match b {
+                    b'\\' | 0..0x20 | 0x7f.. => format!("\\x{b:02x}"),
+                    _ => char::from(b).to_string(),
+                })
+                .collect();
             let line = format!(
-                "Memory cgroup out of memory: Killed process {pid} ({comm}) total-vm:{}kB, anon-rss:{}kB, file-rss:{}kB, shmem-rss:{}kB, UID:{uid} pgtables:{}kB oom_score_adj:{adj}",
+                "Memory cgroup out of memory: Killed process {pid} ({escaped}) total-vm:{}kB, anon-rss:{}kB, file-rss:{}kB, shmem-rss:{}kB, UID:{uid} pgtables:{}kB oom_score_adj:{adj}",
                 figures[0], figures[1], figures[2], figures[3], figures[4]
             );
-            let parsed = KilledProcess::parse(&line);
-            proptest::prop_assert_eq!(parsed.map(|k| (k.pid, k.total_vm_kb, k.pgtables_kb, k.uid, k.oom_score_adj)),
-                Some((pid, figures[0], figures[4], uid, adj)));
+            let expected = KilledProcess {
+                pid,
+                comm,
+                total_vm_kb: figures[0],
+                anon_rss_kb: figures[1],
+                file_rss_kb: figures[2],
+                shmem_rss_kb: figures[3],
+                uid,
+                pgtables_kb: figures[4],
+                oom_score_adj: adj,
+            };
+            proptest::prop_assert_eq!(KilledProcess::parse(&line), Some(expected));
         }
     }
 }

@@ -9,6 +9,7 @@
 pub mod cgroup;
 pub mod hog;
 pub mod http;
+pub mod kernel;
 pub mod kmsg;
 pub mod schema;
 pub mod system;

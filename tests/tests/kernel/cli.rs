@@ -13,6 +13,7 @@ use anyhow::{Context as _, Result, bail};
 use oomtrace_tests::{
     TestCgroup, Tracer,
     cgroup::{Hierarchy, Version},
+    kernel,
     system::{self, hostname, oomtrace_bin},
     tracer::victim_record,
     wait,
@@ -143,23 +144,33 @@ fn check_describes_this_kernel() -> Result<()> {
         has_kprobes,
         "kprobes vs /proc/kallsyms"
     );
-    // This host has neither kprobes nor fentry: the stack search it is.
-    if !line("fentry").starts_with("yes") {
+    // The kernel's own answer: does it attach an FENTRY program there?
+    let fentry = kernel::fentry_attaches("oom_kill_process");
+    assert_eq!(
+        line("fentry").starts_with("yes"),
+        fentry,
+        "fentry vs the kernel loading one itself:\n{stdout}"
+    );
+    if !fentry && !has_kprobes {
         assert!(
             line("OOM context").starts_with("searched on the OOM task's stack"),
             "{stdout}"
         );
     }
-    // Whatever check promises is what a run uses.
+    // The path both check and a run name is the one the kernel's answers
+    // call for.
+    let expected = kernel::expected_capture_path();
     let path = line("capture path");
-    let mut tracer = Tracer::start(&[])?;
-    let ready = tracer
-        .wait_ready(Duration::ZERO)
-        .unwrap_or_else(|_| tracer.stderr_lines.join("\n"));
-    let used = path.split_whitespace().next().unwrap_or("");
+    assert_eq!(
+        path.split_whitespace().next(),
+        Some(expected),
+        "check's capture path: {path}"
+    );
+    let tracer = Tracer::start(&[])?;
+    let ready = tracer.stderr_lines.last().cloned().unwrap_or_default();
     assert!(
-        ready.contains(&format!("via {used}")),
-        "check says {path}, run says {ready}"
+        ready.contains(&format!("via {expected}")),
+        "the kernel offers {expected}, the run says {ready}"
     );
     assert!(stdout.contains("oomtrace can trace OOM kills on this kernel."));
     Ok(())
@@ -183,26 +194,70 @@ fn usage_errors_exit_2_and_name_the_problem() {
     }
 }
 
+/// Every `--flag` in `text`, in order of first appearance.
+fn flags_in(text: &str) -> Vec<String> {
+    let mut flags: Vec<String> = Vec::new();
+    for word in text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-')) {
+        let name = word.trim_end_matches('-');
+        if name.len() > 2 && name.starts_with("--") && !flags.iter().any(|f| f == name) {
+            flags.push(name.to_string());
+        }
+    }
+    flags
+}
+
 #[test]
-fn help_explains_every_flag() {
+fn help_explains_every_flag() -> Result<()> {
     let output = run(&mut oomtrace(&["--help"]));
     assert!(output.status.success());
     let help = text(&output.stdout);
-    for flag in [
-        "--output",
-        "--format",
-        "--count",
-        "--duration",
-        "--ring-buffer-size",
-        "check",
-        "--version",
-    ] {
-        assert!(help.contains(flag), "--help lacks {flag}:\n{help}");
+    // README.md's usage block, written for people, is the other account.
+    let readme = fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md"))?;
+    let usage = readme
+        .split_once("## Usage")
+        .and_then(|(_, rest)| rest.split_once("```"))
+        .and_then(|(_, rest)| rest.split_once("```"))
+        .map(|(block, _)| block)
+        .context("README.md has a ```usage block``` under ## Usage")?;
+    let mut documented = flags_in(usage);
+    documented.extend(["--help".to_string(), "--version".to_string()]);
+    // Each option of --help is a line that starts with its flags.
+    let options = help.split_once("Options:").context("an Options section")?.1;
+    let offered: Vec<String> = options
+        .lines()
+        .filter(|l| l.trim_start().starts_with('-'))
+        .filter_map(|l| flags_in(l).into_iter().next())
+        .collect();
+    let sorted = |mut v: Vec<String>| {
+        v.sort();
+        v
+    };
+    assert_eq!(
+        sorted(offered.clone()),
+        sorted(documented),
+        "--help's flags vs README.md's usage block"
+    );
+    assert!(offered.len() >= 17, "{offered:?}");
+    // Each one explained: a line of text follows the flag's own line.
+    let lines: Vec<&str> = options.lines().collect();
+    for (i, l) in lines.iter().enumerate() {
+        if l.trim_start().starts_with('-') {
+            let next = lines.get(i + 1).map_or("", |n| n.trim());
+            assert!(
+                next.len() > 10 && !next.starts_with('-'),
+                "{l} has no explanation:\n{help}"
+            );
+        }
     }
+    assert!(
+        usage.contains("oomtrace check") && help.contains("  check  "),
+        "the check command, in both:\n{help}"
+    );
     assert!(
         help.contains("root"),
         "says what privileges it needs:\n{help}"
     );
+    Ok(())
 }
 
 #[test]
@@ -610,16 +665,10 @@ fn it_shields_itself_from_the_oom_killer_or_says_it_cannot() -> Result<()> {
 }
 
 #[test]
-fn capture_fentry_runs_where_check_says_it_can_and_says_why_not_elsewhere() -> Result<()> {
+fn capture_fentry_runs_where_the_kernel_attaches_fentry_and_says_why_not_elsewhere() -> Result<()> {
     let _serial = setup();
-    let check = run(&mut oomtrace(&["check"]));
-    let stdout = String::from_utf8_lossy(&check.stdout).into_owned();
-    let fentry = stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("fentry"))
-        .map(str::trim)
-        .unwrap_or_else(|| panic!("no fentry line in check: {stdout}"));
-    if fentry.starts_with("yes") {
+    // Decided by the kernel itself, not by oomtrace's check.
+    if kernel::fentry_attaches("oom_kill_process") {
         let tracer = Tracer::start(&["--capture", "fentry"])?;
         let ready = tracer.stderr_lines.last().cloned().unwrap_or_default();
         assert!(ready.contains("via fentry"), "{ready}");

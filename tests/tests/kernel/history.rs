@@ -12,11 +12,16 @@ fn the_victims_age_and_its_workloads_kill_history() -> Result<()> {
     let mut tracer = Tracer::start(&[])?;
     let cgroup = TestCgroup::new("history", 64 * MIB)?;
     let mut records = Vec::new();
+    // When each hog was let go and when it was dead, on the test's own
+    // boot clock: its kill lies in between.
+    let mut windows = Vec::new();
     for _ in 0..2 {
         kmsg::wait_for_oom_report_budget()?;
         let mut hog = Hog::spawn("alloc", 200, &cgroup.dir, None, &HogOptions::default())?;
         let started_ticks = system::proc_start_ticks(hog.pid)?;
+        let let_go = system::boot_ns();
         hog.go_until_sigkilled(TIMEOUT)?;
+        windows.push((let_go, system::boot_ns()));
         let record = record_for(&mut tracer, hog.pid)?;
         // Its start, back from the record, is /proc's to the tick.
         let victim = &record["victim"];
@@ -41,9 +46,16 @@ fn the_victims_age_and_its_workloads_kill_history() -> Result<()> {
         (1.into(), 2.into())
     );
     assert_eq!(first["since_previous_kill_ns"], Value::Null);
-    let interval =
-        records[1]["boot_ns"].as_u64().unwrap_or(0) - records[0]["boot_ns"].as_u64().unwrap_or(0);
-    assert_eq!(second["since_previous_kill_ns"], interval);
+    let since = second["since_previous_kill_ns"]
+        .as_u64()
+        .context("since_previous_kill_ns")?;
+    let ((go_1, dead_1), (go_2, dead_2)) = (windows[0], windows[1]);
+    assert!(
+        (go_2 - dead_1..=dead_2 - go_1).contains(&since),
+        "{since} ns between kills, the test saw {} to {} ns",
+        go_2 - dead_1,
+        dead_2 - go_1
+    );
     // Killed within a second of starting, both times.
     for history in [first, second] {
         assert_eq!(history["hint"], "undersized", "{history}");

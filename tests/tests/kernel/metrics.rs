@@ -165,7 +165,7 @@ fn prometheus_scrapes_the_kills_by_oom_domain() -> Result<()> {
     assert_eq!(kills[0]["metric"]["overflow"], Value::Null, "empty label");
 
     let info = prometheus.query("oomtrace_build_info")?;
-    let capture = records[0]["capture"].as_str().unwrap_or("?");
+    let capture = oomtrace_tests::kernel::expected_capture_path();
     assert_eq!(info.len(), 1, "{info:?}");
     assert_eq!(info[0]["metric"]["capture"], capture);
     assert_eq!(info[0]["metric"]["version"], env!("CARGO_PKG_VERSION"));
