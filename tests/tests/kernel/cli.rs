@@ -206,6 +206,13 @@ fn flags_in(text: &str) -> Vec<String> {
     flags
 }
 
+/// `  -o, --output <FILE>` or `      --sigkill`: an option's own line in
+/// --help (not a `- value:` line of its possible values).
+fn is_flag_line(line: &str) -> bool {
+    let line = line.trim_start();
+    line.starts_with("--") || (line.starts_with('-') && line.get(2..6) == Some(", --"))
+}
+
 #[test]
 fn help_explains_every_flag() -> Result<()> {
     let output = run(&mut oomtrace(&["--help"]));
@@ -225,7 +232,7 @@ fn help_explains_every_flag() -> Result<()> {
     let options = help.split_once("Options:").context("an Options section")?.1;
     let offered: Vec<String> = options
         .lines()
-        .filter(|l| l.trim_start().starts_with('-'))
+        .filter(|l| is_flag_line(l))
         .filter_map(|l| flags_in(l).into_iter().next())
         .collect();
     let sorted = |mut v: Vec<String>| {
@@ -241,10 +248,10 @@ fn help_explains_every_flag() -> Result<()> {
     // Each one explained: a line of text follows the flag's own line.
     let lines: Vec<&str> = options.lines().collect();
     for (i, l) in lines.iter().enumerate() {
-        if l.trim_start().starts_with('-') {
+        if is_flag_line(l) {
             let next = lines.get(i + 1).map_or("", |n| n.trim());
             assert!(
-                next.len() > 10 && !next.starts_with('-'),
+                next.len() > 10 && !is_flag_line(next),
                 "{l} has no explanation:\n{help}"
             );
         }
