@@ -106,3 +106,10 @@ pub fn is_root() -> bool {
         })
         .unwrap_or(false)
 }
+
+/// A shell pipeline that fails when any of its commands does.
+pub fn pipeline(script: &str) -> Result<()> {
+    Cmd::new("bash")
+        .args(["-o", "pipefail", "-c", script])
+        .run()
+}

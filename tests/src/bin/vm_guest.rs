@@ -19,8 +19,12 @@ use std::{
 
 use anyhow::{Context as _, Result, bail};
 use oomtrace_tests::{
-    Hog, KernelLog, TestCgroup, Tracer, cgroup::Hierarchy, hog::HogOptions, kmsg,
-    system::vmstat_oom_kill, verify::DomainFiles,
+    Hog, KernelLog, TestCgroup, Tracer,
+    cgroup::Hierarchy,
+    hog::{self, HogOptions},
+    kmsg,
+    system::vmstat_oom_kill,
+    verify::DomainFiles,
 };
 use serde_json::{Value, json};
 
@@ -169,13 +173,7 @@ fn without_btf(body: impl FnOnce() -> Value) -> Value {
 
 /// Starts an `alloc` hog of `mib` MiB in `dir` and waits for its SIGKILL.
 fn kill_in(dir: &Path, mib: u64) -> Result<u32> {
-    let mut hog = Hog::spawn("alloc", mib, dir, None, &HogOptions::default())?;
-    hog.go()?;
-    let status = hog.wait(TIMEOUT)?;
-    if !Hog::was_sigkilled(&status) {
-        bail!("hog {} was not SIGKILLed: {status:?}", hog.pid);
-    }
-    Ok(hog.pid)
+    hog::oom_kill(dir, mib, None, &HogOptions::default(), TIMEOUT)
 }
 
 fn memory_events(dir: &Path) -> Option<String> {
@@ -220,10 +218,9 @@ fn oom_group() -> Result<Outcome> {
     }
     let chosen = kill_in(&dir, 300)?;
     for member in &mut members {
-        let status = member.wait(TIMEOUT)?;
-        if !Hog::was_sigkilled(&status) {
-            bail!("group member {} was not SIGKILLed: {status:?}", member.pid);
-        }
+        member
+            .wait_sigkilled(TIMEOUT)
+            .context("a memory.oom.group member")?;
     }
     let mut victims = vec![chosen];
     victims.extend(members.iter().map(|m| m.pid));

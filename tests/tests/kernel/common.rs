@@ -56,9 +56,12 @@ pub fn truth(log: &mut KernelLog, pid: u32) -> Truth {
     Truth::of(&lines, pid).unwrap_or_else(|e| panic!("{e}: {lines:#?}"))
 }
 
-pub fn assert_oom_domain_matches(record: &Value, truth: &Truth, domain: &TestCgroup) -> Result<()> {
-    verify::assert_oom_domain_matches(record, truth, &DomainFiles::read(domain)?);
-    Ok(())
+pub fn oom_domain_matches(record: &Value, truth: &Truth, domain: &TestCgroup) -> Result<()> {
+    Ok(verify::oom_domain_matches(
+        record,
+        truth,
+        &DomainFiles::read(domain)?,
+    )?)
 }
 
 /// A pod UID and a container id no other test uses: made from our pid

@@ -3,13 +3,10 @@
 
 use anyhow::{Context as _, Result};
 use oomtrace_tests::{
-    KernelLog, TestCgroup, Tracer, hog::HogOptions, system::ScratchDir,
-    verify::assert_victim_matches_log,
+    KernelLog, TestCgroup, Tracer, hog::HogOptions, system::ScratchDir, verify::victim_matches_log,
 };
 
-use crate::common::{
-    MIB, assert_oom_domain_matches, fake_pod_ids, oom_kill, record_for, setup, truth,
-};
+use crate::common::{MIB, fake_pod_ids, oom_domain_matches, oom_kill, record_for, setup, truth};
 
 #[test]
 fn kubernetes_pods_and_services_are_named_from_the_cgroup_path() -> Result<()> {
@@ -70,8 +67,8 @@ fn kubernetes_pods_and_services_are_named_from_the_cgroup_path() -> Result<()> {
         let pid = oom_kill(&container_dir, None, &HogOptions::default())?;
         let record = &record_for(&mut tracer, pid)?;
         let truth = truth(&mut log, pid);
-        assert_victim_matches_log(record, &truth);
-        assert_oom_domain_matches(record, &truth, domain)?;
+        victim_matches_log(record, &truth)?;
+        oom_domain_matches(record, &truth, domain)?;
 
         let k8s = &record["victim"]["memcg"]["k8s"];
         assert_eq!(k8s["level"], "container", "{driver}: {k8s}");

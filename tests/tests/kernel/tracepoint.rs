@@ -2,9 +2,7 @@
 //! carries is exact, what it cannot know is null.
 
 use anyhow::Result;
-use oomtrace_tests::{
-    KernelLog, TestCgroup, Tracer, hog::HogOptions, verify::assert_victim_matches_log,
-};
+use oomtrace_tests::{KernelLog, TestCgroup, Tracer, hog::HogOptions, verify::victim_matches_log};
 use serde_json::Value;
 
 use crate::common::{MIB, oom_kill, record_for, setup, truth};
@@ -26,7 +24,7 @@ fn the_tracepoint_path_reports_every_figure_the_kernel_logged() -> Result<()> {
     assert_eq!(record["capture"], "tracepoint");
     // The victim ran into the limit itself, so `current` is the victim:
     // its tgid and cgroup are known even without a task pointer.
-    assert_victim_matches_log(record, &truth(&mut log, pid));
+    victim_matches_log(record, &truth(&mut log, pid))?;
     assert_eq!(record["victim"]["uid"], 65534);
     assert_eq!(record["victim"]["oom_score_adj"], 321);
     assert_eq!(record["victim"]["tgid"], pid);

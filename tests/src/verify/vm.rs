@@ -1,0 +1,353 @@
+//! The judge of `cargo xtask vm-test`: one guest run's evidence (records,
+//! the guest's kernel log, its cgroup files; see `oomtrace-vm-guest`)
+//! against the same checks the host tests run.
+
+use anyhow::{Context as _, Result, anyhow, bail};
+use serde_json::Value;
+
+use super::{
+    DomainFiles, SPLIT_RSS_EVENTS, Truth, check, check_eq, oom_context_matches, oom_domain_matches,
+    victim_matches_log,
+};
+use crate::{cgroup::Version, kmsg::KilledProcess};
+
+/// Judges one run's evidence; the capture path its records name.
+pub fn judge(evidence: &Value) -> Result<String> {
+    if let Some(error) = evidence["error"].as_str() {
+        bail!("the guest reported: {error}");
+    }
+    let victims: Vec<u32> = evidence["victims"]
+        .as_array()
+        .context("evidence has no victims")?
+        .iter()
+        .map(|p| p.as_u64().and_then(|p| u32::try_from(p).ok()))
+        .collect::<Option<_>>()
+        .context("a victim that is not a pid")?;
+    let chosen = *victims.first().context("no victim started")?;
+    let records: Vec<&Value> = evidence["records"]
+        .as_array()
+        .map(|r| r.iter().collect())
+        .unwrap_or_default();
+    let kills: Vec<&Value> = records
+        .iter()
+        .copied()
+        .filter(|r| r["type"] == "oom_kill")
+        .collect();
+    let lines: Vec<String> = evidence["kmsg"]
+        .as_array()
+        .map(|l| {
+            l.iter()
+                .filter_map(|s| s.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default();
+    let domain = DomainFiles::from_json(&evidence["domain"]);
+    let ready = evidence["ready"].as_str().unwrap_or("");
+
+    if records.iter().any(|r| r["type"] == "lost") {
+        bail!("records were lost");
+    }
+    check_eq(
+        "tracer exit success",
+        &evidence["tracer_exit"]["success"],
+        true,
+    )
+    .with_context(|| format!("stderr: {}", evidence["tracer_exit"]["stderr"]))?;
+    check_eq(
+        "oomtrace's own oom_score_adj",
+        &evidence["tracer_oom_score_adj"],
+        -1000,
+    )?;
+    // The kernel counts (and logs) every __oom_kill_process() call; with
+    // memory.oom.group it kills the chosen victim a second time as a group
+    // member (mark_victim fires once per task). One record per task that
+    // died; /proc/vmstat agrees with the `Killed process` lines.
+    let killed: Vec<u32> = lines
+        .iter()
+        .filter_map(|l| KilledProcess::parse(l))
+        .map(|k| k.pid)
+        .collect();
+    let mut distinct = killed.clone();
+    distinct.sort_unstable();
+    distinct.dedup();
+    let mut expected = victims.clone();
+    expected.sort_unstable();
+    let vmstat = evidence["vmstat_delta"].as_u64().unwrap_or(0);
+    if kills.len() != victims.len() || distinct != expected || vmstat != killed.len() as u64 {
+        bail!(
+            "{} oom_kill records for {} victims started; the log killed {killed:?}, \
+             /proc/vmstat counted {vmstat}",
+            kills.len(),
+            victims.len()
+        );
+    }
+    let path = kills
+        .first()
+        .and_then(|r| r["capture"].as_str())
+        .unwrap_or("?")
+        .to_string();
+    let no_btf = evidence["scenario"] == "no_btf";
+    if no_btf {
+        let check_text = evidence["check"].as_str().unwrap_or("");
+        let says = |key: &str, value: &str| {
+            check_text.lines().any(|l| {
+                l.strip_prefix(key)
+                    .is_some_and(|rest| rest.trim_start().starts_with(value))
+            })
+        };
+        if !(says("BTF", "no") && says("capture path", "tracepoint")) || path != "tracepoint" {
+            bail!("without BTF: ran via {path}; check said:\n{check_text}");
+        }
+    }
+    // What the guest asked for decides the path, not the records.
+    let asked = match evidence["capture"].as_str() {
+        Some("btf") => Some("tp_btf"),
+        Some("tracepoint") => Some("tracepoint"),
+        Some("fentry") => Some("fentry"),
+        _ => None,
+    };
+    if let Some(asked) = asked {
+        check("capture", asked == path, asked, &path)?;
+    }
+    check(
+        "ready line",
+        ready.contains(&format!("via {path}")),
+        format_args!("via {path}"),
+        ready,
+    )?;
+    // Every kernel of the matrix is 5.17+ with BTF: both BTF paths must
+    // bring the OOM killer's context (whatever the ready line says).
+    let has_context = path != "tracepoint";
+
+    // Kills in the order the kernel made them: the chosen one, then the
+    // rest of its memory.oom.group.
+    let mut ordered = kills.clone();
+    ordered.sort_by_key(|r| r["boot_ns"].as_u64());
+    let run = Run {
+        chosen,
+        path: &path,
+        no_btf,
+        has_context,
+        domain: domain.as_ref(),
+        killed: killed.len() as u64,
+    };
+    for (nth, record) in ordered.iter().enumerate() {
+        let pid = record["victim"]["pid"]
+            .as_u64()
+            .and_then(|p| u32::try_from(p).ok())
+            .context("a record without a victim pid")?;
+        if !victims.contains(&pid) {
+            bail!("a record for {pid}, which the test did not start");
+        }
+        let truth = if pid == chosen {
+            Truth::of(&lines, pid)
+        } else {
+            Truth::of_member(&lines, pid, chosen)
+        }
+        .map_err(|e| anyhow!(e))?;
+        run.victim(record, &truth, pid, nth)
+            .with_context(|| format!("victim {pid}"))?;
+    }
+    if path == "fentry" {
+        // One incident: the same id, the right count, the chosen one first.
+        for (nth, record) in ordered.iter().enumerate() {
+            let incident = &record["incident"];
+            let pid = &record["victim"]["pid"];
+            if incident["id"] != ordered[0]["incident"]["id"]
+                || incident["victims"] != victims.len()
+                || incident["seq"] != nth + 1
+                || incident["chosen_pid"] != chosen
+                || incident["group_member"] != (nth > 0)
+            {
+                bail!("victim {pid}: incident {incident}");
+            }
+        }
+    }
+    if let (Some(files), Some(events)) = (&domain, evidence["memory_events"].as_str()) {
+        let counter = |name: &str| {
+            events.lines().find_map(|l| {
+                l.strip_prefix(name)?
+                    .strip_prefix(' ')?
+                    .trim()
+                    .parse::<u64>()
+                    .ok()
+            })
+        };
+        if files.version == Version::V2 && counter("oom_kill") != Some(killed.len() as u64) {
+            bail!("memory.events says {events:?}");
+        }
+        if victims.len() > 1 && counter("oom_group_kill") != Some(1) {
+            bail!("memory.events has no group kill: {events:?}");
+        }
+    }
+    Ok(path)
+}
+
+/// What holds for every record of one run.
+struct Run<'a> {
+    chosen: u32,
+    /// The capture path the records name.
+    path: &'a str,
+    no_btf: bool,
+    has_context: bool,
+    domain: Option<&'a DomainFiles>,
+    /// `Killed process` lines in the log.
+    killed: u64,
+}
+
+impl Run<'_> {
+    /// The memcg's oom_kill counter as the nth record's kill left it: the
+    /// file counts every kill line, the chosen victim's second one last.
+    fn at_kill(&self, after: u64, nth: usize) -> u64 {
+        after - self.killed + nth as u64 + 1
+    }
+
+    /// One record against the log's report of its kill.
+    fn victim(&self, record: &Value, truth: &Truth, pid: u32, nth: usize) -> Result<()> {
+        // Figures the kernel could not give oomtrace, or that moved after
+        // the tracepoint, are checked here; the rest as on the host.
+        let mut known = record.clone();
+        if pid != self.chosen {
+            // A member wakes to its SIGKILL before the log's line is
+            // printed and, before 6.2, flushes its cached RSS updates on
+            // the way out: the line may show up to 64 pages more.
+            for (kind, kb) in [
+                ("anon", truth.killed.anon_rss_kb),
+                ("file", truth.killed.file_rss_kb),
+                ("shmem", truth.killed.shmem_rss_kb),
+            ] {
+                let key = format!("rss_{kind}_bytes");
+                let logged = kb * 1024;
+                let read = record["victim"][&key].as_u64();
+                check(
+                    &format!("victim.{key}"),
+                    read.is_some_and(|read| {
+                        read <= logged && logged - read <= SPLIT_RSS_EVENTS * 4096
+                    }),
+                    format_args!("{logged} (the log's) minus at most {SPLIT_RSS_EVENTS} pages"),
+                    &record["victim"][&key],
+                )?;
+                known["victim"][&key] = logged.into();
+            }
+        }
+        // The event names no cgroup unless the victim is the trigger, and
+        // without BTF no cgroup can be read at all.
+        if self.no_btf || (self.path == "tracepoint" && pid != self.chosen) {
+            check_eq(
+                "victim.memcg (unknowable here)",
+                &record["victim"]["memcg"],
+                Value::Null,
+            )?;
+            known["victim"]["memcg"]["path"] = truth.context.task_memcg.clone().into();
+        }
+        victim_matches_log(&known, truth)?;
+        if self.path == "tp_btf" && pid != self.chosen {
+            // The stack search looks for the chosen victim's context.
+            check_eq(
+                "oom_control (a member's)",
+                &record["oom_control"],
+                Value::Null,
+            )?;
+            return Ok(());
+        }
+        if !self.has_context {
+            check_eq(
+                "constraint (without context)",
+                &record["constraint"],
+                Value::Null,
+            )?;
+            return Ok(());
+        }
+        match self.domain {
+            // The memcg's oom_kill counter had counted this kill and those
+            // before it, not the group members killed after.
+            Some(files) if pid == self.chosen => {
+                let mut files = files.clone();
+                files.oom_kills = self.at_kill(files.oom_kills, nth);
+                oom_domain_matches(record, truth, &files)?;
+            }
+            Some(files) => {
+                oom_context_matches(record, truth)?;
+                let m = &record["oom_memcg"];
+                check_eq("oom_memcg.path", &m["path"], files.path.as_str())?;
+                check_eq("oom_memcg.id", &m["id"], files.id)?;
+                check_eq(
+                    "oom_memcg.oom_kills (at this member's kill)",
+                    &m["oom_kills"],
+                    self.at_kill(files.oom_kills, nth),
+                )?;
+            }
+            None => {
+                oom_context_matches(record, truth)?;
+                check_eq(
+                    "oom_memcg (a global OOM has none)",
+                    &record["oom_memcg"],
+                    Value::Null,
+                )?;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    /// A leaf memcg OOM as a 6.x guest reports it, via tp_btf.
+    fn evidence() -> Value {
+        let log = [
+            "hog invoked oom-killer: gfp_mask=0xcc0(GFP_KERNEL), order=0, oom_score_adj=0",
+            "memory: usage 65536kB, limit 65536kB, failcnt 10",
+            "oom-kill:constraint=CONSTRAINT_MEMCG,nodemask=(null),cpuset=/,mems_allowed=0,oom_memcg=/t,task_memcg=/t,task=hog,pid=42,uid=0",
+            "Memory cgroup out of memory: Killed process 42 (hog) total-vm:1000kB, anon-rss:900kB, file-rss:8kB, shmem-rss:0kB, UID:0 pgtables:100kB oom_score_adj:0",
+        ];
+        let record = json!({
+            "type": "oom_kill", "capture": "tp_btf", "boot_ns": 1,
+            "constraint": "memcg",
+            "oom_control": {"gfp_mask": "0xcc0", "order": 0, "total_bytes": 67108864},
+            "oom_memcg": {"path": "/t", "id": 5, "usage_bytes": 67108864,
+                "limit_bytes": 67108864, "failcnt": 10, "oom_kills": 1, "peak_bytes": 67108864},
+            "victim": {"pid": 42, "comm": "hog", "uid": 0, "oom_score_adj": 0,
+                "total_vm_bytes": 1024000, "rss_anon_bytes": 921600, "rss_file_bytes": 8192,
+                "rss_shmem_bytes": 0, "pgtables_bytes": 102400, "memcg": {"path": "/t"}},
+        });
+        json!({
+            "scenario": "leaf", "capture": "btf", "ready": "oomtrace: ready via tp_btf",
+            "tracer_exit": {"success": true}, "tracer_oom_score_adj": -1000,
+            "victims": [42], "vmstat_delta": 1, "kmsg": log, "records": [record],
+            "domain": {"path": "/t", "id": 5, "v2": true, "limit": 67108864,
+                "oom_kills": 1, "max_usage": 67108864, "cpus": 2},
+        })
+    }
+
+    #[test]
+    fn a_run_that_matches_its_log_passes_with_its_path() -> Result<()> {
+        assert_eq!(judge(&evidence())?, "tp_btf");
+        Ok(())
+    }
+
+    #[test]
+    fn a_wrong_figure_fails_naming_field_expected_and_got() {
+        let mut wrong = evidence();
+        wrong["records"][0]["victim"]["rss_anon_bytes"] = 4096.into();
+        let error = judge(&wrong).map_err(|e| format!("{e:#}"));
+        assert_eq!(
+            error,
+            Err("victim 42: victim.rss_anon_bytes: expected 921600, got 4096".to_string())
+        );
+    }
+
+    #[test]
+    fn a_path_other_than_the_one_asked_for_fails() {
+        let mut wrong = evidence();
+        wrong["capture"] = "fentry".into();
+        let error = judge(&wrong).map_err(|e| e.to_string());
+        assert_eq!(
+            error,
+            Err("capture: expected fentry, got tp_btf".to_string())
+        );
+    }
+}

@@ -1,0 +1,105 @@
+//! The kernel matrix (tests/vm/kernels) and the images it names: a path
+//! in the tree, or the newest Debian kernel package matching a pattern.
+
+use std::{
+    fs,
+    path::{Path, PathBuf},
+    process::Command,
+};
+
+use anyhow::{Context as _, Result, bail};
+
+use super::Kernel;
+use crate::sh::{Cmd, pipeline, workspace_root};
+
+/// `name source` per line; `#` starts a comment.
+pub fn read_matrix(path: &Path) -> Result<Vec<Kernel>> {
+    let text = fs::read_to_string(path).with_context(|| format!("read {}", path.display()))?;
+    text.lines()
+        .map(|l| l.split('#').next().unwrap_or("").trim())
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            let mut fields = l.split_whitespace();
+            match (fields.next(), fields.next()) {
+                (Some(name), Some(source)) => Ok(Kernel {
+                    name: name.to_string(),
+                    source: source.to_string(),
+                }),
+                _ => bail!("{}: `{l}` is not `name source`", path.display()),
+            }
+        })
+        .collect()
+}
+
+/// The kernel image: a path as given, or the newest Debian package whose
+/// name matches `debian:REGEX`, downloaded once into target/vm/cache.
+pub fn image(kernel: &Kernel, work: &Path) -> Result<PathBuf> {
+    let Some(pattern) = kernel.source.strip_prefix("debian:") else {
+        let path = workspace_root().join(&kernel.source);
+        if !path.is_file() {
+            bail!("kernel {}: {} does not exist", kernel.name, path.display());
+        }
+        return Ok(path);
+    };
+    let search = || {
+        Cmd::new("apt-cache")
+            .args(["search", "--names-only", pattern])
+            .stdout()
+    };
+    let mut found = search()?;
+    if found.trim().is_empty() {
+        Cmd::new("apt-get").args(["update", "-qq"]).run()?;
+        found = search()?;
+    }
+    let mut packages: Vec<&str> = found.lines().filter_map(|l| l.split(' ').next()).collect();
+    packages.sort_by_key(|p| version_key(p));
+    let package = packages.last().with_context(|| {
+        format!(
+            "kernel {}: no Debian package matches {pattern}",
+            kernel.name
+        )
+    })?;
+    let dir = work.join("cache").join(package);
+    let image = dir.join("vmlinuz");
+    if image.is_file() {
+        return Ok(image);
+    }
+    fs::create_dir_all(&dir)?;
+    eprintln!("xtask: downloading {package}");
+    // As root into a directory _apt cannot write: no sandbox user.
+    let status = Command::new("apt-get")
+        .args(["-o", "APT::Sandbox::User=root", "download", package])
+        .current_dir(&dir)
+        .status()
+        .context("apt-get download")?;
+    if !status.success() {
+        bail!("apt-get download {package} failed ({status})");
+    }
+    let deb = fs::read_dir(&dir)?
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|e| e == "deb"))
+        .context("apt-get download left no .deb")?;
+    // Only the image: the modules are not needed (BPF, memcg, tracefs and
+    // the serial console are built in).
+    // Into a temporary file first: a failed extraction must not leave an
+    // empty image that the next run takes for a cached one.
+    let partial = dir.join("vmlinuz.partial");
+    let script = format!(
+        "dpkg-deb --fsys-tarfile '{}' | tar -xO --wildcards './boot/vmlinuz-*' > '{}'",
+        deb.display(),
+        partial.display()
+    );
+    pipeline(&script)?;
+    fs::rename(&partial, &image)?;
+    fs::remove_file(&deb)?;
+    Ok(image)
+}
+
+/// Orders package names by their numbers (6.1.0-9 before 6.1.0-56).
+fn version_key(name: &str) -> Vec<u64> {
+    name.split(|c: char| !c.is_ascii_digit())
+        .filter(|s| !s.is_empty())
+        .filter_map(|s| s.parse().ok())
+        .collect()
+}

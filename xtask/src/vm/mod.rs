@@ -1,0 +1,151 @@
+//! `cargo xtask vm-test`: boots each kernel of tests/vm/kernels under qemu
+//! with an initramfs holding static oomtrace, the test hog and the guest
+//! driver, and judges what comes back (records + the guest's kernel log)
+//! with the host tests' own checks (`oomtrace_tests::verify::vm`).
+
+mod initramfs; // the guest's root: busybox, the static binaries, /init
+mod kernels; // the matrix, and kernel images from Debian's archive
+mod qemu; // one boot, and the evidence lines it brings back
+
+use std::{fmt::Write as _, fs};
+
+use anyhow::{Context as _, Result, bail};
+use oomtrace_tests::verify::vm::judge;
+use serde_json::Value;
+
+use crate::{
+    setup,
+    sh::{Cmd, workspace_root},
+};
+
+const MUSL: &str = "x86_64-unknown-linux-musl";
+/// Capture paths each VM runs every memcg scenario with.
+const CAPTURES: [&str; 3] = ["fentry", "btf", "tracepoint"];
+
+/// A kernel of the matrix.
+struct Kernel {
+    name: String,
+    source: String,
+}
+
+pub fn vm_test(only: Option<String>) -> Result<()> {
+    if !crate::sh::is_root() {
+        bail!(
+            "the VM test installs packages and downloads kernels with apt: run `sudo -E cargo xtask vm-test`"
+        );
+    }
+    setup::ensure()?;
+    setup::install_missing(&["qemu-system-x86", "busybox-static", "cpio"])
+        .context("installing qemu and busybox for the VMs")?;
+    Cmd::new("rustup")
+        .args(["target", "add", MUSL, "--toolchain", "stable"])
+        .run()?;
+    crate::build_bins(&["--release", "--target", MUSL])?;
+
+    let work = workspace_root().join("target/vm");
+    fs::create_dir_all(&work)?;
+    let initrd = initramfs::build(&work)?;
+    let mut kernels = kernels::read_matrix(&workspace_root().join("tests/vm/kernels"))?;
+    if let Some(only) = &only {
+        kernels.retain(|k| &k.name == only);
+        if kernels.is_empty() {
+            bail!("no kernel named {only} in tests/vm/kernels");
+        }
+    }
+
+    let mut table = String::from("| kernel | scenario |");
+    for capture in CAPTURES {
+        write!(table, " --capture {capture} |")?;
+    }
+    table.push_str("\n|---|---|");
+    table.push_str(&"---|".repeat(CAPTURES.len()));
+    table.push('\n');
+    let mut failures = Vec::new();
+    for kernel in &kernels {
+        let image = kernels::image(kernel, &work)?;
+        let results = qemu::boot(kernel, &image, &initrd, &work)?;
+        report(kernel, &results, &mut table, &mut failures);
+    }
+    println!("{table}");
+    fs::write(work.join("report.md"), &table)?;
+    if !failures.is_empty() {
+        for failure in &failures {
+            eprintln!("xtask: FAIL {failure}");
+        }
+        bail!("{} VM scenario(s) failed", failures.len());
+    }
+    eprintln!("xtask: every VM scenario passed");
+    Ok(())
+}
+
+/// Adds the kernel's rows to the table, and its failures.
+fn report(kernel: &Kernel, results: &[Value], table: &mut String, failures: &mut Vec<String>) {
+    let release = results
+        .iter()
+        .find(|r| r["scenario"] == "check")
+        .and_then(|r| r["kernel"].as_str())
+        .unwrap_or("did not boot");
+    let label = format!("{} ({release})", kernel.name);
+    for scenario in ["leaf", "parent", "oom_group"] {
+        let _ = write!(table, "| {label} | {scenario} |");
+        for capture in CAPTURES {
+            let cell = cell(
+                results,
+                scenario,
+                capture,
+                &format!("{label} {scenario} --capture {capture}"),
+                failures,
+            );
+            let _ = write!(table, " {cell} |");
+        }
+        table.push('\n');
+    }
+    let no_btf = cell(
+        results,
+        "no_btf",
+        "auto",
+        &format!("{label} leaf without BTF --capture auto"),
+        failures,
+    );
+    let _ = writeln!(
+        table,
+        "| {label} | leaf, no BTF (auto) | {no_btf} |{}",
+        " |".repeat(CAPTURES.len() - 1)
+    );
+    let cell = cell(
+        results,
+        "global",
+        "auto",
+        &format!("{label} global --capture auto"),
+        failures,
+    );
+    let _ = writeln!(
+        table,
+        "| {label} | global (auto) | {cell} |{}",
+        " |".repeat(CAPTURES.len() - 1)
+    );
+}
+
+fn cell(
+    results: &[Value],
+    scenario: &str,
+    capture: &str,
+    what: &str,
+    failures: &mut Vec<String>,
+) -> String {
+    let Some(evidence) = results
+        .iter()
+        .find(|r| r["scenario"] == scenario && r["capture"] == capture)
+    else {
+        failures.push(format!("{what}: no result came back from the VM"));
+        return "FAIL (no result)".to_string();
+    };
+    match judge(evidence) {
+        Ok(path) => format!("pass ({path})"),
+        Err(why) => {
+            let why = format!("{why:#}").replace('\n', " ");
+            failures.push(format!("{what}: {why}"));
+            format!("FAIL ({})", why.chars().take(60).collect::<String>())
+        }
+    }
+}

@@ -1,0 +1,85 @@
+//! One VM run under qemu (software emulation), and the evidence lines the
+//! guest wrote to its second serial port.
+
+use std::{
+    fs,
+    path::Path,
+    process::Command,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, Result};
+use serde_json::Value;
+
+use super::Kernel;
+
+/// One VM's whole run, boot to power-off, under software emulation.
+const VM_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// Boots `image` and returns the evidence lines the guest wrote.
+pub fn boot(kernel: &Kernel, image: &Path, initrd: &Path, work: &Path) -> Result<Vec<Value>> {
+    let console = work.join(format!("console-{}.log", kernel.name));
+    let results = work.join(format!("results-{}.jsonl", kernel.name));
+    fs::write(&results, "")?;
+    eprintln!(
+        "xtask: booting {} ({}); console in {}",
+        kernel.name,
+        image.display(),
+        console.display()
+    );
+    let started = Instant::now();
+    // KVM is not usable on these machines: software emulation.
+    let status = Command::new("timeout")
+        .arg(VM_TIMEOUT.as_secs().to_string())
+        .arg("qemu-system-x86_64")
+        // Two vCPUs on one host thread: multi-threaded TCG let a guest
+        // CPU run code the other was patching (an int3 oops in 6.12).
+        .args([
+            "-accel",
+            "tcg,thread=single",
+            "-cpu",
+            "max",
+            "-smp",
+            "2",
+            "-m",
+            "512",
+        ])
+        .args(["-display", "none", "-monitor", "none", "-no-reboot"])
+        .arg("-kernel")
+        .arg(image)
+        .arg("-initrd")
+        .arg(initrd)
+        .args(["-append", "console=ttyS0 quiet panic=-1"])
+        .arg("-serial")
+        .arg(format!("file:{}", console.display()))
+        .arg("-serial")
+        .arg(format!("file:{}", results.display()))
+        .status()
+        .context("run qemu-system-x86_64")?;
+    eprintln!(
+        "xtask: {} ran for {:.0} s ({status})",
+        kernel.name,
+        started.elapsed().as_secs_f64()
+    );
+    let text = fs::read_to_string(&results)?;
+    let lines: Vec<Value> = text
+        .lines()
+        .filter_map(|l| serde_json::from_str(l.trim_matches('\r')).ok())
+        .collect();
+    let console_text = fs::read_to_string(&console).unwrap_or_default();
+    if console_text.contains("Oops") || console_text.contains("Kernel panic") {
+        eprintln!(
+            "xtask: the {} guest kernel crashed; see {}",
+            kernel.name,
+            console.display()
+        );
+    }
+    if !status.success() || !text.contains("\"global\"") {
+        eprintln!(
+            "xtask: {} did not finish; its console:\n{}",
+            kernel.name,
+            fs::read_to_string(&console).unwrap_or_default()
+        );
+    }
+    Ok(lines)
+}
