@@ -5,11 +5,12 @@ use std::{
     os::unix::fs::MetadataExt,
     path::{Path, PathBuf},
     sync::atomic::{AtomicU32, Ordering},
-    thread,
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use anyhow::{Context as _, Result, bail};
+
+use crate::wait;
 
 /// Largest limit a test may set: tests never come near the host's memory.
 pub const MAX_LIMIT: u64 = 256 << 20;
@@ -209,22 +210,28 @@ impl TestCgroup {
         for child in self.children.iter_mut().rev() {
             child.remove();
         }
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
+        // Killed processes leave the cgroup only once they are reaped.
+        let mut last_error = None;
+        let removed = wait::poll(Duration::from_secs(10), Duration::from_millis(20), || {
             let procs = fs::read_to_string(self.dir.join("cgroup.procs")).unwrap_or_default();
             for pid in procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
                 // SAFETY: only processes this test placed in its own cgroup.
                 unsafe { libc::kill(pid, libc::SIGKILL) };
             }
-            match fs::remove_dir(&self.dir) {
-                Ok(()) => return,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
-                Err(e) if Instant::now() > deadline => {
-                    eprintln!("warning: cannot remove {}: {e}", self.dir.display());
-                    return;
+            Ok(match fs::remove_dir(&self.dir) {
+                Ok(()) => Some(()),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Some(()),
+                Err(e) => {
+                    last_error = Some(e);
+                    None
                 }
-                Err(_) => thread::sleep(Duration::from_millis(20)),
-            }
+            })
+        });
+        if !matches!(removed, Ok(Some(()))) {
+            eprintln!(
+                "warning: cannot remove {}: {last_error:?}",
+                self.dir.display()
+            );
         }
     }
 }

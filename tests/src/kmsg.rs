@@ -5,10 +5,12 @@ use std::{
     io::{ErrorKind, Read},
     os::{fd::AsRawFd, unix::fs::OpenOptionsExt},
     thread,
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use anyhow::{Context as _, Result};
+
+use crate::wait::Deadline;
 
 /// Reads kernel log messages written after it was opened.
 pub struct KernelLog {
@@ -27,8 +29,8 @@ impl KernelLog {
         Ok(KernelLog { file })
     }
 
-    /// The next message text, waiting up to `timeout`.
-    fn next(&mut self, deadline: Instant) -> Option<String> {
+    /// The next message text, waiting up to `deadline`.
+    fn next(&mut self, deadline: Deadline) -> Option<String> {
         let mut buf = vec![0u8; 8192];
         loop {
             match self.file.read(&mut buf) {
@@ -44,10 +46,10 @@ impl KernelLog {
                 Err(e) if e.kind() == ErrorKind::WouldBlock => {}
                 Err(_) => return None,
             }
-            if Instant::now() > deadline {
+            if deadline.passed() {
                 return None;
             }
-            thread::sleep(Duration::from_millis(10));
+            thread::sleep(Duration::from_millis(10).min(deadline.left()));
         }
     }
 
@@ -58,7 +60,7 @@ impl KernelLog {
         timeout: Duration,
         mut done: impl FnMut(&[String]) -> bool,
     ) -> Vec<String> {
-        let deadline = Instant::now() + timeout;
+        let deadline = Deadline::after(timeout);
         let mut lines = Vec::new();
         while !done(&lines) {
             match self.next(deadline) {
@@ -331,7 +333,8 @@ pub fn unescape(text: &str) -> Vec<u8> {
 pub fn wait_for_oom_report_budget() -> Result<()> {
     const WINDOW_US: u64 = 5_000_000;
     const ROOM: usize = 9;
-    let deadline = Instant::now() + Duration::from_secs(10);
+    // Gives up after 10 s: a test then sees a missing report, not a hang.
+    let deadline = Deadline::after(Duration::from_secs(10));
     loop {
         let now_us = monotonic_us();
         let recent: Vec<u64> = history()?
@@ -343,12 +346,12 @@ pub fn wait_for_oom_report_budget() -> Result<()> {
             .map(|(ts, _)| ts)
             .filter(|ts| now_us.saturating_sub(*ts) < WINDOW_US)
             .collect();
-        if recent.len() < ROOM || Instant::now() > deadline {
+        if recent.len() < ROOM || deadline.passed() {
             return Ok(());
         }
         let oldest = recent.iter().min().copied().unwrap_or(now_us);
         let wait = WINDOW_US.saturating_sub(now_us.saturating_sub(oldest)) + 50_000;
-        thread::sleep(Duration::from_micros(wait));
+        thread::sleep(Duration::from_micros(wait).min(deadline.left()));
     }
 }
 
