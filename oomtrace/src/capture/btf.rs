@@ -7,7 +7,7 @@
 use std::{collections::HashMap, fs, io, path::Path};
 
 use btfparse::{Offset, Readable, TypeInformation, TypeVariant};
-use oomtrace_common::{KernelLayout, OFFSET_UNKNOWN, rss_kind};
+use oomtrace_common::{KernelLayout, OFFSET_UNKNOWN, Source, rss_kind};
 
 /// Where the kernel exposes its own BTF.
 pub const VMLINUX_BTF: &str = "/sys/kernel/btf/vmlinux";
@@ -217,119 +217,37 @@ impl KernelTypes {
         }
     }
 
-    /// Resolves every offset oomtrace reads; what is missing stays
-    /// [`OFFSET_UNKNOWN`] and the matching record fields become `null`.
+    /// Resolves every field of the layout from where
+    /// [`KernelLayout::FIELDS`] says it lives; what is missing stays
+    /// unknown and the matching record fields become `null`.
     pub fn layout(&self) -> KernelLayout {
         let mut layout = KernelLayout::UNKNOWN;
-        let set = |slot: &mut u32, value: Option<u32>| *slot = value.unwrap_or(OFFSET_UNKNOWN);
-
-        set(&mut layout.task_pid, self.offset("task_struct", &["pid"]));
-        set(&mut layout.task_tgid, self.offset("task_struct", &["tgid"]));
-        set(&mut layout.task_comm, self.offset("task_struct", &["comm"]));
-        set(&mut layout.task_mm, self.offset("task_struct", &["mm"]));
-        set(
-            &mut layout.task_signal,
-            self.offset("task_struct", &["signal"]),
-        );
-        set(
-            &mut layout.task_cgroups,
-            self.offset("task_struct", &["cgroups"]),
-        );
-        set(
-            &mut layout.signal_oom_score_adj,
-            self.offset("signal_struct", &["oom_score_adj"]),
-        );
-        set(
-            &mut layout.mm_total_vm,
-            self.offset("mm_struct", &["total_vm"]),
-        );
-        set(
-            &mut layout.mm_pgtables_bytes,
-            self.offset("mm_struct", &["pgtables_bytes"]),
-        );
+        for field in KernelLayout::FIELDS {
+            if let Some(value) = self.value_of(field.source) {
+                (field.set)(&mut layout, value);
+            }
+        }
         self.rss_layout(&mut layout);
-        for (slot, member) in [
-            (&mut layout.mm_arg_start, "arg_start"),
-            (&mut layout.mm_arg_end, "arg_end"),
-            (&mut layout.mm_env_start, "env_start"),
-            (&mut layout.mm_env_end, "env_end"),
-        ] {
-            set(slot, self.offset("mm_struct", &[member]));
-        }
-        set(
-            &mut layout.task_start_boottime,
-            self.offset("task_struct", &["start_boottime"]),
-        );
-
-        // css_set.subsys[memory_cgrp_id]; the index depends on the config.
-        if let Some(memory) = self.enum_value("memory_cgrp_id") {
-            set(
-                &mut layout.css_set_memory_subsys,
-                self.offset("css_set", &[&format!("subsys[{memory}]")]),
-            );
-        }
-        set(
-            &mut layout.css_cgroup,
-            self.offset("cgroup_subsys_state", &["cgroup"]),
-        );
-        set(&mut layout.cgroup_kn, self.offset("cgroup", &["kn"]));
-        set(&mut layout.cgroup_level, self.offset("cgroup", &["level"]));
-        // Renamed to __parent in 6.15 (kernfs: RCU protected parent).
-        set(
-            &mut layout.kn_parent,
-            self.offset("kernfs_node", &["__parent", "parent"]),
-        );
-        set(&mut layout.kn_name, self.offset("kernfs_node", &["name"]));
-        set(&mut layout.kn_id, self.offset("kernfs_node", &["id"]));
-        set(
-            &mut layout.bpf_array_pptrs,
-            self.offset("bpf_array", &["pptrs"]),
-        );
-        set(
-            &mut layout.task_group_leader,
-            self.offset("task_struct", &["group_leader"]),
-        );
-        set(
-            &mut layout.task_stack,
-            self.offset("task_struct", &["stack"]),
-        );
         layout.thread_size = self.thread_size();
-        set(
-            &mut layout.siginfo_code,
-            self.offset("kernel_siginfo", &["si_code"]),
-        );
-        set(
-            &mut layout.task_exit_code,
-            self.offset("task_struct", &["exit_code"]),
-        );
-
-        // The OOM killer's context (found on the stack, see the eBPF side).
-        let oc = |member: &str| self.offset("oom_control", &[member]);
-        set(&mut layout.oc_memcg, oc("memcg"));
-        set(&mut layout.oc_gfp_mask, oc("gfp_mask"));
-        set(&mut layout.oc_order, oc("order"));
-        set(&mut layout.oc_totalpages, oc("totalpages"));
-        set(&mut layout.oc_chosen, oc("chosen"));
-        set(&mut layout.oc_chosen_points, oc("chosen_points"));
-        set(&mut layout.oc_constraint, oc("constraint"));
-
-        let memcg = |member: &str| self.offset("mem_cgroup", &[member]);
-        set(&mut layout.memcg_css, memcg("css"));
-        set(&mut layout.memcg_usage, memcg("memory.usage"));
-        set(&mut layout.memcg_max, memcg("memory.max"));
-        set(&mut layout.memcg_watermark, memcg("memory.watermark"));
-        set(&mut layout.memcg_failcnt, memcg("memory.failcnt"));
-        if let Some(oom_kill) = self.enum_value("MEMCG_OOM_KILL") {
-            set(
-                &mut layout.memcg_oom_kill_events,
-                memcg(&format!("memory_events[{oom_kill}]")),
-            );
-        }
-        set(
-            &mut layout.css_parent,
-            self.offset("cgroup_subsys_state", &["parent"]),
-        );
         layout
+    }
+
+    /// A field's value from the BTF; `None` for what is not there, or
+    /// what the loader computes otherwise.
+    fn value_of(&self, source: Source) -> Option<u32> {
+        match source {
+            Source::Member { type_name, paths } => self.offset(type_name, paths),
+            Source::IndexedMember {
+                type_name,
+                array,
+                index,
+            } => {
+                let index = self.enum_value(index)?;
+                self.offset(type_name, &[&format!("{array}[{index}]")])
+            }
+            Source::Enumerator(name) => u32::try_from(self.enum_value(name)?).ok(),
+            Source::Loader { .. } => None,
+        }
     }
 
     /// `mm_struct.rss_stat` is `struct percpu_counter[NR_MM_COUNTERS]` since
@@ -375,31 +293,9 @@ impl KernelTypes {
 /// The offsets without which a capture path yields nothing useful, by name,
 /// for `check` and error messages.
 pub fn missing_for_task_reads(layout: &KernelLayout) -> Vec<&'static str> {
-    let required = [
-        ("task_struct.pid", layout.task_pid),
-        ("task_struct.tgid", layout.task_tgid),
-        ("task_struct.comm", layout.task_comm),
-        ("task_struct.mm", layout.task_mm),
-        ("task_struct.signal", layout.task_signal),
-        ("task_struct.cgroups", layout.task_cgroups),
-        ("signal_struct.oom_score_adj", layout.signal_oom_score_adj),
-        ("mm_struct.total_vm", layout.mm_total_vm),
-        ("mm_struct.pgtables_bytes", layout.mm_pgtables_bytes),
-        ("mm_struct.rss_stat", layout.mm_rss_anon),
-        (
-            "css_set.subsys[memory_cgrp_id]",
-            layout.css_set_memory_subsys,
-        ),
-        ("cgroup_subsys_state.cgroup", layout.css_cgroup),
-        ("cgroup.kn", layout.cgroup_kn),
-        ("cgroup.level", layout.cgroup_level),
-        ("kernfs_node.parent", layout.kn_parent),
-        ("kernfs_node.name", layout.kn_name),
-        ("kernfs_node.id", layout.kn_id),
-    ];
-    required
-        .into_iter()
-        .filter(|(_, offset)| *offset == OFFSET_UNKNOWN)
-        .map(|(name, _)| name)
+    KernelLayout::FIELDS
+        .iter()
+        .filter(|field| (field.get)(layout) == OFFSET_UNKNOWN)
+        .filter_map(|field| field.required)
         .collect()
 }
