@@ -43,7 +43,7 @@ pub mod names {
     /// tp_btf programs timing memcg direct reclaim (the charge path).
     pub const RECLAIM_BEGIN_BTF: &str = "memcg_reclaim_begin_btf";
     pub const RECLAIM_END_BTF: &str = "memcg_reclaim_end_btf";
-    /// Read-only global: 1 when the reclaim programs are meant to run.
+    /// One-entry array: 1 once the loader attached the reclaim programs.
     pub const RECLAIM_TRACKED: &str = "RECLAIM_TRACKED";
     /// Read-only global: `--pressure` threshold, stall ns per second (0: off).
     pub const PRESSURE_NS: &str = "PRESSURE_NS";
