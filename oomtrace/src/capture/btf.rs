@@ -299,3 +299,174 @@ pub fn missing_for_task_reads(layout: &KernelLayout) -> Vec<&'static str> {
         .filter_map(|field| field.required)
         .collect()
 }
+
+#[cfg(test)]
+pub(crate) mod tests {
+    //! Over BTF built from `testdata/kernel_types.c`, whose `_Static_assert`s
+    //! pin every offset asserted here (regenerate with its script).
+    use super::*;
+
+    pub(crate) fn fixture(variant: &str) -> KernelTypes {
+        let data: &[u8] = match variant {
+            "new" => include_bytes!("testdata/kernel_types_new.btf"),
+            _ => include_bytes!("testdata/kernel_types_old.btf"),
+        };
+        KernelTypes::from_bytes(data.to_vec(), Path::new(variant)).expect("the fixture parses")
+    }
+
+    #[test]
+    fn task_and_signal_offsets_are_the_c_sources() {
+        let l = fixture("new").layout();
+        assert_eq!(
+            (l.task_pid, l.task_tgid, l.task_comm, l.task_mm),
+            (1036, 1040, 1072, 1024)
+        );
+        assert_eq!(
+            (l.task_signal, l.task_cgroups, l.task_group_leader),
+            (1064, 1088, 1048)
+        );
+        assert_eq!(
+            (l.task_exit_code, l.task_stack, l.task_start_boottime),
+            (1032, 24, 1056)
+        );
+        assert_eq!(l.signal_oom_score_adj, 64);
+        assert_eq!(l.siginfo_code, 8);
+        assert_eq!(l.bpf_array_pptrs, 256);
+    }
+
+    #[test]
+    fn mm_offsets_with_percpu_counter_rss() {
+        let l = fixture("new").layout();
+        assert_eq!((l.mm_total_vm, l.mm_pgtables_bytes), (8, 16));
+        assert_eq!(
+            (l.mm_arg_start, l.mm_arg_end, l.mm_env_start, l.mm_env_end),
+            (24, 32, 40, 48)
+        );
+        assert_eq!(l.rss_kind, rss_kind::PERCPU_COUNTER);
+        assert_eq!(
+            (l.mm_rss_anon, l.mm_rss_file, l.mm_rss_shmem),
+            (80, 56, 128)
+        );
+        assert_eq!((l.percpu_counter_count, l.percpu_counter_counters), (8, 16));
+    }
+
+    #[test]
+    fn mm_offsets_with_atomic_long_rss() {
+        let l = fixture("old").layout();
+        assert_eq!(l.rss_kind, rss_kind::ATOMIC_LONG);
+        assert_eq!((l.mm_rss_anon, l.mm_rss_file, l.mm_rss_shmem), (64, 56, 80));
+        assert_eq!(
+            (l.percpu_counter_count, l.percpu_counter_counters),
+            (OFFSET_UNKNOWN, OFFSET_UNKNOWN)
+        );
+    }
+
+    #[test]
+    fn cgroup_offsets_and_the_enum_indexed_subsys_slot() {
+        let l = fixture("new").layout();
+        // subsys[memory_cgrp_id]: memory_cgrp_id is 4 in the fixture.
+        assert_eq!(l.css_set_memory_subsys, 40);
+        assert_eq!((l.css_cgroup, l.css_parent), (0, 16));
+        assert_eq!((l.cgroup_kn, l.cgroup_level), (8, 4));
+        assert_eq!((l.kn_parent, l.kn_name, l.kn_id), (8, 16, 72));
+    }
+
+    #[test]
+    fn kernfs_parent_is_found_under_its_old_name_too() {
+        let old = fixture("old");
+        assert_eq!(old.offset("kernfs_node", &["__parent"]), None);
+        assert_eq!(old.layout().kn_parent, 8);
+        assert_eq!(fixture("new").offset("kernfs_node", &["parent"]), None);
+    }
+
+    #[test]
+    fn oom_control_and_mem_cgroup_offsets() {
+        let l = fixture("new").layout();
+        assert_eq!(
+            (l.oc_memcg, l.oc_gfp_mask, l.oc_order, l.oc_totalpages),
+            (16, 24, 28, 32)
+        );
+        assert_eq!(
+            (l.oc_chosen, l.oc_chosen_points, l.oc_constraint),
+            (40, 48, 56)
+        );
+        assert_eq!(
+            (l.memcg_css, l.memcg_usage, l.memcg_max, l.memcg_watermark),
+            (0, 24, 32, 40)
+        );
+        // memory_events[MEMCG_OOM_KILL]: MEMCG_OOM_KILL is 4.
+        assert_eq!((l.memcg_failcnt, l.memcg_oom_kill_events), (48, 96));
+    }
+
+    #[test]
+    fn enum_values_come_from_the_btf() {
+        let new = fixture("new").layout();
+        assert_eq!(
+            (
+                new.kernel_constraint_none,
+                new.kernel_constraint_cpuset,
+                new.kernel_constraint_memory_policy,
+                new.kernel_constraint_memcg
+            ),
+            (0, 1, 2, 3)
+        );
+        assert_eq!(
+            (new.kernel_signal_delivered, new.kernel_signal_lose_info),
+            (0, 4)
+        );
+        // The old fixture renumbers both enums.
+        let old = fixture("old").layout();
+        assert_eq!(
+            (
+                old.kernel_constraint_none,
+                old.kernel_constraint_cpuset,
+                old.kernel_constraint_memory_policy,
+                old.kernel_constraint_memcg
+            ),
+            (10, 11, 12, 13)
+        );
+        assert_eq!(
+            (old.kernel_signal_delivered, old.kernel_signal_lose_info),
+            (20, 24)
+        );
+        assert_eq!(fixture("new").enum_value("MEMCG_OOM_KILL"), Some(4));
+        assert_eq!(fixture("new").enum_value("NO_SUCH_ENUMERATOR"), None);
+    }
+
+    #[test]
+    fn mark_victim_passes_the_task_only_with_the_new_prototype() {
+        assert!(fixture("new").mark_victim_passes_task());
+        assert!(!fixture("old").mark_victim_passes_task());
+    }
+
+    #[test]
+    fn functions_and_trace_event_fields() {
+        let new = fixture("new");
+        assert!(new.has_function("oom_kill_process"));
+        assert!(!new.has_function("kasan_report"));
+        assert_eq!(new.layout().thread_size, 16 << 10);
+        assert_eq!(
+            new.trace_event_fields("mark_victim"),
+            Some(vec!["pid".into(), "comm".into(), "total_vm".into()])
+        );
+        let old = fixture("old");
+        assert!(!old.has_function("oom_kill_process"));
+        assert_eq!(
+            old.trace_event_fields("mark_victim"),
+            Some(vec!["pid".to_string()])
+        );
+    }
+
+    #[test]
+    fn tracefs_fields_stay_unknown_and_nothing_required_is_missing() {
+        let mut l = fixture("new").layout();
+        assert_eq!((l.tp_pid, l.tp_comm), (OFFSET_UNKNOWN, OFFSET_UNKNOWN));
+        assert_eq!(missing_for_task_reads(&l), Vec::<&str>::new());
+        l.kn_parent = OFFSET_UNKNOWN;
+        l.mm_rss_anon = OFFSET_UNKNOWN;
+        assert_eq!(
+            missing_for_task_reads(&l),
+            vec!["mm_struct.rss_stat", "kernfs_node.parent"]
+        );
+    }
+}

@@ -300,6 +300,45 @@ mod tests {
         assert!(reasons.contains("tracefs is not mounted"), "{reasons}");
     }
 
+    fn with_btf(variant: &str) -> Facilities {
+        Facilities {
+            btf: Ok(btf::tests::fixture(variant)),
+            ..without_btf(None)
+        }
+    }
+
+    #[test]
+    fn btf_with_the_task_prototype_plans_tp_btf_and_tries_fentry() {
+        let plan = with_btf("new").plan(Preference::Auto).expect("plan");
+        assert_eq!(plan.path, CapturePath::TpBtf);
+        assert_eq!(plan.fentry, Fentry::Try);
+        assert_eq!(plan.unresolved, Vec::<&str>::new());
+        let plan = with_btf("new").plan(Preference::Btf).expect("plan");
+        assert_eq!(plan.fentry, Fentry::Off);
+    }
+
+    #[test]
+    fn btf_with_the_pid_prototype_falls_back_to_the_tracepoint() {
+        let error = with_btf("old")
+            .plan(Preference::Auto)
+            .expect_err("no tracefs either");
+        let reasons = error.reasons.join("; ");
+        assert!(
+            reasons.contains("does not pass the victim's task"),
+            "{reasons}"
+        );
+        let facilities = Facilities {
+            mark_victim_format: Some(Ok(EventFormat::parse(PID_ONLY).expect("format"))),
+            tracefs: Ok("/sys/kernel/tracing".into()),
+            ..with_btf("old")
+        };
+        let plan = facilities.plan(Preference::Auto).expect("tracepoint plan");
+        assert_eq!(plan.path, CapturePath::Tracepoint);
+        // The BTF still gives the trigger's task reads their offsets.
+        assert_eq!(plan.layout.kn_parent, 8);
+        assert_eq!(plan.unresolved, Vec::<&str>::new());
+    }
+
     #[test]
     fn forcing_btf_without_btf_fails() {
         let facilities = without_btf(Some(Ok(EventFormat::parse(EXTENDED).expect("format"))));
