@@ -34,7 +34,8 @@ pub mod names {
     /// `struct oom_control`; attached before [`MARK_VICTIM_BTF`], which
     /// then picks its result up.
     pub const OOM_CONTROL_BTF: &str = "oom_control_btf";
-    /// Ring buffer of [`super::OomKillRecord`]s.
+    /// Ring buffer of every record the kernel side sends, each starting
+    /// with its [`super::kind`].
     pub const EVENTS: &str = "EVENTS";
     /// Per-CPU count of records the ring buffer could not take.
     pub const LOST: &str = "LOST";

@@ -13,6 +13,7 @@
 //! instead of searching the stack for it, and follows the whole kill
 //! (memory.oom.group members included) as one incident.
 
+mod attach;
 pub mod btf;
 mod features;
 mod plan;
@@ -22,15 +23,18 @@ use std::{io, net::SocketAddr};
 
 use aya::{
     Ebpf, EbpfLoader,
-    maps::{Array, MapData, PerCpuArray, RingBuf},
-    programs::{BtfTracePoint, FEntry, TracePoint},
+    maps::{MapData, PerCpuArray, RingBuf},
+    programs::FEntry,
 };
 use oomtrace_common::names;
 
-use self::features::{Enable, FEATURES, FeatureId, feature};
+use self::{
+    attach::FeatureResults,
+    features::{FeatureId, feature},
+};
 pub use self::{
     features::{FENTRY_TARGET, FeatureError},
-    plan::{Facilities, Fentry, Plan},
+    plan::{Facilities, Plan},
 };
 
 /// The eBPF object, built by build.rs. Aligned because aya parses it in
@@ -107,9 +111,6 @@ pub struct Options {
     /// `--sigkill`: every SIGKILL too.
     pub sigkill: bool,
 }
-
-/// Used where a tp_btf feature is not: the classic tracepoint path.
-const NOT_ON_TRACEPOINT: &str = "not used by the tracepoint path";
 
 /// Loaded and attached programs, and the maps userspace reads.
 pub struct Capture {
@@ -195,79 +196,6 @@ impl CaptureError {
     }
 }
 
-/// What the optional features came to, one slot each.
-struct FeatureResults {
-    fentry_attached: bool,
-    fentry_unavailable: Option<FeatureError>,
-    oom_control: Result<(), FeatureError>,
-    reclaim: Result<(), FeatureError>,
-    aftermath: Result<(), FeatureError>,
-    sigkills: Result<(), FeatureError>,
-}
-
-impl FeatureResults {
-    /// Nothing attached: the tracepoint path.
-    fn tracepoint(options: &Options) -> FeatureResults {
-        FeatureResults {
-            fentry_attached: false,
-            fentry_unavailable: None,
-            oom_control: Err(FeatureError::NotUsed(NOT_ON_TRACEPOINT)),
-            reclaim: Err(FeatureError::NotUsed(NOT_ON_TRACEPOINT)),
-            aftermath: Err(FeatureError::NotUsed(NOT_ON_TRACEPOINT)),
-            sigkills: Err(FeatureError::NotUsed(if options.sigkill {
-                "not on the tracepoint path"
-            } else {
-                SIGKILL_NOT_ASKED
-            })),
-        }
-    }
-
-    /// Tries each of [`FEATURES`] in order on the tp_btf path.
-    fn attach(
-        ebpf: &mut Ebpf,
-        kernel_btf: &aya::Btf,
-        plan: &Plan,
-        options: &Options,
-    ) -> Result<FeatureResults, CaptureError> {
-        let mut results = FeatureResults::tracepoint(options);
-        for feature in FEATURES {
-            let wanted = match feature.enable {
-                Enable::Always => Ok(()),
-                Enable::SigkillFlag if options.sigkill => Ok(()),
-                Enable::SigkillFlag => Err(FeatureError::NotUsed(SIGKILL_NOT_ASKED)),
-                Enable::FentryPlanned if plan.fentry != Fentry::Off => Ok(()),
-                Enable::FentryPlanned => Err(FeatureError::NotUsed("not planned")),
-                Enable::WithoutFentry if results.fentry_attached => {
-                    // fentry hands the context over: nothing to search for.
-                    results.oom_control = Ok(());
-                    continue;
-                }
-                Enable::WithoutFentry => Ok(()),
-            };
-            let result = wanted
-                .and_then(|()| features::check_needs(feature, &plan.layout))
-                .and_then(|()| features::attach(ebpf, kernel_btf, feature));
-            match feature.id {
-                FeatureId::Fentry => match result {
-                    Ok(()) => results.fentry_attached = true,
-                    Err(why) => match plan.fentry {
-                        Fentry::Require => return Err(CaptureError::Fentry(why)),
-                        Fentry::Try => results.fentry_unavailable = Some(why),
-                        Fentry::Off => {}
-                    },
-                },
-                FeatureId::StackSearch => results.oom_control = result,
-                FeatureId::Reclaim => results.reclaim = result,
-                FeatureId::Aftermath => results.aftermath = result,
-                FeatureId::Sigkill => results.sigkills = result,
-            }
-        }
-        Ok(results)
-    }
-}
-
-const SIGKILL_NOT_ASKED: &str = "not asked for (--sigkill)";
-
 impl Capture {
     /// Loads the object with `plan`'s layout, loads and attaches the chosen
     /// program and the optional features, and returns the maps to read.
@@ -301,13 +229,13 @@ impl Capture {
                 if results.reclaim.is_ok() {
                     // Only now: a history is zero, not unknown, only while
                     // the reclaim programs run.
-                    set_reclaim_tracked(&mut ebpf)?;
+                    attach::set_reclaim_tracked(&mut ebpf)?;
                 }
-                attach_main_btf(&mut ebpf, kernel_btf)?;
+                attach::attach_main_btf(&mut ebpf, kernel_btf)?;
                 results
             }
             _ => {
-                attach_main_tracepoint(&mut ebpf)?;
+                attach::attach_main_tracepoint(&mut ebpf)?;
                 FeatureResults::tracepoint(options)
             }
         };
@@ -404,47 +332,4 @@ impl Capture {
         .filter_map(FeatureError::detail)
         .collect()
     }
-}
-
-/// Tells `mark_victim_btf` the reclaim programs run. A map, not a read-only
-/// global: those are frozen at load, before anything is attached.
-fn set_reclaim_tracked(ebpf: &mut Ebpf) -> Result<(), CaptureError> {
-    let name = names::RECLAIM_TRACKED;
-    let map = ebpf.map_mut(name).ok_or(CaptureError::MissingMap(name))?;
-    let failed = |source| CaptureError::Map { name, source };
-    let mut tracked: Array<_, u32> = Array::try_from(map).map_err(failed)?;
-    tracked.set(0, 1, 0).map_err(failed)
-}
-
-fn attach_main_btf(ebpf: &mut Ebpf, kernel_btf: &aya::Btf) -> Result<(), CaptureError> {
-    let name = names::MARK_VICTIM_BTF;
-    let failed = |source| CaptureError::Program {
-        program: name,
-        source,
-    };
-    let program: &mut BtfTracePoint = ebpf
-        .program_mut(name)
-        .ok_or(CaptureError::MissingProgram(name))?
-        .try_into()
-        .map_err(failed)?;
-    program.load("mark_victim", kernel_btf).map_err(failed)?;
-    program.attach().map(drop).map_err(failed)
-}
-
-fn attach_main_tracepoint(ebpf: &mut Ebpf) -> Result<(), CaptureError> {
-    let name = names::MARK_VICTIM_TRACEPOINT;
-    let failed = |source| CaptureError::Program {
-        program: name,
-        source,
-    };
-    let program: &mut TracePoint = ebpf
-        .program_mut(name)
-        .ok_or(CaptureError::MissingProgram(name))?
-        .try_into()
-        .map_err(failed)?;
-    program.load().map_err(failed)?;
-    program
-        .attach("oom", "mark_victim")
-        .map(drop)
-        .map_err(failed)
 }
