@@ -4,7 +4,7 @@
 use aya::{
     Ebpf,
     maps::Array,
-    programs::{BtfTracePoint, TracePoint},
+    programs::{BtfTracePoint, ProgramError, TracePoint},
 };
 use oomtrace_common::names;
 
@@ -100,35 +100,38 @@ pub(super) fn set_reclaim_tracked(ebpf: &mut Ebpf) -> Result<(), CaptureError> {
     tracked.set(0, 1, 0).map_err(failed)
 }
 
+/// Loads and attaches `mark_victim_btf`: the kill records of the tp_btf path.
 pub(super) fn attach_main_btf(ebpf: &mut Ebpf, kernel_btf: &aya::Btf) -> Result<(), CaptureError> {
     let name = names::MARK_VICTIM_BTF;
-    let failed = |source| CaptureError::Program {
-        program: name,
-        source,
-    };
-    let program: &mut BtfTracePoint = ebpf
-        .program_mut(name)
-        .ok_or(CaptureError::MissingProgram(name))?
-        .try_into()
-        .map_err(failed)?;
+    let failed = program_failed(name);
+    let program: &mut BtfTracePoint = main_program(ebpf, name)?;
     program.load("mark_victim", kernel_btf).map_err(failed)?;
     program.attach().map(drop).map_err(failed)
 }
 
+/// Loads and attaches `mark_victim_tracepoint`: the tracepoint path.
 pub(super) fn attach_main_tracepoint(ebpf: &mut Ebpf) -> Result<(), CaptureError> {
     let name = names::MARK_VICTIM_TRACEPOINT;
-    let failed = |source| CaptureError::Program {
-        program: name,
-        source,
-    };
-    let program: &mut TracePoint = ebpf
-        .program_mut(name)
-        .ok_or(CaptureError::MissingProgram(name))?
-        .try_into()
-        .map_err(failed)?;
+    let failed = program_failed(name);
+    let program: &mut TracePoint = main_program(ebpf, name)?;
     program.load().map_err(failed)?;
     program
         .attach("oom", "mark_victim")
         .map(drop)
         .map_err(failed)
+}
+
+/// A failure of the program without which nothing is traced: fatal.
+fn program_failed(program: &'static str) -> impl Fn(ProgramError) -> CaptureError + Copy {
+    move |source| CaptureError::Program { program, source }
+}
+
+fn main_program<'a, T>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut T, CaptureError>
+where
+    &'a mut T: TryFrom<&'a mut aya::programs::Program, Error = ProgramError>,
+{
+    ebpf.program_mut(name)
+        .ok_or(CaptureError::MissingProgram(name))?
+        .try_into()
+        .map_err(program_failed(name))
 }
