@@ -17,6 +17,7 @@ mod attach;
 pub mod btf;
 mod features;
 mod plan;
+mod ready;
 pub mod tracefs;
 
 use std::{io, net::SocketAddr};
@@ -28,10 +29,7 @@ use aya::{
 };
 use oomtrace_common::names;
 
-use self::{
-    attach::FeatureResults,
-    features::{FeatureId, feature},
-};
+use self::attach::FeatureResults;
 pub use self::{
     features::{FENTRY_TARGET, FeatureError},
     plan::{Facilities, Plan},
@@ -272,49 +270,17 @@ impl Capture {
     /// The line printed once tracing runs: the path, and what is missing
     /// and why. Tests and users grep it: keep its wording.
     pub fn ready_line(&self, metrics: Option<SocketAddr>) -> String {
-        let mut ready = format!(
-            "oomtrace: ready: oom:mark_victim attached via {}",
-            self.path.name()
-        );
-        let mut note = |id: FeatureId, why: &FeatureError| {
-            ready.push_str(&format!(" ({}: {why})", feature(id).missing));
-        };
-        if self.path != CapturePath::Tracepoint {
-            if let Some(why) = &self.fentry_unavailable {
-                note(FeatureId::Fentry, why);
-            }
-            if let Err(why) = &self.oom_control {
-                note(FeatureId::StackSearch, why);
-            }
-            if let Err(why) = &self.reclaim {
-                note(FeatureId::Reclaim, why);
-            }
-            if let Err(why) = &self.aftermath {
-                note(FeatureId::Aftermath, why);
-            }
+        ready::Status {
+            path: self.path,
+            fentry_unavailable: self.fentry_unavailable.as_ref(),
+            oom_control: self.oom_control.as_ref().err(),
+            reclaim: self.reclaim.as_ref().err(),
+            aftermath: self.aftermath.as_ref().err(),
+            sigkills: self.sigkills.as_ref().err(),
+            options: &self.options,
+            unresolved: &self.unresolved,
         }
-        // Asked for by flag: say so on every path when it cannot be done.
-        if self.options.sigkill
-            && let Err(why) = &self.sigkills
-        {
-            note(FeatureId::Sigkill, why);
-        }
-        if self.options.pressure_ns > 0
-            && self.path == CapturePath::Tracepoint
-            && let Err(why) = &self.reclaim
-        {
-            ready.push_str(&format!(" (no --pressure warnings: reclaim {why})"));
-        }
-        if let Some(addr) = metrics {
-            ready.push_str(&format!(" (metrics on http://{addr}/metrics)"));
-        }
-        if !self.unresolved.is_empty() {
-            ready.push_str(&format!(
-                " (not on this kernel, reported as null: {})",
-                self.unresolved.join(", ")
-            ));
-        }
-        ready
+        .line(metrics)
     }
 
     /// The whole kernel error (verifier log included) of every feature the
