@@ -12,6 +12,11 @@
 //! OOM killer's `struct oom_control` as `oom_kill_process()`'s argument
 //! instead of searching the stack for it, and follows the whole kill
 //! (memory.oom.group members included) as one incident.
+//!
+//! Here: the capture's types, starting it and its ready line. [`plan`]
+//! looks at the kernel and picks the path; [`btf`] and [`tracefs`] read
+//! the kernel's layout; [`features`] lists the optional programs as data;
+//! [`attach`] loads and attaches them; [`ready`] words the ready line.
 
 mod attach;
 pub mod btf;
