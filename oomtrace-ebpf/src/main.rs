@@ -1,4 +1,5 @@
-//! oomtrace's kernel side: one hook, `oom:mark_victim`, in two flavours.
+//! oomtrace's kernel side. The kill record comes from `oom:mark_victim`, in
+//! two flavours:
 //!
 //! - `mark_victim_btf` (tp_btf) gets the victim's `struct task_struct *` and
 //!   reads everything from kernel structs, at offsets the loader resolved
@@ -6,6 +7,13 @@
 //! - `mark_victim_tracepoint` is the fallback for kernels without a usable
 //!   tp_btf: it reads the event's own fields, at offsets the loader read
 //!   from tracefs.
+//!
+//! With tp_btf come optional programs on other hooks, which the loader
+//! attaches when the kernel allows (its `capture/features.rs` lists them):
+//! the OOM killer's context ([`oom_control`], from the stack or fentry on
+//! `oom_kill_process()`), charge-path reclaim ([`reclaim`]), victims'
+//! reaping and exits ([`aftermath`]) and, with `--sigkill`, every SIGKILL
+//! ([`signal`]).
 //!
 //! Both read everything into a per-CPU scratch record first and then hand it
 //! to the ring buffer in one call; a record the ring buffer cannot take is

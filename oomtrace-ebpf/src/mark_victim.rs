@@ -4,7 +4,8 @@
 use aya_ebpf::{
     EbpfContext,
     helpers::generated::{bpf_ktime_get_boot_ns, bpf_probe_read_kernel_str},
-    macros::{btf_tracepoint, tracepoint},
+    macros::{btf_tracepoint, map, tracepoint},
+    maps::Array,
     programs::{BtfTracePointContext, TracePointContext},
 };
 use oomtrace_common::{OomKillRecord, TASK_COMM_LEN, capture, valid};
@@ -15,15 +16,15 @@ use crate::{
     mm, oom_control, reclaim, task,
 };
 
-/// Set by the loader when it attached the reclaim programs; without them
-/// the history is unknown, not zero.
-#[unsafe(no_mangle)]
-static RECLAIM_TRACKED: u32 = 0;
+/// Slot 0 is set to 1 by the loader once the reclaim programs are attached;
+/// without them the history is unknown, not zero. A map, as a read-only
+/// global is frozen at load, before the loader knows.
+#[map]
+static RECLAIM_TRACKED: Array<u32> = Array::with_max_entries(1, 0);
 
 #[inline(always)]
 fn reclaim_tracked() -> bool {
-    // SAFETY: a read-only global; volatile keeps the build-time 0 out.
-    unsafe { core::ptr::read_volatile(&RECLAIM_TRACKED) != 0 }
+    RECLAIM_TRACKED.get(0).is_some_and(|tracked| *tracked != 0)
 }
 
 /// tp_btf: `TP_PROTO(struct task_struct *task, uid_t uid)` (Linux 6.9+, and

@@ -18,7 +18,9 @@ use aya_ebpf::{
     macros::{btf_tracepoint, fentry, fexit},
     programs::{BtfTracePointContext, FEntryContext, FExitContext},
 };
-use oomtrace_common::{IncidentRecord, MAX_STACK_SCAN, OomContext, STACK_SCAN_CHUNK, oom_context};
+use oomtrace_common::{
+    IncidentRecord, MAX_STACK_SCAN, OomContext, STACK_SCAN_CHUNK, constraint, oom_context,
+};
 
 use crate::{
     OOM_CONTROL, OOM_KILLS,
@@ -176,6 +178,7 @@ fn scan_one(scan: &Scan, index: u64, chunk: &mut [u64; SLOTS]) -> Option<u64> {
     if copied != 0 {
         return None;
     }
+    let constraints = KernelConstraints::read();
     let mut best: u64 = 0;
     for slot in 0..STARTS {
         let hit = is_zero(chosen_member.read(chunk, slot) ^ scan.leader)
@@ -184,6 +187,7 @@ fn scan_one(scan: &Scan, index: u64, chunk: &mut [u64; SLOTS]) -> Option<u64> {
                 order.read(chunk, slot) as u32,
                 constraint.read(chunk, slot) as u32,
                 totalpages.read(chunk, slot),
+                &constraints,
             );
         let here = base + (slot * 8) as u64;
         best ^= (here ^ best) & opaque(hit).wrapping_neg();
@@ -267,16 +271,65 @@ const STARTS: usize = SLOTS - OVERLAP as usize / 8 + 1;
 /// `constraint` a valid `enum oom_constraint` that is CONSTRAINT_MEMCG
 /// exactly when there is a memcg, and `totalpages` in 1..2^48.
 #[inline(always)]
-fn plausible(memcg: u64, order: u32, constraint: u32, totalpages: u64) -> u64 {
+fn plausible(
+    memcg: u64,
+    order: u32,
+    constraint: u32,
+    totalpages: u64,
+    kernel: &KernelConstraints,
+) -> u64 {
     let no_memcg = is_zero(memcg);
     // Kernel half: 0xffff... with 4-level paging, 0xff... with 5-level
     // (LA57: qemu's `-cpu max`, recent server CPUs).
     let memcg_ok = no_memcg | is_zero((memcg >> 56) ^ 0xff);
     let order_ok = below(u64::from(order.wrapping_add(1)), 17);
     let constraint = u64::from(constraint);
-    let constraint_ok = below(constraint, 4) & is_zero(is_zero(constraint ^ 3) ^ (1 ^ no_memcg));
+    let is_memcg = is_zero(constraint ^ kernel.memcg);
+    let named = is_memcg
+        | is_zero(constraint ^ kernel.none)
+        | is_zero(constraint ^ kernel.cpuset)
+        | is_zero(constraint ^ kernel.memory_policy);
+    let constraint_ok = named & is_zero(is_memcg ^ (1 ^ no_memcg));
     let totalpages_ok = (1 ^ is_zero(totalpages)) & is_zero(totalpages >> 48);
     memcg_ok & order_ok & constraint_ok & totalpages_ok
+}
+
+/// The running kernel's `enum oom_constraint` values, from the layout (the
+/// loader read them from BTF): read once per chunk, not once per slot.
+struct KernelConstraints {
+    none: u64,
+    cpuset: u64,
+    memory_policy: u64,
+    memcg: u64,
+}
+
+impl KernelConstraints {
+    #[inline(always)]
+    fn read() -> KernelConstraints {
+        KernelConstraints {
+            none: u64::from(layout!(kernel_constraint_none)),
+            cpuset: u64::from(layout!(kernel_constraint_cpuset)),
+            memory_policy: u64::from(layout!(kernel_constraint_memory_policy)),
+            memcg: u64::from(layout!(kernel_constraint_memcg)),
+        }
+    }
+
+    /// The kernel's value as oomtrace's [`constraint`] value.
+    #[inline(always)]
+    fn translate(&self, kernel: u32) -> u32 {
+        let kernel = u64::from(kernel);
+        if kernel == self.memcg {
+            constraint::MEMCG
+        } else if kernel == self.none {
+            constraint::NONE
+        } else if kernel == self.cpuset {
+            constraint::CPUSET
+        } else if kernel == self.memory_policy {
+            constraint::MEMORY_POLICY
+        } else {
+            constraint::UNKNOWN
+        }
+    }
 }
 
 /// Fills `out` from the oom_control at `oc`; `victim_css` is the victim's
@@ -289,7 +342,10 @@ pub fn describe(oc: u64, victim_is_thread: bool, victim_css: Option<u64>, out: &
     }
     out.gfp_mask = field::<u32>(oc, layout!(oc_gfp_mask)).unwrap_or(0);
     out.order = field::<i32>(oc, layout!(oc_order)).unwrap_or(0);
-    out.constraint = field::<u32>(oc, layout!(oc_constraint)).unwrap_or(0);
+    out.constraint = field::<u32>(oc, layout!(oc_constraint))
+        .map_or(constraint::UNKNOWN, |kernel| {
+            KernelConstraints::read().translate(kernel)
+        });
     out.totalpages = field::<u64>(oc, layout!(oc_totalpages)).unwrap_or(0);
     out.chosen_points = field::<i64>(oc, layout!(oc_chosen_points)).unwrap_or(0);
     let Some(memcg) = pointer(oc, layout!(oc_memcg)) else {

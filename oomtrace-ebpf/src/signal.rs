@@ -8,7 +8,7 @@ use aya_ebpf::{
     maps::PerCpuArray,
     programs::BtfTracePointContext,
 };
-use oomtrace_common::{SigkillRecord, TASK_COMM_LEN, cause, kind, valid};
+use oomtrace_common::{SigkillRecord, TASK_COMM_LEN, cause, kind, signal_result, valid};
 
 use crate::{
     aftermath,
@@ -23,9 +23,6 @@ const SEND_SIG_NOINFO: u64 = 0;
 const SEND_SIG_PRIV: u64 = 1;
 const SI_USER: i32 = 0;
 const SI_KERNEL: i32 = 0x80;
-/// TRACE_SIGNAL_DELIVERED and TRACE_SIGNAL_LOSE_INFO: the signal was sent.
-const DELIVERED: i32 = 0;
-const LOSE_INFO: i32 = 4;
 
 #[map]
 static SIGKILL_SCRATCH: PerCpuArray<SigkillRecord> = PerCpuArray::with_max_entries(1, 0);
@@ -38,11 +35,17 @@ pub fn signal_generate_btf(ctx: BtfTracePointContext) -> u32 {
     if sig != SIGKILL {
         return 0;
     }
-    let result: i32 = ctx.arg(4);
-    if result != DELIVERED && result != LOSE_INFO {
-        // Ignored, or already pending: no new kill.
+    // `enum trace_signal_result`, whose values the loader read from BTF:
+    // only TRACE_SIGNAL_DELIVERED and _LOSE_INFO sent the signal (ignored or
+    // already pending is no new kill).
+    let result: u32 = ctx.arg(4);
+    let result = if result == layout!(kernel_signal_delivered) {
+        signal_result::DELIVERED
+    } else if result == layout!(kernel_signal_lose_info) {
+        signal_result::LOSE_INFO
+    } else {
         return 0;
-    }
+    };
     let Some(record) = SIGKILL_SCRATCH.get_ptr_mut(0) else {
         return 0;
     };
@@ -64,7 +67,7 @@ pub fn signal_generate_btf(ctx: BtfTracePointContext) -> u32 {
     // SAFETY: helper without arguments.
     record.boot_ns = unsafe { bpf_ktime_get_boot_ns() };
     record.group = u32::from(group != 0);
-    record.result = result as u32;
+    record.result = result;
     record.valid = 0;
     record.target.comm = [0; TASK_COMM_LEN];
     record.target.memcg.depth = 0;

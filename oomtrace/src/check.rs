@@ -1,16 +1,17 @@
 //! `oomtrace check`: what this kernel offers, and the capture path a run
-//! would use. Read-only: it mounts nothing and loads nothing.
+//! would use. It mounts nothing and attaches nothing; it loads the fentry
+//! program once (unattached) to learn whether the kernel allows it.
 
 use std::{fs, process::ExitCode};
 
 use crate::{
-    capture::{self, CapturePath, Facilities, Preference, btf},
+    capture::{self, CapturePath, Facilities, FeatureError, Preference, btf},
     enrich::cgroup::{CgroupVersion, MemoryHierarchy},
     privileges::Privileges,
 };
 
 pub fn run() -> anyhow::Result<ExitCode> {
-    let facilities = Facilities::probe(false);
+    let facilities = Facilities::probe();
     let mut lines: Vec<(&str, String)> = Vec::new();
 
     lines.push(("kernel", kernel_release()));
@@ -99,7 +100,10 @@ pub fn run() -> anyhow::Result<ExitCode> {
                 "yes: {}() can be traced (the OOM killer's context as an argument)",
                 capture::FENTRY_TARGET
             ),
-            Err(why) => format!("no: {why}"),
+            Err(why) => match why.detail().filter(|_| crate::verbose()) {
+                Some(detail) => format!("no: {detail}"),
+                None => format!("no: {why}"),
+            },
         },
     ));
     lines.push((
@@ -199,19 +203,20 @@ fn memory_cgroups() -> String {
 
 /// Whether a run would get fentry on the OOM killer (it loads the program
 /// to find out: BTF alone does not say whether the kernel allows it).
-fn fentry(facilities: &Facilities) -> Result<(), String> {
+fn fentry(facilities: &Facilities) -> Result<(), FeatureError> {
+    let unavailable = |why: String| FeatureError::Unavailable(why);
     let types = facilities
         .btf
         .as_ref()
-        .map_err(|_| "needs BTF".to_string())?;
+        .map_err(|_| unavailable("needs BTF".to_string()))?;
     if !types.has_function(capture::FENTRY_TARGET) {
-        return Err(format!(
+        return Err(unavailable(format!(
             "{}() is not in the kernel BTF",
             capture::FENTRY_TARGET
-        ));
+        )));
     }
     let btf = facilities
         .loader_btf()
-        .ok_or_else(|| "aya could not parse the kernel BTF".to_string())?;
+        .ok_or_else(|| unavailable("aya could not parse the kernel BTF".to_string()))?;
     capture::probe_fentry(btf)
 }

@@ -57,6 +57,12 @@ fn release_startup_memory() {
     }
 }
 
+/// OOMTRACE_VERBOSE=1: the kernel's whole error (verifier log included)
+/// for each optional feature it refused, after the ready line.
+pub fn verbose() -> bool {
+    std::env::var_os("OOMTRACE_VERBOSE").is_some_and(|v| v == "1")
+}
+
 /// `--pressure` as the kernel side wants it: stall ns per second, 0 = off.
 fn pressure_ns(cli: &Cli) -> u64 {
     cli.pressure.map_or(0, |stall| {
@@ -98,12 +104,12 @@ fn trace(cli: &Cli) -> anyhow::Result<ExitCode> {
     }
 
     // tracefs is only needed by the classic tracepoint path: mount it only
-    // when that path is the one left.
-    let mut facilities = Facilities::probe(false);
+    // when that path is the one left (the BTF parsed once either way).
+    let mut facilities = Facilities::probe();
     let plan = match facilities.plan(cli.capture) {
         Ok(plan) => plan,
         Err(_) => {
-            facilities = Facilities::probe(true);
+            facilities.mount_tracefs();
             facilities
                 .plan(cli.capture)
                 .map_err(|no_path| UserError::NoCapturePath {
@@ -126,49 +132,17 @@ fn trace(cli: &Cli) -> anyhow::Result<ExitCode> {
         }
     })?;
 
-    let mut ready = format!(
-        "oomtrace: ready: oom:mark_victim attached via {}",
-        capture.path.name()
-    );
-    if capture.path != capture::CapturePath::Tracepoint {
-        if let Some(why) = &capture.fentry_unavailable {
-            ready.push_str(&format!(
-                " (fentry unavailable, OOM context from the stack: {why})"
-            ));
-        }
-        if let Err(why) = &capture.oom_control {
-            ready.push_str(&format!(" (OOM killer context unavailable: {why})"));
-        }
-        if let Err(why) = &capture.reclaim {
-            ready.push_str(&format!(" (reclaim history unavailable: {why})"));
-        }
-        if let Err(why) = &capture.aftermath {
-            ready.push_str(&format!(" (victim exits not followed: {why})"));
-        }
-    }
-    // Asked for by flag: say so on every path when it cannot be done.
-    if cli.sigkill
-        && let Err(why) = &capture.sigkills
-    {
-        ready.push_str(&format!(" (SIGKILLs not traced: {why})"));
-    }
-    if cli.pressure.is_some()
-        && capture.path == capture::CapturePath::Tracepoint
-        && let Err(why) = &capture.reclaim
-    {
-        ready.push_str(&format!(" (no --pressure warnings: reclaim {why})"));
-    }
-    if let Some(addr) = cli.metrics {
-        ready.push_str(&format!(" (metrics on http://{addr}/metrics)"));
-    }
-    if !plan.unresolved.is_empty() {
-        ready.push_str(&format!(
-            " (not on this kernel, reported as null: {})",
-            plan.unresolved.join(", ")
-        ));
-    }
+    let ready = capture.ready_line(cli.metrics);
+    let details = if verbose() {
+        capture.feature_details()
+    } else {
+        Vec::new()
+    };
     let announce = move || {
         eprintln!("{ready}");
+        for detail in &details {
+            eprintln!("oomtrace: {detail}");
+        }
         // The kernel's parsed BTF (tens of MiB at its peak) is needed only
         // to load: give it back before running for weeks (after the ready
         // line: freeing it takes ~100 ms).

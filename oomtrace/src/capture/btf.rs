@@ -7,7 +7,7 @@
 use std::{collections::HashMap, fs, io, path::Path};
 
 use btfparse::{Offset, Readable, TypeInformation, TypeVariant};
-use oomtrace_common::{KernelLayout, OFFSET_UNKNOWN, rss_kind};
+use oomtrace_common::{KernelLayout, OFFSET_UNKNOWN, Source, rss_kind};
 
 /// Where the kernel exposes its own BTF.
 pub const VMLINUX_BTF: &str = "/sys/kernel/btf/vmlinux";
@@ -217,119 +217,37 @@ impl KernelTypes {
         }
     }
 
-    /// Resolves every offset oomtrace reads; what is missing stays
-    /// [`OFFSET_UNKNOWN`] and the matching record fields become `null`.
+    /// Resolves every field of the layout from where
+    /// [`KernelLayout::FIELDS`] says it lives; what is missing stays
+    /// unknown and the matching record fields become `null`.
     pub fn layout(&self) -> KernelLayout {
         let mut layout = KernelLayout::UNKNOWN;
-        let set = |slot: &mut u32, value: Option<u32>| *slot = value.unwrap_or(OFFSET_UNKNOWN);
-
-        set(&mut layout.task_pid, self.offset("task_struct", &["pid"]));
-        set(&mut layout.task_tgid, self.offset("task_struct", &["tgid"]));
-        set(&mut layout.task_comm, self.offset("task_struct", &["comm"]));
-        set(&mut layout.task_mm, self.offset("task_struct", &["mm"]));
-        set(
-            &mut layout.task_signal,
-            self.offset("task_struct", &["signal"]),
-        );
-        set(
-            &mut layout.task_cgroups,
-            self.offset("task_struct", &["cgroups"]),
-        );
-        set(
-            &mut layout.signal_oom_score_adj,
-            self.offset("signal_struct", &["oom_score_adj"]),
-        );
-        set(
-            &mut layout.mm_total_vm,
-            self.offset("mm_struct", &["total_vm"]),
-        );
-        set(
-            &mut layout.mm_pgtables_bytes,
-            self.offset("mm_struct", &["pgtables_bytes"]),
-        );
+        for field in KernelLayout::FIELDS {
+            if let Some(value) = self.value_of(field.source) {
+                (field.set)(&mut layout, value);
+            }
+        }
         self.rss_layout(&mut layout);
-        for (slot, member) in [
-            (&mut layout.mm_arg_start, "arg_start"),
-            (&mut layout.mm_arg_end, "arg_end"),
-            (&mut layout.mm_env_start, "env_start"),
-            (&mut layout.mm_env_end, "env_end"),
-        ] {
-            set(slot, self.offset("mm_struct", &[member]));
-        }
-        set(
-            &mut layout.task_start_boottime,
-            self.offset("task_struct", &["start_boottime"]),
-        );
-
-        // css_set.subsys[memory_cgrp_id]; the index depends on the config.
-        if let Some(memory) = self.enum_value("memory_cgrp_id") {
-            set(
-                &mut layout.css_set_memory_subsys,
-                self.offset("css_set", &[&format!("subsys[{memory}]")]),
-            );
-        }
-        set(
-            &mut layout.css_cgroup,
-            self.offset("cgroup_subsys_state", &["cgroup"]),
-        );
-        set(&mut layout.cgroup_kn, self.offset("cgroup", &["kn"]));
-        set(&mut layout.cgroup_level, self.offset("cgroup", &["level"]));
-        // Renamed to __parent in 6.15 (kernfs: RCU protected parent).
-        set(
-            &mut layout.kn_parent,
-            self.offset("kernfs_node", &["__parent", "parent"]),
-        );
-        set(&mut layout.kn_name, self.offset("kernfs_node", &["name"]));
-        set(&mut layout.kn_id, self.offset("kernfs_node", &["id"]));
-        set(
-            &mut layout.bpf_array_pptrs,
-            self.offset("bpf_array", &["pptrs"]),
-        );
-        set(
-            &mut layout.task_group_leader,
-            self.offset("task_struct", &["group_leader"]),
-        );
-        set(
-            &mut layout.task_stack,
-            self.offset("task_struct", &["stack"]),
-        );
         layout.thread_size = self.thread_size();
-        set(
-            &mut layout.siginfo_code,
-            self.offset("kernel_siginfo", &["si_code"]),
-        );
-        set(
-            &mut layout.task_exit_code,
-            self.offset("task_struct", &["exit_code"]),
-        );
-
-        // The OOM killer's context (found on the stack, see the eBPF side).
-        let oc = |member: &str| self.offset("oom_control", &[member]);
-        set(&mut layout.oc_memcg, oc("memcg"));
-        set(&mut layout.oc_gfp_mask, oc("gfp_mask"));
-        set(&mut layout.oc_order, oc("order"));
-        set(&mut layout.oc_totalpages, oc("totalpages"));
-        set(&mut layout.oc_chosen, oc("chosen"));
-        set(&mut layout.oc_chosen_points, oc("chosen_points"));
-        set(&mut layout.oc_constraint, oc("constraint"));
-
-        let memcg = |member: &str| self.offset("mem_cgroup", &[member]);
-        set(&mut layout.memcg_css, memcg("css"));
-        set(&mut layout.memcg_usage, memcg("memory.usage"));
-        set(&mut layout.memcg_max, memcg("memory.max"));
-        set(&mut layout.memcg_watermark, memcg("memory.watermark"));
-        set(&mut layout.memcg_failcnt, memcg("memory.failcnt"));
-        if let Some(oom_kill) = self.enum_value("MEMCG_OOM_KILL") {
-            set(
-                &mut layout.memcg_oom_kill_events,
-                memcg(&format!("memory_events[{oom_kill}]")),
-            );
-        }
-        set(
-            &mut layout.css_parent,
-            self.offset("cgroup_subsys_state", &["parent"]),
-        );
         layout
+    }
+
+    /// A field's value from the BTF; `None` for what is not there, or
+    /// what the loader computes otherwise.
+    fn value_of(&self, source: Source) -> Option<u32> {
+        match source {
+            Source::Member { type_name, paths } => self.offset(type_name, paths),
+            Source::IndexedMember {
+                type_name,
+                array,
+                index,
+            } => {
+                let index = self.enum_value(index)?;
+                self.offset(type_name, &[&format!("{array}[{index}]")])
+            }
+            Source::Enumerator(name) => u32::try_from(self.enum_value(name)?).ok(),
+            Source::Loader { .. } => None,
+        }
     }
 
     /// `mm_struct.rss_stat` is `struct percpu_counter[NR_MM_COUNTERS]` since
@@ -375,31 +293,180 @@ impl KernelTypes {
 /// The offsets without which a capture path yields nothing useful, by name,
 /// for `check` and error messages.
 pub fn missing_for_task_reads(layout: &KernelLayout) -> Vec<&'static str> {
-    let required = [
-        ("task_struct.pid", layout.task_pid),
-        ("task_struct.tgid", layout.task_tgid),
-        ("task_struct.comm", layout.task_comm),
-        ("task_struct.mm", layout.task_mm),
-        ("task_struct.signal", layout.task_signal),
-        ("task_struct.cgroups", layout.task_cgroups),
-        ("signal_struct.oom_score_adj", layout.signal_oom_score_adj),
-        ("mm_struct.total_vm", layout.mm_total_vm),
-        ("mm_struct.pgtables_bytes", layout.mm_pgtables_bytes),
-        ("mm_struct.rss_stat", layout.mm_rss_anon),
-        (
-            "css_set.subsys[memory_cgrp_id]",
-            layout.css_set_memory_subsys,
-        ),
-        ("cgroup_subsys_state.cgroup", layout.css_cgroup),
-        ("cgroup.kn", layout.cgroup_kn),
-        ("cgroup.level", layout.cgroup_level),
-        ("kernfs_node.parent", layout.kn_parent),
-        ("kernfs_node.name", layout.kn_name),
-        ("kernfs_node.id", layout.kn_id),
-    ];
-    required
-        .into_iter()
-        .filter(|(_, offset)| *offset == OFFSET_UNKNOWN)
-        .map(|(name, _)| name)
+    KernelLayout::FIELDS
+        .iter()
+        .filter(|field| (field.get)(layout) == OFFSET_UNKNOWN)
+        .filter_map(|field| field.required)
         .collect()
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    //! Over BTF built from `testdata/kernel_types.c`, whose `_Static_assert`s
+    //! pin every offset asserted here (regenerate with its script).
+    use super::*;
+
+    pub(crate) fn fixture(variant: &str) -> KernelTypes {
+        let data: &[u8] = match variant {
+            "new" => include_bytes!("testdata/kernel_types_new.btf"),
+            _ => include_bytes!("testdata/kernel_types_old.btf"),
+        };
+        KernelTypes::from_bytes(data.to_vec(), Path::new(variant)).expect("the fixture parses")
+    }
+
+    #[test]
+    fn task_and_signal_offsets_are_the_c_sources() {
+        let l = fixture("new").layout();
+        assert_eq!(
+            (l.task_pid, l.task_tgid, l.task_comm, l.task_mm),
+            (1036, 1040, 1072, 1024)
+        );
+        assert_eq!(
+            (l.task_signal, l.task_cgroups, l.task_group_leader),
+            (1064, 1088, 1048)
+        );
+        assert_eq!(
+            (l.task_exit_code, l.task_stack, l.task_start_boottime),
+            (1032, 24, 1056)
+        );
+        assert_eq!(l.signal_oom_score_adj, 64);
+        assert_eq!(l.siginfo_code, 8);
+        assert_eq!(l.bpf_array_pptrs, 256);
+    }
+
+    #[test]
+    fn mm_offsets_with_percpu_counter_rss() {
+        let l = fixture("new").layout();
+        assert_eq!((l.mm_total_vm, l.mm_pgtables_bytes), (8, 16));
+        assert_eq!(
+            (l.mm_arg_start, l.mm_arg_end, l.mm_env_start, l.mm_env_end),
+            (24, 32, 40, 48)
+        );
+        assert_eq!(l.rss_kind, rss_kind::PERCPU_COUNTER);
+        assert_eq!(
+            (l.mm_rss_anon, l.mm_rss_file, l.mm_rss_shmem),
+            (80, 56, 128)
+        );
+        assert_eq!((l.percpu_counter_count, l.percpu_counter_counters), (8, 16));
+    }
+
+    #[test]
+    fn mm_offsets_with_atomic_long_rss() {
+        let l = fixture("old").layout();
+        assert_eq!(l.rss_kind, rss_kind::ATOMIC_LONG);
+        assert_eq!((l.mm_rss_anon, l.mm_rss_file, l.mm_rss_shmem), (64, 56, 80));
+        assert_eq!(
+            (l.percpu_counter_count, l.percpu_counter_counters),
+            (OFFSET_UNKNOWN, OFFSET_UNKNOWN)
+        );
+    }
+
+    #[test]
+    fn cgroup_offsets_and_the_enum_indexed_subsys_slot() {
+        let l = fixture("new").layout();
+        // subsys[memory_cgrp_id]: memory_cgrp_id is 4 in the fixture.
+        assert_eq!(l.css_set_memory_subsys, 40);
+        assert_eq!((l.css_cgroup, l.css_parent), (0, 16));
+        assert_eq!((l.cgroup_kn, l.cgroup_level), (8, 4));
+        assert_eq!((l.kn_parent, l.kn_name, l.kn_id), (8, 16, 72));
+    }
+
+    #[test]
+    fn kernfs_parent_is_found_under_its_old_name_too() {
+        let old = fixture("old");
+        assert_eq!(old.offset("kernfs_node", &["__parent"]), None);
+        assert_eq!(old.layout().kn_parent, 8);
+        assert_eq!(fixture("new").offset("kernfs_node", &["parent"]), None);
+    }
+
+    #[test]
+    fn oom_control_and_mem_cgroup_offsets() {
+        let l = fixture("new").layout();
+        assert_eq!(
+            (l.oc_memcg, l.oc_gfp_mask, l.oc_order, l.oc_totalpages),
+            (16, 24, 28, 32)
+        );
+        assert_eq!(
+            (l.oc_chosen, l.oc_chosen_points, l.oc_constraint),
+            (40, 48, 56)
+        );
+        assert_eq!(
+            (l.memcg_css, l.memcg_usage, l.memcg_max, l.memcg_watermark),
+            (0, 24, 32, 40)
+        );
+        // memory_events[MEMCG_OOM_KILL]: MEMCG_OOM_KILL is 4.
+        assert_eq!((l.memcg_failcnt, l.memcg_oom_kill_events), (48, 96));
+    }
+
+    #[test]
+    fn enum_values_come_from_the_btf() {
+        let new = fixture("new").layout();
+        assert_eq!(
+            (
+                new.kernel_constraint_none,
+                new.kernel_constraint_cpuset,
+                new.kernel_constraint_memory_policy,
+                new.kernel_constraint_memcg
+            ),
+            (0, 1, 2, 3)
+        );
+        assert_eq!(
+            (new.kernel_signal_delivered, new.kernel_signal_lose_info),
+            (0, 4)
+        );
+        // The old fixture renumbers both enums.
+        let old = fixture("old").layout();
+        assert_eq!(
+            (
+                old.kernel_constraint_none,
+                old.kernel_constraint_cpuset,
+                old.kernel_constraint_memory_policy,
+                old.kernel_constraint_memcg
+            ),
+            (10, 11, 12, 13)
+        );
+        assert_eq!(
+            (old.kernel_signal_delivered, old.kernel_signal_lose_info),
+            (20, 24)
+        );
+        assert_eq!(fixture("new").enum_value("MEMCG_OOM_KILL"), Some(4));
+        assert_eq!(fixture("new").enum_value("NO_SUCH_ENUMERATOR"), None);
+    }
+
+    #[test]
+    fn mark_victim_passes_the_task_only_with_the_new_prototype() {
+        assert!(fixture("new").mark_victim_passes_task());
+        assert!(!fixture("old").mark_victim_passes_task());
+    }
+
+    #[test]
+    fn functions_and_trace_event_fields() {
+        let new = fixture("new");
+        assert!(new.has_function("oom_kill_process"));
+        assert!(!new.has_function("kasan_report"));
+        assert_eq!(new.layout().thread_size, 16 << 10);
+        assert_eq!(
+            new.trace_event_fields("mark_victim"),
+            Some(vec!["pid".into(), "comm".into(), "total_vm".into()])
+        );
+        let old = fixture("old");
+        assert!(!old.has_function("oom_kill_process"));
+        assert_eq!(
+            old.trace_event_fields("mark_victim"),
+            Some(vec!["pid".to_string()])
+        );
+    }
+
+    #[test]
+    fn tracefs_fields_stay_unknown_and_nothing_required_is_missing() {
+        let mut l = fixture("new").layout();
+        assert_eq!((l.tp_pid, l.tp_comm), (OFFSET_UNKNOWN, OFFSET_UNKNOWN));
+        assert_eq!(missing_for_task_reads(&l), Vec::<&str>::new());
+        l.kn_parent = OFFSET_UNKNOWN;
+        l.mm_rss_anon = OFFSET_UNKNOWN;
+        assert_eq!(
+            missing_for_task_reads(&l),
+            vec!["mm_struct.rss_stat", "kernfs_node.parent"]
+        );
+    }
 }

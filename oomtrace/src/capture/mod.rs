@@ -12,25 +12,32 @@
 //! OOM killer's `struct oom_control` as `oom_kill_process()`'s argument
 //! instead of searching the stack for it, and follows the whole kill
 //! (memory.oom.group members included) as one incident.
+//!
+//! Here: the capture's types, starting it and its ready line. [`plan`]
+//! looks at the kernel and picks the path; [`btf`] and [`tracefs`] read
+//! the kernel's layout; [`features`] lists the optional programs as data;
+//! [`attach`] loads and attaches them; [`ready`] words the ready line.
 
+mod attach;
 pub mod btf;
+mod features;
+mod plan;
+mod ready;
 pub mod tracefs;
 
-use std::{
-    io,
-    path::{Path, PathBuf},
-};
+use std::{io, net::SocketAddr};
 
 use aya::{
     Ebpf, EbpfLoader,
     maps::{MapData, PerCpuArray, RingBuf},
-    programs::{BtfTracePoint, FEntry, FExit, TracePoint},
+    programs::FEntry,
 };
-use oomtrace_common::{KernelLayout, MAX_CPUS, OFFSET_UNKNOWN, names};
+use oomtrace_common::names;
 
-use self::{
-    btf::{BtfError, KernelTypes},
-    tracefs::EventFormat,
+use self::attach::FeatureResults;
+pub use self::{
+    features::{FENTRY_TARGET, FeatureError},
+    plan::{Facilities, Plan},
 };
 
 /// The eBPF object, built by build.rs. Aligned because aya parses it in
@@ -79,297 +86,18 @@ pub enum Preference {
     Tracepoint,
 }
 
-/// What the running kernel offers for tracing OOM kills.
-pub struct Facilities {
-    /// The kernel's types, for struct offsets.
-    pub btf: Result<KernelTypes, BtfError>,
-    /// The same BTF parsed by aya, which needs it to load tp_btf programs.
-    loader_btf: Option<aya::Btf>,
-    pub tracefs: Result<PathBuf, io::Error>,
-    pub mark_victim_format: Option<Result<EventFormat, io::Error>>,
-}
-
-impl Facilities {
-    /// Looks at the kernel. With `mount_tracefs`, mounts tracefs when it is
-    /// not mounted (needs CAP_SYS_ADMIN).
-    pub fn probe(mount_tracefs: bool) -> Facilities {
-        let (btf, loader_btf) = parse_btf_twice();
-        let tracefs = if mount_tracefs {
-            tracefs::find_or_mount()
-        } else {
-            tracefs::find().ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))
-        };
-        let mark_victim_format = tracefs
-            .as_ref()
-            .ok()
-            .map(|dir| tracefs::read_format(dir, "oom", "mark_victim"));
-        Facilities {
-            btf,
-            loader_btf,
-            tracefs,
-            mark_victim_format,
-        }
-    }
-
-    /// The kernel BTF as the loader needs it.
-    pub fn loader_btf(&self) -> Option<&aya::Btf> {
-        self.loader_btf.as_ref()
-    }
-
-    /// Picks the richest capture path allowed by `preference` and
-    /// resolves its layout.
-    pub fn plan(&self, preference: Preference) -> Result<Plan, NoCapturePath> {
-        let mut reasons = Vec::new();
-        let mut layout = match &self.btf {
-            Ok(types) => types.layout(),
-            Err(e) => {
-                reasons.push(format!("no kernel BTF ({e})"));
-                KernelLayout::UNKNOWN
-            }
-        };
-        layout.page_shift = page_shift();
-        layout.nr_cpus = possible_cpus();
-        if layout.nr_cpus == 0 || layout.nr_cpus > MAX_CPUS {
-            // Exact RSS sums need every CPU's delta; without them, report
-            // only what the kernel's own counters say.
-            layout.bpf_array_pptrs = OFFSET_UNKNOWN;
-        }
-
-        if preference == Preference::Tracepoint {
-            reasons.push("tp_btf: not used (--capture tracepoint)".to_string());
-        } else if let Ok(types) = &self.btf {
-            let missing = btf::missing_for_task_reads(&layout);
-            if !types.mark_victim_passes_task() {
-                reasons.push(
-                    "tp_btf: this kernel's mark_victim tracepoint does not pass the victim's task"
-                        .to_string(),
-                );
-            } else if layout.task_pid == OFFSET_UNKNOWN {
-                reasons.push("tp_btf: task_struct.pid is not in the kernel BTF".to_string());
-            } else {
-                let fentry = match preference {
-                    Preference::Fentry => Fentry::Require,
-                    Preference::Auto if types.has_function(FENTRY_TARGET) => Fentry::Try,
-                    _ => Fentry::Off,
-                };
-                return Ok(Plan {
-                    path: CapturePath::TpBtf,
-                    layout,
-                    unresolved: missing,
-                    fentry,
-                });
-            }
-        }
-
-        if matches!(preference, Preference::Btf | Preference::Fentry) {
-            return Err(NoCapturePath { reasons });
-        }
-        match &self.mark_victim_format {
-            Some(Ok(format)) => match tracepoint_layout(format, &mut layout) {
-                Ok(()) => {
-                    let unresolved = btf::missing_for_task_reads(&layout);
-                    Ok(Plan {
-                        path: CapturePath::Tracepoint,
-                        layout,
-                        unresolved,
-                        fentry: Fentry::Off,
-                    })
-                }
-                Err(reason) => {
-                    reasons.push(reason);
-                    Err(NoCapturePath { reasons })
-                }
-            },
-            Some(Err(e)) => {
-                reasons.push(format!(
-                    "tracepoint: cannot read oom/mark_victim/format ({e})"
-                ));
-                Err(NoCapturePath { reasons })
-            }
-            None => {
-                reasons.push(match &self.tracefs {
-                    Err(e) if e.kind() != io::ErrorKind::NotFound => {
-                        format!("tracepoint: tracefs is not mounted and mounting it failed ({e})")
-                    }
-                    _ => "tracepoint: tracefs is not mounted".to_string(),
-                });
-                Err(NoCapturePath { reasons })
-            }
-        }
-    }
-}
-
-/// Reads the kernel's BTF once and parses it for us and for aya at the
-/// same time: each parse takes a good part of start-up on its own.
-fn parse_btf_twice() -> (Result<KernelTypes, BtfError>, Option<aya::Btf>) {
-    let path = Path::new(btf::VMLINUX_BTF);
-    let data = match btf::read(path) {
-        Ok(data) => data,
-        Err(e) => return (Err(e), None),
-    };
-    std::thread::scope(|scope| {
-        let loader = scope.spawn(|| aya::Btf::parse(&data, aya::Endianness::default()).ok());
-        let types = KernelTypes::from_bytes(data.clone(), path);
-        (types, loader.join().ok().flatten())
-    })
-}
-
-/// Why no capture path works on this kernel, one reason per path.
-#[derive(Debug)]
-pub struct NoCapturePath {
-    pub reasons: Vec<String>,
-}
-
-/// The chosen capture path and the layout handed to the kernel side.
-#[derive(Debug, Clone)]
-pub struct Plan {
-    pub path: CapturePath,
-    pub layout: KernelLayout,
-    /// Kernel struct members not found: their record fields will be null.
-    pub unresolved: Vec<&'static str>,
-    /// Whether to read the OOM killer's context with fentry (tp_btf only).
-    pub fentry: Fentry,
-}
-
-/// The kernel function whose argument is the kill's `struct oom_control`.
-pub const FENTRY_TARGET: &str = "oom_kill_process";
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Fentry {
-    Off,
-    /// Use it if the kernel lets us; else search the stack.
-    Try,
-    /// `--capture fentry`: use it or fail.
-    Require,
-}
-
-/// Fills the `tp_*` offsets from the event's format file.
-fn tracepoint_layout(format: &EventFormat, layout: &mut KernelLayout) -> Result<(), String> {
-    let Some(pid) = format.field("pid").filter(|f| f.size == 4) else {
-        return Err("tracepoint: oom/mark_victim has no 4-byte pid field".to_string());
-    };
-    layout.tp_pid = pid.offset;
-    let eight_bytes = |name: &str| format.field(name).filter(|f| f.size == 8).map(|f| f.offset);
-    layout.tp_comm = format
-        .field("comm")
-        .filter(|f| f.is_data_loc() && f.size == 4)
-        .map_or(OFFSET_UNKNOWN, |f| f.offset);
-    layout.tp_total_vm = eight_bytes("total_vm").unwrap_or(OFFSET_UNKNOWN);
-    layout.tp_anon_rss = eight_bytes("anon_rss").unwrap_or(OFFSET_UNKNOWN);
-    layout.tp_file_rss = eight_bytes("file_rss").unwrap_or(OFFSET_UNKNOWN);
-    layout.tp_shmem_rss = eight_bytes("shmem_rss").unwrap_or(OFFSET_UNKNOWN);
-    layout.tp_pgtables = eight_bytes("pgtables").unwrap_or(OFFSET_UNKNOWN);
-    layout.tp_uid = format
-        .field("uid")
-        .filter(|f| f.size == 4)
-        .map_or(OFFSET_UNKNOWN, |f| f.offset);
-    // `short` today, `int` in some older trees.
-    match format
-        .field("oom_score_adj")
-        .filter(|f| f.size == 2 || f.size == 4)
-    {
-        Some(field) => {
-            layout.tp_oom_score_adj = field.offset;
-            layout.tp_oom_score_adj_size = field.size;
-        }
-        None => layout.tp_oom_score_adj = OFFSET_UNKNOWN,
-    }
-    Ok(())
-}
-
-fn page_shift() -> u32 {
-    // SAFETY: sysconf has no memory-safety preconditions.
-    let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    if size > 0 {
-        (size as u64).trailing_zeros()
-    } else {
-        12
-    }
-}
-
-fn possible_cpus() -> u32 {
-    aya::util::nr_cpus().map_or(0, |n| u32::try_from(n).unwrap_or(0))
-}
-
-/// Loads and attaches an optional tp_btf program: without it, records
-/// carry nulls for what it provides, and the ready line says why.
-fn attach_optional(
-    ebpf: &mut Ebpf,
-    kernel_btf: &aya::Btf,
-    name: &str,
-    tracepoint: &str,
-) -> Result<(), String> {
-    let program = program::<BtfTracePoint>(ebpf, name)?;
-    program
-        .load(tracepoint, kernel_btf)
-        .map_err(|e| first_line(&e))?;
-    program.attach().map(|_| ()).map_err(|e| first_line(&e))
-}
-
-/// fentry and fexit on oom_kill_process() and the tp_btf program that
-/// hands what they saw to `mark_victim_btf`: all loaded first, then
-/// attached with the entry last (without it the other two do nothing), and
-/// taken down again if any of them cannot be attached.
-fn attach_fentry(ebpf: &mut Ebpf, kernel_btf: &aya::Btf) -> Result<(), String> {
-    let err = |e: aya::programs::ProgramError| first_line(&e);
-    program::<FEntry>(ebpf, names::OOM_KILL_PROCESS_ENTRY)?
-        .load(FENTRY_TARGET, kernel_btf)
-        .map_err(err)?;
-    program::<FExit>(ebpf, names::OOM_KILL_PROCESS_EXIT)?
-        .load(FENTRY_TARGET, kernel_btf)
-        .map_err(err)?;
-    let handover = program::<BtfTracePoint>(ebpf, names::OOM_CONTROL_FENTRY_BTF)?;
-    handover.load("mark_victim", kernel_btf).map_err(err)?;
-    let handover_link = handover.attach().map_err(err)?;
-    let exit_link = match program::<FExit>(ebpf, names::OOM_KILL_PROCESS_EXIT)?.attach() {
-        Ok(link) => link,
-        Err(e) => {
-            let _ = program::<BtfTracePoint>(ebpf, names::OOM_CONTROL_FENTRY_BTF)?
-                .detach(handover_link);
-            return Err(err(e));
-        }
-    };
-    if let Err(e) = program::<FEntry>(ebpf, names::OOM_KILL_PROCESS_ENTRY)?.attach() {
-        let _ = program::<FExit>(ebpf, names::OOM_KILL_PROCESS_EXIT)?.detach(exit_link);
-        let _ =
-            program::<BtfTracePoint>(ebpf, names::OOM_CONTROL_FENTRY_BTF)?.detach(handover_link);
-        return Err(err(e));
-    }
-    Ok(())
-}
-
-/// The object's program `name` as its type.
-fn program<'a, T>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut T, String>
-where
-    &'a mut T: TryFrom<&'a mut aya::programs::Program, Error = aya::programs::ProgramError>,
-{
-    ebpf.program_mut(name)
-        .ok_or_else(|| format!("the eBPF object has no program {name}"))?
-        .try_into()
-        .map_err(|e: aya::programs::ProgramError| first_line(&e))
-}
-
 /// Whether fentry on oom_kill_process() loads here (for `check`): loads
 /// the object and that one program, attaches nothing.
-pub fn probe_fentry(kernel_btf: &aya::Btf) -> Result<(), String> {
+pub fn probe_fentry(kernel_btf: &aya::Btf) -> Result<(), FeatureError> {
     let mut ebpf = EbpfLoader::new()
         .btf(Some(kernel_btf))
-        .map_max_entries(names::EVENTS, 1 << page_shift())
+        .map_max_entries(names::EVENTS, 1 << plan::page_shift())
         .load(EBPF_OBJECT)
-        .map_err(|e| e.to_string())?;
-    program::<FEntry>(&mut ebpf, names::OOM_KILL_PROCESS_ENTRY)?
+        .map_err(|e| FeatureError::Unavailable(e.to_string()))?;
+    let name = names::OOM_KILL_PROCESS_ENTRY;
+    features::typed::<FEntry>(&mut ebpf, name)?
         .load(FENTRY_TARGET, kernel_btf)
-        .map_err(|e| first_line(&e))
-}
-
-/// An aya error in one line, without an empty verifier log.
-fn first_line(error: &aya::programs::ProgramError) -> String {
-    let text = format!("{error:#}");
-    let line = text.lines().next().unwrap_or_default();
-    line.trim_end()
-        .trim_end_matches("Verifier output:")
-        .trim_end()
-        .to_string()
+        .map_err(|source| FeatureError::program(name, source))
 }
 
 fn take_map(ebpf: &mut Ebpf, name: &'static str) -> Result<aya::maps::Map, CaptureError> {
@@ -393,18 +121,21 @@ pub struct Capture {
     /// fentry too.
     pub path: CapturePath,
     /// Why fentry was tried and not used.
-    pub fentry_unavailable: Option<String>,
+    pub fentry_unavailable: Option<FeatureError>,
     /// Whether the OOM killer's context (constraint, OOM memcg, ...) is
     /// captured, or why not.
-    pub oom_control: Result<(), String>,
+    pub oom_control: Result<(), FeatureError>,
     /// Whether charge-path reclaim history is kept, or why not.
-    pub reclaim: Result<(), String>,
+    pub reclaim: Result<(), FeatureError>,
     /// Whether victims' exits (oom_outcome records) are followed, or why not.
-    pub aftermath: Result<(), String>,
+    pub aftermath: Result<(), FeatureError>,
     /// Whether SIGKILLs are traced (`--sigkill`), or why not.
-    pub sigkills: Result<(), String>,
+    pub sigkills: Result<(), FeatureError>,
     pub events: RingBuf<MapData>,
     pub lost: LostCounter,
+    options: Options,
+    /// Kernel struct members not found: their record fields are null.
+    unresolved: Vec<&'static str>,
 }
 
 /// The kernel side's count of records the ring buffer refused. Also owns
@@ -441,7 +172,7 @@ pub enum CaptureError {
         "fentry on {FENTRY_TARGET}() failed: {0}; this kernel does not allow it here \
          (`oomtrace check` says why): use `--capture auto`"
     )]
-    Fentry(String),
+    Fentry(FeatureError),
     #[error("map {name}")]
     Map {
         name: &'static str,
@@ -470,17 +201,12 @@ impl CaptureError {
 
 impl Capture {
     /// Loads the object with `plan`'s layout, loads and attaches the chosen
-    /// program, and returns the maps to read.
+    /// program and the optional features, and returns the maps to read.
     pub fn start(
         plan: &Plan,
         loader_btf: Option<&aya::Btf>,
         options: &Options,
     ) -> Result<Capture, CaptureError> {
-        let Options {
-            ring_buffer_bytes,
-            pressure_ns,
-            sigkill,
-        } = *options;
         let kernel_btf = match (plan.path, loader_btf) {
             (CapturePath::TpBtf | CapturePath::Fentry, Some(btf)) => Some(btf),
             (CapturePath::TpBtf | CapturePath::Fentry, None) => {
@@ -488,117 +214,34 @@ impl Capture {
             }
             (CapturePath::Tracepoint, _) => None,
         };
-        let mut path = plan.path;
-        let mut fentry_unavailable = None;
         let mut ebpf = EbpfLoader::new()
             .btf(kernel_btf)
             .override_global(names::LAYOUT, &plan.layout, true)
-            // The reclaim programs come with the tp_btf path.
-            .override_global(
-                names::RECLAIM_TRACKED,
-                &u32::from(kernel_btf.is_some()),
-                true,
-            )
-            .override_global(names::PRESSURE_NS, &pressure_ns, true)
-            .map_max_entries(names::EVENTS, ring_buffer_bytes)
+            .override_global(names::PRESSURE_NS, &options.pressure_ns, true)
+            .map_max_entries(names::EVENTS, options.ring_buffer_bytes)
             .load(EBPF_OBJECT)
             .map_err(CaptureError::Load)?;
 
-        let mut oom_control = Err("not used by the tracepoint path".to_string());
-        let mut reclaim = Err("not used by the tracepoint path".to_string());
-        let mut aftermath = Err("not used by the tracepoint path".to_string());
-        let mut sigkills = Err(if sigkill {
-            "not on the tracepoint path".to_string()
-        } else {
-            "not asked for (--sigkill)".to_string()
-        });
-        match (plan.path, kernel_btf) {
-            (CapturePath::TpBtf, Some(kernel_btf)) => {
-                if sigkill {
-                    sigkills = attach_optional(
-                        &mut ebpf,
-                        kernel_btf,
-                        names::SIGKILL_BTF,
-                        "signal_generate",
-                    );
+        let mut path = plan.path;
+        let results = match kernel_btf {
+            Some(kernel_btf) if plan.path != CapturePath::Tracepoint => {
+                let results = FeatureResults::attach(&mut ebpf, kernel_btf, plan, options)?;
+                if results.fentry_attached {
+                    path = CapturePath::Fentry;
                 }
-                // Reaper and exit tracking: the oom_outcome records.
-                aftermath = [
-                    ("start_task_reaping_btf", "start_task_reaping"),
-                    ("finish_task_reaping_btf", "finish_task_reaping"),
-                    ("skip_task_reaping_btf", "skip_task_reaping"),
-                    ("sched_process_exit_btf", "sched_process_exit"),
-                ]
-                .into_iter()
-                .try_for_each(|(program, tracepoint)| {
-                    attach_optional(&mut ebpf, kernel_btf, program, tracepoint)
-                });
-                let fentry = match plan.fentry {
-                    Fentry::Off => Err(String::new()),
-                    Fentry::Try | Fentry::Require => attach_fentry(&mut ebpf, kernel_btf),
-                };
-                oom_control = match fentry {
-                    Ok(()) => {
-                        path = CapturePath::Fentry;
-                        Ok(())
-                    }
-                    Err(why) => {
-                        if plan.fentry == Fentry::Require {
-                            return Err(CaptureError::Fentry(why));
-                        }
-                        if plan.fentry == Fentry::Try {
-                            fentry_unavailable = Some(why);
-                        }
-                        attach_optional(
-                            &mut ebpf,
-                            kernel_btf,
-                            names::OOM_CONTROL_BTF,
-                            "mark_victim",
-                        )
-                    }
-                };
-                reclaim = attach_optional(
-                    &mut ebpf,
-                    kernel_btf,
-                    names::RECLAIM_BEGIN_BTF,
-                    "mm_vmscan_memcg_reclaim_begin",
-                )
-                .and_then(|()| {
-                    attach_optional(
-                        &mut ebpf,
-                        kernel_btf,
-                        names::RECLAIM_END_BTF,
-                        "mm_vmscan_memcg_reclaim_end",
-                    )
-                });
-                let name = names::MARK_VICTIM_BTF;
-                let failed = |source| CaptureError::Program {
-                    program: name,
-                    source,
-                };
-                let program: &mut BtfTracePoint = ebpf
-                    .program_mut(name)
-                    .ok_or(CaptureError::MissingProgram(name))?
-                    .try_into()
-                    .map_err(failed)?;
-                program.load("mark_victim", kernel_btf).map_err(failed)?;
-                program.attach().map_err(failed)?;
+                if results.reclaim.is_ok() {
+                    // Only now: a history is zero, not unknown, only while
+                    // the reclaim programs run.
+                    attach::set_reclaim_tracked(&mut ebpf)?;
+                }
+                attach::attach_main_btf(&mut ebpf, kernel_btf)?;
+                results
             }
             _ => {
-                let name = names::MARK_VICTIM_TRACEPOINT;
-                let failed = |source| CaptureError::Program {
-                    program: name,
-                    source,
-                };
-                let program: &mut TracePoint = ebpf
-                    .program_mut(name)
-                    .ok_or(CaptureError::MissingProgram(name))?
-                    .try_into()
-                    .map_err(failed)?;
-                program.load().map_err(failed)?;
-                program.attach("oom", "mark_victim").map_err(failed)?;
+                attach::attach_main_tracepoint(&mut ebpf)?;
+                FeatureResults::tracepoint(options)
             }
-        }
+        };
 
         let events = RingBuf::try_from(take_map(&mut ebpf, names::EVENTS)?).map_err(|source| {
             CaptureError::Map {
@@ -614,93 +257,50 @@ impl Capture {
         })?;
         Ok(Capture {
             path,
-            fentry_unavailable,
-            oom_control,
-            aftermath,
-            sigkills,
-            reclaim,
+            fentry_unavailable: results.fentry_unavailable,
+            oom_control: results.oom_control,
+            aftermath: results.aftermath,
+            sigkills: results.sigkills,
+            reclaim: results.reclaim,
             events,
             lost: LostCounter {
                 map: lost,
                 _ebpf: ebpf,
             },
+            options: *options,
+            unresolved: plan.unresolved.clone(),
         })
     }
-}
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    const EXTENDED: &str = "name: mark_victim\nID: 609\nformat:\n\tfield:unsigned short common_type;\toffset:0;\tsize:2;\tsigned:0;\n\tfield:int pid;\toffset:8;\tsize:4;\tsigned:1;\n\tfield:__data_loc char[] comm;\toffset:12;\tsize:4;\tsigned:0;\n\tfield:unsigned long total_vm;\toffset:16;\tsize:8;\tsigned:0;\n\tfield:unsigned long anon_rss;\toffset:24;\tsize:8;\tsigned:0;\n\tfield:unsigned long file_rss;\toffset:32;\tsize:8;\tsigned:0;\n\tfield:unsigned long shmem_rss;\toffset:40;\tsize:8;\tsigned:0;\n\tfield:uid_t uid;\toffset:48;\tsize:4;\tsigned:0;\n\tfield:unsigned long pgtables;\toffset:56;\tsize:8;\tsigned:0;\n\tfield:short oom_score_adj;\toffset:64;\tsize:2;\tsigned:1;\n";
-    const PID_ONLY: &str = "name: mark_victim\nID: 502\nformat:\n\tfield:unsigned short common_type;\toffset:0;\tsize:2;\tsigned:0;\n\tfield:int pid;\toffset:8;\tsize:4;\tsigned:1;\n";
-
-    fn without_btf(format: Option<Result<EventFormat, io::Error>>) -> Facilities {
-        Facilities {
-            btf: Err(BtfError::Read {
-                path: btf::VMLINUX_BTF.to_string(),
-                source: io::ErrorKind::NotFound.into(),
-            }),
-            loader_btf: None,
-            tracefs: if format.is_some() {
-                Ok("/sys/kernel/tracing".into())
-            } else {
-                Err(io::ErrorKind::NotFound.into())
-            },
-            mark_victim_format: format,
+    /// The line printed once tracing runs: the path, and what is missing
+    /// and why. Tests and users grep it: keep its wording.
+    pub fn ready_line(&self, metrics: Option<SocketAddr>) -> String {
+        ready::Status {
+            path: self.path,
+            fentry_unavailable: self.fentry_unavailable.as_ref(),
+            oom_control: self.oom_control.as_ref().err(),
+            reclaim: self.reclaim.as_ref().err(),
+            aftermath: self.aftermath.as_ref().err(),
+            sigkills: self.sigkills.as_ref().err(),
+            options: &self.options,
+            unresolved: &self.unresolved,
         }
+        .line(metrics)
     }
 
-    #[test]
-    fn without_btf_the_extended_tracepoint_gives_every_event_field() {
-        let facilities = without_btf(Some(Ok(EventFormat::parse(EXTENDED).expect("format"))));
-        let plan = facilities.plan(Preference::Auto).expect("tracepoint plan");
-        assert_eq!(plan.path, CapturePath::Tracepoint);
-        let l = plan.layout;
-        assert_eq!(
-            (l.tp_pid, l.tp_comm, l.tp_total_vm, l.tp_anon_rss),
-            (8, 12, 16, 24)
-        );
-        assert_eq!(
-            (l.tp_file_rss, l.tp_shmem_rss, l.tp_uid, l.tp_pgtables),
-            (32, 40, 48, 56)
-        );
-        assert_eq!((l.tp_oom_score_adj, l.tp_oom_score_adj_size), (64, 2));
-        // No BTF: the trigger's cgroup cannot be read; said, not hidden.
-        assert!(plan.unresolved.contains(&"task_struct.cgroups"));
-    }
-
-    #[test]
-    fn the_pid_only_layout_leaves_the_rest_unknown() {
-        let facilities = without_btf(Some(Ok(EventFormat::parse(PID_ONLY).expect("format"))));
-        let l = facilities.plan(Preference::Auto).expect("plan").layout;
-        assert_eq!(l.tp_pid, 8);
-        for offset in [
-            l.tp_comm,
-            l.tp_total_vm,
-            l.tp_anon_rss,
-            l.tp_uid,
-            l.tp_pgtables,
-            l.tp_oom_score_adj,
-        ] {
-            assert_eq!(offset, OFFSET_UNKNOWN);
-        }
-    }
-
-    #[test]
-    fn no_btf_and_no_tracefs_is_no_capture_path_with_both_reasons() {
-        let error = without_btf(None)
-            .plan(Preference::Auto)
-            .expect_err("no path");
-        let reasons = error.reasons.join("; ");
-        assert!(reasons.contains("no kernel BTF"), "{reasons}");
-        assert!(reasons.contains("tracefs is not mounted"), "{reasons}");
-    }
-
-    #[test]
-    fn forcing_btf_without_btf_fails() {
-        let facilities = without_btf(Some(Ok(EventFormat::parse(EXTENDED).expect("format"))));
-        assert!(facilities.plan(Preference::Btf).is_err());
-        assert!(facilities.plan(Preference::Tracepoint).is_ok());
+    /// The whole kernel error (verifier log included) of every feature the
+    /// kernel refused, for OOMTRACE_VERBOSE=1.
+    pub fn feature_details(&self) -> Vec<String> {
+        [
+            self.fentry_unavailable.as_ref(),
+            self.oom_control.as_ref().err(),
+            self.reclaim.as_ref().err(),
+            self.aftermath.as_ref().err(),
+            self.sigkills.as_ref().err(),
+        ]
+        .into_iter()
+        .flatten()
+        .filter_map(FeatureError::detail)
+        .collect()
     }
 }

@@ -147,9 +147,13 @@ fn parse_field(line: &str) -> Option<Field> {
         Some(open) if declaration.ends_with(']') => &declaration[..open],
         _ => declaration,
     };
+    // Past the whole character: one byte past a multi-byte one's start
+    // would slice inside it.
     let name_start = without_array
-        .rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-        .map_or(0, |i| i + 1);
+        .char_indices()
+        .rev()
+        .find(|&(_, c)| !(c.is_ascii_alphanumeric() || c == '_'))
+        .map_or(0, |(i, c)| i + c.len_utf8());
     let name = &without_array[name_start..];
     if name.is_empty() {
         return None;
@@ -247,6 +251,19 @@ print fmt: \"pid=%d\", REC->pid
             ),
             ("char", "comm", 12, 16)
         );
+    }
+
+    #[test]
+    fn a_multibyte_character_before_the_name_is_not_split() {
+        // The name starts after the last non-identifier character, which
+        // here is two bytes long: slicing one byte past its start panicked.
+        let field =
+            parse_field("field:int \u{e9}pid;\toffset:8;\tsize:4;\tsigned:1;").expect("field");
+        assert_eq!(
+            (field.c_type.as_str(), field.name.as_str()),
+            ("int \u{e9}", "pid")
+        );
+        assert!(parse_field("field:int \u{e9};\toffset:8;\tsize:4;").is_none());
     }
 
     #[test]

@@ -1,0 +1,137 @@
+//! Loading and attaching a plan's programs: the optional features of
+//! [`FEATURES`] in order, then `mark_victim` itself.
+
+use aya::{
+    Ebpf,
+    maps::Array,
+    programs::{BtfTracePoint, ProgramError, TracePoint},
+};
+use oomtrace_common::names;
+
+use super::{
+    CaptureError, Options,
+    features::{self, Enable, FEATURES, FeatureError, FeatureId},
+    plan::{Fentry, Plan},
+};
+
+/// Used where a tp_btf feature is not: the classic tracepoint path.
+const NOT_ON_TRACEPOINT: &str = "not used by the tracepoint path";
+
+/// What the optional features came to, one slot each.
+pub(super) struct FeatureResults {
+    pub fentry_attached: bool,
+    pub fentry_unavailable: Option<FeatureError>,
+    pub oom_control: Result<(), FeatureError>,
+    pub reclaim: Result<(), FeatureError>,
+    pub aftermath: Result<(), FeatureError>,
+    pub sigkills: Result<(), FeatureError>,
+}
+
+impl FeatureResults {
+    /// Nothing attached: the tracepoint path.
+    pub fn tracepoint(options: &Options) -> FeatureResults {
+        FeatureResults {
+            fentry_attached: false,
+            fentry_unavailable: None,
+            oom_control: Err(FeatureError::NotUsed(NOT_ON_TRACEPOINT)),
+            reclaim: Err(FeatureError::NotUsed(NOT_ON_TRACEPOINT)),
+            aftermath: Err(FeatureError::NotUsed(NOT_ON_TRACEPOINT)),
+            sigkills: Err(FeatureError::NotUsed(if options.sigkill {
+                "not on the tracepoint path"
+            } else {
+                SIGKILL_NOT_ASKED
+            })),
+        }
+    }
+
+    /// Tries each of [`FEATURES`] in order on the tp_btf path.
+    pub fn attach(
+        ebpf: &mut Ebpf,
+        kernel_btf: &aya::Btf,
+        plan: &Plan,
+        options: &Options,
+    ) -> Result<FeatureResults, CaptureError> {
+        let mut results = FeatureResults::tracepoint(options);
+        for feature in FEATURES {
+            let wanted = match feature.enable {
+                Enable::Always => Ok(()),
+                Enable::SigkillFlag if options.sigkill => Ok(()),
+                Enable::SigkillFlag => Err(FeatureError::NotUsed(SIGKILL_NOT_ASKED)),
+                Enable::FentryPlanned if plan.fentry != Fentry::Off => Ok(()),
+                Enable::FentryPlanned => Err(FeatureError::NotUsed("not planned")),
+                Enable::WithoutFentry if results.fentry_attached => {
+                    // fentry hands the context over: nothing to search for.
+                    results.oom_control = Ok(());
+                    continue;
+                }
+                Enable::WithoutFentry => Ok(()),
+            };
+            let result = wanted
+                .and_then(|()| features::check_needs(feature, &plan.layout))
+                .and_then(|()| features::attach(ebpf, kernel_btf, feature));
+            match feature.id {
+                FeatureId::Fentry => match result {
+                    Ok(()) => results.fentry_attached = true,
+                    Err(why) => match plan.fentry {
+                        Fentry::Require => return Err(CaptureError::Fentry(why)),
+                        Fentry::Try => results.fentry_unavailable = Some(why),
+                        Fentry::Off => {}
+                    },
+                },
+                FeatureId::StackSearch => results.oom_control = result,
+                FeatureId::Reclaim => results.reclaim = result,
+                FeatureId::Aftermath => results.aftermath = result,
+                FeatureId::Sigkill => results.sigkills = result,
+            }
+        }
+        Ok(results)
+    }
+}
+
+const SIGKILL_NOT_ASKED: &str = "not asked for (--sigkill)";
+
+/// Tells `mark_victim_btf` the reclaim programs run. A map, not a read-only
+/// global: those are frozen at load, before anything is attached.
+pub(super) fn set_reclaim_tracked(ebpf: &mut Ebpf) -> Result<(), CaptureError> {
+    let name = names::RECLAIM_TRACKED;
+    let map = ebpf.map_mut(name).ok_or(CaptureError::MissingMap(name))?;
+    let failed = |source| CaptureError::Map { name, source };
+    let mut tracked: Array<_, u32> = Array::try_from(map).map_err(failed)?;
+    tracked.set(0, 1, 0).map_err(failed)
+}
+
+/// Loads and attaches `mark_victim_btf`: the kill records of the tp_btf path.
+pub(super) fn attach_main_btf(ebpf: &mut Ebpf, kernel_btf: &aya::Btf) -> Result<(), CaptureError> {
+    let name = names::MARK_VICTIM_BTF;
+    let failed = program_failed(name);
+    let program: &mut BtfTracePoint = main_program(ebpf, name)?;
+    program.load("mark_victim", kernel_btf).map_err(failed)?;
+    program.attach().map(drop).map_err(failed)
+}
+
+/// Loads and attaches `mark_victim_tracepoint`: the tracepoint path.
+pub(super) fn attach_main_tracepoint(ebpf: &mut Ebpf) -> Result<(), CaptureError> {
+    let name = names::MARK_VICTIM_TRACEPOINT;
+    let failed = program_failed(name);
+    let program: &mut TracePoint = main_program(ebpf, name)?;
+    program.load().map_err(failed)?;
+    program
+        .attach("oom", "mark_victim")
+        .map(drop)
+        .map_err(failed)
+}
+
+/// A failure of the program without which nothing is traced: fatal.
+fn program_failed(program: &'static str) -> impl Fn(ProgramError) -> CaptureError + Copy {
+    move |source| CaptureError::Program { program, source }
+}
+
+fn main_program<'a, T>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut T, CaptureError>
+where
+    &'a mut T: TryFrom<&'a mut aya::programs::Program, Error = ProgramError>,
+{
+    ebpf.program_mut(name)
+        .ok_or(CaptureError::MissingProgram(name))?
+        .try_into()
+        .map_err(program_failed(name))
+}

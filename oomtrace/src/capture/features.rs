@@ -1,0 +1,350 @@
+//! The optional parts of the kernel side, as data: which programs on which
+//! hooks, what enables them and what records lack without them. Without a
+//! feature, records carry nulls for what it provides and the ready line
+//! says why; the full kernel error (verifier log included) is kept.
+
+use aya::{
+    Ebpf,
+    programs::{BtfTracePoint, FEntry, FExit, ProgramError},
+};
+use oomtrace_common::{KernelLayout, OFFSET_UNKNOWN, Source, names};
+
+/// The kernel function whose argument is the kill's `struct oom_control`.
+pub const FENTRY_TARGET: &str = "oom_kill_process";
+
+/// Where a program attaches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hook {
+    /// `tp_btf/<tracepoint>`.
+    TpBtf(&'static str),
+    FEntry(&'static str),
+    FExit(&'static str),
+}
+
+/// One program of the eBPF object and its hook.
+#[derive(Debug, Clone, Copy)]
+pub struct Program {
+    pub name: &'static str,
+    pub hook: Hook,
+}
+
+/// What turns a feature on, once the tp_btf path is chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Enable {
+    /// Always with tp_btf.
+    Always,
+    /// `--sigkill`.
+    SigkillFlag,
+    /// fentry planned (`--capture auto` where the kernel has the function,
+    /// or `--capture fentry`).
+    FentryPlanned,
+    /// fentry not planned or not attached: the stack search instead.
+    WithoutFentry,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FeatureId {
+    Fentry,
+    StackSearch,
+    Reclaim,
+    Aftermath,
+    Sigkill,
+}
+
+/// An optional feature.
+#[derive(Debug, Clone, Copy)]
+pub struct Feature {
+    pub id: FeatureId,
+    /// Loaded in this order, attached in the reverse order: the first is
+    /// the one without which the others do nothing, so it goes in last.
+    pub programs: &'static [Program],
+    pub enable: Enable,
+    /// [`KernelLayout`] fields it cannot work without.
+    pub needs: &'static [&'static str],
+    /// What is missing without it, as the ready line says.
+    pub missing: &'static str,
+}
+
+const fn tp_btf(name: &'static str, tracepoint: &'static str) -> Program {
+    Program {
+        name,
+        hook: Hook::TpBtf(tracepoint),
+    }
+}
+
+/// Every optional feature, in the order they are attached and named in
+/// the ready line. `mark_victim_btf` itself is attached after all of them,
+/// so that `oom_control_*` programs on the same tracepoint run before it.
+pub const FEATURES: &[Feature] = &[
+    Feature {
+        id: FeatureId::Fentry,
+        programs: &[
+            Program {
+                name: names::OOM_KILL_PROCESS_ENTRY,
+                hook: Hook::FEntry(FENTRY_TARGET),
+            },
+            Program {
+                name: names::OOM_KILL_PROCESS_EXIT,
+                hook: Hook::FExit(FENTRY_TARGET),
+            },
+            tp_btf(names::OOM_CONTROL_FENTRY_BTF, "mark_victim"),
+        ],
+        enable: Enable::FentryPlanned,
+        needs: &[],
+        missing: "fentry unavailable, OOM context from the stack",
+    },
+    Feature {
+        id: FeatureId::StackSearch,
+        programs: &[tp_btf(names::OOM_CONTROL_BTF, "mark_victim")],
+        enable: Enable::WithoutFentry,
+        // A stack word is taken for the struct only if its constraint is
+        // one the kernel names.
+        needs: &[
+            "oc_chosen",
+            "kernel_constraint_none",
+            "kernel_constraint_cpuset",
+            "kernel_constraint_memory_policy",
+            "kernel_constraint_memcg",
+        ],
+        missing: "OOM killer context unavailable",
+    },
+    Feature {
+        id: FeatureId::Reclaim,
+        programs: &[
+            tp_btf(names::RECLAIM_END_BTF, "mm_vmscan_memcg_reclaim_end"),
+            tp_btf(names::RECLAIM_BEGIN_BTF, "mm_vmscan_memcg_reclaim_begin"),
+        ],
+        enable: Enable::Always,
+        needs: &[],
+        missing: "reclaim history unavailable",
+    },
+    Feature {
+        id: FeatureId::Aftermath,
+        // Reaper and exit tracking: the oom_outcome records.
+        programs: &[
+            tp_btf("sched_process_exit_btf", "sched_process_exit"),
+            tp_btf("skip_task_reaping_btf", "skip_task_reaping"),
+            tp_btf("finish_task_reaping_btf", "finish_task_reaping"),
+            tp_btf("start_task_reaping_btf", "start_task_reaping"),
+        ],
+        enable: Enable::Always,
+        needs: &[],
+        missing: "victim exits not followed",
+    },
+    Feature {
+        id: FeatureId::Sigkill,
+        programs: &[tp_btf(names::SIGKILL_BTF, "signal_generate")],
+        enable: Enable::SigkillFlag,
+        needs: &["kernel_signal_delivered", "kernel_signal_lose_info"],
+        missing: "SIGKILLs not traced",
+    },
+];
+
+/// The feature `id` of [`FEATURES`].
+pub fn feature(id: FeatureId) -> &'static Feature {
+    FEATURES
+        .iter()
+        .find(|feature| feature.id == id)
+        .unwrap_or(&FEATURES[0])
+}
+
+/// Why a feature is not in use.
+#[derive(Debug, thiserror::Error)]
+pub enum FeatureError {
+    /// Not wanted or not possible with this capture path.
+    #[error("{0}")]
+    NotUsed(&'static str),
+    /// The running kernel lacks something it needs.
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("the eBPF object has no program {0}")]
+    MissingProgram(&'static str),
+    /// The kernel refused a program. Shown as one line; the source keeps
+    /// the whole error with the verifier's log.
+    #[error("{summary}")]
+    Program {
+        program: &'static str,
+        summary: String,
+        #[source]
+        source: ProgramError,
+    },
+}
+
+impl FeatureError {
+    pub(super) fn program(program: &'static str, source: ProgramError) -> FeatureError {
+        FeatureError::Program {
+            program,
+            summary: first_line(&source),
+            source,
+        }
+    }
+
+    /// The whole error, the verifier's log included (OOMTRACE_VERBOSE=1).
+    pub fn detail(&self) -> Option<String> {
+        match self {
+            FeatureError::Program {
+                program, source, ..
+            } => Some(format!("{program}: {source:#}")),
+            _ => None,
+        }
+    }
+}
+
+/// Whether every layout field `feature` needs is known.
+pub fn check_needs(feature: &Feature, layout: &KernelLayout) -> Result<(), FeatureError> {
+    let missing: Vec<String> = KernelLayout::FIELDS
+        .iter()
+        .filter(|field| feature.needs.contains(&field.name))
+        .filter(|field| (field.get)(layout) == OFFSET_UNKNOWN)
+        .map(|field| match field.source {
+            Source::Enumerator(name) => name.to_string(),
+            Source::Member { type_name, paths } => {
+                format!("{type_name}.{}", paths.first().copied().unwrap_or_default())
+            }
+            _ => field.name.to_string(),
+        })
+        .collect();
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(FeatureError::Unavailable(format!(
+            "{} not in the kernel BTF",
+            missing.join(", ")
+        )))
+    }
+}
+
+/// Loads `feature`'s programs, then attaches them last to first; if one
+/// cannot be attached, unloads those already in (detaching them).
+pub fn attach(
+    ebpf: &mut Ebpf,
+    kernel_btf: &aya::Btf,
+    feature: &Feature,
+) -> Result<(), FeatureError> {
+    for program in feature.programs {
+        load(ebpf, kernel_btf, program)?;
+    }
+    for (attached, program) in feature.programs.iter().rev().enumerate() {
+        if let Err(error) = attach_one(ebpf, program) {
+            for done in feature.programs.iter().rev().take(attached) {
+                // Best effort: a program that stays attached only sees
+                // events whose partner programs never fire.
+                let _ = unload(ebpf, done);
+            }
+            return Err(error);
+        }
+    }
+    Ok(())
+}
+
+fn load(ebpf: &mut Ebpf, kernel_btf: &aya::Btf, program: &Program) -> Result<(), FeatureError> {
+    let name = program.name;
+    let failed = |e| FeatureError::program(name, e);
+    match program.hook {
+        Hook::TpBtf(tracepoint) => typed::<BtfTracePoint>(ebpf, name)?
+            .load(tracepoint, kernel_btf)
+            .map_err(failed),
+        Hook::FEntry(function) => typed::<FEntry>(ebpf, name)?
+            .load(function, kernel_btf)
+            .map_err(failed),
+        Hook::FExit(function) => typed::<FExit>(ebpf, name)?
+            .load(function, kernel_btf)
+            .map_err(failed),
+    }
+}
+
+fn attach_one(ebpf: &mut Ebpf, program: &Program) -> Result<(), FeatureError> {
+    let name = program.name;
+    let failed = |e| FeatureError::program(name, e);
+    match program.hook {
+        Hook::TpBtf(_) => typed::<BtfTracePoint>(ebpf, name)?
+            .attach()
+            .map(drop)
+            .map_err(failed),
+        Hook::FEntry(_) => typed::<FEntry>(ebpf, name)?
+            .attach()
+            .map(drop)
+            .map_err(failed),
+        Hook::FExit(_) => typed::<FExit>(ebpf, name)?
+            .attach()
+            .map(drop)
+            .map_err(failed),
+    }
+}
+
+fn unload(ebpf: &mut Ebpf, program: &Program) -> Result<(), FeatureError> {
+    let name = program.name;
+    let failed = |e| FeatureError::program(name, e);
+    match program.hook {
+        Hook::TpBtf(_) => typed::<BtfTracePoint>(ebpf, name)?.unload(),
+        Hook::FEntry(_) => typed::<FEntry>(ebpf, name)?.unload(),
+        Hook::FExit(_) => typed::<FExit>(ebpf, name)?.unload(),
+    }
+    .map_err(failed)
+}
+
+/// The object's program `name` as its type.
+pub fn typed<'a, T>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut T, FeatureError>
+where
+    &'a mut T: TryFrom<&'a mut aya::programs::Program, Error = ProgramError>,
+{
+    ebpf.program_mut(name)
+        .ok_or(FeatureError::MissingProgram(name))?
+        .try_into()
+        .map_err(|e| FeatureError::program(name, e))
+}
+
+/// An aya error in one line, without an empty verifier log.
+fn first_line(error: &ProgramError) -> String {
+    let text = format!("{error:#}");
+    let line = text.lines().next().unwrap_or_default();
+    line.trim_end()
+        .trim_end_matches("Verifier output:")
+        .trim_end()
+        .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_feature_is_listed_once() {
+        for id in [
+            FeatureId::Fentry,
+            FeatureId::StackSearch,
+            FeatureId::Reclaim,
+            FeatureId::Aftermath,
+            FeatureId::Sigkill,
+        ] {
+            assert_eq!(FEATURES.iter().filter(|f| f.id == id).count(), 1, "{id:?}");
+            assert_eq!(feature(id).id, id);
+        }
+    }
+
+    #[test]
+    fn needs_name_real_layout_fields() {
+        for feature in FEATURES {
+            for need in feature.needs {
+                assert!(
+                    KernelLayout::FIELDS.iter().any(|f| f.name == *need),
+                    "{need}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn an_unknown_enumerator_is_named_as_missing() {
+        let mut layout = KernelLayout::UNKNOWN;
+        let sigkill = feature(FeatureId::Sigkill);
+        let error = check_needs(sigkill, &layout).expect_err("nothing known");
+        assert_eq!(
+            error.to_string(),
+            "TRACE_SIGNAL_DELIVERED, TRACE_SIGNAL_LOSE_INFO not in the kernel BTF"
+        );
+        layout.kernel_signal_delivered = 0;
+        layout.kernel_signal_lose_info = 4;
+        assert!(check_needs(sigkill, &layout).is_ok());
+    }
+}
