@@ -194,34 +194,17 @@ impl Sigkill {
     }
 }
 
-/// How the OOM killer scoped its search (`enum oom_constraint`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Constraint {
-    /// CONSTRAINT_NONE: the whole machine.
-    Global,
-    Cpuset,
-    Mempolicy,
-    Memcg,
-}
+pub use crate::report::Constraint;
 
-impl Constraint {
-    fn from_kernel(value: u32) -> Option<Constraint> {
-        match value {
-            0 => Some(Constraint::Global),
-            1 => Some(Constraint::Cpuset),
-            2 => Some(Constraint::Mempolicy),
-            3 => Some(Constraint::Memcg),
-            _ => None,
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Constraint::Global => "global",
-            Constraint::Cpuset => "cpuset",
-            Constraint::Mempolicy => "mempolicy",
-            Constraint::Memcg => "memcg",
-        }
+/// `enum oom_constraint` by value.
+// Literals until oomtrace_common names the kernel's values.
+fn constraint_from_kernel(value: u32) -> Option<Constraint> {
+    match value {
+        0 => Some(Constraint::Global),
+        1 => Some(Constraint::Cpuset),
+        2 => Some(Constraint::Mempolicy),
+        3 => Some(Constraint::Memcg),
+        _ => None,
     }
 }
 
@@ -291,7 +274,7 @@ impl OomControl {
             }),
         });
         Some(OomControl {
-            constraint: Constraint::from_kernel(raw.constraint),
+            constraint: constraint_from_kernel(raw.constraint),
             gfp_mask: raw.gfp_mask,
             order: raw.order,
             totalpages: raw.totalpages,

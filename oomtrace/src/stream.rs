@@ -13,13 +13,10 @@ use tokio::{
 use crate::{
     capture::{Capture, LostCounter},
     decode::{self, Entry, OomKill, Sigkill},
-    enrich::{
-        Enricher, Settings, clock,
-        runtime::{self, CapturedAt},
-    },
+    enrich::{Enricher, Settings, attach_runtime},
     filter::Filter,
     output::{Output, metrics::Metrics},
-    report::{KillReport, LostReport, LostStage, OutcomeReport, SigkillReport},
+    report::{CapturedAt, KillReport, LostStage, OutcomeReport, SentBy, SigkillReport},
 };
 
 pub struct Limits {
@@ -213,7 +210,7 @@ impl Streamer {
                     let sigkill = Sigkill::from_record(&record);
                     drop(item);
                     let report = self.enricher.sigkill(&sigkill);
-                    if report.sent_by == "kernel" {
+                    if report.sent_by == SentBy::Kernel {
                         self.held.push_back(Held {
                             until: Instant::now() + HOLD,
                             target_tgid: sigkill.target.tgid,
@@ -236,8 +233,7 @@ impl Streamer {
                     match pending {
                         Some(kill) => {
                             if let Some(cmdline) = &cmdline {
-                                kill.report.victim.runtime =
-                                    Some(runtime::analyze(cmdline, CapturedAt::Exit));
+                                attach_runtime(&mut kill.report, cmdline, CapturedAt::Exit);
                             }
                             kill.ready = true;
                             kill.outcome = Some(report);
@@ -358,11 +354,9 @@ impl Streamer {
             }
         };
         if total > self.lost_reported {
-            let report = LostReport::new(
-                clock::rfc3339(clock::wall_time(clock::boot_ns_now())),
-                total - self.lost_reported,
-                LostStage::RingBuffer,
-            );
+            let report = self
+                .enricher
+                .lost(total - self.lost_reported, LostStage::RingBuffer);
             self.lost_reported = total;
             self.metrics(|m| m.lost(&report));
             self.output.lost(&report)?;
@@ -374,11 +368,7 @@ impl Streamer {
     fn report_output_drops(&mut self) -> io::Result<Flow> {
         let dropped = self.output.take_dropped();
         if dropped > 0 {
-            let report = LostReport::new(
-                clock::rfc3339(clock::wall_time(clock::boot_ns_now())),
-                dropped,
-                LostStage::Output,
-            );
+            let report = self.enricher.lost(dropped, LostStage::Output);
             self.metrics(|m| m.lost(&report));
             self.output.lost(&report)?;
         }

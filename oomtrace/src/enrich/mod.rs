@@ -9,6 +9,7 @@ pub mod pods;
 pub mod reclaim;
 pub mod runtime;
 pub mod signal;
+pub mod verdict;
 pub mod workload;
 
 use std::{collections::HashMap, path::PathBuf};
@@ -16,11 +17,13 @@ use std::{collections::HashMap, path::PathBuf};
 use oomtrace_common::{OutcomeRecord, PressureRecord, cause, reaper};
 
 use crate::{
+    capture::CapturePath,
     decode::{Cmdline, Constraint, Memcg, OomControl, OomKill, OomMemcg, Sigkill, Task},
     report::{
-        CandidatesReport, IncidentReport, K8s, KillReport, MemcgReport, OomControlReport,
-        OomMemcgReport, OutcomeReport, OutcomeVictim, PressureReport, ReclaimReport, SCHEMA,
-        Service, SigkillReport, TaskReport, TriggerReport, VictimReport, kernel_text,
+        CandidatesReport, Capture, CapturedAt, Envelope, IncidentReport, K8s, K8sLevel, KillReport,
+        LostReport, LostStage, MemcgReport, OomControlReport, OomMemcgReport, OutcomeReport,
+        OutcomeVictim, PressureReport, Reaper, ReclaimReport, RecordType, SentBy, Service,
+        SigkillReport, TaskReport, TriggerReport, VictimReport, kernel_text,
     },
 };
 
@@ -99,6 +102,9 @@ impl Enricher {
             .map(|m| self.oom_memcg(m, victim_memcg.as_ref(), &reclaim));
         let candidates = oom.and_then(|o| self.candidates(kill, o, oom_memcg.as_ref()));
         let comm = victim.comm.as_deref().map(kernel_text);
+        let age_ns = victim
+            .start_boot_ns
+            .map(|start| kill.boot_ns.saturating_sub(start));
         let history =
             workload_key(oom_memcg.as_ref(), victim_memcg.as_ref(), comm.as_deref()).map(|key| {
                 let reclaim = oom_memcg.as_ref().and_then(|m| m.reclaim);
@@ -106,25 +112,25 @@ impl Enricher {
                     key,
                     history::Kill {
                         boot_ns: kill.boot_ns,
-                        age_ns: victim
-                            .start_boot_ns
-                            .map(|start| kill.boot_ns.saturating_sub(start)),
+                        age_ns,
                         stalls_last_10s: reclaim.map(|r| r.last_10s.stalls),
                         stalls_total: reclaim.map(|r| r.total.stalls),
                     },
                 )
             });
-        KillReport {
-            kind: "oom_kill",
-            schema: SCHEMA,
-            time,
-            boot_ns: kill.boot_ns,
-            host: self.host.clone(),
-            capture: kill.capture.map(|c| c.name()),
+        let kubelet_adj = victim_memcg
+            .as_ref()
+            .and_then(|m| m.k8s.as_ref())
+            .and_then(|k| k.qos)
+            .zip(victim.oom_score_adj)
+            .map(|(qos, adj)| verdict::kubelet_adj(qos, adj));
+        let mut report = KillReport {
+            envelope: Envelope::new(RecordType::OomKill, time, kill.boot_ns, self.host.clone()),
+            capture: kill.capture.map(capture),
             victim: VictimReport {
                 pid: victim.pid,
                 tgid: victim.tgid,
-                comm: victim.comm.as_deref().map(kernel_text),
+                comm,
                 uid: victim.uid,
                 oom_score_adj: victim.oom_score_adj,
                 total_vm_bytes: victim.total_vm_bytes,
@@ -136,13 +142,12 @@ impl Enricher {
                 rss_shmem_exact_bytes: victim.rss_exact.map(|r| r.shmem),
                 pgtables_bytes: victim.pgtables_bytes,
                 memcg: victim_memcg.clone(),
-                runtime: cmdline.map(|c| runtime::analyze(c, runtime::CapturedAt::Kill)),
+                runtime: None,
                 start_time: victim
                     .start_boot_ns
                     .map(|ns| clock::rfc3339(clock::wall_time(ns))),
-                age_ns: victim
-                    .start_boot_ns
-                    .map(|start| kill.boot_ns.saturating_sub(start)),
+                age_ns,
+                kubelet_adj,
             },
             trigger: TriggerReport {
                 pid: kill.trigger.pid,
@@ -151,7 +156,7 @@ impl Enricher {
                 memcg: kill.trigger.memcg.as_ref().map(|m| self.memcg(m, &reclaim)),
                 is_victim: kill.trigger.is_victim,
             },
-            constraint: oom.and_then(|o| o.constraint).map(|c| c.name()),
+            constraint: oom.and_then(|o| o.constraint),
             oom_memcg,
             oom_control: oom.map(|o| self.oom_control(o)),
             candidates,
@@ -163,7 +168,11 @@ impl Enricher {
                 chosen_pid: i.chosen_tgid,
                 group_member: i.group_member,
             }),
+        };
+        if let Some(cmdline) = cmdline {
+            attach_runtime(&mut report, cmdline, CapturedAt::Kill);
         }
+        report
     }
 
     /// A SIGKILL and its sender.
@@ -175,18 +184,14 @@ impl Enricher {
             memcg: t.memcg.as_ref().map(|m| self.memcg(m, &HashMap::new())),
         };
         SigkillReport {
-            kind: "sigkill",
-            schema: SCHEMA,
-            time: clock::rfc3339(clock::wall_time(s.boot_ns)),
-            boot_ns: s.boot_ns,
-            host: self.host.clone(),
+            envelope: self.envelope(RecordType::Sigkill, s.boot_ns),
             target: task(&s.target),
             sender: task(&s.sender),
             code: signal::code_name(s.code),
             sent_by: if s.code == signal::SI_KERNEL {
-                "kernel"
+                SentBy::Kernel
             } else {
-                "process"
+                SentBy::Process
             },
             sender_role: s.sender.comm.as_deref().and_then(signal::sender_role),
             group: s.group,
@@ -197,15 +202,14 @@ impl Enricher {
     pub fn outcome(&self, o: &OutcomeRecord) -> OutcomeReport {
         let after_us = |ns: u64| ns.saturating_sub(o.state.kill_ns) / 1000;
         OutcomeReport {
-            kind: if o.state.cause == cause::SIGKILL {
-                "sigkill_outcome"
-            } else {
-                "oom_outcome"
-            },
-            schema: SCHEMA,
-            time: clock::rfc3339(clock::wall_time(o.exit_ns)),
-            boot_ns: o.exit_ns,
-            host: self.host.clone(),
+            envelope: self.envelope(
+                if o.state.cause == cause::SIGKILL {
+                    RecordType::SigkillOutcome
+                } else {
+                    RecordType::OomOutcome
+                },
+                o.exit_ns,
+            ),
             victim: OutcomeVictim {
                 pid: o.pid,
                 tgid: (o.state.tgid != 0).then_some(o.state.tgid),
@@ -215,10 +219,10 @@ impl Enricher {
             // The low 7 bits of exit_code; u32::MAX when unreadable.
             exit_signal: (o.exit_code != u32::MAX).then_some(o.exit_code & 0x7f),
             reaper: match o.state.reaper {
-                reaper::REAPED => "reaped",
-                reaper::SKIPPED => "skipped",
-                reaper::STARTED => "started",
-                _ => "not_run",
+                reaper::REAPED => Reaper::Reaped,
+                reaper::SKIPPED => Reaper::Skipped,
+                reaper::STARTED => Reaper::Started,
+                _ => Reaper::NotRun,
             },
             reaped_after_us: (o.state.reaper == reaper::REAPED)
                 .then(|| after_us(o.state.reap_end_ns)),
@@ -229,11 +233,7 @@ impl Enricher {
     /// cgroup is alive: its tasks are stalling in it right now).
     pub fn pressure(&self, p: &PressureRecord) -> PressureReport {
         PressureReport {
-            kind: "memcg_pressure",
-            schema: SCHEMA,
-            time: clock::rfc3339(clock::wall_time(p.boot_ns)),
-            boot_ns: p.boot_ns,
-            host: self.host.clone(),
+            envelope: self.envelope(RecordType::MemcgPressure, p.boot_ns),
             memcg: {
                 let path = self.memory.as_ref().and_then(|m| m.path_of(p.memcg_id));
                 let (k8s, service) = self.workload(path.as_deref());
@@ -250,6 +250,24 @@ impl Enricher {
             reclaimed_bytes: p.reclaimed_pages.saturating_mul(self.page_size),
             threshold_ns: p.threshold_ns,
         }
+    }
+
+    /// A count of lost records, as of now.
+    pub fn lost(&self, count: u64, stage: LostStage) -> LostReport {
+        LostReport {
+            envelope: self.envelope(RecordType::Lost, clock::boot_ns_now()),
+            count,
+            stage,
+        }
+    }
+
+    fn envelope(&self, kind: RecordType, boot_ns: u64) -> Envelope {
+        Envelope::new(
+            kind,
+            clock::rfc3339(clock::wall_time(boot_ns)),
+            boot_ns,
+            self.host.clone(),
+        )
     }
 
     /// The OOM domain's other processes, when the domain is known.
@@ -382,8 +400,8 @@ fn workload_key(
             && let Some(uid) = &k.pod_uid
         {
             return Some(match (k.level, &k.container_name) {
-                ("container", Some(name)) => format!("k8s pod {uid} container {name}"),
-                ("container", None) => format!("k8s pod {uid} container running {comm}"),
+                (K8sLevel::Container, Some(name)) => format!("k8s pod {uid} container {name}"),
+                (K8sLevel::Container, None) => format!("k8s pod {uid} container running {comm}"),
                 _ => format!("k8s pod {uid}"),
             });
         }
@@ -391,6 +409,26 @@ fn workload_key(
     }
     let path = victim_memcg.and_then(|m| m.path.as_deref())?;
     Some(format!("{comm} in memcg {path}"))
+}
+
+/// The victim's runtime from its command line, weighed against the limit
+/// that was hit (read at the kill, or later at its exit).
+pub fn attach_runtime(report: &mut KillReport, cmdline: &Cmdline, at: CapturedAt) {
+    let mut found = runtime::analyze(cmdline, at);
+    let limit = match report.constraint {
+        Some(Constraint::Memcg) => report.oom_memcg.as_ref().and_then(|m| m.limit_bytes),
+        _ => None,
+    };
+    verdict::heap_against_limit(&mut found, limit);
+    report.victim.runtime = Some(found);
+}
+
+fn capture(path: CapturePath) -> Capture {
+    match path {
+        CapturePath::Fentry => Capture::Fentry,
+        CapturePath::TpBtf => Capture::TpBtf,
+        CapturePath::Tracepoint => Capture::Tracepoint,
+    }
 }
 
 /// The first `level` components of `path` (`/a/b/c`, 2 -> `/a/b`).
