@@ -5,6 +5,7 @@ pub mod candidates;
 pub mod cgroup;
 pub mod clock;
 pub mod history;
+mod memcg;
 pub mod pods;
 pub mod reclaim;
 pub mod runtime;
@@ -14,24 +15,21 @@ pub mod workload;
 
 use std::{collections::HashMap, path::PathBuf};
 
-use oomtrace_common::{OutcomeRecord, PressureRecord, cause, reaper};
-
 use crate::{
     capture::CapturePath,
-    decode::{Cmdline, Constraint, Memcg, OomControl, OomKill, OomMemcg, Sigkill, Task},
+    decode::{
+        Cmdline, Constraint, KillCause, OomControl, OomKill, Outcome, Pressure, Sigkill, Task,
+    },
     report::{
-        CandidatesReport, Capture, CapturedAt, Envelope, IncidentReport, K8s, K8sLevel, KillReport,
+        CandidatesReport, Capture, CapturedAt, Envelope, IncidentReport, K8sLevel, KillReport,
         LostReport, LostStage, MemcgReport, OomControlReport, OomMemcgReport, OutcomeReport,
-        OutcomeVictim, PressureReport, Reaper, ReclaimReport, RecordType, SentBy, Service,
-        SigkillReport, TaskReport, TriggerReport, VictimReport, kernel_text,
+        OutcomeVictim, PressureReport, RecordType, SentBy, SigkillReport, TaskReport,
+        TriggerReport, VictimReport, kernel_text,
     },
 };
 
 use self::{
-    candidates::Domain,
-    cgroup::{CgroupVersion, MemoryHierarchy},
-    history::History,
-    pods::PodLogs,
+    candidates::Domain, cgroup::MemoryHierarchy, history::History, pods::PodLogs,
     reclaim::ReclaimHistory,
 };
 
@@ -199,39 +197,29 @@ impl Enricher {
     }
 
     /// A victim's exit.
-    pub fn outcome(&self, o: &OutcomeRecord) -> OutcomeReport {
-        let after_us = |ns: u64| ns.saturating_sub(o.state.kill_ns) / 1000;
+    pub fn outcome(&self, o: &Outcome) -> OutcomeReport {
+        let after_us = |ns: u64| ns.saturating_sub(o.kill_boot_ns) / 1000;
+        let kind = match o.cause {
+            KillCause::Sigkill => RecordType::SigkillOutcome,
+            KillCause::Oom => RecordType::OomOutcome,
+        };
         OutcomeReport {
-            envelope: self.envelope(
-                if o.state.cause == cause::SIGKILL {
-                    RecordType::SigkillOutcome
-                } else {
-                    RecordType::OomOutcome
-                },
-                o.exit_ns,
-            ),
+            envelope: self.envelope(kind, o.exit_boot_ns),
             victim: OutcomeVictim {
                 pid: o.pid,
-                tgid: (o.state.tgid != 0).then_some(o.state.tgid),
+                tgid: o.tgid,
             },
-            kill_boot_ns: o.state.kill_ns,
-            exited_after_us: after_us(o.exit_ns),
-            // The low 7 bits of exit_code; u32::MAX when unreadable.
-            exit_signal: (o.exit_code != u32::MAX).then_some(o.exit_code & 0x7f),
-            reaper: match o.state.reaper {
-                reaper::REAPED => Reaper::Reaped,
-                reaper::SKIPPED => Reaper::Skipped,
-                reaper::STARTED => Reaper::Started,
-                _ => Reaper::NotRun,
-            },
-            reaped_after_us: (o.state.reaper == reaper::REAPED)
-                .then(|| after_us(o.state.reap_end_ns)),
+            kill_boot_ns: o.kill_boot_ns,
+            exited_after_us: after_us(o.exit_boot_ns),
+            exit_signal: o.exit_signal,
+            reaper: o.reaper,
+            reaped_after_us: o.reaped_boot_ns.map(after_us),
         }
     }
 
     /// A pressure warning, with the cgroup's path looked up by id (the
     /// cgroup is alive: its tasks are stalling in it right now).
-    pub fn pressure(&self, p: &PressureRecord) -> PressureReport {
+    pub fn pressure(&self, p: &Pressure) -> PressureReport {
         PressureReport {
             envelope: self.envelope(RecordType::MemcgPressure, p.boot_ns),
             memcg: {
@@ -315,74 +303,6 @@ impl Enricher {
             victim_points: oom.chosen_points,
         }
     }
-
-    /// The limit's memcg. Its path is the victim's cut to its depth when it
-    /// contains the victim (as the kernel checked), else looked up by id.
-    fn oom_memcg(
-        &self,
-        memcg: &OomMemcg,
-        victim: Option<&MemcgReport>,
-        reclaim: &HashMap<u64, ReclaimReport>,
-    ) -> OomMemcgReport {
-        let from_victim = victim
-            .and_then(|v| v.path.as_deref())
-            .filter(|_| memcg.contains_victim)
-            .and_then(|path| path_prefix(path, memcg.level));
-        let path = from_victim.or_else(|| self.memory.as_ref().and_then(|m| m.path_of(memcg.id)));
-        let bytes = |pages: u64| pages.saturating_mul(self.page_size);
-        let counters = memcg.counters;
-        let watermark = counters.map(|c| bytes(c.watermark_pages));
-        let v2 = self
-            .memory
-            .as_ref()
-            .is_some_and(|m| m.version == CgroupVersion::V2);
-        let (k8s, service) = self.workload(path.as_deref());
-        OomMemcgReport {
-            id: memcg.id,
-            path,
-            reclaim: reclaim.get(&memcg.id).copied(),
-            k8s,
-            service,
-            limit_bytes: counters.map(|c| bytes(c.limit_pages)),
-            usage_bytes: counters.map(|c| bytes(c.usage_pages)),
-            max_usage_bytes: if v2 { None } else { watermark },
-            peak_bytes: if v2 { watermark } else { None },
-            failcnt: counters.map(|c| c.failcnt),
-            oom_kills: counters.map(|c| c.oom_kills),
-        }
-    }
-
-    /// Who owns a cgroup: from its path, then names from the kubelet's logs.
-    fn workload(&self, path: Option<&str>) -> (Option<K8s>, Option<Service>) {
-        let Some(path) = path else {
-            return (None, None);
-        };
-        let (mut k8s, service) = workload::identify(path);
-        if let Some(k) = k8s.as_mut()
-            && let Some(uid) = &k.pod_uid
-        {
-            let names = self.pod_logs.names(uid, k.container_id.as_deref());
-            k.namespace = names.namespace;
-            k.pod_name = names.pod_name;
-            k.container_name = names.container_name;
-        }
-        (k8s, service)
-    }
-
-    fn memcg(&self, memcg: &Memcg, reclaim: &HashMap<u64, ReclaimReport>) -> MemcgReport {
-        let path = match &memcg.path {
-            Some(path) => Some(kernel_text(path)),
-            None => self.memory.as_ref().and_then(|m| m.path_of(memcg.id)),
-        };
-        let (k8s, service) = self.workload(path.as_deref());
-        MemcgReport {
-            id: memcg.id,
-            path,
-            reclaim: reclaim.get(&memcg.id).copied(),
-            k8s,
-            service,
-        }
-    }
 }
 
 /// What makes two kills "the same workload": the Kubernetes pod and
@@ -431,16 +351,6 @@ fn capture(path: CapturePath) -> Capture {
     }
 }
 
-/// The first `level` components of `path` (`/a/b/c`, 2 -> `/a/b`).
-fn path_prefix(path: &str, level: u32) -> Option<String> {
-    let components: Vec<&str> = path.split('/').filter(|c| !c.is_empty()).collect();
-    let level = usize::try_from(level).ok()?;
-    if level > components.len() {
-        return None;
-    }
-    Some(format!("/{}", components[..level].join("/")))
-}
-
 fn hostname() -> String {
     let mut buf = [0u8; 256];
     // SAFETY: the buffer is valid for its length.
@@ -455,7 +365,10 @@ fn hostname() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::decode::{Rss, Trigger, Victim};
+    use crate::decode::{
+        Memcg, OomMemcg,
+        kill::{MemcgCounters, Rss, Trigger, Victim},
+    };
 
     fn kill() -> OomKill {
         OomKill {
@@ -497,11 +410,6 @@ mod tests {
 
     #[test]
     fn the_oom_memcg_path_is_the_victims_cut_to_its_depth() {
-        assert_eq!(path_prefix("/a/b/c", 2).as_deref(), Some("/a/b"));
-        assert_eq!(path_prefix("/a/b/c", 3).as_deref(), Some("/a/b/c"));
-        assert_eq!(path_prefix("/a/b/c", 0).as_deref(), Some("/"));
-        assert_eq!(path_prefix("/a", 2), None);
-
         let mut enricher = Enricher {
             host: "h".into(),
             memory: None,
@@ -523,7 +431,7 @@ mod tests {
                 id: 70,
                 level: 1,
                 contains_victim: true,
-                counters: Some(crate::decode::MemcgCounters {
+                counters: Some(MemcgCounters {
                     usage_pages: 16384,
                     limit_pages: 16384,
                     watermark_pages: 16000,
