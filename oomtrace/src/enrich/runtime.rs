@@ -56,20 +56,14 @@ pub fn analyze(cmdline: &Cmdline, at: CapturedAt) -> RuntimeReport {
         (None, None)
     };
     RuntimeReport {
-        kind,
         heap_limit_bytes: setting.as_ref().and_then(|s| s.bytes),
         heap_limit_percent: setting.as_ref().and_then(|s| s.percent),
         setting: setting.as_ref().map(|s| s.text.clone()),
         setting_source: setting.map(|s| s.source),
-        captured_at: at,
         args_truncated: cmdline.args_truncated,
         env_truncated: cmdline.env_truncated,
         // Weighed against the limit by the caller, who knows it.
-        limit_bytes: None,
-        heap_cap_bytes: None,
-        heap_percent_of_limit: None,
-        heap_outgrows_limit: None,
-        non_heap_bytes: None,
+        ..RuntimeReport::new(kind, at)
     }
 }
 

@@ -90,19 +90,9 @@ mod tests {
 
     fn runtime(cap: Option<u64>, percent: Option<f64>) -> RuntimeReport {
         RuntimeReport {
-            kind: None,
             heap_limit_bytes: cap,
             heap_limit_percent: percent,
-            setting: None,
-            setting_source: None,
-            captured_at: CapturedAt::Kill,
-            args_truncated: false,
-            env_truncated: false,
-            limit_bytes: None,
-            heap_cap_bytes: None,
-            heap_percent_of_limit: None,
-            heap_outgrows_limit: None,
-            non_heap_bytes: None,
+            ..RuntimeReport::new(None, CapturedAt::Kill)
         }
     }
 

@@ -219,6 +219,27 @@ pub struct RuntimeReport {
     pub non_heap_bytes: Option<u64>,
 }
 
+impl RuntimeReport {
+    /// A runtime with no cap read yet, its command line whole.
+    pub fn new(kind: Option<RuntimeKind>, captured_at: CapturedAt) -> RuntimeReport {
+        RuntimeReport {
+            kind,
+            heap_limit_bytes: None,
+            heap_limit_percent: None,
+            setting: None,
+            setting_source: None,
+            captured_at,
+            args_truncated: false,
+            env_truncated: false,
+            limit_bytes: None,
+            heap_cap_bytes: None,
+            heap_percent_of_limit: None,
+            heap_outgrows_limit: None,
+            non_heap_bytes: None,
+        }
+    }
+}
+
 /// The kills of one workload that this oomtrace has seen, and a cautious
 /// reading of them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -547,19 +547,11 @@ mod tests {
         let limit = r.oom_memcg.as_ref().and_then(|m| m.limit_bytes);
         let jvm = |cap: Option<u64>, percent: Option<f64>, setting: &str, source: SettingSource| {
             let mut rt = crate::report::RuntimeReport {
-                kind: Some(RuntimeKind::Jvm),
                 heap_limit_bytes: cap,
                 heap_limit_percent: percent,
                 setting: Some(setting.into()),
                 setting_source: Some(source),
-                captured_at: CapturedAt::Kill,
-                args_truncated: false,
-                env_truncated: false,
-                limit_bytes: None,
-                heap_cap_bytes: None,
-                heap_percent_of_limit: None,
-                heap_outgrows_limit: None,
-                non_heap_bytes: None,
+                ..crate::report::RuntimeReport::new(Some(RuntimeKind::Jvm), CapturedAt::Kill)
             };
             crate::enrich::verdict::heap_against_limit(&mut rt, limit);
             rt
