@@ -195,7 +195,7 @@ pub fn scan(
 /// The candidates record part.
 pub fn report(taken_after_us: u64, scanned: (usize, Vec<CandidateReport>)) -> CandidatesReport {
     CandidatesReport {
-        source: "proc",
+        source: crate::report::CandidatesSource::Proc,
         taken_after_us,
         processes: scanned.0,
         top: scanned.1,

@@ -6,7 +6,7 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use crate::report::HistoryReport;
+use crate::report::{Hint, HistoryReport};
 
 /// Killed this soon after starting: the workload does not fit at all.
 const YOUNG_NS: u64 = 60 * NS_PER_SEC;
@@ -93,7 +93,7 @@ fn read(
     count: u64,
     kills: &VecDeque<Kill>,
     watching_since_ns: u64,
-) -> (Option<&'static str>, Option<String>) {
+) -> (Option<Hint>, Option<String>) {
     let Some(latest) = kills.back() else {
         return (None, None);
     };
@@ -107,7 +107,7 @@ fn read(
     };
     if age < YOUNG_NS {
         return (
-            Some("undersized"),
+            Some(Hint::Undersized),
             Some(format!(
                 "{times}; killed {} after it started: what it needs from the start does not fit the limit",
                 duration(age)
@@ -124,7 +124,7 @@ fn read(
         if min > 0 && max as f64 / min as f64 <= STEADY_RATIO {
             let listed: Vec<String> = settled.iter().rev().map(|a| duration(*a)).collect();
             return (
-                Some("steady_growth"),
+                Some(Hint::SteadyGrowth),
                 Some(format!(
                     "{times}; the last victims ran {} each before dying: memory grows steadily to the limit (a leak, or a cache without bound)",
                     listed.join(", ")
@@ -141,7 +141,7 @@ fn read(
         && total == recent
     {
         return (
-            Some("spike"),
+            Some(Hint::Spike),
             Some(format!(
                 "{times}; ran {} with no reclaim stalls, then {recent} in its last 10 s: a load spike or one large allocation",
                 duration(age)
@@ -190,7 +190,7 @@ mod tests {
                 ..kill(10, None)
             },
         );
-        assert_eq!((r.kills, r.hint), (1, Some("undersized")));
+        assert_eq!((r.kills, r.hint), (1, Some(Hint::Undersized)));
         assert!(
             r.evidence
                 .unwrap_or_default()
@@ -205,7 +205,7 @@ mod tests {
         let first = h.record("w".into(), kill(60, Some(50)));
         assert_eq!(first.hint, None, "one kill is no pattern");
         let second = h.record("w".into(), kill(120, Some(55)));
-        assert_eq!(second.hint, Some("steady_growth"));
+        assert_eq!(second.hint, Some(Hint::SteadyGrowth));
         assert_eq!(second.kills, 2);
         assert_eq!(second.since_previous_kill_ns, Some(60 * MIN));
         assert!(
@@ -231,7 +231,7 @@ mod tests {
         };
         assert_eq!(
             History::new(0).record("w".into(), quiet_until_now).hint,
-            Some("spike")
+            Some(Hint::Spike)
         );
         let long_pressure = Kill {
             stalls_total: Some(900),

@@ -5,30 +5,31 @@ pub mod candidates;
 pub mod cgroup;
 pub mod clock;
 pub mod history;
+mod memcg;
 pub mod pods;
 pub mod reclaim;
 pub mod runtime;
 pub mod signal;
+pub mod verdict;
 pub mod workload;
 
 use std::{collections::HashMap, path::PathBuf};
 
-use oomtrace_common::{OutcomeRecord, PressureRecord, cause, reaper};
-
 use crate::{
-    decode::{Cmdline, Constraint, Memcg, OomControl, OomKill, OomMemcg, Sigkill, Task},
+    capture::CapturePath,
+    decode::{
+        Cmdline, Constraint, KillCause, OomControl, OomKill, Outcome, Pressure, Sigkill, Task,
+    },
     report::{
-        CandidatesReport, IncidentReport, K8s, KillReport, MemcgReport, OomControlReport,
-        OomMemcgReport, OutcomeReport, OutcomeVictim, PressureReport, ReclaimReport, SCHEMA,
-        Service, SigkillReport, TaskReport, TriggerReport, VictimReport, kernel_text,
+        CandidatesReport, Capture, CapturedAt, Envelope, IncidentReport, K8sLevel, KillReport,
+        LostReport, LostStage, MemcgReport, OomControlReport, OomMemcgReport, OutcomeReport,
+        OutcomeVictim, PressureReport, RecordType, SentBy, SigkillReport, TaskReport,
+        TriggerReport, VictimReport, kernel_text,
     },
 };
 
 use self::{
-    candidates::Domain,
-    cgroup::{CgroupVersion, MemoryHierarchy},
-    history::History,
-    pods::PodLogs,
+    candidates::Domain, cgroup::MemoryHierarchy, history::History, pods::PodLogs,
     reclaim::ReclaimHistory,
 };
 
@@ -99,6 +100,9 @@ impl Enricher {
             .map(|m| self.oom_memcg(m, victim_memcg.as_ref(), &reclaim));
         let candidates = oom.and_then(|o| self.candidates(kill, o, oom_memcg.as_ref()));
         let comm = victim.comm.as_deref().map(kernel_text);
+        let age_ns = victim
+            .start_boot_ns
+            .map(|start| kill.boot_ns.saturating_sub(start));
         let history =
             workload_key(oom_memcg.as_ref(), victim_memcg.as_ref(), comm.as_deref()).map(|key| {
                 let reclaim = oom_memcg.as_ref().and_then(|m| m.reclaim);
@@ -106,25 +110,25 @@ impl Enricher {
                     key,
                     history::Kill {
                         boot_ns: kill.boot_ns,
-                        age_ns: victim
-                            .start_boot_ns
-                            .map(|start| kill.boot_ns.saturating_sub(start)),
+                        age_ns,
                         stalls_last_10s: reclaim.map(|r| r.last_10s.stalls),
                         stalls_total: reclaim.map(|r| r.total.stalls),
                     },
                 )
             });
-        KillReport {
-            kind: "oom_kill",
-            schema: SCHEMA,
-            time,
-            boot_ns: kill.boot_ns,
-            host: self.host.clone(),
-            capture: kill.capture.map(|c| c.name()),
+        let kubelet_adj = victim_memcg
+            .as_ref()
+            .and_then(|m| m.k8s.as_ref())
+            .and_then(|k| k.qos)
+            .zip(victim.oom_score_adj)
+            .map(|(qos, adj)| verdict::kubelet_adj(qos, adj));
+        let mut report = KillReport {
+            envelope: Envelope::new(RecordType::OomKill, time, kill.boot_ns, self.host.clone()),
+            capture: kill.capture.map(capture),
             victim: VictimReport {
                 pid: victim.pid,
                 tgid: victim.tgid,
-                comm: victim.comm.as_deref().map(kernel_text),
+                comm,
                 uid: victim.uid,
                 oom_score_adj: victim.oom_score_adj,
                 total_vm_bytes: victim.total_vm_bytes,
@@ -136,13 +140,12 @@ impl Enricher {
                 rss_shmem_exact_bytes: victim.rss_exact.map(|r| r.shmem),
                 pgtables_bytes: victim.pgtables_bytes,
                 memcg: victim_memcg.clone(),
-                runtime: cmdline.map(|c| runtime::analyze(c, runtime::CapturedAt::Kill)),
+                runtime: None,
                 start_time: victim
                     .start_boot_ns
                     .map(|ns| clock::rfc3339(clock::wall_time(ns))),
-                age_ns: victim
-                    .start_boot_ns
-                    .map(|start| kill.boot_ns.saturating_sub(start)),
+                age_ns,
+                kubelet_adj,
             },
             trigger: TriggerReport {
                 pid: kill.trigger.pid,
@@ -151,7 +154,7 @@ impl Enricher {
                 memcg: kill.trigger.memcg.as_ref().map(|m| self.memcg(m, &reclaim)),
                 is_victim: kill.trigger.is_victim,
             },
-            constraint: oom.and_then(|o| o.constraint).map(|c| c.name()),
+            constraint: oom.and_then(|o| o.constraint),
             oom_memcg,
             oom_control: oom.map(|o| self.oom_control(o)),
             candidates,
@@ -163,7 +166,11 @@ impl Enricher {
                 chosen_pid: i.chosen_tgid,
                 group_member: i.group_member,
             }),
+        };
+        if let Some(cmdline) = cmdline {
+            attach_runtime(&mut report, cmdline, CapturedAt::Kill);
         }
+        report
     }
 
     /// A SIGKILL and its sender.
@@ -175,18 +182,14 @@ impl Enricher {
             memcg: t.memcg.as_ref().map(|m| self.memcg(m, &HashMap::new())),
         };
         SigkillReport {
-            kind: "sigkill",
-            schema: SCHEMA,
-            time: clock::rfc3339(clock::wall_time(s.boot_ns)),
-            boot_ns: s.boot_ns,
-            host: self.host.clone(),
+            envelope: self.envelope(RecordType::Sigkill, s.boot_ns),
             target: task(&s.target),
             sender: task(&s.sender),
             code: signal::code_name(s.code),
             sent_by: if s.code == signal::SI_KERNEL {
-                "kernel"
+                SentBy::Kernel
             } else {
-                "process"
+                SentBy::Process
             },
             sender_role: s.sender.comm.as_deref().and_then(signal::sender_role),
             group: s.group,
@@ -194,46 +197,31 @@ impl Enricher {
     }
 
     /// A victim's exit.
-    pub fn outcome(&self, o: &OutcomeRecord) -> OutcomeReport {
-        let after_us = |ns: u64| ns.saturating_sub(o.state.kill_ns) / 1000;
+    pub fn outcome(&self, o: &Outcome) -> OutcomeReport {
+        let after_us = |ns: u64| ns.saturating_sub(o.kill_boot_ns) / 1000;
+        let kind = match o.cause {
+            KillCause::Sigkill => RecordType::SigkillOutcome,
+            KillCause::Oom => RecordType::OomOutcome,
+        };
         OutcomeReport {
-            kind: if o.state.cause == cause::SIGKILL {
-                "sigkill_outcome"
-            } else {
-                "oom_outcome"
-            },
-            schema: SCHEMA,
-            time: clock::rfc3339(clock::wall_time(o.exit_ns)),
-            boot_ns: o.exit_ns,
-            host: self.host.clone(),
+            envelope: self.envelope(kind, o.exit_boot_ns),
             victim: OutcomeVictim {
                 pid: o.pid,
-                tgid: (o.state.tgid != 0).then_some(o.state.tgid),
+                tgid: o.tgid,
             },
-            kill_boot_ns: o.state.kill_ns,
-            exited_after_us: after_us(o.exit_ns),
-            // The low 7 bits of exit_code; u32::MAX when unreadable.
-            exit_signal: (o.exit_code != u32::MAX).then_some(o.exit_code & 0x7f),
-            reaper: match o.state.reaper {
-                reaper::REAPED => "reaped",
-                reaper::SKIPPED => "skipped",
-                reaper::STARTED => "started",
-                _ => "not_run",
-            },
-            reaped_after_us: (o.state.reaper == reaper::REAPED)
-                .then(|| after_us(o.state.reap_end_ns)),
+            kill_boot_ns: o.kill_boot_ns,
+            exited_after_us: after_us(o.exit_boot_ns),
+            exit_signal: o.exit_signal,
+            reaper: o.reaper,
+            reaped_after_us: o.reaped_boot_ns.map(after_us),
         }
     }
 
     /// A pressure warning, with the cgroup's path looked up by id (the
     /// cgroup is alive: its tasks are stalling in it right now).
-    pub fn pressure(&self, p: &PressureRecord) -> PressureReport {
+    pub fn pressure(&self, p: &Pressure) -> PressureReport {
         PressureReport {
-            kind: "memcg_pressure",
-            schema: SCHEMA,
-            time: clock::rfc3339(clock::wall_time(p.boot_ns)),
-            boot_ns: p.boot_ns,
-            host: self.host.clone(),
+            envelope: self.envelope(RecordType::MemcgPressure, p.boot_ns),
             memcg: {
                 let path = self.memory.as_ref().and_then(|m| m.path_of(p.memcg_id));
                 let (k8s, service) = self.workload(path.as_deref());
@@ -250,6 +238,24 @@ impl Enricher {
             reclaimed_bytes: p.reclaimed_pages.saturating_mul(self.page_size),
             threshold_ns: p.threshold_ns,
         }
+    }
+
+    /// A count of lost records, as of now.
+    pub fn lost(&self, count: u64, stage: LostStage) -> LostReport {
+        LostReport {
+            envelope: self.envelope(RecordType::Lost, clock::boot_ns_now()),
+            count,
+            stage,
+        }
+    }
+
+    fn envelope(&self, kind: RecordType, boot_ns: u64) -> Envelope {
+        Envelope::new(
+            kind,
+            clock::rfc3339(clock::wall_time(boot_ns)),
+            boot_ns,
+            self.host.clone(),
+        )
     }
 
     /// The OOM domain's other processes, when the domain is known.
@@ -297,74 +303,6 @@ impl Enricher {
             victim_points: oom.chosen_points,
         }
     }
-
-    /// The limit's memcg. Its path is the victim's cut to its depth when it
-    /// contains the victim (as the kernel checked), else looked up by id.
-    fn oom_memcg(
-        &self,
-        memcg: &OomMemcg,
-        victim: Option<&MemcgReport>,
-        reclaim: &HashMap<u64, ReclaimReport>,
-    ) -> OomMemcgReport {
-        let from_victim = victim
-            .and_then(|v| v.path.as_deref())
-            .filter(|_| memcg.contains_victim)
-            .and_then(|path| path_prefix(path, memcg.level));
-        let path = from_victim.or_else(|| self.memory.as_ref().and_then(|m| m.path_of(memcg.id)));
-        let bytes = |pages: u64| pages.saturating_mul(self.page_size);
-        let counters = memcg.counters;
-        let watermark = counters.map(|c| bytes(c.watermark_pages));
-        let v2 = self
-            .memory
-            .as_ref()
-            .is_some_and(|m| m.version == CgroupVersion::V2);
-        let (k8s, service) = self.workload(path.as_deref());
-        OomMemcgReport {
-            id: memcg.id,
-            path,
-            reclaim: reclaim.get(&memcg.id).copied(),
-            k8s,
-            service,
-            limit_bytes: counters.map(|c| bytes(c.limit_pages)),
-            usage_bytes: counters.map(|c| bytes(c.usage_pages)),
-            max_usage_bytes: if v2 { None } else { watermark },
-            peak_bytes: if v2 { watermark } else { None },
-            failcnt: counters.map(|c| c.failcnt),
-            oom_kills: counters.map(|c| c.oom_kills),
-        }
-    }
-
-    /// Who owns a cgroup: from its path, then names from the kubelet's logs.
-    fn workload(&self, path: Option<&str>) -> (Option<K8s>, Option<Service>) {
-        let Some(path) = path else {
-            return (None, None);
-        };
-        let (mut k8s, service) = workload::identify(path);
-        if let Some(k) = k8s.as_mut()
-            && let Some(uid) = &k.pod_uid
-        {
-            let names = self.pod_logs.names(uid, k.container_id.as_deref());
-            k.namespace = names.namespace;
-            k.pod_name = names.pod_name;
-            k.container_name = names.container_name;
-        }
-        (k8s, service)
-    }
-
-    fn memcg(&self, memcg: &Memcg, reclaim: &HashMap<u64, ReclaimReport>) -> MemcgReport {
-        let path = match &memcg.path {
-            Some(path) => Some(kernel_text(path)),
-            None => self.memory.as_ref().and_then(|m| m.path_of(memcg.id)),
-        };
-        let (k8s, service) = self.workload(path.as_deref());
-        MemcgReport {
-            id: memcg.id,
-            path,
-            reclaim: reclaim.get(&memcg.id).copied(),
-            k8s,
-            service,
-        }
-    }
 }
 
 /// What makes two kills "the same workload": the Kubernetes pod and
@@ -382,8 +320,8 @@ fn workload_key(
             && let Some(uid) = &k.pod_uid
         {
             return Some(match (k.level, &k.container_name) {
-                ("container", Some(name)) => format!("k8s pod {uid} container {name}"),
-                ("container", None) => format!("k8s pod {uid} container running {comm}"),
+                (K8sLevel::Container, Some(name)) => format!("k8s pod {uid} container {name}"),
+                (K8sLevel::Container, None) => format!("k8s pod {uid} container running {comm}"),
                 _ => format!("k8s pod {uid}"),
             });
         }
@@ -393,14 +331,24 @@ fn workload_key(
     Some(format!("{comm} in memcg {path}"))
 }
 
-/// The first `level` components of `path` (`/a/b/c`, 2 -> `/a/b`).
-fn path_prefix(path: &str, level: u32) -> Option<String> {
-    let components: Vec<&str> = path.split('/').filter(|c| !c.is_empty()).collect();
-    let level = usize::try_from(level).ok()?;
-    if level > components.len() {
-        return None;
+/// The victim's runtime from its command line, weighed against the limit
+/// that was hit (read at the kill, or later at its exit).
+pub fn attach_runtime(report: &mut KillReport, cmdline: &Cmdline, at: CapturedAt) {
+    let mut found = runtime::analyze(cmdline, at);
+    let limit = match report.constraint {
+        Some(Constraint::Memcg) => report.oom_memcg.as_ref().and_then(|m| m.limit_bytes),
+        _ => None,
+    };
+    verdict::heap_against_limit(&mut found, limit);
+    report.victim.runtime = Some(found);
+}
+
+fn capture(path: CapturePath) -> Capture {
+    match path {
+        CapturePath::Fentry => Capture::Fentry,
+        CapturePath::TpBtf => Capture::TpBtf,
+        CapturePath::Tracepoint => Capture::Tracepoint,
     }
-    Some(format!("/{}", components[..level].join("/")))
 }
 
 fn hostname() -> String {
@@ -417,7 +365,10 @@ fn hostname() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::decode::{Rss, Trigger, Victim};
+    use crate::decode::{
+        Memcg, OomMemcg,
+        kill::{MemcgCounters, Rss, Trigger, Victim},
+    };
 
     fn kill() -> OomKill {
         OomKill {
@@ -459,11 +410,6 @@ mod tests {
 
     #[test]
     fn the_oom_memcg_path_is_the_victims_cut_to_its_depth() {
-        assert_eq!(path_prefix("/a/b/c", 2).as_deref(), Some("/a/b"));
-        assert_eq!(path_prefix("/a/b/c", 3).as_deref(), Some("/a/b/c"));
-        assert_eq!(path_prefix("/a/b/c", 0).as_deref(), Some("/"));
-        assert_eq!(path_prefix("/a", 2), None);
-
         let mut enricher = Enricher {
             host: "h".into(),
             memory: None,
@@ -485,7 +431,7 @@ mod tests {
                 id: 70,
                 level: 1,
                 contains_victim: true,
-                counters: Some(crate::decode::MemcgCounters {
+                counters: Some(MemcgCounters {
                     usage_pages: 16384,
                     limit_pages: 16384,
                     watermark_pages: 16000,

@@ -5,13 +5,14 @@
 
 use std::collections::HashMap;
 
-use oomtrace_common::ReclaimSnapshot;
-
-use crate::report::{ReclaimReport, ReclaimTotals, ReclaimWindow};
+use crate::{
+    decode::Reclaim,
+    report::{ReclaimReport, ReclaimTotals, ReclaimWindow},
+};
 
 #[derive(Default)]
 pub struct ReclaimHistory {
-    previous: HashMap<u64, ReclaimSnapshot>,
+    previous: HashMap<u64, Reclaim>,
 }
 
 impl ReclaimHistory {
@@ -22,12 +23,12 @@ impl ReclaimHistory {
     pub fn report(
         &mut self,
         id: u64,
-        snapshot: &ReclaimSnapshot,
+        snapshot: &Reclaim,
         page_size: u64,
         seen: &mut HashMap<u64, ReclaimReport>,
-    ) -> ReclaimReport {
-        if let Some(report) = seen.get(&id) {
-            return *report;
+    ) {
+        if seen.contains_key(&id) {
+            return;
         }
         let bytes = |pages: u64| pages.saturating_mul(page_size);
         let report = ReclaimReport {
@@ -49,14 +50,13 @@ impl ReclaimHistory {
         };
         self.previous.insert(id, *snapshot);
         seen.insert(id, report);
-        report
     }
 }
 
-fn since(before: &ReclaimSnapshot, now: &ReclaimSnapshot, page_size: u64) -> ReclaimWindow {
+fn since(before: &Reclaim, now: &Reclaim, page_size: u64) -> ReclaimWindow {
     // An entry evicted and recreated starts from zero again.
     let base = if now.stalls < before.stalls {
-        ReclaimSnapshot::default()
+        Reclaim::default()
     } else {
         *before
     };
@@ -74,8 +74,8 @@ fn since(before: &ReclaimSnapshot, now: &ReclaimSnapshot, page_size: u64) -> Rec
 mod tests {
     use super::*;
 
-    fn snapshot(stalls: u64, window: u64) -> ReclaimSnapshot {
-        ReclaimSnapshot {
+    fn snapshot(stalls: u64, window: u64) -> Reclaim {
+        Reclaim {
             stalls,
             stall_ns: stalls * 1000,
             max_stall_ns: 1000,
@@ -83,30 +83,33 @@ mod tests {
             window_stalls: window,
             window_stall_ns: window * 1000,
             window_reclaimed_pages: window,
-            taken: 1,
         }
     }
 
     #[test]
     fn since_the_previous_kill_diffs_totals_and_survives_eviction() {
         let mut history = ReclaimHistory::default();
+        let mut report = |snapshot: Reclaim, seen: &mut HashMap<u64, ReclaimReport>| {
+            history.report(7, &snapshot, 4096, seen);
+            seen.get(&7).copied().expect("reported")
+        };
         let mut seen = HashMap::new();
-        let first = history.report(7, &snapshot(5, 5), 4096, &mut seen);
+        let first = report(snapshot(5, 5), &mut seen);
         assert_eq!(first.since_previous_kill, None, "no earlier kill seen");
         assert_eq!(
             (first.total.stalls, first.last_10s.reclaimed_bytes),
             (5, 5 * 4096)
         );
         // The same memcg again in the same record: the same report.
-        assert_eq!(history.report(7, &snapshot(99, 99), 4096, &mut seen), first);
+        assert_eq!(report(snapshot(99, 99), &mut seen), first);
 
-        let second = history.report(7, &snapshot(12, 7), 4096, &mut HashMap::new());
+        let second = report(snapshot(12, 7), &mut HashMap::new());
         assert_eq!(
             second.since_previous_kill.map(|s| (s.stalls, s.stall_ns)),
             Some((7, 7000))
         );
 
-        let evicted = history.report(7, &snapshot(2, 2), 4096, &mut HashMap::new());
+        let evicted = report(snapshot(2, 2), &mut HashMap::new());
         assert_eq!(evicted.since_previous_kill.map(|s| s.stalls), Some(2));
     }
 }

@@ -4,25 +4,12 @@
 //! kernel side copied; only the setting is reported, never the rest of
 //! the environment (it holds secrets).
 
-use crate::{decode::Cmdline, report::RuntimeReport};
+use crate::{
+    decode::Cmdline,
+    report::{RuntimeKind, RuntimeReport, SettingSource},
+};
 
-/// Where the command line was read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CapturedAt {
-    /// At the kill: the victim itself ran into the OOM.
-    Kill,
-    /// At the victim's exit, before the kernel freed its memory.
-    Exit,
-}
-
-impl CapturedAt {
-    fn name(self) -> &'static str {
-        match self {
-            CapturedAt::Kill => "kill",
-            CapturedAt::Exit => "exit",
-        }
-    }
-}
+pub use crate::report::CapturedAt;
 
 /// The JVM's default MaxRAMPercentage since JDK 10 and 8u191.
 const JVM_DEFAULT_PERCENT: f64 = 25.0;
@@ -35,7 +22,7 @@ struct Setting {
     bytes: Option<u64>,
     percent: Option<f64>,
     text: String,
-    source: String,
+    source: SettingSource,
 }
 
 pub fn analyze(cmdline: &Cmdline, at: CapturedAt) -> RuntimeReport {
@@ -52,31 +39,31 @@ pub fn analyze(cmdline: &Cmdline, at: CapturedAt) -> RuntimeReport {
         .unwrap_or("");
 
     let (kind, setting) = if program == "java" {
-        (Some("jvm"), Some(jvm(&args[1..], &getenv)))
+        (Some(RuntimeKind::Jvm), Some(jvm(&args[1..], &getenv)))
     } else if program == "node" || program == "nodejs" {
-        (Some("node"), node(&args[1..], &getenv))
+        (Some(RuntimeKind::Node), node(&args[1..], &getenv))
     } else if program == "dotnet"
         || getenv("DOTNET_GCHeapHardLimit").is_some()
         || getenv("DOTNET_GCHeapHardLimitPercent").is_some()
     {
-        (Some("dotnet"), Some(dotnet(&getenv)))
+        (Some(RuntimeKind::Dotnet), Some(dotnet(&getenv)))
     } else if let Some(interpreter) = interpreter(program) {
         (Some(interpreter), None)
     } else if let Some(limit) = getenv("GOMEMLIMIT") {
         // Only the Go runtime reads GOMEMLIMIT.
-        (Some("go"), Some(go(limit)))
+        (Some(RuntimeKind::Go), Some(go(limit)))
     } else {
         (None, None)
     };
     RuntimeReport {
-        kind,
         heap_limit_bytes: setting.as_ref().and_then(|s| s.bytes),
         heap_limit_percent: setting.as_ref().and_then(|s| s.percent),
         setting: setting.as_ref().map(|s| s.text.clone()),
         setting_source: setting.map(|s| s.source),
-        captured_at: at.name(),
         args_truncated: cmdline.args_truncated,
         env_truncated: cmdline.env_truncated,
+        // Weighed against the limit by the caller, who knows it.
+        ..RuntimeReport::new(kind, at)
     }
 }
 
@@ -90,12 +77,12 @@ fn strings(bytes: &[u8]) -> Vec<&str> {
         .collect()
 }
 
-fn interpreter(program: &str) -> Option<&'static str> {
+fn interpreter(program: &str) -> Option<RuntimeKind> {
     [
-        ("python", "python"),
-        ("ruby", "ruby"),
-        ("perl", "perl"),
-        ("php", "php"),
+        ("python", RuntimeKind::Python),
+        ("ruby", RuntimeKind::Ruby),
+        ("perl", RuntimeKind::Perl),
+        ("php", RuntimeKind::Php),
     ]
     .into_iter()
     .find(|(prefix, _)| program.starts_with(prefix))
@@ -107,10 +94,10 @@ fn interpreter(program: &str) -> Option<&'static str> {
 /// and MaxRAMPercentage counts only without one. JVM options end at the
 /// main class, `-jar FILE` or `-m MODULE`; later ones are the program's.
 fn jvm<'a>(args: &[&'a str], getenv: &dyn Fn(&str) -> Option<&'a str>) -> Setting {
-    let mut options: Vec<(&str, String)> = Vec::new();
-    let from_env = |name: &str, options: &mut Vec<(&'a str, String)>| {
+    let mut options: Vec<(&str, SettingSource)> = Vec::new();
+    let from_env = |name: &str, options: &mut Vec<(&'a str, SettingSource)>| {
         for option in getenv(name).unwrap_or("").split_whitespace() {
-            options.push((option, name.to_string()));
+            options.push((option, SettingSource::Env(name.to_string())));
         }
     };
     from_env("JAVA_TOOL_OPTIONS", &mut options);
@@ -140,7 +127,7 @@ fn jvm<'a>(args: &[&'a str], getenv: &dyn Fn(&str) -> Option<&'a str>) -> Settin
             rest.next();
             continue;
         }
-        options.push((arg, "argv".to_string()));
+        options.push((arg, SettingSource::Argv));
     }
     from_env("_JAVA_OPTIONS", &mut options);
 
@@ -174,7 +161,7 @@ fn jvm<'a>(args: &[&'a str], getenv: &dyn Fn(&str) -> Option<&'a str>) -> Settin
         bytes: None,
         percent: Some(JVM_DEFAULT_PERCENT),
         text: "-XX:MaxRAMPercentage=25 (JVM default)".to_string(),
-        source: "default".to_string(),
+        source: SettingSource::Default,
     })
 }
 
@@ -198,7 +185,7 @@ fn jvm_size(value: &str) -> Option<u64> {
 /// `--max-old-space-size=MiB` (or `_` for `-`, or the value as the next
 /// argument) in NODE_OPTIONS and before the script; the command line wins.
 fn node<'a>(args: &[&'a str], getenv: &dyn Fn(&str) -> Option<&'a str>) -> Option<Setting> {
-    let find = |options: &[&str], source: &str| {
+    let find = |options: &[&str], source: SettingSource| {
         let mut found = None;
         let mut it = options.iter();
         while let Some(option) = it.next() {
@@ -216,7 +203,7 @@ fn node<'a>(args: &[&'a str], getenv: &dyn Fn(&str) -> Option<&'a str>) -> Optio
                     bytes: mib.checked_mul(1 << 20),
                     percent: None,
                     text: format!("--max-old-space-size={mib}"),
-                    source: source.to_string(),
+                    source: source.clone(),
                 });
             }
         }
@@ -226,7 +213,8 @@ fn node<'a>(args: &[&'a str], getenv: &dyn Fn(&str) -> Option<&'a str>) -> Optio
         .unwrap_or("")
         .split_whitespace()
         .collect();
-    find(args, "argv").or_else(|| find(&env_options, "NODE_OPTIONS"))
+    find(args, SettingSource::Argv)
+        .or_else(|| find(&env_options, SettingSource::Env("NODE_OPTIONS".into())))
 }
 
 /// Go's GOMEMLIMIT: bytes with an optional B, KiB, MiB, GiB or TiB suffix,
@@ -244,7 +232,7 @@ fn go(value: &str) -> Setting {
             .and_then(|n| n.checked_mul(1 << shift)),
         percent: None,
         text: format!("GOMEMLIMIT={value}"),
-        source: "GOMEMLIMIT".to_string(),
+        source: SettingSource::Env("GOMEMLIMIT".into()),
     }
 }
 
@@ -256,7 +244,7 @@ fn dotnet<'a>(getenv: &dyn Fn(&str) -> Option<&'a str>) -> Setting {
             bytes: hex(value),
             percent: None,
             text: format!("DOTNET_GCHeapHardLimit={value}"),
-            source: "DOTNET_GCHeapHardLimit".to_string(),
+            source: SettingSource::Env("DOTNET_GCHeapHardLimit".into()),
         };
     }
     if let Some(value) = getenv("DOTNET_GCHeapHardLimitPercent") {
@@ -264,14 +252,14 @@ fn dotnet<'a>(getenv: &dyn Fn(&str) -> Option<&'a str>) -> Setting {
             bytes: None,
             percent: hex(value).map(|p| p as f64),
             text: format!("DOTNET_GCHeapHardLimitPercent={value}"),
-            source: "DOTNET_GCHeapHardLimitPercent".to_string(),
+            source: SettingSource::Env("DOTNET_GCHeapHardLimitPercent".into()),
         };
     }
     Setting {
         bytes: None,
         percent: Some(DOTNET_DEFAULT_PERCENT),
         text: "GCHeapHardLimitPercent=75 (.NET default in a container)".to_string(),
-        source: "default".to_string(),
+        source: SettingSource::Default,
     }
 }
 
@@ -299,10 +287,10 @@ mod tests {
 
     fn cap(r: &RuntimeReport) -> (Option<&str>, Option<u64>, Option<&str>, Option<&str>) {
         (
-            r.kind,
+            r.kind.map(RuntimeKind::name),
             r.heap_limit_bytes,
             r.setting.as_deref(),
-            r.setting_source.as_deref(),
+            r.setting_source.as_ref().map(SettingSource::name),
         )
     }
 
@@ -336,7 +324,7 @@ mod tests {
         );
         let r = run(&["java", "-cp", "-Xmx9g", "Main"], &[]);
         assert_eq!(
-            r.setting_source.as_deref(),
+            r.setting_source.as_ref().map(SettingSource::name),
             Some("default"),
             "-cp takes a value"
         );
@@ -363,7 +351,10 @@ mod tests {
         assert_eq!(r.heap_limit_bytes, Some(3 << 30));
         let r = run(&["java", "Main"], &[]);
         assert_eq!(
-            (r.heap_limit_percent, r.setting_source.as_deref()),
+            (
+                r.heap_limit_percent,
+                r.setting_source.as_ref().map(SettingSource::name)
+            ),
             (Some(25.0), Some("default"))
         );
     }
@@ -404,7 +395,10 @@ mod tests {
             &["NODE_OPTIONS=--max_old_space_size 512"],
         );
         assert_eq!(r.heap_limit_bytes, Some(512 << 20));
-        assert_eq!(r.setting_source.as_deref(), Some("NODE_OPTIONS"));
+        assert_eq!(
+            r.setting_source.as_ref().map(SettingSource::name),
+            Some("NODE_OPTIONS")
+        );
         assert_eq!(
             cap(&run(&["node", "a.js"], &[])),
             (Some("node"), None, None, None)
@@ -421,7 +415,11 @@ mod tests {
                 &["/app/server"],
                 &["HOME=/", &format!("GOMEMLIMIT={value}")],
             );
-            assert_eq!((r.kind, r.heap_limit_bytes), (Some("go"), bytes), "{value}");
+            assert_eq!(
+                (r.kind, r.heap_limit_bytes),
+                (Some(RuntimeKind::Go), bytes),
+                "{value}"
+            );
         }
         let r = run(&["python3.12", "app.py"], &["GOMEMLIMIT=1GiB"]);
         assert_eq!(cap(&r), (Some("python"), None, None, None), "inherited env");

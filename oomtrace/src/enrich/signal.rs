@@ -1,5 +1,7 @@
 //! Reading a SIGKILL: its si_code, and what kind of process sent it.
 
+use crate::report::SenderRole;
+
 pub const SI_KERNEL: i32 = 0x80;
 
 /// `si_code` by its kernel name.
@@ -15,16 +17,18 @@ pub fn code_name(code: i32) -> String {
 
 /// What a sender is, from its comm, when the name says so: the usual
 /// senders of a SIGKILL to a service or a container.
-pub fn sender_role(comm: &[u8]) -> Option<&'static str> {
+pub fn sender_role(comm: &[u8]) -> Option<SenderRole> {
     let comm = std::str::from_utf8(comm).ok()?;
     match comm {
-        "systemd" => Some("systemd"),
-        "kubelet" => Some("kubelet"),
+        "systemd" => Some(SenderRole::Systemd),
+        "kubelet" => Some(SenderRole::Kubelet),
         "runc" | "crun" | "conmon" | "crio" | "dockerd" | "containerd" | "podman" => {
-            Some("container_runtime")
+            Some(SenderRole::ContainerRuntime)
         }
-        c if c.starts_with("containerd-shim") => Some("container_runtime"),
-        "bash" | "sh" | "dash" | "zsh" | "fish" | "kill" | "pkill" | "killall" => Some("shell"),
+        c if c.starts_with("containerd-shim") => Some(SenderRole::ContainerRuntime),
+        "bash" | "sh" | "dash" | "zsh" | "fish" | "kill" | "pkill" | "killall" => {
+            Some(SenderRole::Shell)
+        }
         _ => None,
     }
 }
@@ -44,11 +48,14 @@ mod tests {
 
     #[test]
     fn roles_from_names() {
-        assert_eq!(sender_role(b"systemd"), Some("systemd"));
-        assert_eq!(sender_role(b"kubelet"), Some("kubelet"));
-        assert_eq!(sender_role(b"containerd-shim"), Some("container_runtime"));
-        assert_eq!(sender_role(b"runc"), Some("container_runtime"));
-        assert_eq!(sender_role(b"bash"), Some("shell"));
+        assert_eq!(sender_role(b"systemd"), Some(SenderRole::Systemd));
+        assert_eq!(sender_role(b"kubelet"), Some(SenderRole::Kubelet));
+        assert_eq!(
+            sender_role(b"containerd-shim"),
+            Some(SenderRole::ContainerRuntime)
+        );
+        assert_eq!(sender_role(b"runc"), Some(SenderRole::ContainerRuntime));
+        assert_eq!(sender_role(b"bash"), Some(SenderRole::Shell));
         assert_eq!(sender_role(b"python3"), None);
         assert_eq!(sender_role(b"\xff"), None);
     }

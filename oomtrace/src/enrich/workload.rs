@@ -2,7 +2,7 @@
 //! container (both kubelet cgroup drivers), a systemd service, a container
 //! outside Kubernetes. Only what the path shows; no guesses.
 
-use crate::report::{K8s, Service};
+use crate::report::{CgroupDriver, ContainerRuntime, K8s, K8sLevel, Qos, Service, ServiceKind};
 
 /// Identifies a cgroup path (`/a/b/c`). The Kubernetes part may sit
 /// anywhere below the root (a custom `--cgroup-root`, a nested runtime).
@@ -15,9 +15,9 @@ pub fn identify(path: &str) -> (Option<K8s>, Option<Service>) {
 }
 
 /// The kubelet's top cgroup itself, before the path says more.
-fn node_level(cgroup_driver: &'static str) -> K8s {
+fn node_level(cgroup_driver: CgroupDriver) -> K8s {
     K8s {
-        level: "node",
+        level: K8sLevel::Node,
         qos: None,
         pod_uid: None,
         container_id: None,
@@ -34,7 +34,7 @@ fn node_level(cgroup_driver: &'static str) -> K8s {
 /// `kubepods.slice/kubepods-pod<uid>.slice`.
 fn systemd_driver(parts: &[&str]) -> Option<K8s> {
     let start = parts.iter().position(|p| *p == "kubepods.slice")?;
-    let mut k8s = node_level("systemd");
+    let mut k8s = node_level(CgroupDriver::Systemd);
     let rest = &parts[start + 1..];
     let mut rest = rest.iter();
     let Some(next) = rest.next() else {
@@ -42,22 +42,22 @@ fn systemd_driver(parts: &[&str]) -> Option<K8s> {
     };
     let pod_slice = match *next {
         "kubepods-burstable.slice" | "kubepods-besteffort.slice" => {
-            let qos = if next.contains("burstable") {
-                "burstable"
+            let (qos, name) = if next.contains("burstable") {
+                (Qos::Burstable, "burstable")
             } else {
-                "besteffort"
+                (Qos::Besteffort, "besteffort")
             };
             k8s.qos = Some(qos);
-            k8s.level = "qos";
+            k8s.level = K8sLevel::Qos;
             match rest.next() {
                 Some(pod) => pod
-                    .strip_prefix(&format!("kubepods-{qos}-pod"))
+                    .strip_prefix(&format!("kubepods-{name}-pod"))
                     .and_then(|p| p.strip_suffix(".slice")),
                 None => return Some(k8s),
             }
         }
         pod => {
-            k8s.qos = Some("guaranteed");
+            k8s.qos = Some(Qos::Guaranteed);
             pod.strip_prefix("kubepods-pod")
                 .and_then(|p| p.strip_suffix(".slice"))
         }
@@ -65,14 +65,14 @@ fn systemd_driver(parts: &[&str]) -> Option<K8s> {
     // Anything else under kubepods.slice is not a pod we can name.
     let uid = pod_slice.filter(|u| is_pod_uid(&u.replace('_', "-")))?;
     k8s.pod_uid = Some(uid.replace('_', "-"));
-    k8s.level = "pod";
+    k8s.level = K8sLevel::Pod;
     if let Some(scope) = rest.next() {
         let scope = scope.strip_suffix(".scope")?;
         let (runtime, id) = [
-            ("cri-containerd-", "containerd"),
-            ("crio-conmon-", "cri-o"),
-            ("crio-", "cri-o"),
-            ("docker-", "docker"),
+            ("cri-containerd-", ContainerRuntime::Containerd),
+            ("crio-conmon-", ContainerRuntime::CriO),
+            ("crio-", ContainerRuntime::CriO),
+            ("docker-", ContainerRuntime::Docker),
         ]
         .iter()
         .find_map(|(prefix, runtime)| Some((*runtime, scope.strip_prefix(prefix)?)))?;
@@ -81,7 +81,7 @@ fn systemd_driver(parts: &[&str]) -> Option<K8s> {
         }
         k8s.runtime = Some(runtime);
         k8s.container_id = Some(id.to_string());
-        k8s.level = "container";
+        k8s.level = K8sLevel::Container;
     }
     Some(k8s)
 }
@@ -90,7 +90,7 @@ fn systemd_driver(parts: &[&str]) -> Option<K8s> {
 /// `kubepods/pod<uid>/<id>` (Guaranteed).
 fn cgroupfs_driver(parts: &[&str]) -> Option<K8s> {
     let start = parts.iter().position(|p| *p == "kubepods")?;
-    let mut k8s = node_level("cgroupfs");
+    let mut k8s = node_level(CgroupDriver::Cgroupfs);
     let mut rest = parts[start + 1..].iter();
     let Some(next) = rest.next() else {
         return Some(k8s);
@@ -98,30 +98,30 @@ fn cgroupfs_driver(parts: &[&str]) -> Option<K8s> {
     let pod = match *next {
         "burstable" | "besteffort" => {
             k8s.qos = Some(if *next == "burstable" {
-                "burstable"
+                Qos::Burstable
             } else {
-                "besteffort"
+                Qos::Besteffort
             });
-            k8s.level = "qos";
+            k8s.level = K8sLevel::Qos;
             match rest.next() {
                 Some(pod) => *pod,
                 None => return Some(k8s),
             }
         }
         pod => {
-            k8s.qos = Some("guaranteed");
+            k8s.qos = Some(Qos::Guaranteed);
             pod
         }
     };
     let uid = pod.strip_prefix("pod").filter(|u| is_pod_uid(u))?;
     k8s.pod_uid = Some(uid.to_string());
-    k8s.level = "pod";
+    k8s.level = K8sLevel::Pod;
     if let Some(id) = rest.next() {
         if !is_container_id(id) {
             return None;
         }
         k8s.container_id = Some((*id).to_string());
-        k8s.level = "container";
+        k8s.level = K8sLevel::Container;
     }
     Some(k8s)
 }
@@ -135,13 +135,13 @@ fn service(parts: &[&str]) -> Option<Service> {
         && is_container_id(id)
     {
         return Some(Service {
-            kind: "docker_container",
+            kind: ServiceKind::DockerContainer,
             name: id.to_string(),
         });
     }
     if parent == Some("docker") && is_container_id(leaf) {
         return Some(Service {
-            kind: "docker_container",
+            kind: ServiceKind::DockerContainer,
             name: leaf.to_string(),
         });
     }
@@ -151,19 +151,19 @@ fn service(parts: &[&str]) -> Option<Service> {
         && is_container_id(id)
     {
         return Some(Service {
-            kind: "podman_container",
+            kind: ServiceKind::PodmanContainer,
             name: id.to_string(),
         });
     }
     if leaf.ends_with(".service") && leaf.len() > ".service".len() {
         return Some(Service {
-            kind: "systemd_service",
+            kind: ServiceKind::SystemdService,
             name: leaf.to_string(),
         });
     }
     if leaf.ends_with(".scope") && leaf.len() > ".scope".len() {
         return Some(Service {
-            kind: "systemd_scope",
+            kind: ServiceKind::SystemdScope,
             name: leaf.to_string(),
         });
     }
@@ -242,7 +242,12 @@ mod tests {
         for (path, level, qos, runtime) in cases {
             let k = k8s(&path).unwrap_or_else(|| panic!("{path}"));
             assert_eq!(
-                (k.level, k.qos, k.runtime, k.cgroup_driver),
+                (
+                    k.level.name(),
+                    k.qos.map(Qos::name),
+                    k.runtime.map(ContainerRuntime::name),
+                    k.cgroup_driver.name()
+                ),
                 (level, qos, runtime, "systemd"),
                 "{path}"
             );
@@ -251,10 +256,13 @@ mod tests {
         }
         let qos = k8s("/kubepods.slice/kubepods-burstable.slice").expect("qos level");
         assert_eq!(
-            (qos.level, qos.qos, qos.pod_uid),
+            (qos.level.name(), qos.qos.map(Qos::name), qos.pod_uid),
             ("qos", Some("burstable"), None)
         );
-        assert_eq!(k8s("/kubepods.slice").map(|k| k.level), Some("node"));
+        assert_eq!(
+            k8s("/kubepods.slice").map(|k| k.level),
+            Some(K8sLevel::Node)
+        );
     }
 
     #[test]
@@ -266,7 +274,12 @@ mod tests {
         ] {
             let k = k8s(&path).unwrap_or_else(|| panic!("{path}"));
             assert_eq!(
-                (k.level, k.qos, k.cgroup_driver, k.runtime),
+                (
+                    k.level.name(),
+                    k.qos.map(Qos::name),
+                    k.cgroup_driver.name(),
+                    k.runtime
+                ),
                 ("container", Some(qos), "cgroupfs", None)
             );
             assert_eq!(
@@ -275,7 +288,7 @@ mod tests {
             );
         }
         let pod = k8s(&format!("/kubepods/burstable/pod{UID}")).expect("pod level");
-        assert_eq!((pod.level, pod.container_id), ("pod", None));
+        assert_eq!((pod.level, pod.container_id), (K8sLevel::Pod, None));
     }
 
     #[test]
@@ -304,7 +317,7 @@ mod tests {
 
     #[test]
     fn services_and_plain_containers() {
-        let service = |p: &str| identify(p).1.map(|s| (s.kind, s.name));
+        let service = |p: &str| identify(p).1.map(|s| (s.kind.name(), s.name));
         assert_eq!(
             service("/system.slice/nginx.service"),
             Some(("systemd_service", "nginx.service".into()))
@@ -369,10 +382,10 @@ mod tests {
             let k = identify(&path).0;
             proptest::prop_assert!(k.is_some(), "{}", path);
             let k = k.expect("checked");
-            proptest::prop_assert_eq!(k.qos, Some(qos));
+            proptest::prop_assert_eq!(k.qos.map(Qos::name), Some(qos));
             proptest::prop_assert_eq!(k.pod_uid.as_deref(), Some(uid.as_str()));
             proptest::prop_assert_eq!(k.container_id.as_deref(), Some(id.as_str()));
-            proptest::prop_assert_eq!(k.level, "container");
+            proptest::prop_assert_eq!(k.level, K8sLevel::Container);
         }
     }
 }

@@ -24,7 +24,7 @@ use prometheus_client::{
 };
 use tokio::net::TcpListener;
 
-use crate::report::{KillReport, LostReport, LostStage, PressureReport, SigkillReport};
+use crate::report::{KillReport, LostReport, PressureReport, SigkillReport};
 
 /// Label sets kept per family before new ones go to `overflow`.
 pub const MAX_SERIES: usize = 500;
@@ -143,7 +143,7 @@ impl Metrics {
         let victim = report.victim.memcg.as_ref();
         let k8s = victim.and_then(|m| m.k8s.as_ref());
         let labels = KillLabels {
-            constraint: report.constraint.unwrap_or("").to_string(),
+            constraint: report.constraint.map_or("", |c| c.name()).to_string(),
             oom_memcg: path(report.oom_memcg.as_ref().and_then(|m| m.path.as_deref())),
             victim_memcg: path(victim.and_then(|m| m.path.as_deref())),
             namespace: path(k8s.and_then(|k| k.namespace.as_deref())),
@@ -164,13 +164,9 @@ impl Metrics {
     }
 
     pub fn lost(&self, report: &LostReport) {
-        let stage = match report.stage {
-            LostStage::RingBuffer => "ring_buffer",
-            LostStage::Output => "output",
-        };
         self.lost
             .get_or_create(&LostLabels {
-                stage: stage.to_string(),
+                stage: report.stage.name().to_string(),
             })
             .inc_by(report.count);
     }
@@ -193,7 +189,7 @@ impl Metrics {
     pub fn sigkill(&self, report: &SigkillReport) {
         self.sigkills
             .get_or_create(&SenderLabels {
-                sent_by: report.sent_by.to_string(),
+                sent_by: report.sent_by.name().to_string(),
             })
             .inc();
     }

@@ -282,9 +282,22 @@ mod tests {
         }
     }
 
+    fn lost_at(time: &str, n: u64, stage: crate::report::LostStage) -> LostReport {
+        LostReport {
+            envelope: crate::report::Envelope::new(
+                crate::report::RecordType::Lost,
+                time.into(),
+                1,
+                "h".into(),
+            ),
+            count: n,
+            stage,
+        }
+    }
+
     fn lost(n: u64) -> LostReport {
-        LostReport::new(
-            "2026-11-26T10:50:07.123456Z".into(),
+        lost_at(
+            "2026-11-26T10:50:07.123456Z",
             n,
             crate::report::LostStage::Output,
         )
@@ -296,11 +309,7 @@ mod tests {
         let mut output = Output::to_writer(Format::Json, Box::new(shared.clone())).expect("starts");
         output.lost(&lost(1)).expect("queues");
         output
-            .lost(&LostReport::new(
-                "b\nc".into(),
-                2,
-                crate::report::LostStage::RingBuffer,
-            ))
+            .lost(&lost_at("b\nc", 2, crate::report::LostStage::RingBuffer))
             .expect("queues");
         output.finish().expect("writes");
         let bytes = shared.bytes.lock().map(|b| b.clone()).unwrap_or_default();

@@ -1,111 +1,9 @@
-//! Ring buffer bytes -> typed kill events, with unknown values as `None`.
+//! The OOM kill record: victim, trigger, the OOM killer's context.
 
-use oomtrace_common::{
-    CGROUP_MAX_DEPTH, CgroupRef, CmdlineHeader, IncidentRecord, OomContext, OomKillRecord,
-    OutcomeRecord, PressureRecord, ReclaimSnapshot, SigkillRecord, TASK_COMM_LEN, TaskRef,
-    cgroup_flags, kind, oom_context, valid,
-};
+use oomtrace_common::{OomContext, OomKillRecord, ReclaimSnapshot, oom_context, valid};
 
+use super::{comm, memcg};
 use crate::capture::CapturePath;
-
-/// A ring buffer entry the loader cannot read: it and the object disagree,
-/// which is a bug; the stream skips it with a warning on stderr.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum BadEntry {
-    #[error("ring buffer entry of kind {kind} has {got} bytes, expected {expected}")]
-    Size {
-        kind: u32,
-        got: usize,
-        expected: usize,
-    },
-    #[error("ring buffer entry of unknown kind {0}")]
-    Kind(u32),
-    #[error("ring buffer entry of {0} bytes, too short for a kind")]
-    Short(usize),
-}
-
-/// A ring buffer entry.
-pub enum Entry {
-    Kill(Box<OomKillRecord>, Option<Cmdline>),
-    Pressure(PressureRecord),
-    Outcome(OutcomeRecord, Option<Cmdline>),
-    Sigkill(Box<SigkillRecord>),
-    Incident(IncidentRecord),
-}
-
-/// A victim's command line and environment as copied from its memory:
-/// NUL-separated strings, possibly cut short.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Cmdline {
-    pub args: Vec<u8>,
-    pub env: Vec<u8>,
-    pub args_truncated: bool,
-    pub env_truncated: bool,
-}
-
-/// Copies an entry out of the ring buffer, by its kind.
-pub fn entry(bytes: &[u8]) -> Result<Entry, BadEntry> {
-    let kind = bytes
-        .get(..4)
-        .map(|k| u32::from_ne_bytes([k[0], k[1], k[2], k[3]]))
-        .ok_or(BadEntry::Short(bytes.len()))?;
-    match kind {
-        kind::OOM_KILL => {
-            let (record, cmdline) = with_cmdline::<OomKillRecord>(kind, bytes)?;
-            Ok(Entry::Kill(Box::new(record), cmdline))
-        }
-        kind::MEMCG_PRESSURE => copy::<PressureRecord>(kind, bytes).map(Entry::Pressure),
-        kind::OOM_OUTCOME => {
-            let (record, cmdline) = with_cmdline::<OutcomeRecord>(kind, bytes)?;
-            Ok(Entry::Outcome(record, cmdline))
-        }
-        kind::SIGKILL => copy::<SigkillRecord>(kind, bytes).map(|r| Entry::Sigkill(Box::new(r))),
-        kind::OOM_INCIDENT => copy::<IncidentRecord>(kind, bytes).map(Entry::Incident),
-        other => Err(BadEntry::Kind(other)),
-    }
-}
-
-/// A record, and the command line the kernel side may have sent after it.
-fn with_cmdline<T: aya::Pod>(kind: u32, bytes: &[u8]) -> Result<(T, Option<Cmdline>), BadEntry> {
-    let size = size_of::<T>();
-    let Some(rest) = bytes.get(size..).filter(|rest| !rest.is_empty()) else {
-        return Ok((copy::<T>(kind, bytes)?, None));
-    };
-    let header_size = size_of::<CmdlineHeader>();
-    let bad = || BadEntry::Size {
-        kind,
-        got: bytes.len(),
-        expected: size,
-    };
-    let header: CmdlineHeader = copy(kind, rest.get(..header_size).ok_or_else(bad)?)?;
-    let (args_len, env_len) = (header.args_len as usize, header.env_len as usize);
-    let data = &rest[header_size..];
-    if data.len() != args_len + env_len {
-        return Err(bad());
-    }
-    let cmdline = Cmdline {
-        args: data[..args_len].to_vec(),
-        env: data[args_len..].to_vec(),
-        args_truncated: header.args_total > args_len as u64,
-        env_truncated: header.env_total > env_len as u64,
-    };
-    Ok((copy::<T>(kind, &bytes[..size])?, Some(cmdline)))
-}
-
-/// Plain-data records only (`Pod`): every bit pattern is a valid `T`.
-fn copy<T: aya::Pod>(kind: u32, bytes: &[u8]) -> Result<T, BadEntry> {
-    let expected = size_of::<T>();
-    if bytes.len() != expected {
-        return Err(BadEntry::Size {
-            kind,
-            got: bytes.len(),
-            expected,
-        });
-    }
-    // SAFETY: the length matches, `T: Pod` promises any bits are a valid
-    // `T`, and read_unaligned makes no alignment demand.
-    Ok(unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast::<T>()) })
-}
 
 /// Resident memory by kind, in bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -151,77 +49,17 @@ pub struct Trigger {
     pub is_victim: bool,
 }
 
-/// A task as a SIGKILL record names it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Task {
-    pub pid: Option<u32>,
-    pub tgid: Option<u32>,
-    pub comm: Option<Vec<u8>>,
-    pub memcg: Option<Memcg>,
-}
+pub use crate::report::Constraint;
 
-/// A SIGKILL and who sent it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Sigkill {
-    pub boot_ns: u64,
-    /// `si_code`.
-    pub code: i32,
-    pub group: bool,
-    pub target: Task,
-    pub sender: Task,
-}
-
-impl Sigkill {
-    pub fn from_record(r: &SigkillRecord) -> Sigkill {
-        let has = |bit: u32| r.valid & bit != 0;
-        Sigkill {
-            boot_ns: r.boot_ns,
-            code: r.code,
-            group: r.group != 0,
-            target: Task {
-                pid: has(valid::VICTIM_PID).then_some(r.target.pid),
-                tgid: has(valid::VICTIM_TGID).then_some(r.target.tgid),
-                comm: has(valid::VICTIM_COMM).then(|| comm(&r.target)),
-                memcg: has(valid::VICTIM_MEMCG).then(|| memcg(&r.target.memcg)),
-            },
-            sender: Task {
-                pid: Some(r.sender.pid),
-                tgid: Some(r.sender.tgid),
-                comm: has(valid::TRIGGER_COMM).then(|| comm(&r.sender)),
-                memcg: has(valid::TRIGGER_MEMCG).then(|| memcg(&r.sender.memcg)),
-            },
-        }
-    }
-}
-
-/// How the OOM killer scoped its search (`enum oom_constraint`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Constraint {
-    /// CONSTRAINT_NONE: the whole machine.
-    Global,
-    Cpuset,
-    Mempolicy,
-    Memcg,
-}
-
-impl Constraint {
-    fn from_kernel(value: u32) -> Option<Constraint> {
-        match value {
-            0 => Some(Constraint::Global),
-            1 => Some(Constraint::Cpuset),
-            2 => Some(Constraint::Mempolicy),
-            3 => Some(Constraint::Memcg),
-            _ => None,
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Constraint::Global => "global",
-            Constraint::Cpuset => "cpuset",
-            Constraint::Mempolicy => "mempolicy",
-            Constraint::Memcg => "memcg",
-        }
+/// `enum oom_constraint` by value.
+// Literals until oomtrace_common names the kernel's values.
+fn constraint_from_kernel(value: u32) -> Option<Constraint> {
+    match value {
+        0 => Some(Constraint::Global),
+        1 => Some(Constraint::Cpuset),
+        2 => Some(Constraint::Mempolicy),
+        3 => Some(Constraint::Memcg),
+        _ => None,
     }
 }
 
@@ -291,7 +129,7 @@ impl OomControl {
             }),
         });
         Some(OomControl {
-            constraint: Constraint::from_kernel(raw.constraint),
+            constraint: constraint_from_kernel(raw.constraint),
             gfp_mask: raw.gfp_mask,
             order: raw.order,
             totalpages: raw.totalpages,
@@ -318,13 +156,13 @@ pub struct OomKill {
     pub oom: Option<OomControl>,
     /// Reclaim history at the kill of the victim's, the trigger's and the
     /// OOM memcg, when tracked.
-    pub victim_reclaim: Option<ReclaimSnapshot>,
-    pub trigger_reclaim: Option<ReclaimSnapshot>,
-    pub oom_reclaim: Option<ReclaimSnapshot>,
+    pub victim_reclaim: Option<Reclaim>,
+    pub trigger_reclaim: Option<Reclaim>,
+    pub oom_reclaim: Option<Reclaim>,
 }
 
 impl OomKill {
-    pub fn from_record(record: &OomKillRecord) -> OomKill {
+    pub(super) fn from_record(record: &OomKillRecord) -> OomKill {
         let has = |bit: u32| record.valid & bit != 0;
         let when = |bit: u32, value: u64| has(bit).then_some(value);
         let victim = Victim {
@@ -374,50 +212,40 @@ impl OomKill {
     }
 }
 
-fn taken(snapshot: &ReclaimSnapshot) -> Option<ReclaimSnapshot> {
-    (snapshot.taken == 1).then_some(*snapshot)
+/// A memcg's charge-path reclaim counters at the kill: totals since
+/// oomtrace started watching it, and the last ten seconds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Reclaim {
+    pub stalls: u64,
+    pub stall_ns: u64,
+    pub max_stall_ns: u64,
+    pub reclaimed_pages: u64,
+    pub window_stalls: u64,
+    pub window_stall_ns: u64,
+    pub window_reclaimed_pages: u64,
 }
 
-/// `comm` up to its NUL (the kernel always terminates it).
-fn comm(task: &TaskRef) -> Vec<u8> {
-    let end = task
-        .comm
-        .iter()
-        .position(|b| *b == 0)
-        .unwrap_or(TASK_COMM_LEN);
-    task.comm[..end].to_vec()
-}
-
-/// The path from the captured names: `/` for the root, else
-/// `/names[depth-1]/.../names[0]`; `None` unless every level was read whole.
-fn memcg(raw: &CgroupRef) -> Memcg {
-    let complete = raw.flags & (cgroup_flags::PATH_TRUNCATED | cgroup_flags::PATH_UNREADABLE) == 0
-        && raw.depth == raw.level
-        && raw.depth <= CGROUP_MAX_DEPTH;
-    let path = complete.then(|| {
-        if raw.depth == 0 {
-            return b"/".to_vec();
-        }
-        let mut path = Vec::new();
-        for name in raw.names[..raw.depth as usize].iter().rev() {
-            let end = name.iter().position(|b| *b == 0).unwrap_or(name.len());
-            path.push(b'/');
-            path.extend_from_slice(&name[..end]);
-        }
-        path
-    });
-    Memcg { id: raw.id, path }
+fn taken(s: &ReclaimSnapshot) -> Option<Reclaim> {
+    (s.taken == 1).then_some(Reclaim {
+        stalls: s.stalls,
+        stall_ns: s.stall_ns,
+        max_stall_ns: s.max_stall_ns,
+        reclaimed_pages: s.reclaimed_pages,
+        window_stalls: s.window_stalls,
+        window_stall_ns: s.window_stall_ns,
+        window_reclaimed_pages: s.window_reclaimed_pages,
+    })
 }
 
 #[cfg(test)]
 mod tests {
-    use oomtrace_common::capture;
+    use oomtrace_common::{CGROUP_MAX_DEPTH, CgroupRef, TASK_COMM_LEN, capture, cgroup_flags};
 
-    use super::*;
+    use super::{super::testing::*, *};
+    use crate::decode::Memcg;
 
     fn empty_record() -> OomKillRecord {
-        // SAFETY: plain data; all zeroes is a valid record.
-        unsafe { std::mem::zeroed() }
+        zeroed()
     }
 
     /// Stores `path` the way the kernel side does: names leaf first.
@@ -432,16 +260,6 @@ mod tests {
         for (slot, name) in raw.names.iter_mut().zip(names.iter().rev()) {
             slot.fill(0);
             slot[..name.len()].copy_from_slice(name);
-        }
-    }
-
-    fn as_bytes(record: &OomKillRecord) -> &[u8] {
-        // SAFETY: reading a plain-data struct as bytes.
-        unsafe {
-            std::slice::from_raw_parts(
-                (record as *const OomKillRecord).cast::<u8>(),
-                size_of::<OomKillRecord>(),
-            )
         }
     }
 
@@ -479,8 +297,7 @@ mod tests {
         record.trigger.comm[..2].copy_from_slice(b"sh");
         set_path(&mut record.trigger.memcg, 78, b"/kubepods/pod1/c2");
 
-        let decoded = record_from(&record);
-        let kill = OomKill::from_record(&decoded);
+        let kill = kill_from(&record);
         assert_eq!(kill.boot_ns, 123_456_789);
         assert_eq!(kill.capture, Some(CapturePath::TpBtf));
         assert_eq!(kill.victim.pid, Some(41));
@@ -513,11 +330,12 @@ mod tests {
         );
     }
 
-    fn record_from(record: &OomKillRecord) -> OomKillRecord {
+    /// Through the ring buffer's entry reader, as the stream gets it.
+    fn kill_from(record: &OomKillRecord) -> OomKill {
         let mut tagged = *record;
-        tagged.kind = kind::OOM_KILL;
-        match entry(as_bytes(&tagged)) {
-            Ok(Entry::Kill(record, _)) => *record,
+        tagged.kind = oomtrace_common::kind::OOM_KILL;
+        match super::super::entry(&bytes_of(&tagged)).map(|d| d.event) {
+            Ok(super::super::Event::Kill(kill, _)) => *kill,
             _ => panic!("a kill record"),
         }
     }
@@ -676,100 +494,5 @@ mod tests {
             OomKill::from_record(&record).capture,
             Some(CapturePath::Tracepoint)
         );
-
-        let end = IncidentRecord {
-            kind: kind::OOM_INCIDENT,
-            victims: 3,
-            incident_ns: 14_533_472_050,
-        };
-        // SAFETY: reading a plain-data struct as bytes.
-        let bytes = unsafe {
-            std::slice::from_raw_parts(
-                (&end as *const IncidentRecord).cast::<u8>(),
-                size_of::<IncidentRecord>(),
-            )
-        };
-        assert!(matches!(entry(bytes), Ok(Entry::Incident(e)) if e == end));
-    }
-
-    #[test]
-    fn entries_are_read_by_kind_and_checked_for_size() {
-        let mut pressure = PressureRecord {
-            kind: kind::MEMCG_PRESSURE,
-            memcg_id: 9,
-            ..PressureRecord::default()
-        };
-        let bytes = |p: &PressureRecord| {
-            // SAFETY: reading a plain-data struct as bytes.
-            unsafe {
-                std::slice::from_raw_parts(
-                    (p as *const PressureRecord).cast::<u8>(),
-                    size_of::<PressureRecord>(),
-                )
-            }
-            .to_vec()
-        };
-        assert!(matches!(entry(&bytes(&pressure)), Ok(Entry::Pressure(p)) if p.memcg_id == 9));
-        let short = &bytes(&pressure)[..40];
-        assert_eq!(
-            entry(short).err(),
-            Some(BadEntry::Size {
-                kind: kind::MEMCG_PRESSURE,
-                got: 40,
-                expected: 64
-            })
-        );
-        pressure.kind = 77;
-        assert_eq!(entry(&bytes(&pressure)).err(), Some(BadEntry::Kind(77)));
-        assert_eq!(entry(&[1, 0]).err(), Some(BadEntry::Short(2)));
-        let mut record = empty_record();
-        record.kind = kind::OOM_KILL;
-        assert!(matches!(entry(as_bytes(&record)), Ok(Entry::Kill(_, None))));
-        let cut = &as_bytes(&record)[..size_of::<OomKillRecord>() - 8];
-        assert!(matches!(entry(cut), Err(BadEntry::Size { kind: 1, .. })));
-    }
-
-    #[test]
-    fn a_command_line_after_the_record_is_split_into_args_and_env() {
-        let mut record = empty_record();
-        record.kind = kind::OOM_KILL;
-        let header = CmdlineHeader {
-            args_len: 10,
-            env_len: 6,
-            args_total: 10,
-            env_total: 5000,
-        };
-        let mut bytes = as_bytes(&record).to_vec();
-        // SAFETY: plain repr(C) integers.
-        bytes.extend_from_slice(unsafe {
-            std::slice::from_raw_parts((&raw const header).cast::<u8>(), size_of::<CmdlineHeader>())
-        });
-        bytes.extend_from_slice(b"java\0-Xmx\0A=1\0B\0");
-        let Ok(Entry::Kill(_, Some(cmdline))) = entry(&bytes) else {
-            panic!("a kill with a command line");
-        };
-        assert_eq!(cmdline.args, b"java\0-Xmx\0");
-        assert_eq!(cmdline.env, b"A=1\0B\0");
-        assert!(!cmdline.args_truncated);
-        assert!(cmdline.env_truncated, "5000 bytes in the process, 6 sent");
-        // Lengths that disagree with the entry are a bug, not data.
-        bytes.push(0);
-        assert!(matches!(entry(&bytes), Err(BadEntry::Size { .. })));
-        let header_cut = &bytes[..size_of::<OomKillRecord>() + 10];
-        assert!(matches!(entry(header_cut), Err(BadEntry::Size { .. })));
-    }
-
-    proptest::proptest! {
-        #[test]
-        fn any_ring_buffer_bytes_decode_or_are_refused_without_panicking(
-            kind in 0u32..6,
-            rest in proptest::collection::vec(proptest::num::u8::ANY, 0..30_000),
-        ) {
-            let mut bytes = kind.to_ne_bytes().to_vec();
-            bytes.extend(rest);
-            if let Ok(Entry::Kill(record, _)) = entry(&bytes) {
-                let _ = OomKill::from_record(&record);
-            }
-        }
     }
 }

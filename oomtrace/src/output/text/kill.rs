@@ -1,11 +1,12 @@
-//! The terminal view: what an on-call engineer reads first.
+//! The block written for each kill.
 
 use std::io::{self, Write};
 
+use super::{bytes, memcg_suffix, opt, task};
 use crate::enrich::history::duration;
 use crate::report::{
-    CandidatesReport, KillReport, LostReport, LostStage, MemcgReport, OutcomeReport,
-    PressureReport, SigkillReport,
+    CandidatesReport, Constraint, KillReport, KubeletAdjReport, MemcgReport, Qos, RequestBound,
+    RuntimeKind, SettingSource,
 };
 
 pub fn kill(out: &mut dyn Write, r: &KillReport) -> io::Result<()> {
@@ -13,20 +14,15 @@ pub fn kill(out: &mut dyn Write, r: &KillReport) -> io::Result<()> {
     writeln!(
         out,
         "{}  OOM kill on {}: {} {}",
-        r.time,
-        r.host,
+        r.envelope.time,
+        r.envelope.host,
         task(v.pid, v.comm.as_deref()),
         memcg_suffix(v.memcg.as_ref()),
     )?;
-    let qos = v
-        .memcg
+    let adj_meaning = v
+        .kubelet_adj
         .as_ref()
-        .and_then(|m| m.k8s.as_ref())
-        .and_then(|k| k.qos);
-    let adj_meaning = match (qos, v.oom_score_adj) {
-        (Some(qos), Some(adj)) => format!(" ({})", kubelet_adj(qos, adj)),
-        _ => String::new(),
-    };
+        .map_or(String::new(), |k| format!(" ({})", kubelet_adj(k)));
     writeln!(
         out,
         "  victim   tgid {}  uid {}  oom_score_adj {}{adj_meaning}{}",
@@ -95,7 +91,9 @@ pub fn kill(out: &mut dyn Write, r: &KillReport) -> io::Result<()> {
     if let Some(h) = &r.history
         && let Some(evidence) = &h.evidence
     {
-        let hint = h.hint.map_or(String::new(), |hint| format!(" [{hint}]"));
+        let hint = h
+            .hint
+            .map_or(String::new(), |hint| format!(" [{}]", hint.name()));
         writeln!(out, "  history  {evidence}{hint}")?;
     }
     writeln!(out)
@@ -111,7 +109,7 @@ fn limit(r: &KillReport) -> String {
     });
     let context = context.unwrap_or_default();
     match (r.constraint, &r.oom_memcg) {
-        (Some("memcg"), Some(m)) => {
+        (Some(Constraint::Memcg), Some(m)) => {
             let path = m.path.clone().unwrap_or_else(|| format!("id {}", m.id));
             let usage = match (m.usage_bytes, m.limit_bytes) {
                 (Some(usage), Some(limit)) => format!("{} of {}", bytes(usage), bytes(limit)),
@@ -126,42 +124,49 @@ fn limit(r: &KillReport) -> String {
             // Which Kubernetes object's limit: a pod's or a container's
             // tells the SRE which manifest field to change.
             let owner = match &m.k8s {
-                Some(k) => format!(" ({} limit)", k.level),
+                Some(k) => format!(" ({} limit)", k.level.name()),
                 None => String::new(),
             };
             format!("memcg {path}{owner} at {usage}{kills}{context}")
         }
-        (Some("global"), _) => format!("none: the whole machine was out of memory{context}"),
-        (Some("memcg"), None) => format!("a memcg limit (which cgroup could not be read){context}"),
-        (Some(other), _) => format!("{other} constraint (allowed NUMA nodes exhausted){context}"),
+        (Some(Constraint::Global), _) => {
+            format!("none: the whole machine was out of memory{context}")
+        }
+        (Some(Constraint::Memcg), None) => {
+            format!("a memcg limit (which cgroup could not be read){context}")
+        }
+        (Some(other @ (Constraint::Cpuset | Constraint::Mempolicy)), _) => format!(
+            "{} constraint (allowed NUMA nodes exhausted){context}",
+            other.name()
+        ),
         (None, _) => "unknown (the OOM killer's context was not captured)".to_string(),
     }
 }
 
 /// The victim's own memory cap next to the cgroup's: "raise the limit"
 /// or "the heap setting is wrong" often reads straight off this line.
+/// The figures come from enrich; this only words them.
 fn runtime(r: &KillReport) -> Option<String> {
     let rt = r.victim.runtime.as_ref()?;
     let kind = rt.kind?;
-    let limit = match r.constraint {
-        Some("memcg") => r.oom_memcg.as_ref().and_then(|m| m.limit_bytes),
-        _ => None,
-    };
-    let setting = match (rt.setting.as_deref(), rt.setting_source.as_deref()) {
-        (Some(setting), Some("argv")) => format!("{setting} on the command line"),
-        (Some(setting), Some("default")) => setting.to_string(),
-        (Some(setting), Some(var)) if setting.starts_with(var) => setting.to_string(),
-        (Some(setting), Some(var)) => format!("{setting} from {var}"),
+    let setting = match (rt.setting.as_deref(), rt.setting_source.as_ref()) {
+        (Some(setting), Some(SettingSource::Argv)) => format!("{setting} on the command line"),
+        (Some(setting), Some(SettingSource::Default)) => setting.to_string(),
+        (Some(setting), Some(SettingSource::Env(var))) if setting.starts_with(var.as_str()) => {
+            setting.to_string()
+        }
+        (Some(setting), Some(SettingSource::Env(var))) => format!("{setting} from {var}"),
         (Some(setting), None) => setting.to_string(),
         (None, _) => String::new(),
     };
-    let what = if kind == "go" {
+    let what = if kind == RuntimeKind::Go {
         "soft memory limit (a GC target, not a cap)"
     } else {
         "heap cap"
     };
-    let line = match (rt.heap_limit_bytes, rt.heap_limit_percent, limit) {
-        (Some(cap), _, Some(limit)) if cap >= limit => format!(
+    let kind = kind.name();
+    let line = match (rt.heap_limit_bytes, rt.heap_limit_percent, rt.limit_bytes) {
+        (Some(cap), _, Some(limit)) if rt.heap_outgrows_limit == Some(true) => format!(
             "{kind} {what} {} ({setting}) >= the limit {}: the heap alone can outgrow the cgroup",
             bytes(cap),
             bytes(limit)
@@ -169,14 +174,14 @@ fn runtime(r: &KillReport) -> Option<String> {
         (Some(cap), _, Some(limit)) => format!(
             "{kind} {what} {} ({setting}) = {}% of the limit {}; the other {} is all that non-heap memory (threads, native, buffers) may use",
             bytes(cap),
-            cap * 100 / limit.max(1),
+            opt(rt.heap_percent_of_limit),
             bytes(limit),
-            bytes(limit - cap)
+            rt.non_heap_bytes.map_or("?".to_string(), bytes)
         ),
         (Some(cap), _, None) => format!("{kind} {what} {} ({setting})", bytes(cap)),
-        (None, Some(percent), Some(limit)) => format!(
+        (None, Some(percent), Some(_)) => format!(
             "{kind} {what} {percent}% of the limit = {} ({setting})",
-            bytes((limit as f64 * percent / 100.0) as u64)
+            rt.heap_cap_bytes.map_or("?".to_string(), bytes)
         ),
         (None, Some(percent), None) => {
             format!("{kind} {what} {percent}% of its memory ({setting})")
@@ -227,99 +232,27 @@ fn others(c: &CandidatesReport) -> String {
     format!("{}{more}", shown.join("; "))
 }
 
-pub fn sigkill(out: &mut dyn Write, r: &SigkillReport) -> io::Result<()> {
-    let t = &r.target;
-    let s = &r.sender;
-    let by = match (r.sent_by, r.sender_role) {
-        ("kernel", _) => "the kernel".to_string(),
-        (_, Some(role)) => format!("{role} (kill from a process)"),
-        _ => "a process".to_string(),
-    };
-    writeln!(
-        out,
-        "{}  SIGKILL (not the OOM killer) to {} {}\n  sender   {} {} via {}, sent by {by}\n",
-        r.time,
-        task(t.pid, t.comm.as_deref()),
-        memcg_suffix(t.memcg.as_ref()),
-        task(s.pid, s.comm.as_deref()),
-        memcg_suffix(s.memcg.as_ref()),
-        r.code,
-    )
-}
-
-pub fn outcome(out: &mut dyn Write, r: &OutcomeReport) -> io::Result<()> {
-    let signal = r.exit_signal.map_or("?".to_string(), |s| s.to_string());
-    let reaper = match r.reaped_after_us {
-        Some(us) => format!(
-            "the OOM reaper freed its memory {:.1} ms after the kill",
-            us as f64 / 1e3
+/// The kubelet's QoS reading of oom_score_adj, as enrich found it.
+fn kubelet_adj(k: &KubeletAdjReport) -> String {
+    match (k.qos, k.set_by_kubelet, k.memory_request_permille) {
+        (_, false, _) => format!(
+            "not the kubelet's value for a {} pod: changed inside the container",
+            k.qos.name()
         ),
-        None => format!("OOM reaper: {}", r.reaper.replace('_', " ")),
-    };
-    writeln!(
-        out,
-        "{}  EXIT pid {}: signal {signal}, {:.1} ms after the kill; {reaper}\n",
-        r.time,
-        r.victim.pid,
-        r.exited_after_us as f64 / 1e3,
-    )
-}
-
-pub fn pressure(out: &mut dyn Write, r: &PressureReport) -> io::Result<()> {
-    writeln!(
-        out,
-        "{}  PRESSURE {}: {} reclaim stalls, {:.0} ms stalled in the last second (threshold {:.0} ms), {} reclaimed\n",
-        r.time,
-        memcg_suffix(Some(&r.memcg)),
-        r.stalls,
-        r.stall_ns as f64 / 1e6,
-        r.threshold_ns as f64 / 1e6,
-        bytes(r.reclaimed_bytes),
-    )
-}
-
-pub fn lost(out: &mut dyn Write, r: &LostReport) -> io::Result<()> {
-    let why = match r.stage {
-        LostStage::RingBuffer => "the ring buffer was full (see --ring-buffer-size)",
-        LostStage::Output => "the output stopped taking them (a reader that does not read)",
-    };
-    writeln!(out, "{}  LOST {} record(s): {why}\n", r.time, r.count)
-}
-
-fn task(pid: Option<u32>, comm: Option<&str>) -> String {
-    format!("pid {} ({})", opt(pid), comm.unwrap_or("?"))
-}
-
-fn memcg_suffix(memcg: Option<&MemcgReport>) -> String {
-    match memcg {
-        Some(MemcgReport {
-            path: Some(path), ..
-        }) => format!("in memcg {path}"),
-        Some(MemcgReport { id, path: None, .. }) => format!("in memcg id {id} (path gone)"),
-        None => "in memcg ?".to_string(),
-    }
-}
-
-/// What the kubelet's QoS policy says about a container's oom_score_adj:
-/// -997 for Guaranteed, 1000 for BestEffort, and for Burstable
-/// `1000 - 1000 * memory request / node memory`, clamped to 3..=999, so
-/// the request can be read back to 0.1% of the node's memory.
-fn kubelet_adj(qos: &str, adj: i16) -> String {
-    match (qos, adj) {
-        ("guaranteed", -997) => "kubelet: Guaranteed, killed last".to_string(),
-        ("besteffort", 1000) => "kubelet: BestEffort, no memory request, killed first".to_string(),
-        ("burstable", 3..=999) => {
-            let permille = 1000 - adj;
-            let request = match adj {
-                3 => "at least 99.7%".to_string(),
-                999 => "at most 0.1%".to_string(),
-                _ => format!("about {}.{}%", permille / 10, permille % 10),
+        (Qos::Guaranteed, true, _) => "kubelet: Guaranteed, killed last".to_string(),
+        (Qos::Besteffort, true, _) => {
+            "kubelet: BestEffort, no memory request, killed first".to_string()
+        }
+        (Qos::Burstable, true, Some(permille)) => {
+            let figure = format!("{}.{}%", permille / 10, permille % 10);
+            let request = match k.request_bound {
+                Some(RequestBound::AtLeast) => format!("at least {figure}"),
+                Some(RequestBound::AtMost) => format!("at most {figure}"),
+                Some(RequestBound::About) | None => format!("about {figure}"),
             };
             format!("kubelet: Burstable, memory request {request} of node memory")
         }
-        (qos, _) => {
-            format!("not the kubelet's value for a {qos} pod: changed inside the container")
-        }
+        (Qos::Burstable, true, None) => "kubelet: Burstable".to_string(),
     }
 }
 
@@ -339,7 +272,10 @@ fn workload(m: &MemcgReport) -> Option<String> {
             (None, Some(id)) => who += &format!(" container {id}"),
             _ => {}
         }
-        let details: Vec<&str> = [k.qos, k.runtime].into_iter().flatten().collect();
+        let details: Vec<&str> = [k.qos.map(Qos::name), k.runtime.map(|r| r.name())]
+            .into_iter()
+            .flatten()
+            .collect();
         if !details.is_empty() {
             who += &format!(" ({})", details.join(", "));
         }
@@ -347,41 +283,27 @@ fn workload(m: &MemcgReport) -> Option<String> {
     }
     m.service
         .as_ref()
-        .map(|s| format!("{} {}", s.kind.replace('_', " "), s.name))
-}
-
-fn opt<T: std::fmt::Display>(value: Option<T>) -> String {
-    value.map_or("?".to_string(), |v| v.to_string())
-}
-
-/// Binary units with one decimal, exact bytes below 1 KiB.
-pub fn bytes(n: u64) -> String {
-    const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
-    if n < 1024 {
-        return format!("{n} B");
-    }
-    let mut value = n as f64 / 1024.0;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    format!("{value:.1} {}", UNITS[unit])
+        .map(|s| format!("{} {}", s.kind.name().replace('_', " "), s.name))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::{OomControlReport, OomMemcgReport, SCHEMA, TriggerReport, VictimReport};
+    use crate::report::{
+        CandidatesSource, CapturedAt, CgroupDriver, ContainerRuntime, Envelope, Hint, K8sLevel,
+        OomControlReport, OomMemcgReport, RecordType, RuntimeKind, ServiceKind, TriggerReport,
+        VictimReport,
+    };
 
     fn sample() -> KillReport {
         KillReport {
-            kind: "oom_kill",
-            schema: SCHEMA,
-            time: "2026-11-26T10:50:07.123456Z".into(),
-            boot_ns: 1,
-            host: "node-1".into(),
-            capture: Some("tp_btf"),
+            envelope: Envelope::new(
+                RecordType::OomKill,
+                "2026-11-26T10:50:07.123456Z".into(),
+                1,
+                "node-1".into(),
+            ),
+            capture: Some(crate::report::Capture::TpBtf),
             victim: VictimReport {
                 pid: Some(3571),
                 tgid: Some(3571),
@@ -406,6 +328,7 @@ mod tests {
                 runtime: None,
                 start_time: None,
                 age_ns: Some(3_200_000_000),
+                kubelet_adj: None,
             },
             trigger: TriggerReport {
                 pid: 3571,
@@ -414,7 +337,7 @@ mod tests {
                 memcg: None,
                 is_victim: true,
             },
-            constraint: Some("memcg"),
+            constraint: Some(Constraint::Memcg),
             oom_memcg: Some(OomMemcgReport {
                 id: 41,
                 path: Some("/oomtrace-test-a".into()),
@@ -435,7 +358,7 @@ mod tests {
                 victim_points: 16778,
             }),
             candidates: Some(CandidatesReport {
-                source: "proc",
+                source: CandidatesSource::Proc,
                 taken_after_us: 900,
                 processes: 4,
                 top: vec![crate::report::CandidateReport {
@@ -456,7 +379,7 @@ mod tests {
                 workload: "memcg /oomtrace-test-a".into(),
                 kills: 3,
                 since_previous_kill_ns: Some(2_000_000_000),
-                hint: Some("undersized"),
+                hint: Some(Hint::Undersized),
                 evidence: Some("kill 3 here; killed 3.2s after it started: what it needs from the start does not fit the limit".into()),
             }),
             incident: None,
@@ -543,20 +466,20 @@ mod tests {
         let id = "4f3b7d8ce2a9c1b0d5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b1c2d3e4f5a6b7c8";
         let k8s = |level, container_id: Option<&str>| crate::report::K8s {
             level,
-            qos: Some("burstable"),
+            qos: Some(Qos::Burstable),
             pod_uid: Some(uid.into()),
             container_id: container_id.map(String::from),
-            runtime: container_id.map(|_| "containerd"),
-            cgroup_driver: "cgroupfs",
+            runtime: container_id.map(|_| ContainerRuntime::Containerd),
+            cgroup_driver: CgroupDriver::Cgroupfs,
             namespace: None,
             pod_name: None,
             container_name: None,
         };
         if let Some(m) = r.victim.memcg.as_mut() {
-            m.k8s = Some(k8s("container", Some(id)));
+            m.k8s = Some(k8s(K8sLevel::Container, Some(id)));
         }
         if let Some(m) = r.oom_memcg.as_mut() {
-            m.k8s = Some(k8s("pod", None));
+            m.k8s = Some(k8s(K8sLevel::Pod, None));
         }
         let mut out = Vec::new();
         kill(&mut out, &r).expect("writes");
@@ -585,7 +508,7 @@ mod tests {
         let mut r = sample();
         if let Some(m) = r.victim.memcg.as_mut() {
             m.service = Some(crate::report::Service {
-                kind: "systemd_service",
+                kind: ServiceKind::SystemdService,
                 name: "nginx.service".into(),
             });
         }
@@ -599,54 +522,52 @@ mod tests {
     }
 
     #[test]
-    fn oom_score_adj_is_read_against_the_kubelets_qos_policy() {
+    fn oom_score_adj_is_worded_from_the_kubelet_reading() {
+        let words = |qos, adj| kubelet_adj(&crate::enrich::verdict::kubelet_adj(qos, adj));
         assert_eq!(
-            kubelet_adj("burstable", 994),
+            words(Qos::Burstable, 994),
             "kubelet: Burstable, memory request about 0.6% of node memory"
         );
         assert_eq!(
-            kubelet_adj("burstable", 750),
+            words(Qos::Burstable, 750),
             "kubelet: Burstable, memory request about 25.0% of node memory"
         );
-        assert!(kubelet_adj("burstable", 3).contains("at least 99.7%"));
-        assert!(kubelet_adj("burstable", 999).contains("at most 0.1%"));
-        assert!(kubelet_adj("guaranteed", -997).contains("Guaranteed"));
-        assert!(kubelet_adj("besteffort", 1000).contains("BestEffort"));
-        for (qos, adj) in [
-            ("guaranteed", 0),
-            ("besteffort", 999),
-            ("burstable", 1000),
-            ("burstable", -997),
-        ] {
-            assert!(
-                kubelet_adj(qos, adj).starts_with("not the kubelet's"),
-                "{qos} {adj}"
-            );
-        }
+        assert!(words(Qos::Burstable, 3).contains("at least 99.7%"));
+        assert!(words(Qos::Burstable, 999).contains("at most 0.1%"));
+        assert!(words(Qos::Guaranteed, -997).contains("Guaranteed"));
+        assert!(words(Qos::Besteffort, 1000).contains("BestEffort"));
+        assert!(
+            words(Qos::Burstable, 1000).starts_with("not the kubelet's value for a burstable pod")
+        );
     }
 
     #[test]
     fn the_runtime_cap_is_set_against_the_limit() {
         let mut r = sample();
-        let jvm = |cap: Option<u64>, percent: Option<f64>, setting: &str, source: &str| {
-            crate::report::RuntimeReport {
-                kind: Some("jvm"),
+        let limit = r.oom_memcg.as_ref().and_then(|m| m.limit_bytes);
+        let jvm = |cap: Option<u64>, percent: Option<f64>, setting: &str, source: SettingSource| {
+            let mut rt = crate::report::RuntimeReport {
                 heap_limit_bytes: cap,
                 heap_limit_percent: percent,
                 setting: Some(setting.into()),
-                setting_source: Some(source.into()),
-                captured_at: "kill",
-                args_truncated: false,
-                env_truncated: false,
-            }
+                setting_source: Some(source),
+                ..crate::report::RuntimeReport::new(Some(RuntimeKind::Jvm), CapturedAt::Kill)
+            };
+            crate::enrich::verdict::heap_against_limit(&mut rt, limit);
+            rt
         };
         let line = |r: &KillReport| runtime(r).unwrap_or_default();
-        r.victim.runtime = Some(jvm(Some(128 << 20), None, "-Xmx128m", "argv"));
+        r.victim.runtime = Some(jvm(Some(128 << 20), None, "-Xmx128m", SettingSource::Argv));
         assert_eq!(
             line(&r),
             "jvm heap cap 128.0 MiB (-Xmx128m on the command line) >= the limit 64.0 MiB: the heap alone can outgrow the cgroup"
         );
-        r.victim.runtime = Some(jvm(Some(48 << 20), None, "-Xmx48m", "JAVA_TOOL_OPTIONS"));
+        r.victim.runtime = Some(jvm(
+            Some(48 << 20),
+            None,
+            "-Xmx48m",
+            SettingSource::Env("JAVA_TOOL_OPTIONS".into()),
+        ));
         assert_eq!(
             line(&r),
             "jvm heap cap 48.0 MiB (-Xmx48m from JAVA_TOOL_OPTIONS) = 75% of the limit 64.0 MiB; the other 16.0 MiB is all that non-heap memory (threads, native, buffers) may use"
@@ -655,43 +576,56 @@ mod tests {
             None,
             Some(25.0),
             "-XX:MaxRAMPercentage=25 (JVM default)",
-            "default",
+            SettingSource::Default,
         ));
         assert_eq!(
             line(&r),
             "jvm heap cap 25% of the limit = 16.0 MiB (-XX:MaxRAMPercentage=25 (JVM default))"
         );
         r.victim.runtime = Some(crate::report::RuntimeReport {
-            kind: Some("python"),
-            heap_limit_bytes: None,
-            heap_limit_percent: None,
+            kind: Some(RuntimeKind::Python),
             setting: None,
             setting_source: None,
-            captured_at: "exit",
-            args_truncated: false,
+            captured_at: CapturedAt::Exit,
             env_truncated: true,
+            ..jvm(None, None, "", SettingSource::Argv)
         });
         assert_eq!(
             line(&r),
             "python, no memory cap of its own: it grows until the limit stops it (command line or environment cut short: a later setting is not seen)"
         );
-        r.victim.runtime = Some(crate::report::RuntimeReport {
-            kind: Some("go"),
-            heap_limit_bytes: Some(40 << 20),
-            setting: Some("GOMEMLIMIT=40MiB".into()),
-            setting_source: Some("GOMEMLIMIT".into()),
-            ..jvm(None, None, "", "")
-        });
+        let mut go = jvm(
+            Some(40 << 20),
+            None,
+            "GOMEMLIMIT=40MiB",
+            SettingSource::Env("GOMEMLIMIT".into()),
+        );
+        go.kind = Some(RuntimeKind::Go);
+        r.victim.runtime = Some(go);
         assert!(line(&r).starts_with("go soft memory limit (a GC target, not a cap) 40.0 MiB (GOMEMLIMIT=40MiB) = 62% of the limit"), "{}", line(&r));
         r.victim.runtime = None;
         assert_eq!(runtime(&r), None);
     }
 
     #[test]
-    fn byte_units() {
-        assert_eq!(bytes(0), "0 B");
-        assert_eq!(bytes(1023), "1023 B");
-        assert_eq!(bytes(1024), "1.0 KiB");
-        assert_eq!(bytes(3 << 30), "3.0 GiB");
+    fn an_absurd_heap_cap_from_argv_is_written_without_overflow() {
+        // -Xmx1000000t against cgroup v1's "no limit": the text view used to
+        // compute `cap * 100` itself and panicked in debug builds.
+        let mut r = sample();
+        if let Some(m) = r.oom_memcg.as_mut() {
+            m.limit_bytes = Some(0x7fff_ffff_ffff_f000);
+        }
+        let cmdline = crate::decode::Cmdline {
+            args: b"java\0-Xmx1000000t\0Main\0".to_vec(),
+            env: Vec::new(),
+            args_truncated: false,
+            env_truncated: false,
+        };
+        crate::enrich::attach_runtime(&mut r, &cmdline, CapturedAt::Kill);
+        assert!(
+            runtime(&r).is_some_and(|l| l.contains("= 11% of the limit")),
+            "{:?}",
+            runtime(&r)
+        );
     }
 }

@@ -1,0 +1,275 @@
+//! The contract's vocabulary: every enum-like field of a record, as a type
+//! whose JSON is the string schema 1 has always written. Each name is
+//! declared once, in the table below; serde and `name()` both read it.
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// Declares string-valued enums: the enum, `name()` (its JSON string),
+/// `ALL`, and serde impls that write and read exactly those strings.
+macro_rules! vocabulary {
+    ($(
+        $(#[$meta:meta])*
+        $name:ident {
+            $( $(#[$vmeta:meta])* $variant:ident => $text:literal, )*
+        }
+    )*) => {$(
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum $name {
+            $( $(#[$vmeta])* $variant, )*
+        }
+
+        impl $name {
+            #[allow(dead_code, reason = "not every list is walked")]
+            pub const ALL: &'static [$name] = &[$($name::$variant),*];
+
+            /// The JSON string.
+            pub fn name(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text,)*
+                }
+            }
+        }
+
+        impl Serialize for $name {
+            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.serialize_str(self.name())
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                let text = String::deserialize(deserializer)?;
+                $name::ALL
+                    .iter()
+                    .copied()
+                    .find(|v| v.name() == text)
+                    .ok_or_else(|| {
+                        serde::de::Error::unknown_variant(&text, &[$($text),*])
+                    })
+            }
+        }
+    )*};
+}
+
+vocabulary! {
+    /// The `type` of a record.
+    RecordType {
+        OomKill => "oom_kill",
+        OomOutcome => "oom_outcome",
+        Sigkill => "sigkill",
+        SigkillOutcome => "sigkill_outcome",
+        MemcgPressure => "memcg_pressure",
+        Lost => "lost",
+    }
+
+    /// How a kill was captured.
+    Capture {
+        Fentry => "fentry",
+        TpBtf => "tp_btf",
+        Tracepoint => "tracepoint",
+    }
+
+    /// How the OOM killer scoped its search (`enum oom_constraint`).
+    Constraint {
+        /// CONSTRAINT_NONE: the whole machine.
+        Global => "global",
+        Cpuset => "cpuset",
+        Mempolicy => "mempolicy",
+        Memcg => "memcg",
+    }
+
+    /// Who sent a SIGKILL: the kernel (`SI_KERNEL`) or a process.
+    SentBy {
+        Kernel => "kernel",
+        Process => "process",
+    }
+
+    /// What a SIGKILL's sender is, when its name says.
+    SenderRole {
+        Systemd => "systemd",
+        Kubelet => "kubelet",
+        ContainerRuntime => "container_runtime",
+        Shell => "shell",
+    }
+
+    /// What the OOM reaper had done by the victim's exit.
+    Reaper {
+        Reaped => "reaped",
+        Skipped => "skipped",
+        Started => "started",
+        NotRun => "not_run",
+    }
+
+    /// Where in the kubelet's cgroup tree a cgroup sits.
+    K8sLevel {
+        Node => "node",
+        Qos => "qos",
+        Pod => "pod",
+        Container => "container",
+    }
+
+    /// A pod's Kubernetes QoS class.
+    Qos {
+        Guaranteed => "guaranteed",
+        Burstable => "burstable",
+        Besteffort => "besteffort",
+    }
+
+    /// The container runtime a Kubernetes container cgroup names.
+    ContainerRuntime {
+        Containerd => "containerd",
+        CriO => "cri-o",
+        Docker => "docker",
+    }
+
+    /// The kubelet's cgroup driver.
+    CgroupDriver {
+        Systemd => "systemd",
+        Cgroupfs => "cgroupfs",
+    }
+
+    /// A non-Kubernetes owner of a cgroup.
+    ServiceKind {
+        SystemdService => "systemd_service",
+        SystemdScope => "systemd_scope",
+        DockerContainer => "docker_container",
+        PodmanContainer => "podman_container",
+    }
+
+    /// A victim's language runtime.
+    RuntimeKind {
+        Jvm => "jvm",
+        Node => "node",
+        Go => "go",
+        Dotnet => "dotnet",
+        Python => "python",
+        Ruby => "ruby",
+        Perl => "perl",
+        Php => "php",
+    }
+
+    /// When a victim's command line was read.
+    CapturedAt {
+        /// At the kill: the victim itself ran into the OOM.
+        Kill => "kill",
+        /// At the victim's exit, before the kernel freed its memory.
+        Exit => "exit",
+    }
+
+    /// How a candidate table was taken.
+    CandidatesSource {
+        /// Read from /proc after the kill.
+        Proc => "proc",
+    }
+
+    /// A cautious reading of a workload's kills.
+    Hint {
+        Undersized => "undersized",
+        SteadyGrowth => "steady_growth",
+        Spike => "spike",
+    }
+
+    /// How exactly a Burstable pod's memory request reads back.
+    RequestBound {
+        About => "about",
+        AtLeast => "at_least",
+        AtMost => "at_most",
+    }
+
+    /// Where records were lost.
+    LostStage {
+        /// The kernel side found the ring buffer full.
+        RingBuffer => "ring_buffer",
+        /// The reader stopped taking records.
+        Output => "output",
+    }
+
+}
+
+/// Where a runtime's memory setting came from: the command line, the
+/// runtime's default, or the environment variable it was read from (the
+/// JSON is `argv`, `default` or the variable's name).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SettingSource {
+    Argv,
+    Default,
+    Env(String),
+}
+
+impl SettingSource {
+    /// The JSON string.
+    pub fn name(&self) -> &str {
+        match self {
+            SettingSource::Argv => "argv",
+            SettingSource::Default => "default",
+            SettingSource::Env(name) => name,
+        }
+    }
+}
+
+impl Serialize for SettingSource {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.name())
+    }
+}
+
+impl<'de> Deserialize<'de> for SettingSource {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        Ok(match text.as_str() {
+            "argv" => SettingSource::Argv,
+            "default" => SettingSource::Default,
+            _ => SettingSource::Env(text),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn setting_source_is_argv_default_or_the_variable_name() {
+        for (source, json) in [
+            (SettingSource::Argv, "\"argv\""),
+            (SettingSource::Default, "\"default\""),
+            (SettingSource::Env("GOMEMLIMIT".into()), "\"GOMEMLIMIT\""),
+        ] {
+            assert_eq!(serde_json::to_string(&source).ok().as_deref(), Some(json));
+            assert_eq!(
+                serde_json::from_str::<SettingSource>(json).ok(),
+                Some(source)
+            );
+        }
+    }
+
+    #[test]
+    fn names_keep_the_schema_1_spelling() {
+        let json = |v: &dyn erased::Json| v.json();
+        assert_eq!(json(&ContainerRuntime::CriO), "\"cri-o\"");
+        assert_eq!(json(&Capture::TpBtf), "\"tp_btf\"");
+        assert_eq!(json(&Reaper::NotRun), "\"not_run\"");
+        assert_eq!(json(&SenderRole::ContainerRuntime), "\"container_runtime\"");
+        assert_eq!(json(&ServiceKind::SystemdService), "\"systemd_service\"");
+        assert_eq!(json(&Hint::SteadyGrowth), "\"steady_growth\"");
+        assert!(serde_json::from_str::<Qos>("\"platinum\"").is_err());
+        for stage in LostStage::ALL {
+            assert_eq!(
+                serde_json::from_str::<LostStage>(&json(stage)).ok(),
+                Some(*stage)
+            );
+        }
+    }
+
+    mod erased {
+        pub trait Json {
+            fn json(&self) -> String;
+        }
+        impl<T: serde::Serialize> Json for T {
+            fn json(&self) -> String {
+                serde_json::to_string(self).unwrap_or_default()
+            }
+        }
+    }
+}

@@ -1,0 +1,430 @@
+//! Which records to write, and when. A pure function of typed events and
+//! the time they arrive: it folds the OOM killer's own SIGKILL into its
+//! kill, lets a kill wait for its victim's exit (and the command line read
+//! then), fills a group kill's victim count from its end, and applies
+//! `--count` and the filters. The ring-buffer loop only feeds it.
+
+use std::{
+    collections::VecDeque,
+    time::{Duration, Instant},
+};
+
+use crate::{
+    decode::{Cmdline, IncidentEnd},
+    enrich::attach_runtime,
+    filter::Filter,
+    report::{CapturedAt, KillReport, OutcomeReport, PressureReport, SentBy, SigkillReport},
+};
+
+/// How long a kill record waits for its victim's exit when the victim did
+/// not run into the OOM itself. A SIGKILLed task exits within milliseconds
+/// unless stuck in the kernel, which the record must not wait for.
+pub const WAIT_FOR_EXIT: Duration = Duration::from_millis(500);
+
+/// How long a kernel SIGKILL waits for its OOM kill record. The OOM
+/// killer's SIGKILL and mark_victim happen microseconds apart on one CPU;
+/// records from different CPUs may reach the ring buffer out of order.
+pub const HOLD: Duration = Duration::from_millis(20);
+
+/// A record to write, in the order given.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Record {
+    Kill(Box<KillReport>),
+    Outcome(OutcomeReport),
+    Sigkill(Box<SigkillReport>),
+    Pressure(Box<PressureReport>),
+}
+
+pub struct Correlator {
+    filter: Filter,
+    /// `--count`: stop after this many kill records.
+    count: Option<u64>,
+    kills_written: u64,
+    /// The exit hook is attached: a victim's exit will be reported.
+    exits_traced: bool,
+    /// SIGKILLs from the kernel, held until their OOM kill record shows
+    /// they were the OOM killer's (then dropped: one kill, one record).
+    held: VecDeque<Held>,
+    /// Kill records in arrival order, the first ones possibly waiting for
+    /// their victim's exit or their incident's end.
+    kills: VecDeque<PendingKill>,
+}
+
+/// A SI_KERNEL SIGKILL waiting to see whether an OOM kill explains it.
+struct Held {
+    until: Instant,
+    report: SigkillReport,
+}
+
+struct PendingKill {
+    /// Written when its command line is in, or at `until` without it.
+    ready: bool,
+    until: Instant,
+    report: KillReport,
+    /// The victim's exit, written right after its kill.
+    outcome: Option<OutcomeReport>,
+    /// The incident whose end (and victim count) it waits for.
+    incident: Option<u64>,
+}
+
+impl Correlator {
+    pub fn new(filter: Filter, count: Option<u64>, exits_traced: bool) -> Correlator {
+        Correlator {
+            filter,
+            count,
+            kills_written: 0,
+            exits_traced,
+            held: VecDeque::new(),
+            kills: VecDeque::new(),
+        }
+    }
+
+    /// `--count` kills are written: nothing more will be.
+    pub fn done(&self) -> bool {
+        self.count.is_some_and(|n| self.kills_written >= n)
+    }
+
+    /// When something held is due, if anything is held.
+    pub fn next_release(&self) -> Option<Instant> {
+        let sigkill = self.held.front().map(|h| h.until);
+        let kill = self.kills.front().map(|k| k.until);
+        sigkill.into_iter().chain(kill).min()
+    }
+
+    /// An OOM kill; `has_cmdline`: the victim's command line came with it.
+    pub fn kill(&mut self, now: Instant, report: KillReport, has_cmdline: bool) -> Vec<Record> {
+        // Its SIGKILL was the OOM killer's: not a second record.
+        let victim = report.victim.tgid.or(report.victim.pid);
+        self.held
+            .retain(|h| h.report.target.tgid.is_none() || h.report.target.tgid != victim);
+        let wait = !has_cmdline && self.exits_traced && report.victim.pid.is_some();
+        self.kills.push_back(PendingKill {
+            ready: !wait,
+            until: now + WAIT_FOR_EXIT,
+            incident: report.incident.as_ref().map(|i| i.id),
+            report,
+            outcome: None,
+        });
+        self.write_kills(now, false)
+    }
+
+    pub fn sigkill(&mut self, now: Instant, report: SigkillReport) -> Vec<Record> {
+        if report.sent_by == SentBy::Kernel {
+            self.held.push_back(Held {
+                until: now + HOLD,
+                report,
+            });
+            return Vec::new();
+        }
+        if self.filter.sigkill(&report) {
+            vec![Record::Sigkill(Box::new(report))]
+        } else {
+            Vec::new()
+        }
+    }
+
+    /// A victim's exit; `cmdline`: its command line, read at the exit.
+    pub fn outcome(
+        &mut self,
+        now: Instant,
+        report: OutcomeReport,
+        cmdline: Option<&Cmdline>,
+    ) -> Vec<Record> {
+        let pid = report.victim.pid;
+        let pending = self
+            .kills
+            .iter_mut()
+            .find(|k| k.report.victim.pid == Some(pid) && k.outcome.is_none());
+        match pending {
+            Some(kill) => {
+                if let Some(cmdline) = cmdline {
+                    attach_runtime(&mut kill.report, cmdline, CapturedAt::Exit);
+                }
+                kill.ready = true;
+                kill.outcome = Some(report);
+                self.write_kills(now, false)
+            }
+            // Whose kill it follows is unknown: a filtered run (a sidecar,
+            // say) must not show other workloads.
+            None if !self.filter.is_empty() => Vec::new(),
+            None => vec![Record::Outcome(report)],
+        }
+    }
+
+    /// The end of an OOM kill: its records learn how many tasks it killed.
+    pub fn incident_end(&mut self, now: Instant, end: IncidentEnd) -> Vec<Record> {
+        for kill in &mut self.kills {
+            if kill.incident == Some(end.incident_ns) {
+                kill.incident = None;
+                if let Some(incident) = &mut kill.report.incident {
+                    incident.victims = Some(end.victims);
+                }
+            }
+        }
+        self.write_kills(now, false)
+    }
+
+    pub fn pressure(&self, report: PressureReport) -> Vec<Record> {
+        if self.filter.pressure(&report) {
+            vec![Record::Pressure(Box::new(report))]
+        } else {
+            Vec::new()
+        }
+    }
+
+    /// The held kernel SIGKILLs whose wait is over (all of them with
+    /// `all`, at the end): no OOM kill claimed them. Then the kills due.
+    pub fn release(&mut self, now: Instant, all: bool) -> Vec<Record> {
+        let mut out = Vec::new();
+        while let Some(held) = self.held.front() {
+            if !all && held.until > now {
+                break;
+            }
+            if let Some(held) = self.held.pop_front()
+                && self.filter.sigkill(&held.report)
+            {
+                out.push(Record::Sigkill(Box::new(held.report)));
+            }
+        }
+        out.extend(self.write_kills(now, all));
+        out
+    }
+
+    /// Kill records in arrival order, each once complete or its wait is
+    /// over (all of them with `all`), each followed by its victim's exit
+    /// when that came first.
+    fn write_kills(&mut self, now: Instant, all: bool) -> Vec<Record> {
+        let mut out = Vec::new();
+        while let Some(front) = self.kills.front() {
+            if self.done() {
+                break;
+            }
+            let complete = front.ready && front.incident.is_none();
+            if !(all || complete || front.until <= now) {
+                break;
+            }
+            let Some(kill) = self.kills.pop_front() else {
+                break;
+            };
+            if !self.filter.kill(&kill.report) {
+                continue;
+            }
+            out.push(Record::Kill(Box::new(kill.report)));
+            self.kills_written += 1;
+            // The kill waited for its exit: the last one counted keeps it.
+            if let Some(outcome) = kill.outcome {
+                out.push(Record::Outcome(outcome));
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::{IncidentReport, RecordType, RuntimeKind};
+
+    /// Real records (see tests/fixtures/README.md), as the templates.
+    const RECORDED: &str = include_str!("../../tests/fixtures/records-schema1.jsonl");
+
+    fn recorded<T: serde::de::DeserializeOwned>(kind: &str) -> T {
+        let line = RECORDED
+            .lines()
+            .find(|l| l.contains(&format!("\"type\":\"{kind}\"")))
+            .unwrap_or_else(|| panic!("a recorded {kind}"));
+        serde_json::from_str(line).unwrap_or_else(|e| panic!("{kind}: {e}"))
+    }
+
+    fn kill(pid: u32) -> KillReport {
+        let mut r: KillReport = recorded("oom_kill");
+        r.victim.pid = Some(pid);
+        r.victim.tgid = Some(pid);
+        r.victim.runtime = None;
+        r
+    }
+
+    fn outcome(pid: u32) -> OutcomeReport {
+        let mut r: OutcomeReport = recorded("oom_outcome");
+        r.victim.pid = pid;
+        r
+    }
+
+    fn sigkill(tgid: u32, by: SentBy) -> SigkillReport {
+        let mut r: SigkillReport = recorded("sigkill");
+        r.target.tgid = Some(tgid);
+        r.sent_by = by;
+        r
+    }
+
+    fn kinds(records: &[Record]) -> Vec<&'static str> {
+        records
+            .iter()
+            .map(|r| match r {
+                Record::Kill(_) => "kill",
+                Record::Outcome(_) => "outcome",
+                Record::Sigkill(_) => "sigkill",
+                Record::Pressure(_) => "pressure",
+            })
+            .collect()
+    }
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    #[test]
+    fn the_oom_killers_own_sigkill_is_folded_into_its_kill() {
+        let t = Instant::now();
+        let mut c = Correlator::new(Filter::default(), None, false);
+        assert!(c.sigkill(t, sigkill(10, SentBy::Kernel)).is_empty());
+        assert_eq!(kinds(&c.kill(t + ms(1), kill(10), false)), ["kill"]);
+        assert!(c.release(t + ms(100), true).is_empty(), "no second record");
+    }
+
+    #[test]
+    fn a_kernel_sigkill_nobody_claims_is_written_after_its_hold() {
+        let t = Instant::now();
+        let mut c = Correlator::new(Filter::default(), None, false);
+        assert!(c.sigkill(t, sigkill(10, SentBy::Kernel)).is_empty());
+        assert_eq!(c.next_release(), Some(t + HOLD));
+        assert!(c.release(t + HOLD - ms(1), false).is_empty());
+        assert_eq!(kinds(&c.release(t + HOLD, false)), ["sigkill"]);
+        assert_eq!(c.next_release(), None);
+        // Another kill's victim does not claim it.
+        c.sigkill(t, sigkill(11, SentBy::Kernel));
+        c.kill(t, kill(12), false);
+        assert_eq!(kinds(&c.release(t + HOLD, false)), ["sigkill"]);
+        // A process's SIGKILL is written at once.
+        assert_eq!(
+            kinds(&c.sigkill(t, sigkill(10, SentBy::Process))),
+            ["sigkill"]
+        );
+    }
+
+    #[test]
+    fn a_kill_waits_for_its_victims_exit_and_carries_it() {
+        let t = Instant::now();
+        let mut c = Correlator::new(Filter::default(), None, true);
+        assert!(c.kill(t, kill(20), false).is_empty(), "waits for the exit");
+        let cmdline = Cmdline {
+            args: b"java\0-Xmx48m\0Main\0".to_vec(),
+            ..Cmdline::default()
+        };
+        let written = c.outcome(t + ms(5), outcome(20), Some(&cmdline));
+        assert_eq!(kinds(&written), ["kill", "outcome"]);
+        let Some(Record::Kill(k)) = written.first() else {
+            panic!("a kill first");
+        };
+        let runtime = k.victim.runtime.as_ref().expect("read at the exit");
+        assert_eq!(
+            (runtime.kind, runtime.captured_at, runtime.heap_limit_bytes),
+            (Some(RuntimeKind::Jvm), CapturedAt::Exit, Some(48 << 20))
+        );
+        assert_eq!(
+            runtime.limit_bytes,
+            Some(64 << 20),
+            "weighed against the limit"
+        );
+        // An exit of a process no kill waits for stands alone.
+        assert_eq!(kinds(&c.outcome(t, outcome(99), None)), ["outcome"]);
+    }
+
+    #[test]
+    fn a_kill_without_its_exit_is_written_at_its_deadline() {
+        let t = Instant::now();
+        let mut c = Correlator::new(Filter::default(), None, true);
+        assert!(c.kill(t, kill(20), false).is_empty());
+        assert_eq!(c.next_release(), Some(t + WAIT_FOR_EXIT));
+        assert!(c.release(t + WAIT_FOR_EXIT - ms(1), false).is_empty());
+        let written = c.release(t + WAIT_FOR_EXIT, false);
+        assert!(
+            matches!(written.as_slice(), [Record::Kill(k)] if k.victim.runtime.is_none()),
+            "{written:?}"
+        );
+        // Without the exit hook nothing waits; with a command line neither.
+        let mut c = Correlator::new(Filter::default(), None, false);
+        assert_eq!(kinds(&c.kill(t, kill(21), false)), ["kill"]);
+        let mut c = Correlator::new(Filter::default(), None, true);
+        assert_eq!(kinds(&c.kill(t, kill(22), true)), ["kill"]);
+    }
+
+    #[test]
+    fn a_group_kills_records_take_the_victim_count_from_its_end() {
+        let t = Instant::now();
+        let mut c = Correlator::new(Filter::default(), None, false);
+        let member = |pid, seq| {
+            let mut k = kill(pid);
+            k.incident = Some(IncidentReport {
+                id: 777,
+                victims: None,
+                seq,
+                chosen_pid: 30,
+                group_member: seq > 1,
+            });
+            k
+        };
+        assert!(c.kill(t, member(30, 1), true).is_empty());
+        assert!(c.kill(t, member(31, 2), true).is_empty());
+        let written = c.incident_end(
+            t,
+            IncidentEnd {
+                incident_ns: 777,
+                victims: 2,
+            },
+        );
+        let victims: Vec<_> = written
+            .iter()
+            .map(|r| match r {
+                Record::Kill(k) => k.incident.as_ref().and_then(|i| i.victims),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(victims, [Some(2), Some(2)]);
+    }
+
+    #[test]
+    fn count_stops_after_n_kills() {
+        let t = Instant::now();
+        let mut c = Correlator::new(Filter::default(), Some(1), true);
+        assert!(c.kill(t, kill(40), false).is_empty());
+        assert!(c.kill(t, kill(41), true).is_empty(), "in order: 40 first");
+        let written = c.outcome(t, outcome(40), None);
+        assert_eq!(
+            kinds(&written),
+            ["kill", "outcome"],
+            "the last one keeps its exit"
+        );
+        assert!(c.done());
+        assert!(c.release(t + WAIT_FOR_EXIT, true).is_empty());
+    }
+
+    #[test]
+    fn filters_select_kills_sigkills_and_exits() {
+        let t = Instant::now();
+        let filter = Filter::new(None, Some("other".into()), None);
+        let mut c = Correlator::new(filter, None, false);
+        assert!(c.kill(t, kill(50), true).is_empty(), "another comm");
+        let mut mine = kill(51);
+        mine.victim.comm = Some("other".into());
+        assert_eq!(kinds(&c.kill(t, mine, true)), ["kill"]);
+        assert!(c.sigkill(t, sigkill(52, SentBy::Process)).is_empty());
+        assert!(
+            c.outcome(t, outcome(53), None).is_empty(),
+            "an exit no kill claims may be another workload's"
+        );
+        let pressure = || recorded::<PressureReport>("memcg_pressure");
+        assert_eq!(pressure().envelope.kind, RecordType::MemcgPressure);
+        assert!(
+            c.pressure(pressure()).is_empty(),
+            "--comm selects tasks only"
+        );
+        let by_cgroup =
+            |path: &str| Correlator::new(Filter::new(Some(path.into()), None, None), None, false);
+        assert!(by_cgroup("/elsewhere").pressure(pressure()).is_empty());
+        let path = pressure().memcg.path.unwrap_or_default();
+        assert_eq!(kinds(&by_cgroup(&path).pressure(pressure())), ["pressure"]);
+        let open = Correlator::new(Filter::default(), None, false);
+        assert_eq!(kinds(&open.pressure(pressure())), ["pressure"]);
+    }
+}
