@@ -15,7 +15,7 @@ fn escape(bytes: &[u8]) -> String {
     bytes
         .iter()
         .map(|&b| {
-            if b < 0x20 || b >= 0x7f || b == b'\\' {
+            if !(0x20..0x7f).contains(&b) || b == b'\\' {
                 format!("\\x{b:02x}")
             } else {
                 char::from(b).to_string()

@@ -73,15 +73,9 @@ pub fn fuzz(only: Option<String>, seconds: u64) -> Result<()> {
     ensure_tools()?;
     eprintln!("xtask: checking the fuzz crate's formatting and lints");
     Cmd::new("cargo")
-        .args([
-            "+nightly",
-            "fmt",
-            "--manifest-path",
-            "fuzz/Cargo.toml",
-            "--check",
-        ])
+        .args(["fmt", "--manifest-path", "fuzz/Cargo.toml", "--check"])
         .run()
-        .context("run `cargo +nightly fmt --manifest-path fuzz/Cargo.toml` to fix")?;
+        .context("run `cargo fmt --manifest-path fuzz/Cargo.toml` to fix")?;
     Cmd::new("cargo")
         .args([
             "+nightly",
@@ -93,10 +87,10 @@ pub fn fuzz(only: Option<String>, seconds: u64) -> Result<()> {
         .args(["--target-dir", "target/fuzz-check", "--", "-D", "warnings"])
         .run()?;
     eprintln!("xtask: building the fuzz targets");
+    // All of them (cargo-fuzz builds one or all): they share every crate.
     Cmd::new("cargo")
         .args(["+nightly", "fuzz", "build", "--debug-assertions"])
         .args(["--target-dir", "target/fuzz"])
-        .args(&targets)
         .run()?;
 
     let root = workspace_root();
