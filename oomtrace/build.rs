@@ -1,10 +1,16 @@
 //! Builds the eBPF programs (oomtrace-ebpf, nightly + bpf-linker) and leaves
 //! the object in OUT_DIR, where src/capture/mod.rs embeds it: the release
-//! binary is the only file a node needs.
-use anyhow::{Context as _, anyhow};
-use aya_build::{Package, Toolchain};
+//! binary is the only file a node needs. Without the `ebpf` feature (fuzz
+//! builds) it builds nothing.
 
+#[cfg(not(feature = "ebpf"))]
+fn main() {}
+
+#[cfg(feature = "ebpf")]
 fn main() -> anyhow::Result<()> {
+    use anyhow::{Context as _, anyhow};
+    use aya_build::{Package, Toolchain};
+
     let metadata = cargo_metadata::MetadataCommand::new()
         .no_deps()
         .exec()

@@ -1,32 +1,21 @@
-//! oomtrace: trace Linux OOM kills from the kernel.
-//!
-//! Data flow: kernel record (`capture`) -> typed event (`decode`) ->
-//! report with time, host and paths (`enrich`, `report`) -> JSON lines or
-//! text (`output`).
-
-mod capture;
-mod check;
-mod cli;
-mod decode;
-mod enrich;
-mod error;
-mod filter;
-mod output;
-mod privileges;
-mod report;
-mod stream;
+//! oomtrace: trace Linux OOM kills from the kernel; the modules live in the
+//! library (src/lib.rs), this is the command line around them.
 
 use std::{process::ExitCode, sync::Arc};
 
 use anyhow::Context as _;
 use clap::Parser as _;
 
-use crate::{
-    capture::{Capture, Facilities},
+use oomtrace::{
+    capture::{self, Capture, Facilities},
+    check, cli,
     cli::{Cli, Command},
+    enrich,
     error::UserError,
+    filter, output,
     output::{Output, metrics::Metrics},
     privileges::Privileges,
+    stream,
 };
 
 fn main() -> ExitCode {

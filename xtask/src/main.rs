@@ -5,7 +5,9 @@
 //!   cargo xtask test    lint, then every test, unit and kernel
 //!   cargo xtask bench   the measurements behind README.md's table
 //!   cargo xtask vm-test the kernel matrix in qemu VMs (tests/vm/kernels)
+//!   cargo xtask fuzz    the fuzz targets of fuzz/, each for a given time
 
+mod fuzz;
 mod setup;
 mod sh;
 mod vm;
@@ -58,6 +60,17 @@ enum Task {
         /// Only the kernel of this name.
         kernel: Option<String>,
     },
+    /// Install cargo-fuzz if missing, build the fuzz targets of fuzz/
+    /// (nightly, AddressSanitizer, debug assertions) and run each for
+    /// `--seconds`, from fuzz/seeds into target/fuzz/corpus. Fails when a
+    /// target crashes and prints the reproducer. Needs no root.
+    Fuzz {
+        /// Only this target (default: all but those with a known crash).
+        target: Option<String>,
+        /// How long each target runs.
+        #[arg(long, default_value_t = 180)]
+        seconds: u64,
+    },
 }
 
 fn main() -> ExitCode {
@@ -92,6 +105,7 @@ fn run(xtask: Xtask) -> Result<()> {
         Task::Test { filter } => test(filter),
         Task::Bench { args } => bench(args),
         Task::VmTest { kernel } => vm::vm_test(kernel),
+        Task::Fuzz { target, seconds } => fuzz::fuzz(target, seconds),
     }
 }
 

@@ -21,7 +21,7 @@ pub fn ensure() -> Result<()> {
     Ok(())
 }
 
-fn nightly() -> Result<()> {
+pub fn nightly() -> Result<()> {
     let toolchains = Cmd::new("rustup").args(["toolchain", "list"]).stdout()?;
     if !toolchains.lines().any(|l| l.starts_with("nightly")) {
         bail!(

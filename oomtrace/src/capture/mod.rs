@@ -42,7 +42,12 @@ pub use self::{
 
 /// The eBPF object, built by build.rs. Aligned because aya parses it in
 /// place as an ELF file.
+#[cfg(feature = "ebpf")]
 static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/oomtrace"));
+/// Built without the `ebpf` feature (fuzz targets, which only parse):
+/// loading fails with aya's parse error instead of attaching anything.
+#[cfg(not(feature = "ebpf"))]
+static EBPF_OBJECT: &[u8] = &[];
 
 /// How `oom:mark_victim` is captured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

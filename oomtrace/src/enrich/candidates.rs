@@ -63,7 +63,11 @@ impl ProcessMemory {
     }
 
     pub fn rss(&self) -> u64 {
-        self.rss_anon + self.rss_file + self.rss_shmem
+        // Saturating: the counters come from a text file, not from a sum
+        // the kernel guarantees to fit.
+        self.rss_anon
+            .saturating_add(self.rss_file)
+            .saturating_add(self.rss_shmem)
     }
 
     /// `oom_badness()`: pages of RSS, swap and page tables, plus
@@ -73,10 +77,12 @@ impl ProcessMemory {
         if oom_score_adj == UNKILLABLE {
             return None;
         }
-        let pages = (self.rss() + self.swap) / page_size + self.pgtables / page_size;
-        // As the kernel writes it: `adj *= totalpages / 1000`, dividing first.
-        let adjust = oom_score_adj * i64::try_from(totalpages / 1000).ok()?;
-        Some(i64::try_from(pages).ok()? + adjust)
+        let pages = self.rss().saturating_add(self.swap) / page_size + self.pgtables / page_size;
+        // As the kernel writes it: `adj *= totalpages / 1000`, dividing
+        // first. Out of i64 (absurd counters) is no score rather than an
+        // overflow panic (found by the proc_status fuzz target).
+        let adjust = oom_score_adj.checked_mul(i64::try_from(totalpages / 1000).ok()?)?;
+        i64::try_from(pages).ok()?.checked_add(adjust)
     }
 }
 
@@ -236,6 +242,24 @@ mod tests {
         assert_eq!(p.badness(500, 16384, 4096), Some(13051 + 8000));
         assert_eq!(p.badness(-999, 16384, 4096), Some(13051 - 15984));
         assert_eq!(p.badness(-1000, 16384, 4096), None, "never chosen");
+    }
+
+    #[test]
+    fn absurd_counters_give_no_score_instead_of_overflowing() {
+        let huge = ProcessMemory {
+            pid: 1,
+            comm: Vec::new(),
+            rss_anon: u64::MAX,
+            rss_file: u64::MAX,
+            rss_shmem: 1,
+            swap: u64::MAX,
+            pgtables: 0,
+        };
+        assert_eq!(huge.rss(), u64::MAX);
+        // u64::MAX / 4096 pages fit in i64; 1000 x that per mille does not.
+        assert_eq!(huge.badness(0, 0, 4096), Some((u64::MAX / 4096) as i64));
+        assert_eq!(huge.badness(1000, u64::MAX, 4096), None);
+        assert_eq!(huge.badness(-999, u64::MAX, 4096), None);
     }
 
     proptest::proptest! {

@@ -75,7 +75,10 @@ pub fn find_in_mounts(
 ) -> Option<MemoryHierarchy> {
     let mut v2 = None;
     for line in mounts.lines() {
-        let mut fields = line.split_whitespace();
+        // One space between fields: the kernel escapes only space, tab,
+        // newline and backslash in a mount point, so other whitespace
+        // (\v, \r, U+00A0) belongs to the path.
+        let mut fields = line.split(' ');
         let (Some(_source), Some(target), Some(fstype), Some(options)) =
             (fields.next(), fields.next(), fields.next(), fields.next())
         else {
@@ -165,6 +168,16 @@ cgroup2 /sys/fs/cgroup cgroup2 rw,nosuid,nodev,noexec,relatime,nsdelegate 0 0
         );
         let not_memory = "cgroup /cg/x cgroup rw,memory_recursiveprot 0 0\n";
         assert_eq!(find_in_mounts(not_memory, |_| false), None);
+    }
+
+    #[test]
+    fn whitespace_the_kernel_leaves_unescaped_stays_in_the_mount_point() {
+        // Found by the proc_status fuzz target: a \v in the path split it.
+        let mounts = "cgroup /cg/a\u{b}b\u{a0}c\\040d cgroup rw,memory 0 0\n";
+        assert_eq!(
+            find_in_mounts(mounts, |_| false).map(|h| h.mount),
+            Some(PathBuf::from("/cg/a\u{b}b\u{a0}c d"))
+        );
     }
 
     #[test]

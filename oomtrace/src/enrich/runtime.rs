@@ -250,7 +250,9 @@ fn dotnet<'a>(getenv: &dyn Fn(&str) -> Option<&'a str>) -> Setting {
     if let Some(value) = getenv("DOTNET_GCHeapHardLimitPercent") {
         return Setting {
             bytes: None,
-            percent: hex(value).map(|p| p as f64),
+            // A percentage: a value past 100 is no cap we can state
+            // (found by the runtime_cmdline fuzz target).
+            percent: hex(value).filter(|p| *p <= 100).map(|p| p as f64),
             text: format!("DOTNET_GCHeapHardLimitPercent={value}"),
             source: SettingSource::Env("DOTNET_GCHeapHardLimitPercent".into()),
         };
@@ -436,6 +438,22 @@ mod tests {
             (None, None, None, None)
         );
         assert_eq!(run(&[], &[]).kind, None);
+    }
+
+    #[test]
+    fn dotnet_percent_past_100_is_not_reported_as_a_percentage() {
+        // Hex, as .NET reads it: 0x64 is 100 %, 0xea would be 234 %.
+        let percent = |value: &str| {
+            run(
+                &["dotnet", "app.dll"],
+                &[&format!("DOTNET_GCHeapHardLimitPercent={value}")],
+            )
+            .heap_limit_percent
+        };
+        assert_eq!(percent("0x32"), Some(50.0));
+        assert_eq!(percent("64"), Some(100.0));
+        assert_eq!(percent("ea"), None);
+        assert_eq!(percent("0xffffffff"), None);
     }
 
     #[test]

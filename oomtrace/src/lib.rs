@@ -1,0 +1,18 @@
+//! oomtrace: trace Linux OOM kills from the kernel (the library behind the
+//! `oomtrace` binary; public so that fuzz targets reach every parser).
+//!
+//! Data flow: kernel record (`capture`) -> typed event (`decode`) ->
+//! report with time, host and paths (`enrich`, `report`) -> JSON lines or
+//! text (`output`).
+
+pub mod capture;
+pub mod check;
+pub mod cli;
+pub mod decode;
+pub mod enrich;
+pub mod error;
+pub mod filter;
+pub mod output;
+pub mod privileges;
+pub mod report;
+pub mod stream;
