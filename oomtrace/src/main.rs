@@ -8,6 +8,7 @@ mod capture;
 mod check;
 mod cli;
 mod decode;
+mod docs;
 mod enrich;
 mod error;
 mod filter;
@@ -34,6 +35,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Some(Command::Check) => check::run(),
+        Some(Command::GenerateDocs { ref dir }) => docs::generate(dir).map(|()| ExitCode::SUCCESS),
         None => trace(&cli),
     };
     match result {

@@ -15,7 +15,7 @@ use serde_json::Value;
 
 use crate::{
     setup,
-    sh::{Cmd, workspace_root},
+    sh::workspace_root,
 };
 
 const MUSL: &str = "x86_64-unknown-linux-musl";
@@ -37,10 +37,9 @@ pub fn vm_test(only: Option<String>) -> Result<()> {
     setup::ensure()?;
     setup::install_missing(&["qemu-system-x86", "busybox-static", "cpio"])
         .context("installing qemu and busybox for the VMs")?;
-    Cmd::new("rustup")
-        .args(["target", "add", MUSL, "--toolchain", "stable"])
-        .run()?;
-    crate::build_bins(&["--release", "--target", MUSL])?;
+    // The guests run the dist artifact itself (built with the hog and guest).
+    crate::dist::ensure_tools()?;
+    crate::dist::static_binary()?;
 
     let work = workspace_root().join("target/vm");
     fs::create_dir_all(&work)?;
