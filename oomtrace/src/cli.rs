@@ -126,13 +126,6 @@ pub enum Command {
     /// tracepoints, cgroups) and which capture path oomtrace would use.
     /// Exits non-zero when tracing cannot work here.
     Check,
-    /// Write the man page and shell completions (bash, zsh, fish) into DIR;
-    /// `cargo xtask dist` packages them, so they always match --help.
-    #[command(hide = true)]
-    GenerateDocs {
-        /// Directory to write into (created if missing).
-        dir: PathBuf,
-    },
 }
 
 fn parse_seconds(value: &str) -> Result<std::time::Duration, String> {

@@ -1,14 +1,49 @@
 //! The man page and shell completions, generated from the clap definition
 //! itself (the way bpfman and ripgrep do it) so they cannot drift from
-//! `--help`. Reached through the hidden `generate-docs` subcommand.
+//! `--help`. Reached through `oomtrace generate-docs DIR`, which is not in
+//! the clap definition: clap_complete lists even hidden subcommands, and
+//! users should not be offered a packaging step.
 
-use std::{fs, path::Path};
+use std::{
+    fs,
+    path::{Path, PathBuf},
+    process::ExitCode,
+};
 
 use anyhow::{Context as _, Result};
 use clap::CommandFactory as _;
-use clap_complete::Shell;
+use clap_complete::{Generator as _, Shell};
 
 use crate::cli::Cli;
+
+const SUBCOMMAND: &str = "generate-docs";
+
+/// The DIR of `oomtrace generate-docs DIR`, if that is the command line.
+pub fn requested() -> Option<PathBuf> {
+    let mut args = std::env::args_os().skip(1);
+    if args.next()? != SUBCOMMAND {
+        return None;
+    }
+    match (args.next(), args.next()) {
+        (Some(dir), None) => Some(dir.into()),
+        _ => Some(PathBuf::new()),
+    }
+}
+
+/// `oomtrace generate-docs DIR`; exits 2 without exactly one DIR.
+pub fn run(dir: &Path) -> ExitCode {
+    if dir.as_os_str().is_empty() {
+        eprintln!("usage: oomtrace {SUBCOMMAND} DIR");
+        return ExitCode::from(2);
+    }
+    match generate(dir) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("oomtrace: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
 
 /// Writes `oomtrace.1`, `oomtrace.bash`, `_oomtrace` (zsh) and
 /// `oomtrace.fish` into `dir`.
@@ -63,7 +98,7 @@ mod tests {
         let fish = fs::read_to_string(dir.join("oomtrace.fish"))?;
         assert!(fish.contains("complete -c oomtrace"), "{fish}");
         for text in [&page, &bash, &fish] {
-            assert!(!text.contains("generate-docs"), "hidden subcommand leaked");
+            assert!(!text.contains(SUBCOMMAND), "the packaging step leaked");
         }
         fs::remove_dir_all(&dir)?;
         Ok(())

@@ -31,11 +31,13 @@ use crate::{
 };
 
 fn main() -> ExitCode {
+    if let Some(dir) = docs::requested() {
+        return docs::run(&dir);
+    }
     // Usage errors exit 2 with clap's message; --help and --version exit 0.
     let cli = Cli::parse();
     let result = match cli.command {
         Some(Command::Check) => check::run(),
-        Some(Command::GenerateDocs { ref dir }) => docs::generate(dir).map(|()| ExitCode::SUCCESS),
         None => trace(&cli),
     };
     match result {
