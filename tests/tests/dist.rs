@@ -85,8 +85,16 @@ fn every_artifact_matches_sha256sums() -> Result<()> {
 fn the_binary_is_static_stripped_and_within_ten_mib() -> Result<()> {
     let binary = artifact("OOMTRACE_DIST").join(format!("oomtrace-{VERSION}-x86_64-linux-musl"));
     let kind = run(Command::new("file").arg("-b").arg(&binary))?;
-    assert!(kind.contains("statically linked"), "{kind}");
+    // static-pie (the musl target's default, kept for ASLR) is what `file`
+    // 5.44 calls a static position-independent executable.
+    assert!(kind.contains("static-pie linked"), "{kind}");
     assert!(kind.contains(", stripped"), "{kind}");
+    // Static by the ELF itself: no program interpreter, no shared library.
+    let elf = run(Command::new("readelf")
+        .args(["--program-headers", "--dynamic", "--wide"])
+        .arg(&binary))?;
+    assert!(!elf.contains("INTERP"), "{elf}");
+    assert!(!elf.contains("(NEEDED)"), "{elf}");
     let size = fs::metadata(&binary)?.len();
     assert!(size <= 10 * MIB, "{size} bytes");
     // Without any environment or library path it still runs.
@@ -128,22 +136,36 @@ fn running_packaged_binary() -> Vec<u32> {
         .collect()
 }
 
+/// Lintian warnings accepted, each with the reason.
+const ACCEPTED_LINTIAN_WARNINGS: [(&str, &str); 1] = [(
+    // The musl target links static-pie: ET_DYN without an interpreter,
+    // which lintian takes for a library without its libc dependency.
+    // Linking non-PIE instead trades this for the error
+    // statically-linked-binary and loses ASLR for the binary.
+    "shared-library-lacks-prerequisites",
+    "static-pie binary taken for a library",
+)];
+
 #[test]
-fn lintian_reports_no_errors_on_the_deb() -> Result<()> {
+fn lintian_reports_no_errors_and_only_accepted_warnings_on_the_deb() -> Result<()> {
     let deb = artifact("OOMTRACE_DEB");
     // Exit status 1 means errors (or worse); warnings are listed for review.
     let (ok, stdout, stderr) = output(
         Command::new("lintian")
-            .args([
-                "--fail-on",
-                "error",
-                "--allow-root",
-                "--no-tag-display-limit",
-            ])
+            .args(["--fail-on", "error", "--allow-root", "--tag-display-limit", "0"])
             .arg(&deb),
     )?;
     assert!(ok, "lintian: {stdout}{stderr}");
-    assert!(!stdout.lines().any(|l| l.starts_with("E: ")), "{stdout}");
+    for line in stdout.lines() {
+        assert!(!line.starts_with("E: "), "{stdout}");
+        if let Some(warning) = line.strip_prefix("W: oomtrace: ") {
+            let tag = warning.split_whitespace().next().unwrap_or_default();
+            assert!(
+                ACCEPTED_LINTIAN_WARNINGS.iter().any(|(accepted, _)| *accepted == tag),
+                "lintian warning not accepted: {line}"
+            );
+        }
+    }
     Ok(())
 }
 
@@ -164,7 +186,7 @@ fn the_deb_installs_enables_the_unit_without_starting_it_and_purges_cleanly() ->
     let files: Vec<&Path> = listed.lines().map(Path::new).collect();
     for expected in [
         "/usr/bin/oomtrace",
-        "/lib/systemd/system/oomtrace.service",
+        "/usr/lib/systemd/system/oomtrace.service",
         "/usr/share/man/man1/oomtrace.1.gz",
         "/usr/share/bash-completion/completions/oomtrace",
         "/usr/share/zsh/vendor-completions/_oomtrace",
@@ -185,17 +207,17 @@ fn the_deb_installs_enables_the_unit_without_starting_it_and_purges_cleanly() ->
 
     // The unit: the packaged binary, enabled the way deb-systemd-helper
     // does it (a wants/ link), and systemd accepts it.
-    let unit = fs::read_to_string("/lib/systemd/system/oomtrace.service")?;
+    let unit = fs::read_to_string("/usr/lib/systemd/system/oomtrace.service")?;
     assert!(unit.contains("ExecStart=/usr/bin/oomtrace "), "{unit}");
     let wants = Path::new("/etc/systemd/system/multi-user.target.wants/oomtrace.service");
     assert_eq!(
         fs::read_link(wants).context("the unit is not enabled")?,
-        Path::new("/lib/systemd/system/oomtrace.service")
+        Path::new("/usr/lib/systemd/system/oomtrace.service")
     );
     let (ok, stdout, stderr) = output(
         Command::new("systemd-analyze")
             .arg("verify")
-            .arg("/lib/systemd/system/oomtrace.service"),
+            .arg("/usr/lib/systemd/system/oomtrace.service"),
     )?;
     assert!(
         ok && (stdout.trim().is_empty() && stderr.trim().is_empty()),
