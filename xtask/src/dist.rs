@@ -64,11 +64,7 @@ pub fn build() -> Result<Artifacts> {
             fs::metadata(artifact)?.len()
         );
     }
-    Ok(Artifacts {
-        deb,
-        image,
-        sums,
-    })
+    Ok(Artifacts { deb, image, sums })
 }
 
 /// The musl target, cargo-deb, and `musl-tools` (musl-gcc, for the bundled
