@@ -399,7 +399,7 @@ impl Dockerd {
             fresh_docker_cgroups,
         };
         let deadline = Instant::now() + TIMEOUT;
-        while !dockerd.docker(&["version"]).is_ok() {
+        while dockerd.docker(&["version"]).is_err() {
             if Instant::now() > deadline {
                 bail!(
                     "dockerd did not answer within {TIMEOUT:?}: {}",
