@@ -109,6 +109,9 @@ struct Installed;
 
 impl Drop for Installed {
     fn drop(&mut self) {
+        if !is_installed() {
+            return;
+        }
         let _ = Command::new("dpkg")
             .args(["--purge", PACKAGE])
             .stdout(Stdio::null())
