@@ -321,7 +321,7 @@ if "--bundle" in args and ("create" in args or "run" in args):
         config = json.load(f)
     caps = config["process"].setdefault("capabilities", {})
     for kind in ("bounding", "effective", "permitted"):
-        caps[kind] = sorted(set(caps.get(kind) or []) | {ADD})
+        caps[kind] = sorted(set(caps.get(kind) or []) | set([{ADD}]))
     with open(path, "w") as f:
         json.dump(config, f)
 os.execv("/usr/sbin/runc", ["runc"] + args)
