@@ -13,10 +13,7 @@ use anyhow::{Context as _, Result, bail};
 use oomtrace_tests::verify::vm::judge;
 use serde_json::Value;
 
-use crate::{
-    setup,
-    sh::workspace_root,
-};
+use crate::{setup, sh::workspace_root};
 
 const MUSL: &str = "x86_64-unknown-linux-musl";
 /// Capture paths each VM runs every memcg scenario with.

@@ -15,17 +15,16 @@ use std::{
 
 use anyhow::{Context as _, Result, bail, ensure};
 use oomtrace_tests::{
-    Hog, KernelLog, TestCgroup, Tracer,
+    KernelLog, TestCgroup, Tracer,
     hog::HogOptions,
-    kmsg,
-    system::{ScratchDir, require_root, serialize},
+    system::{ScratchDir, require_root},
     tracer::victim_record,
-    verify::{self, DomainFiles, Truth},
+    verify,
 };
 use serde_json::Value;
 
-const MIB: u64 = 1 << 20;
-const TIMEOUT: Duration = Duration::from_secs(30);
+use crate::common::{MIB, TIMEOUT, oom_domain_matches, oom_kill, record_for, setup, truth};
+
 const VERSION: &str = env!("CARGO_PKG_VERSION");
 const PACKAGE: &str = "oomtrace";
 /// Debian's docker.io, not whatever `docker` comes first on PATH.
@@ -544,8 +543,7 @@ fn the_daemonset_and_sidecar_name_the_built_image() -> Result<()> {
 #[test]
 fn the_image_runs_like_the_daemonset_and_records_a_kill_checked_against_the_kernel_log()
 -> Result<()> {
-    require_root();
-    let _serial = serialize();
+    let _serial = setup();
     let image = artifact("OOMTRACE_IMAGE");
     let container = daemonset_container()?;
     let dockerd = Dockerd::start()?;
@@ -636,16 +634,11 @@ fn the_image_runs_like_the_daemonset_and_records_a_kill_checked_against_the_kern
 
     let mut log = KernelLog::open()?;
     let cgroup = TestCgroup::new("image", 64 * MIB)?;
-    kmsg::wait_for_oom_report_budget()?;
-    let mut hog = Hog::spawn("alloc", 200, &cgroup.dir, None, &HogOptions::default())?;
-    hog.go()?;
-    assert!(Hog::was_sigkilled(&hog.wait(TIMEOUT)?));
-    let records = tracer.records_for(&[hog.pid], TIMEOUT);
-    let record = victim_record(&records, hog.pid).context("no record from the container")?;
-    let lines = log.killed(&[hog.pid], TIMEOUT);
-    let truth = Truth::of(&lines, hog.pid).map_err(anyhow::Error::msg)?;
-    verify::assert_victim_matches_log(record, &truth);
-    verify::assert_oom_domain_matches(record, &truth, &DomainFiles::read(&cgroup)?);
+    let pid = oom_kill(&cgroup.dir, None, &HogOptions::default())?;
+    let record = &record_for(&mut tracer, pid)?;
+    let truth = truth(&mut log, pid);
+    verify::victim_matches_log(record, &truth)?;
+    oom_domain_matches(record, &truth, &cgroup)?;
 
     // What `docker logs` (and so a cluster's log pipeline) reads: JSON
     // lines on stdout, the victim among them.
@@ -654,7 +647,7 @@ fn the_image_runs_like_the_daemonset_and_records_a_kill_checked_against_the_kern
         .lines()
         .map(|l| serde_json::from_str(l).with_context(|| format!("not JSON: {l:?}")))
         .collect::<Result<_>>()?;
-    assert!(victim_record(&parsed, hog.pid).is_some(), "{logs}");
+    assert!(victim_record(&parsed, pid).is_some(), "{logs}");
     dockerd.docker(&["stop", "--time=10", "oomtrace"])?;
     let (status, _, _) = tracer.finish(TIMEOUT)?;
     assert!(
