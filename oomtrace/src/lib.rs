@@ -9,6 +9,7 @@ pub mod capture;
 pub mod check;
 pub mod cli;
 pub mod decode;
+pub mod docs;
 pub mod enrich;
 pub mod error;
 pub mod filter;
@@ -16,3 +17,9 @@ pub mod output;
 pub mod privileges;
 pub mod report;
 pub mod stream;
+
+/// OOMTRACE_VERBOSE=1: the kernel's whole error (verifier log included)
+/// for each optional feature it refused, after the ready line.
+pub fn verbose() -> bool {
+    std::env::var_os("OOMTRACE_VERBOSE").is_some_and(|v| v == "1")
+}

@@ -9,6 +9,7 @@ use clap::Parser as _;
 use oomtrace::{
     capture::{self, Capture, Facilities},
     check, cli,
+    docs,
     cli::{Cli, Command},
     enrich,
     error::UserError,
@@ -19,6 +20,9 @@ use oomtrace::{
 };
 
 fn main() -> ExitCode {
+    if let Some(dir) = docs::requested() {
+        return docs::run(&dir);
+    }
     // Usage errors exit 2 with clap's message; --help and --version exit 0.
     let cli = Cli::parse();
     let result = match cli.command {
@@ -44,12 +48,6 @@ fn release_startup_memory() {
     unsafe {
         libc::malloc_trim(0);
     }
-}
-
-/// OOMTRACE_VERBOSE=1: the kernel's whole error (verifier log included)
-/// for each optional feature it refused, after the ready line.
-pub fn verbose() -> bool {
-    std::env::var_os("OOMTRACE_VERBOSE").is_some_and(|v| v == "1")
 }
 
 /// `--pressure` as the kernel side wants it: stall ns per second, 0 = off.
@@ -122,7 +120,7 @@ fn trace(cli: &Cli) -> anyhow::Result<ExitCode> {
     })?;
 
     let ready = capture.ready_line(cli.metrics);
-    let details = if verbose() {
+    let details = if oomtrace::verbose() {
         capture.feature_details()
     } else {
         Vec::new()

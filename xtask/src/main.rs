@@ -6,7 +6,9 @@
 //!   cargo xtask bench   the measurements behind README.md's table
 //!   cargo xtask vm-test the kernel matrix in qemu VMs (tests/vm/kernels)
 //!   cargo xtask fuzz    the fuzz targets of fuzz/, each for a given time
+//!   cargo xtask dist    the static binary, .deb and OCI image in target/dist
 
+mod dist;
 mod fuzz;
 mod setup;
 mod sh;
@@ -71,6 +73,11 @@ enum Task {
         #[arg(long, default_value_t = 180)]
         seconds: u64,
     },
+    /// Set up (musl target, musl-tools, cargo-deb), then build into
+    /// target/dist the static binary, the .deb, the OCI image (a
+    /// docker-archive tarball) and SHA256SUMS. `cargo xtask test` builds
+    /// them too and tests each one.
+    Dist,
 }
 
 fn main() -> ExitCode {
@@ -106,6 +113,7 @@ fn run(xtask: Xtask) -> Result<()> {
         Task::Bench { args } => bench(args),
         Task::VmTest { kernel } => vm::vm_test(kernel),
         Task::Fuzz { target, seconds } => fuzz::fuzz(target, seconds),
+        Task::Dist => dist::dist(),
     }
 }
 
@@ -147,6 +155,12 @@ fn test(filter: Option<String>) -> Result<()> {
     // deploy tests validate manifests and the unit with the real tools.
     setup::install_missing(&["prometheus", "python3-venv", "systemd"])
         .context("installing prometheus, python3-venv and systemd for the tests")?;
+    // The artifact tests install the .deb (lintian, man-db to check it) and
+    // run the image in a dockerd of their own.
+    setup::install_missing(&["lintian", "man-db", "docker.io"])
+        .context("installing lintian, man-db and docker.io for the artifact tests")?;
+    eprintln!("xtask: building the artifacts (cargo xtask dist)");
+    let artifacts = dist::build()?;
     let kubernetes_validate = setup::kubernetes_validate()?;
     eprintln!("xtask: building oomtrace for the kernel tests");
     build_bins(&[])?;
@@ -157,7 +171,10 @@ fn test(filter: Option<String>) -> Result<()> {
     let mut cmd = Cmd::new("cargo");
     cmd.args(["test", "--no-fail-fast"])
         .env("OOMTRACE_BIN", binary.as_os_str())
-        .env("KUBERNETES_VALIDATE", kubernetes_validate.as_os_str());
+        .env("KUBERNETES_VALIDATE", kubernetes_validate.as_os_str())
+        .env("OOMTRACE_DIST", dist::dir().as_os_str())
+        .env("OOMTRACE_DEB", artifacts.deb.as_os_str())
+        .env("OOMTRACE_IMAGE", artifacts.image.as_os_str());
     if let Some(filter) = filter {
         cmd.arg("--").arg(filter);
     }

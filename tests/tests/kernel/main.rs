@@ -30,4 +30,5 @@ mod storm; // ring-buffer loss, storms across cgroups, a soak
 // The program as a user and an operator meet it.
 mod cli; // errors, check, signals, limits, output destinations
 mod deploy; // manifests, the systemd unit, least capabilities
+mod dist; // cargo xtask dist: static binary, .deb via dpkg, image in a real dockerd
 mod metrics; // --metrics scraped by a real Prometheus

@@ -41,7 +41,8 @@ pub fn build(work: &Path) -> Result<PathBuf> {
     }
     fs::copy("/bin/busybox", root.join("bin/busybox")).context("busybox-static")?;
     let release = workspace_root().join("target").join(MUSL).join("release");
-    for bin in ["oomtrace", "oomtrace-test-hog", "oomtrace-vm-guest"] {
+    fs::copy(crate::dist::binary_path(), root.join("bin/oomtrace")).context("copy oomtrace")?;
+    for bin in ["oomtrace-test-hog", "oomtrace-vm-guest"] {
         fs::copy(release.join(bin), root.join("bin").join(bin))
             .with_context(|| format!("copy {bin}"))?;
     }

@@ -13,10 +13,7 @@ use anyhow::{Context as _, Result, bail};
 use oomtrace_tests::verify::vm::judge;
 use serde_json::Value;
 
-use crate::{
-    setup,
-    sh::{Cmd, workspace_root},
-};
+use crate::{setup, sh::workspace_root};
 
 const MUSL: &str = "x86_64-unknown-linux-musl";
 /// Capture paths each VM runs every memcg scenario with.
@@ -37,10 +34,9 @@ pub fn vm_test(only: Option<String>) -> Result<()> {
     setup::ensure()?;
     setup::install_missing(&["qemu-system-x86", "busybox-static", "cpio"])
         .context("installing qemu and busybox for the VMs")?;
-    Cmd::new("rustup")
-        .args(["target", "add", MUSL, "--toolchain", "stable"])
-        .run()?;
-    crate::build_bins(&["--release", "--target", MUSL])?;
+    // The guests run the dist artifact itself (built with the hog and guest).
+    crate::dist::ensure_tools()?;
+    crate::dist::static_binary()?;
 
     let work = workspace_root().join("target/vm");
     fs::create_dir_all(&work)?;
