@@ -14,6 +14,7 @@ mod filter;
 mod output;
 mod privileges;
 mod report;
+mod store;
 mod stream;
 
 use std::{process::ExitCode, sync::Arc};
@@ -34,6 +35,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Some(Command::Check) => check::run(),
+        Some(Command::List(ref args)) => store::list::run(args),
         None => trace(&cli),
     };
     match result {
@@ -64,6 +66,19 @@ fn pressure_ns(cli: &Cli) -> u64 {
     })
 }
 
+/// `--store`, or by default the system database when run as root.
+fn store_path(cli: &Cli) -> Option<std::path::PathBuf> {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let root = unsafe { libc::geteuid() } == 0;
+    match &cli.store {
+        Some(cli::StoreChoice::None) => None,
+        Some(cli::StoreChoice::Path(path)) => Some(path.clone()),
+        // Only root may write /var/lib; an unprivileged run (CAP_BPF
+        // alone) keeps no history unless told where.
+        None => root.then(|| std::path::PathBuf::from(store::DEFAULT_PATH)),
+    }
+}
+
 fn trace(cli: &Cli) -> anyhow::Result<ExitCode> {
     let privileges = Privileges::current().context("cannot read /proc/self/status")?;
     if !privileges.can_trace() {
@@ -72,11 +87,20 @@ fn trace(cli: &Cli) -> anyhow::Result<ExitCode> {
         }
         .into());
     }
-    let output =
+    let mut output =
         Output::open(cli.output.as_deref(), cli.format).map_err(|source| UserError::Output {
             path: cli.output.clone().unwrap_or_default(),
             source,
         })?;
+    if let Some(path) = store_path(cli) {
+        let retention = store::Retention {
+            keep: cli.store_keep,
+            max_bytes: cli.store_max,
+        };
+        let writer =
+            store::writer::Writer::start(path, retention).context("cannot start the store")?;
+        output = output.with_store(writer);
+    }
 
     // Before loading anything: a busy port is a quick, clear error.
     let metrics_listener = cli

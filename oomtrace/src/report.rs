@@ -301,7 +301,8 @@ pub struct LostReport {
     pub time: String,
     pub count: u64,
     /// Where they were lost: `ring_buffer` (the kernel side found it full)
-    /// or `output` (the reader stopped taking records).
+    /// `output` (the reader stopped taking records) or `store` (the local
+    /// database did not keep them: queue full, disk full, unwritable).
     pub stage: LostStage,
 }
 
@@ -310,6 +311,7 @@ pub struct LostReport {
 pub enum LostStage {
     RingBuffer,
     Output,
+    Store,
 }
 
 impl LostReport {

@@ -370,17 +370,23 @@ impl Streamer {
         self.report_output_drops().map(|_| ())
     }
 
-    /// Records the output queue refused (a reader that stopped reading).
+    /// Records the output queue refused (a reader that stopped reading),
+    /// and those the store did not keep.
     fn report_output_drops(&mut self) -> io::Result<Flow> {
-        let dropped = self.output.take_dropped();
-        if dropped > 0 {
-            let report = LostReport::new(
-                clock::rfc3339(clock::wall_time(clock::boot_ns_now())),
-                dropped,
-                LostStage::Output,
-            );
-            self.metrics(|m| m.lost(&report));
-            self.output.lost(&report)?;
+        let dropped = [
+            (self.output.take_dropped(), LostStage::Output),
+            (self.output.take_store_lost(), LostStage::Store),
+        ];
+        for (count, stage) in dropped {
+            if count > 0 {
+                let report = LostReport::new(
+                    clock::rfc3339(clock::wall_time(clock::boot_ns_now())),
+                    count,
+                    stage,
+                );
+                self.metrics(|m| m.lost(&report));
+                self.output.lost(&report)?;
+            }
         }
         Ok(Flow::Continue)
     }

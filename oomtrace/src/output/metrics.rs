@@ -167,6 +167,7 @@ impl Metrics {
         let stage = match report.stage {
             LostStage::RingBuffer => "ring_buffer",
             LostStage::Output => "output",
+            LostStage::Store => "store",
         };
         self.lost
             .get_or_create(&LostLabels {
