@@ -65,7 +65,7 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Rows deleted per step when the database is over its size: small steps
 /// keep each transaction short, and the oldest go first.
-const TRIM_ROWS: i64 = 500;
+const TRIM_ROWS: u64 = 500;
 
 /// `--store-keep` and `--store-max`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -309,18 +309,37 @@ impl Store {
             self.conn
                 .execute("DELETE FROM records WHERE time_ns < ?1", [cutoff])? as u64;
         self.give_back()?;
-        while self.size_bytes()? > retention.max_bytes {
-            // Rowids grow with insertion, so the lowest are the oldest.
-            let first: Option<i64> =
+        loop {
+            let size = self.size_bytes()?;
+            if size <= retention.max_bytes {
+                break;
+            }
+            // Rowids grow with insertion, so the lowest are the oldest;
+            // min and max come from the rowid b-tree's ends, not a scan.
+            let (first, last): (Option<i64>, Option<i64>) =
                 self.conn
-                    .query_row("SELECT min(id) FROM records", [], |row| row.get(0))?;
-            let Some(first) = first else { break };
+                    .query_row("SELECT min(id), max(id) FROM records", [], |row| {
+                        Ok((row.get(0)?, row.get(1)?))
+                    })?;
+            let (Some(first), Some(last)) = (first, last) else {
+                break;
+            };
+            // As many rows as the excess holds, judged by the average row.
+            let rows = u64::try_from(last - first + 1).unwrap_or(1).max(1);
+            let per_row = (size / rows).max(1);
+            let step = ((size - retention.max_bytes) / per_row + 1).min(TRIM_ROWS);
             let gone = self.conn.execute(
                 "DELETE FROM records WHERE id < ?1",
-                [first.saturating_add(TRIM_ROWS)],
+                [first.saturating_add(i64::try_from(step).unwrap_or(1))],
             )?;
             removed += gone as u64;
             self.give_back()?;
+        }
+        if removed > 0 {
+            // The freed pages leave the file only when the WAL is written
+            // back: do it now, so the disk sees the limit, not just SQLite.
+            self.conn
+                .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
         }
         Ok(removed)
     }
