@@ -172,7 +172,7 @@ pub enum Command {
     /// Exits non-zero when tracing cannot work here.
     Check,
     /// List the stored OOM kills (default: the last day), one line each.
-    List(crate::store::list::ListArgs),
+    List(Box<crate::store::list::ListArgs>),
 }
 
 fn parse_seconds(value: &str) -> Result<std::time::Duration, String> {

@@ -79,6 +79,35 @@ fn store_path(cli: &Cli) -> Option<std::path::PathBuf> {
     }
 }
 
+/// The kills the store kept (within `--store-keep`), for the history the
+/// hints rest on. A store that cannot be read gives none: the writer
+/// thread reports why.
+fn past_kills(
+    path: &std::path::Path,
+    keep: std::time::Duration,
+) -> Vec<(String, enrich::history::Kill)> {
+    let now = enrich::clock::epoch_ns(std::time::SystemTime::now());
+    let since = now.saturating_sub(u64::try_from(keep.as_nanos()).unwrap_or(u64::MAX));
+    let Ok(store) = store::Store::open(path) else {
+        return Vec::new();
+    };
+    let kills = store
+        .history_since(i64::try_from(since).unwrap_or(i64::MAX))
+        .unwrap_or_default();
+    kills
+        .into_iter()
+        .map(|k| {
+            let kill = enrich::history::Kill {
+                at_ns: u64::try_from(k.time_ns).unwrap_or(0),
+                age_ns: k.age_ns,
+                stalls_last_10s: k.stalls_last_10s,
+                stalls_total: k.stalls_total,
+            };
+            (k.workload, kill)
+        })
+        .collect()
+}
+
 fn trace(cli: &Cli) -> anyhow::Result<ExitCode> {
     let privileges = Privileges::current().context("cannot read /proc/self/status")?;
     if !privileges.can_trace() {
@@ -92,7 +121,12 @@ fn trace(cli: &Cli) -> anyhow::Result<ExitCode> {
             path: cli.output.clone().unwrap_or_default(),
             source,
         })?;
-    if let Some(path) = store_path(cli) {
+    let store_path = store_path(cli);
+    let past_kills = store_path
+        .as_deref()
+        .map(|path| past_kills(path, cli.store_keep))
+        .unwrap_or_default();
+    if let Some(path) = store_path {
         let retention = store::Retention {
             keep: cli.store_keep,
             max_bytes: cli.store_max,
@@ -215,6 +249,7 @@ fn trace(cli: &Cli) -> anyhow::Result<ExitCode> {
     let settings = enrich::Settings {
         candidates: cli.candidates,
         kubelet_log_dir: cli.kubelet_log_dir.clone(),
+        past_kills,
     };
     runtime.block_on(async {
         let metrics = match metrics_listener {

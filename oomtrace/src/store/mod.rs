@@ -8,7 +8,7 @@
 //!
 //! Crash safety: WAL with `synchronous=NORMAL`. A SIGKILL of oomtrace never
 //! corrupts the file and loses only what was not yet committed (the
-//! writer's queue, see [`writer::CRASH_WINDOW`]); a power loss may also lose
+//! writer's queue, see [`writer`]); a power loss may also lose
 //! the last committed transactions, never the file.
 
 pub mod columns;
@@ -20,7 +20,7 @@ use std::{
     time::Duration,
 };
 
-use rusqlite::{Connection, OpenFlags, OptionalExtension as _, params};
+use rusqlite::{Connection, OpenFlags, params};
 
 use self::columns::Columns;
 
@@ -104,7 +104,6 @@ pub enum StoreError {
 /// A record as stored.
 #[derive(Debug, Clone)]
 pub struct Stored {
-    pub id: i64,
     pub columns: Columns,
     pub json: String,
 }
@@ -362,31 +361,30 @@ impl Store {
         until_ns: i64,
     ) -> rusqlite::Result<Vec<Stored>> {
         let mut query = self.conn.prepare(
-            "SELECT id, time_ns, boot_ns, type, host, pid, comm, memcg_path, oom_memcg_path,
+            "SELECT time_ns, boot_ns, type, host, pid, comm, memcg_path, oom_memcg_path,
                 pod_uid, pod_name, container_id, container_name, oom_constraint, workload, json
              FROM records WHERE type = ?1 AND time_ns >= ?2 AND time_ns < ?3
              ORDER BY time_ns, id",
         )?;
         let rows = query.query_map(params![kind, since_ns, until_ns], |row| {
             Ok(Stored {
-                id: row.get(0)?,
                 columns: Columns {
-                    time_ns: row.get(1)?,
-                    boot_ns: row.get(2)?,
-                    kind: row.get(3)?,
-                    host: row.get(4)?,
-                    pid: row.get(5)?,
-                    comm: row.get(6)?,
-                    memcg_path: row.get(7)?,
-                    oom_memcg_path: row.get(8)?,
-                    pod_uid: row.get(9)?,
-                    pod_name: row.get(10)?,
-                    container_id: row.get(11)?,
-                    container_name: row.get(12)?,
-                    constraint: row.get(13)?,
-                    workload: row.get(14)?,
+                    time_ns: row.get(0)?,
+                    boot_ns: row.get(1)?,
+                    kind: row.get(2)?,
+                    host: row.get(3)?,
+                    pid: row.get(4)?,
+                    comm: row.get(5)?,
+                    memcg_path: row.get(6)?,
+                    oom_memcg_path: row.get(7)?,
+                    pod_uid: row.get(8)?,
+                    pod_name: row.get(9)?,
+                    container_id: row.get(10)?,
+                    container_name: row.get(11)?,
+                    constraint: row.get(12)?,
+                    workload: row.get(13)?,
                 },
-                json: row.get(15)?,
+                json: row.get(14)?,
             })
         })?;
         rows.collect()
@@ -420,17 +418,10 @@ impl Store {
     }
 
     /// Rows stored, all types.
+    #[cfg(test)]
     pub fn count(&self) -> rusqlite::Result<i64> {
         self.conn
             .query_row("SELECT count(*) FROM records", [], |row| row.get(0))
-    }
-
-    /// The latest row id, if any (tests and the bench).
-    pub fn last_id(&self) -> rusqlite::Result<Option<i64>> {
-        self.conn
-            .query_row("SELECT max(id) FROM records", [], |row| row.get(0))
-            .optional()
-            .map(Option::flatten)
     }
 }
 

@@ -5,11 +5,11 @@
 //! Crash window: a record is committed as soon as the thread is free,
 //! together with whatever queued behind it (at most [`BATCH`]). A SIGKILL
 //! loses at most the records queued and not committed: [`QUEUE_RECORDS`]
-//! plus one batch in flight, in practice the records of the last commit
+//! (1024) plus one batch in flight (256), in practice the records of the last commit
 //! (a few ms). Nothing committed is lost to a crash of oomtrace.
 
 use std::{
-    path::PathBuf,
+    path::{Path, PathBuf},
     sync::{
         Arc,
         atomic::{AtomicU64, Ordering},
@@ -25,8 +25,6 @@ use super::{Retention, Store};
 pub const QUEUE_RECORDS: usize = 1024;
 /// Records committed per transaction at most.
 pub const BATCH: usize = 256;
-/// Records a SIGKILL of oomtrace can cost the store at most.
-pub const CRASH_WINDOW: usize = QUEUE_RECORDS + BATCH;
 
 /// The stream's handle on the writer thread.
 pub struct Writer {
@@ -113,9 +111,9 @@ impl Complaint {
     }
 }
 
-fn write_loop(path: &PathBuf, retention: Retention, records: &Receiver<Vec<u8>>, lost: &AtomicU64) {
+fn write_loop(path: &Path, retention: Retention, records: &Receiver<Vec<u8>>, lost: &AtomicU64) {
     let mut complaint = Complaint {
-        path: path.clone(),
+        path: path.to_path_buf(),
         said: false,
     };
     let mut store = match Store::open(path) {
