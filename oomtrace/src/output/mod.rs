@@ -185,24 +185,30 @@ impl Output {
             Format::Text => as_text(&mut bytes, report)?,
         }
         // The store keeps the exact line the stream writes as JSON.
-        if stored && let Some(store) = &self.store {
-            let line = match self.format {
-                Format::Json => bytes.clone(),
-                Format::Text => serde_json::to_vec(report).map_err(io::Error::other)?,
-            };
-            store.send(line);
-        }
+        let for_store = match (stored, &self.store, self.format) {
+            (false, _, _) | (_, None, _) => None,
+            (true, Some(_), Format::Json) => Some(bytes.clone()),
+            (true, Some(_), Format::Text) => {
+                Some(serde_json::to_vec(report).map_err(io::Error::other)?)
+            }
+        };
         let mut state = self.queue.lock();
         if let Some(kind) = state.failed {
             return Err(kind.into());
         }
         if state.bytes + bytes.len() > QUEUE_BYTES {
             state.dropped += 1;
-            return Ok(());
+        } else {
+            state.bytes += bytes.len();
+            state.records.push_back(bytes);
+            self.queue.queued.notify_one();
         }
-        state.bytes += bytes.len();
-        state.records.push_back(bytes);
-        self.queue.queued.notify_one();
+        drop(state);
+        // After the stream's queue: the stream stays the first path. A
+        // stuck reader does not cost the store its copy.
+        if let (Some(store), Some(line)) = (&self.store, for_store) {
+            store.send(line);
+        }
         Ok(())
     }
 
