@@ -174,16 +174,30 @@ impl Selection {
     }
 }
 
-/// The kill records to show, oldest first: the stored JSON lines.
-pub fn select_from_store(store: &Store, selection: &Selection) -> anyhow::Result<Vec<String>> {
+/// The kill records to show, oldest first, at most the `latest` last: the
+/// stored JSON lines.
+pub fn select_from_store(
+    store: &Store,
+    selection: &Selection,
+    latest: Option<usize>,
+) -> anyhow::Result<Vec<String>> {
+    let context = || format!("cannot read {}", store.path().display());
     let rows = store
         .select("oom_kill", selection.since_ns, selection.until_ns)
-        .with_context(|| format!("cannot read {}", store.path().display()))?;
-    Ok(rows
+        .with_context(context)?;
+    let mut ids: Vec<i64> = rows
         .into_iter()
         .filter(|row| selection.matches(&row.columns))
-        .map(|row| row.json)
-        .collect())
+        .map(|row| row.id)
+        .collect();
+    keep_latest(&mut ids, latest);
+    store.json(&ids).with_context(context)
+}
+
+fn keep_latest<T>(items: &mut Vec<T>, latest: Option<usize>) {
+    if let Some(n) = latest {
+        items.drain(..items.len().saturating_sub(n));
+    }
 }
 
 /// The same from JSON lines; lines that are not records are skipped.
@@ -235,12 +249,10 @@ pub fn run(args: &ListArgs) -> anyhow::Result<std::process::ExitCode> {
         None => {
             let store =
                 Store::open_read_only(&args.store).map_err(|e| unreadable(&args.store, e))?;
-            select_from_store(&store, &selection)?
+            select_from_store(&store, &selection, args.count)?
         }
     };
-    if let Some(n) = args.count {
-        kills.drain(..kills.len().saturating_sub(n));
-    }
+    keep_latest(&mut kills, args.count);
     if args.reverse {
         kills.reverse();
     }

@@ -101,11 +101,11 @@ pub enum StoreError {
     },
 }
 
-/// A record as stored.
+/// A record's indexed columns, as stored.
 #[derive(Debug, Clone)]
 pub struct Stored {
+    pub id: i64,
     pub columns: Columns,
-    pub json: String,
 }
 
 /// A kill as the history needs it (see `enrich::history`).
@@ -353,7 +353,8 @@ impl Store {
     }
 
     /// Records of `kind` with `since_ns <= time_ns < until_ns`, oldest
-    /// first. Only the indexed columns are read; the JSON stays unparsed.
+    /// first. Only the indexed columns are read: the JSON, most of each
+    /// row, is fetched by [`Store::json`] for the rows shown.
     pub fn select(
         &self,
         kind: &str,
@@ -361,33 +362,43 @@ impl Store {
         until_ns: i64,
     ) -> rusqlite::Result<Vec<Stored>> {
         let mut query = self.conn.prepare(
-            "SELECT time_ns, boot_ns, type, host, pid, comm, memcg_path, oom_memcg_path,
-                pod_uid, pod_name, container_id, container_name, oom_constraint, workload, json
+            "SELECT id, time_ns, boot_ns, type, host, pid, comm, memcg_path, oom_memcg_path,
+                pod_uid, pod_name, container_id, container_name, oom_constraint, workload
              FROM records WHERE type = ?1 AND time_ns >= ?2 AND time_ns < ?3
              ORDER BY time_ns, id",
         )?;
         let rows = query.query_map(params![kind, since_ns, until_ns], |row| {
             Ok(Stored {
+                id: row.get(0)?,
                 columns: Columns {
-                    time_ns: row.get(0)?,
-                    boot_ns: row.get(1)?,
-                    kind: row.get(2)?,
-                    host: row.get(3)?,
-                    pid: row.get(4)?,
-                    comm: row.get(5)?,
-                    memcg_path: row.get(6)?,
-                    oom_memcg_path: row.get(7)?,
-                    pod_uid: row.get(8)?,
-                    pod_name: row.get(9)?,
-                    container_id: row.get(10)?,
-                    container_name: row.get(11)?,
-                    constraint: row.get(12)?,
-                    workload: row.get(13)?,
+                    time_ns: row.get(1)?,
+                    boot_ns: row.get(2)?,
+                    kind: row.get(3)?,
+                    host: row.get(4)?,
+                    pid: row.get(5)?,
+                    comm: row.get(6)?,
+                    memcg_path: row.get(7)?,
+                    oom_memcg_path: row.get(8)?,
+                    pod_uid: row.get(9)?,
+                    pod_name: row.get(10)?,
+                    container_id: row.get(11)?,
+                    container_name: row.get(12)?,
+                    constraint: row.get(13)?,
+                    workload: row.get(14)?,
                 },
-                json: row.get(14)?,
             })
         })?;
         rows.collect()
+    }
+
+    /// The stored JSON lines of `ids`, in that order.
+    pub fn json(&self, ids: &[i64]) -> rusqlite::Result<Vec<String>> {
+        let mut query = self
+            .conn
+            .prepare("SELECT json FROM records WHERE id = ?1")?;
+        ids.iter()
+            .map(|id| query.query_row([id], |row| row.get(0)))
+            .collect()
     }
 
     /// The kills since `since_ns` (wall clock) that have a workload, oldest

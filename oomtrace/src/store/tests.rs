@@ -218,13 +218,15 @@ fn filters_select_the_same_kills_from_the_database_and_from_lines() {
     ];
     for (extra, want) in cases {
         let selection = Selection::new(&args(extra), 0);
-        let from_db = select_from_store(&store, &selection).expect("reads");
+        let from_db = select_from_store(&store, &selection, None).expect("reads");
         let from_lines = select_from_lines(KILLS.as_bytes(), &selection).expect("reads");
         assert_eq!(pids(&from_db), *want, "{extra:?} from the database");
         assert_eq!(from_db, from_lines, "{extra:?}: same lines either way");
     }
+    let latest = select_from_store(&store, &Selection::new(&args(&[]), 0), Some(2));
+    assert_eq!(pids(&latest.expect("reads")), [8789, 8855], "-n: the latest");
     // The stored line is the streamed line, byte for byte.
-    let all = select_from_store(&store, &Selection::new(&args(&[]), 0)).expect("reads");
+    let all = select_from_store(&store, &Selection::new(&args(&[]), 0), None).expect("reads");
     let streamed: Vec<&str> = KILLS
         .lines()
         .filter(|l| l.contains("\"oom_kill\""))
@@ -260,7 +262,7 @@ fn retention_by_age_removes_only_what_is_older() {
     let removed = store
         .enforce(keep, second_kill + 60_000_000_000)
         .expect("enforces");
-    let left = select_from_store(&store, &Selection::new(&args(&[]), 0)).expect("reads");
+    let left = select_from_store(&store, &Selection::new(&args(&[]), 0), None).expect("reads");
     assert_eq!(pids(&left), [8789, 8855]);
     assert_eq!(removed, 2, "the first kill and its exit");
 }
@@ -395,7 +397,7 @@ fn store_cost() {
         ..Selection::default()
     };
     let began = Instant::now();
-    let listed = select_from_store(&store, &all).expect("reads");
+    let listed = select_from_store(&store, &all, None).expect("reads");
     let list_all = began.elapsed();
     let mut out = Vec::new();
     let began = Instant::now();
@@ -410,7 +412,7 @@ fn store_cost() {
         ..all.clone()
     };
     let began = Instant::now();
-    let one = select_from_store(&store, &pid).expect("reads");
+    let one = select_from_store(&store, &pid, None).expect("reads");
     let list_pid = began.elapsed();
     assert_eq!(one.len(), 1);
     println!(
@@ -422,11 +424,16 @@ fn store_cost() {
         single.as_secs_f64() * 1e6,
         store.size_bytes().expect("size") >> 20
     );
+    let began = Instant::now();
+    let latest = select_from_store(&store, &all, Some(50)).expect("reads");
+    let list_50 = began.elapsed();
+    assert_eq!(latest.len(), 50);
     println!(
-        "list over {} kills: select+filter {:?}, formatting every line {:?}; --pid {:?}",
+        "list over {} kills: select+filter {:?}, formatting every line {:?}; --pid {:?}; -n 50 {:?}",
         listed.len(),
         list_all,
         format_all,
-        list_pid
+        list_pid,
+        list_50
     );
 }
