@@ -86,14 +86,12 @@ fn past_kills(
     path: &std::path::Path,
     keep: std::time::Duration,
 ) -> Vec<(String, enrich::history::Kill)> {
-    let now = enrich::clock::epoch_ns(std::time::SystemTime::now());
-    let since = now.saturating_sub(u64::try_from(keep.as_nanos()).unwrap_or(u64::MAX));
+    let keep = i64::try_from(keep.as_nanos()).unwrap_or(i64::MAX);
+    let since = store::now_ns().saturating_sub(keep);
     let Ok(store) = store::Store::open(path) else {
         return Vec::new();
     };
-    let kills = store
-        .history_since(i64::try_from(since).unwrap_or(i64::MAX))
-        .unwrap_or_default();
+    let kills = store.history_since(since).unwrap_or_default();
     kills
         .into_iter()
         .map(|k| {

@@ -14,7 +14,7 @@ use anyhow::{Context as _, Result, bail};
 use oomtrace_tests::{
     Hog, KernelLog, TestCgroup, Tracer,
     hog::HogOptions,
-    kmsg,
+    kmsg, schema,
     system::{self, ScratchDir, require_root, serialize},
     verify::{Truth, assert_victim_matches_log},
 };
@@ -353,9 +353,15 @@ fn a_full_store_is_reported_once_and_counted_while_the_stream_goes_on() -> Resul
     );
     let warnings: Vec<&String> = stderr.iter().filter(|l| l.contains("store")).collect();
     assert_eq!(warnings.len(), 1, "reported once: {stderr:#?}");
-    let lost: u64 = streamed
+    let lost_records: Vec<&Value> = streamed
         .iter()
         .filter(|r| r["type"] == "lost" && r["stage"] == "store")
+        .collect();
+    for record in &lost_records {
+        assert_eq!(schema::validate(record), Ok(()), "{record}");
+    }
+    let lost: u64 = lost_records
+        .iter()
         .filter_map(|r| r["count"].as_u64())
         .sum();
     let stored = stored_kills(&db, &cgroup)?.len();

@@ -6,7 +6,7 @@
 use std::{
     io::{self, BufRead, Write},
     path::{Path, PathBuf},
-    time::{Duration, SystemTime, UNIX_EPOCH},
+    time::{Duration, UNIX_EPOCH},
 };
 
 use anyhow::Context as _;
@@ -82,13 +82,6 @@ pub struct ListArgs {
 /// How far back `list` looks without --since.
 const DEFAULT_SINCE: Duration = Duration::from_secs(86400);
 
-fn now_ns() -> i64 {
-    let since = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or(Duration::ZERO);
-    i64::try_from(since.as_nanos()).unwrap_or(i64::MAX)
-}
-
 fn duration_ns(d: Duration) -> i64 {
     i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)
 }
@@ -98,7 +91,7 @@ fn duration_ns(d: Duration) -> i64 {
 pub fn parse_when(value: &str) -> Result<i64, String> {
     let value = value.trim();
     if let Ok(ago) = humantime::parse_duration(value) {
-        return Ok(now_ns().saturating_sub(duration_ns(ago)));
+        return Ok(super::now_ns().saturating_sub(duration_ns(ago)));
     }
     let completed = match value.len() {
         10 => format!("{value} 00:00:00"),
@@ -238,7 +231,7 @@ fn unreadable(path: &Path, error: StoreError) -> anyhow::Error {
 }
 
 pub fn run(args: &ListArgs) -> anyhow::Result<std::process::ExitCode> {
-    let selection = Selection::new(args, now_ns());
+    let selection = Selection::new(args, super::now_ns());
     let mut kills = match args.from.as_deref() {
         Some(path) if path == Path::new("-") => select_from_lines(io::stdin().lock(), &selection)?,
         Some(path) => {

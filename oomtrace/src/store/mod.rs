@@ -101,6 +101,12 @@ pub enum StoreError {
     },
 }
 
+/// Wall-clock ns since the epoch, as the `time_ns` column holds.
+pub fn now_ns() -> i64 {
+    let now = crate::enrich::clock::epoch_ns(std::time::SystemTime::now());
+    i64::try_from(now).unwrap_or(i64::MAX)
+}
+
 /// A record's indexed columns, as stored.
 #[derive(Debug, Clone)]
 pub struct Stored {

@@ -224,7 +224,11 @@ fn filters_select_the_same_kills_from_the_database_and_from_lines() {
         assert_eq!(from_db, from_lines, "{extra:?}: same lines either way");
     }
     let latest = select_from_store(&store, &Selection::new(&args(&[]), 0), Some(2));
-    assert_eq!(pids(&latest.expect("reads")), [8789, 8855], "-n: the latest");
+    assert_eq!(
+        pids(&latest.expect("reads")),
+        [8789, 8855],
+        "-n: the latest"
+    );
     // The stored line is the streamed line, byte for byte.
     let all = select_from_store(&store, &Selection::new(&args(&[]), 0), None).expect("reads");
     let streamed: Vec<&str> = KILLS

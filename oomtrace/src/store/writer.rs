@@ -16,7 +16,7 @@ use std::{
         mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TryRecvError, TrySendError},
     },
     thread,
-    time::{Duration, SystemTime, UNIX_EPOCH},
+    time::Duration,
 };
 
 use super::{Retention, Store};
@@ -85,13 +85,6 @@ impl Writer {
     }
 }
 
-fn now_ns() -> i64 {
-    let since = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or(Duration::ZERO);
-    i64::try_from(since.as_nanos()).unwrap_or(i64::MAX)
-}
-
 /// Says once per run that the store failed; the stream goes on.
 struct Complaint {
     path: PathBuf,
@@ -124,7 +117,7 @@ fn write_loop(path: &Path, retention: Retention, records: &Receiver<Vec<u8>>, lo
         }
     };
     if let Some(store) = &mut store
-        && let Err(error) = store.enforce(retention, now_ns())
+        && let Err(error) = store.enforce(retention, super::now_ns())
     {
         complaint.once("cannot apply retention", &error);
     }
@@ -146,7 +139,7 @@ fn write_loop(path: &Path, retention: Retention, records: &Receiver<Vec<u8>>, lo
         };
         match store.insert(&batch) {
             Ok(_) => {
-                if let Err(error) = store.enforce(retention, now_ns()) {
+                if let Err(error) = store.enforce(retention, super::now_ns()) {
                     complaint.once("cannot apply retention", &error);
                 }
             }
@@ -155,7 +148,7 @@ fn write_loop(path: &Path, retention: Retention, records: &Receiver<Vec<u8>>, lo
                 complaint.once("cannot write", &error);
                 // A full disk: dropping the oldest may make room for the
                 // next batch.
-                let _ = store.enforce(retention, now_ns());
+                let _ = store.enforce(retention, super::now_ns());
             }
         }
         batch.clear();
