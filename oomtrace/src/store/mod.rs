@@ -101,6 +101,18 @@ pub enum StoreError {
     },
 }
 
+/// `path` for a `file:` URI: `%`, `?` and `#` escaped.
+fn uri_path(path: &Path) -> String {
+    let mut uri = String::new();
+    for c in path.to_string_lossy().chars() {
+        match c {
+            '%' | '?' | '#' => uri.push_str(&format!("%{:02X}", c as u32)),
+            c => uri.push(c),
+        }
+    }
+    uri
+}
+
 /// Wall-clock ns since the epoch, as the `time_ns` column holds.
 pub fn now_ns() -> i64 {
     let now = crate::enrich::clock::epoch_ns(std::time::SystemTime::now());
@@ -150,10 +162,24 @@ impl Store {
 
     /// Opens an existing database without writing to it (`list`).
     pub fn open_read_only(path: &Path) -> Result<Store, StoreError> {
-        let conn = Connection::open_with_flags(
-            path,
-            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        );
+        match Store::reader(path, false) {
+            // A WAL reader needs the -shm file; with no writer running it
+            // is gone, and a user who may only read cannot create it. With
+            // no writer there is nothing to coordinate with: read the file
+            // as it is.
+            Err(_) if path.is_file() => Store::reader(path, true),
+            other => other,
+        }
+    }
+
+    fn reader(path: &Path, immutable: bool) -> Result<Store, StoreError> {
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = if immutable {
+            let uri = format!("file:{}?immutable=1", uri_path(path));
+            Connection::open_with_flags(uri, flags | OpenFlags::SQLITE_OPEN_URI)
+        } else {
+            Connection::open_with_flags(path, flags)
+        };
         let store = Store::with(path, conn)?;
         store
             .conn

@@ -118,6 +118,11 @@ fn a_newer_schema_is_refused_not_damaged() {
 }
 
 #[test]
+fn odd_file_names_survive_the_uri() {
+    assert_eq!(uri_path(Path::new("/a b/x%?#.db")), "/a b/x%25%3F%23.db");
+}
+
+#[test]
 fn a_file_that_is_not_a_database_is_an_error() {
     let scratch = Scratch::new("garbage");
     std::fs::write(scratch.db(), vec![0x5a; 8192]).expect("garbage");
