@@ -57,6 +57,13 @@ const MIGRATIONS: &[&str] = &[
         WHERE type = 'oom_kill';
     CREATE INDEX records_workload_time ON records (workload, time_ns)
         WHERE workload IS NOT NULL;",
+    // 3: `list` filters on the columns alone; with them in one index it
+    // reads that, not the table, whose rows are mostly JSON (a page each:
+    // 1.7 s instead of 0.1 s over 100,000 kills).
+    "DROP INDEX records_type_time;
+    CREATE INDEX records_list ON records (type, time_ns, boot_ns, host, pid, comm,
+        memcg_path, oom_memcg_path, pod_uid, pod_name, container_id, container_name,
+        oom_constraint, workload);",
 ];
 
 /// How long a writer waits for another process's lock (a `list` reading,
