@@ -406,6 +406,10 @@ fn store_cost() {
         ..Selection::default()
     };
     let began = Instant::now();
+    let columns = store.select("oom_kill", 0, i64::MAX).expect("reads");
+    let columns_only = began.elapsed();
+    assert_eq!(columns.len(), n + 200);
+    let began = Instant::now();
     let listed = select_from_store(&store, &all, None).expect("reads");
     let list_all = began.elapsed();
     let mut out = Vec::new();
@@ -438,8 +442,9 @@ fn store_cost() {
     let list_50 = began.elapsed();
     assert_eq!(latest.len(), 50);
     println!(
-        "list over {} kills: select+filter {:?}, formatting every line {:?}; --pid {:?}; -n 50 {:?}",
+        "list over {} kills: columns {:?}, with every JSON line {:?}, formatting every line {:?}; --pid {:?}; -n 50 {:?}",
         listed.len(),
+        columns_only,
         list_all,
         format_all,
         list_pid,
