@@ -97,6 +97,8 @@ fn past_kills(
         .map(|k| {
             let kill = enrich::history::Kill {
                 at_ns: u64::try_from(k.time_ns).unwrap_or(0),
+                // Perhaps another boot: intervals to it use the wall clock.
+                boot_ns: None,
                 age_ns: k.age_ns,
                 stalls_last_10s: k.stalls_last_10s,
                 stalls_total: k.stalls_total,

@@ -25,6 +25,9 @@ pub struct Kill {
     /// Wall-clock ns since the epoch: unlike the boot clock, comparable
     /// with kills from before a reboot (rebuilt from the store).
     pub at_ns: u64,
+    /// The kill's boot clock, for kills of this run: exact intervals,
+    /// immune to clock steps. `None` for kills replayed from the store.
+    pub boot_ns: Option<u64>,
     /// How long the victim process had run.
     pub age_ns: Option<u64>,
     /// Reclaim stalls in the limit's cgroup in the last 10 s and since
@@ -78,7 +81,7 @@ impl History {
         HistoryReport {
             workload,
             kills: seen.kills,
-            since_previous_kill_ns: previous.map(|p| kill.at_ns.saturating_sub(p.at_ns)),
+            since_previous_kill_ns: previous.map(|p| interval(&p, &kill)),
             hint,
             evidence,
         }
@@ -93,6 +96,14 @@ impl History {
         if let Some(key) = oldest {
             self.workloads.remove(&key);
         }
+    }
+}
+
+/// From `earlier` to `later`: by the boot clock when both are of this run.
+fn interval(earlier: &Kill, later: &Kill) -> u64 {
+    match (earlier.boot_ns, later.boot_ns) {
+        (Some(earlier), Some(later)) => later.saturating_sub(earlier),
+        _ => later.at_ns.saturating_sub(earlier.at_ns),
     }
 }
 
@@ -182,6 +193,7 @@ mod tests {
     fn kill(at_min: u64, age_min: Option<u64>) -> Kill {
         Kill {
             at_ns: at_min * MIN,
+            boot_ns: Some(at_min * MIN),
             age_ns: age_min.map(|a| a * MIN),
             stalls_last_10s: None,
             stalls_total: None,
@@ -264,8 +276,12 @@ mod tests {
     #[test]
     fn kills_replayed_from_the_store_continue_the_count() {
         let mut h = History::new(200 * MIN);
-        h.replay("w".into(), kill(60, Some(50)));
-        h.replay("w".into(), kill(120, Some(55)));
+        let stored = |at, age| Kill {
+            boot_ns: None,
+            ..kill(at, age)
+        };
+        h.replay("w".into(), stored(60, Some(50)));
+        h.replay("w".into(), stored(120, Some(55)));
         let third = h.record("w".into(), kill(180, Some(52)));
         assert_eq!(third.kills, 3);
         assert_eq!(third.since_previous_kill_ns, Some(60 * MIN));

@@ -113,6 +113,7 @@ impl Enricher {
                     key,
                     history::Kill {
                         at_ns: clock::epoch_ns(wall),
+                        boot_ns: Some(kill.boot_ns),
                         age_ns: victim
                             .start_boot_ns
                             .map(|start| kill.boot_ns.saturating_sub(start)),
