@@ -12,34 +12,13 @@ use std::{
 
 use anyhow::{Context as _, Result, bail};
 use oomtrace_tests::{
-    Hog, KernelLog, TestCgroup, Tracer,
-    hog::HogOptions,
-    kmsg, schema,
-    system::{self, ScratchDir, require_root, serialize},
-    verify::{Truth, assert_victim_matches_log},
+    KernelLog, TestCgroup, Tracer, schema,
+    system::{self, ScratchDir},
+    verify::{Truth, victim_matches_log},
 };
 use serde_json::Value;
 
-const TIMEOUT: Duration = Duration::from_secs(30);
-const MIB: u64 = 1 << 20;
-
-fn setup() -> system::SerialGuard {
-    require_root();
-    let _ = system::oomtrace_bin();
-    serialize()
-}
-
-/// A hog that allocates far past `dir`'s limit; returns its pid once the
-/// OOM killer's SIGKILL ended it.
-fn oom_kill(dir: &Path) -> Result<u32> {
-    let mut hog = Hog::spawn("alloc", 200, dir, None, &HogOptions::default())?;
-    hog.go()?;
-    let status = hog.wait(TIMEOUT)?;
-    if !Hog::was_sigkilled(&status) {
-        bail!("the hog must die of SIGKILL, got {status:?}");
-    }
-    Ok(hog.pid)
-}
+use crate::common::{MIB, TIMEOUT, kill_one, oom_kill, setup};
 
 /// `oomtrace list ARGS...`: (exit success, stdout lines, stderr).
 fn list(args: &[&str]) -> Result<(bool, Vec<String>, String)> {
@@ -93,8 +72,7 @@ fn stored_kills_are_the_streamed_records_and_match_the_kernel_log() -> Result<()
     let cgroup = TestCgroup::new("store-list", 48 * MIB)?;
     let mut pids = Vec::new();
     for _ in 0..3 {
-        kmsg::wait_for_oom_report_budget()?;
-        pids.push(oom_kill(&cgroup.dir)?);
+        pids.push(oom_kill(&cgroup.dir, None, &Default::default())?);
     }
     let mut streamed = tracer.records_for(&pids, TIMEOUT);
     let (status, more, stderr) = tracer.stop()?;
@@ -118,7 +96,7 @@ fn stored_kills_are_the_streamed_records_and_match_the_kernel_log() -> Result<()
     );
     for (record, pid) in stored.iter().zip(&pids) {
         let truth = Truth::of(&killed, *pid).map_err(anyhow::Error::msg)?;
-        assert_victim_matches_log(record, &truth);
+        victim_matches_log(record, &truth).map_err(|m| anyhow::anyhow!("{m}"))?;
     }
 
     // One line a kill, naming pid, the limit and its kind.
@@ -202,7 +180,9 @@ fn sigkilled_in_a_storm_the_database_opens_and_the_history_goes_on() -> Result<(
     let (done_tx, done) = mpsc::channel();
     let dir = cgroup.dir.clone();
     let storm = thread::spawn(move || {
-        let pids: Vec<Result<u32>> = (0..STORM).map(|_| oom_kill(&dir)).collect();
+        let pids: Vec<Result<u32>> = (0..STORM)
+            .map(|_| oomtrace_tests::hog::oom_kill(&dir, 200, None, &Default::default(), TIMEOUT))
+            .collect();
         let _ = done_tx.send(());
         pids
     });
@@ -272,8 +252,7 @@ fn sigkilled_in_a_storm_the_database_opens_and_the_history_goes_on() -> Result<(
     // Restarted on the same file: no store warning, and the next kill of
     // this workload continues the count.
     let mut tracer = Tracer::start(&["--store", &db_arg])?;
-    kmsg::wait_for_oom_report_budget()?;
-    let pid = oom_kill(&cgroup.dir)?;
+    let pid = kill_one(&cgroup)?;
     let records = tracer.records_for(&[pid], TIMEOUT);
     let (_, _, stderr) = tracer.stop()?;
     assert!(
@@ -336,7 +315,7 @@ fn a_full_store_is_reported_once_and_counted_while_the_stream_goes_on() -> Resul
     let cgroup = TestCgroup::new("store-full", 32 * MIB)?;
     let mut pids = Vec::new();
     for _ in 0..KILLS {
-        pids.push(oom_kill(&cgroup.dir)?);
+        pids.push(kill_one(&cgroup)?);
     }
     let mut streamed = tracer.records_for(&pids, TIMEOUT);
     streamed.extend(tracer.drain(Duration::from_millis(500)));
@@ -382,10 +361,10 @@ fn retention_removes_kills_older_than_asked() -> Result<()> {
     let db = db_in(&scratch);
     let mut tracer = Tracer::start(&["--store", &db.to_string_lossy(), "--store-keep", "3s"])?;
     let cgroup = TestCgroup::new("store-keep", 32 * MIB)?;
-    let old = oom_kill(&cgroup.dir)?;
+    let old = kill_one(&cgroup)?;
     tracer.records_for(&[old], TIMEOUT);
     thread::sleep(Duration::from_secs(4));
-    let new = oom_kill(&cgroup.dir)?;
+    let new = kill_one(&cgroup)?;
     tracer.records_for(&[new], TIMEOUT);
     let (status, _, stderr) = tracer.stop()?;
     assert!(status.success(), "{stderr:#?}");
