@@ -99,6 +99,51 @@ pub struct Cli {
     /// `HOST:PORT`; without a host only on localhost.
     #[arg(long, value_name = "ADDR", value_parser = crate::output::metrics::parse_addr)]
     pub metrics: Option<std::net::SocketAddr>,
+
+    /// Also keep every record in a local database that `oomtrace list`
+    /// reads later: PATH, or `none`. Default: /var/lib/oomtrace/oomtrace.db
+    /// when run as root, none otherwise. A store that fails is reported
+    /// once and counted; the output goes on.
+    #[arg(long, value_name = "PATH|none", value_parser = parse_store)]
+    pub store: Option<StoreChoice>,
+
+    /// Forget stored records older than this (e.g. 30d, 12h).
+    #[arg(long, value_name = "AGE", default_value = "30d", value_parser = parse_keep)]
+    pub store_keep: std::time::Duration,
+
+    /// Keep the database at most this large (e.g. 64M, 1G), dropping the
+    /// oldest records first.
+    #[arg(long, value_name = "BYTES", default_value = "64M", value_parser = parse_store_max)]
+    pub store_max: u64,
+}
+
+/// `--store`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreChoice {
+    None,
+    Path(PathBuf),
+}
+
+fn parse_store(value: &str) -> Result<StoreChoice, String> {
+    match value {
+        "" => Err("an empty path: give a file, or `none`".into()),
+        "none" => Ok(StoreChoice::None),
+        path => Ok(StoreChoice::Path(PathBuf::from(path))),
+    }
+}
+
+fn parse_keep(value: &str) -> Result<std::time::Duration, String> {
+    humantime::parse_duration(value)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| format!("`{value}` is not a positive duration like 30d or 12h"))
+}
+
+/// At least 64 KiB: the schema and one batch must fit.
+fn parse_store_max(value: &str) -> Result<u64, String> {
+    parse_bytes(value)
+        .filter(|n| *n >= 64 << 10)
+        .ok_or_else(|| format!("`{value}` is not a size of at least 64K, like 64M or 1G"))
 }
 
 /// `--oom-score-adj`.
@@ -126,6 +171,8 @@ pub enum Command {
     /// tracepoints, cgroups) and which capture path oomtrace would use.
     /// Exits non-zero when tracing cannot work here.
     Check,
+    /// List the stored OOM kills (default: the last day), one line each.
+    List(Box<crate::store::list::ListArgs>),
 }
 
 fn parse_seconds(value: &str) -> Result<std::time::Duration, String> {
@@ -161,7 +208,8 @@ fn parse_stall(value: &str) -> Result<std::time::Duration, String> {
     Ok(stall)
 }
 
-fn parse_ring_size(value: &str) -> Result<u32, String> {
+/// `4096`, `256K`, `4M`, `1G`.
+fn parse_bytes(value: &str) -> Option<u64> {
     let trimmed = value.trim();
     let (digits, multiplier) = match trimmed.char_indices().last() {
         Some((i, 'k' | 'K')) => (&trimmed[..i], 1u64 << 10),
@@ -169,10 +217,14 @@ fn parse_ring_size(value: &str) -> Result<u32, String> {
         Some((i, 'g' | 'G')) => (&trimmed[..i], 1u64 << 30),
         _ => (trimmed, 1),
     };
-    let bytes = digits
+    digits
         .parse::<u64>()
         .ok()
         .and_then(|n| n.checked_mul(multiplier))
+}
+
+fn parse_ring_size(value: &str) -> Result<u32, String> {
+    let bytes = parse_bytes(value)
         .ok_or_else(|| format!("`{value}` is not a size like 4096, 256K or 4M"))?;
     let minimum = min_ring_size();
     if !bytes.is_power_of_two() || bytes < minimum || bytes > 1 << 30 {
@@ -268,6 +320,53 @@ mod tests {
             let err = Cli::try_parse_from(args).expect_err(&format!("{args:?} must fail"));
             assert_eq!(err.exit_code(), 2, "{args:?}");
         }
+    }
+
+    #[test]
+    fn store_flags() {
+        let cli = Cli::try_parse_from(["oomtrace"]).expect("parses");
+        assert_eq!(cli.store, None, "chosen by privileges at start");
+        assert_eq!(cli.store_keep, std::time::Duration::from_secs(30 * 86400));
+        assert_eq!(cli.store_max, 64 << 20);
+        let cli = Cli::try_parse_from([
+            "oomtrace",
+            "--store",
+            "/tmp/h.db",
+            "--store-keep",
+            "12h",
+            "--store-max",
+            "1G",
+        ])
+        .expect("parses");
+        assert_eq!(cli.store, Some(StoreChoice::Path("/tmp/h.db".into())));
+        assert_eq!(cli.store_keep, std::time::Duration::from_secs(12 * 3600));
+        assert_eq!(cli.store_max, 1 << 30);
+        let cli = Cli::try_parse_from(["oomtrace", "--store", "none"]).expect("parses");
+        assert_eq!(cli.store, Some(StoreChoice::None));
+        for args in [
+            &["oomtrace", "--store", ""][..],
+            &["oomtrace", "--store-keep", "0s"],
+            &["oomtrace", "--store-keep", "forever"],
+            &["oomtrace", "--store-max", "1K"],
+        ] {
+            let err = Cli::try_parse_from(args).expect_err(&format!("{args:?} must fail"));
+            assert_eq!(err.exit_code(), 2, "{args:?}");
+        }
+        let cli = Cli::try_parse_from([
+            "oomtrace", "list", "--since", "2h", "--pid", "7", "-n", "3", "-r", "--json",
+        ])
+        .expect("parses");
+        let Some(Command::List(list)) = cli.command else {
+            panic!("list is a subcommand")
+        };
+        assert_eq!(
+            (list.pid, list.count, list.reverse, list.json),
+            (Some(7), Some(3), true, true)
+        );
+        assert!(
+            Cli::try_parse_from(["oomtrace", "list", "--since", "yesterday-ish"]).is_err(),
+            "a bad time is a usage error"
+        );
     }
 
     #[test]

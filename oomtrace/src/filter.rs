@@ -20,14 +20,7 @@ pub struct Filter {
 impl Filter {
     pub fn new(cgroup: Option<String>, comm: Option<String>, pod: Option<String>) -> Filter {
         Filter {
-            cgroup: cgroup.map(|c| {
-                let trimmed = c.trim_end_matches('/');
-                if trimmed.starts_with('/') {
-                    trimmed.to_string()
-                } else {
-                    format!("/{trimmed}")
-                }
-            }),
+            cgroup: cgroup.as_deref().map(subtree),
             comm,
             pod: pod.map(|p| p.replace('_', "-").to_ascii_lowercase()),
         }
@@ -80,12 +73,22 @@ impl Filter {
     }
 }
 
+/// A cgroup path as given by a user, as records write it: `/a/b`.
+pub fn subtree(path: &str) -> String {
+    let trimmed = path.trim_end_matches('/');
+    if trimmed.starts_with('/') {
+        trimmed.to_string()
+    } else {
+        format!("/{trimmed}")
+    }
+}
+
 fn path_of(memcg: Option<&MemcgReport>) -> Option<&str> {
     memcg.and_then(|m| m.path.as_deref())
 }
 
 /// `path` is `subtree` or below it.
-fn under(path: Option<&str>, subtree: &str) -> bool {
+pub fn under(path: Option<&str>, subtree: &str) -> bool {
     let Some(path) = path else {
         return false;
     };

@@ -16,6 +16,7 @@ pub mod filter;
 pub mod output;
 pub mod privileges;
 pub mod report;
+pub mod store;
 pub mod stream;
 
 /// OOMTRACE_VERBOSE=1: the kernel's whole error (verifier log included)

@@ -9,14 +9,13 @@ use clap::Parser as _;
 use oomtrace::{
     capture::{self, Capture, Facilities},
     check, cli,
-    docs,
     cli::{Cli, Command},
-    enrich,
+    docs, enrich,
     error::UserError,
     filter, output,
     output::{Output, metrics::Metrics},
     privileges::Privileges,
-    stream,
+    store, stream,
 };
 
 fn main() -> ExitCode {
@@ -27,6 +26,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Some(Command::Check) => check::run(),
+        Some(Command::List(ref args)) => store::list::run(args),
         None => trace(&cli),
     };
     match result {
@@ -57,6 +57,48 @@ fn pressure_ns(cli: &Cli) -> u64 {
     })
 }
 
+/// `--store`, or by default the system database when run as root.
+fn store_path(cli: &Cli) -> Option<std::path::PathBuf> {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let root = unsafe { libc::geteuid() } == 0;
+    match &cli.store {
+        Some(cli::StoreChoice::None) => None,
+        Some(cli::StoreChoice::Path(path)) => Some(path.clone()),
+        // Only root may write /var/lib; an unprivileged run (CAP_BPF
+        // alone) keeps no history unless told where.
+        None => root.then(|| std::path::PathBuf::from(store::DEFAULT_PATH)),
+    }
+}
+
+/// The kills the store kept (within `--store-keep`), for the history the
+/// hints rest on. A store that cannot be read gives none: the writer
+/// thread reports why.
+fn past_kills(
+    path: &std::path::Path,
+    keep: std::time::Duration,
+) -> Vec<(String, enrich::history::Kill)> {
+    let keep = i64::try_from(keep.as_nanos()).unwrap_or(i64::MAX);
+    let since = store::now_ns().saturating_sub(keep);
+    let Ok(store) = store::Store::open(path) else {
+        return Vec::new();
+    };
+    let kills = store.history_since(since).unwrap_or_default();
+    kills
+        .into_iter()
+        .map(|k| {
+            let kill = enrich::history::Kill {
+                at_ns: u64::try_from(k.time_ns).unwrap_or(0),
+                // Perhaps another boot: intervals to it use the wall clock.
+                boot_ns: None,
+                age_ns: k.age_ns,
+                stalls_last_10s: k.stalls_last_10s,
+                stalls_total: k.stalls_total,
+            };
+            (k.workload, kill)
+        })
+        .collect()
+}
+
 fn trace(cli: &Cli) -> anyhow::Result<ExitCode> {
     let privileges = Privileges::current().context("cannot read /proc/self/status")?;
     if !privileges.can_trace() {
@@ -65,11 +107,25 @@ fn trace(cli: &Cli) -> anyhow::Result<ExitCode> {
         }
         .into());
     }
-    let output =
+    let mut output =
         Output::open(cli.output.as_deref(), cli.format).map_err(|source| UserError::Output {
             path: cli.output.clone().unwrap_or_default(),
             source,
         })?;
+    let store_path = store_path(cli);
+    let past_kills = store_path
+        .as_deref()
+        .map(|path| past_kills(path, cli.store_keep))
+        .unwrap_or_default();
+    if let Some(path) = store_path {
+        let retention = store::Retention {
+            keep: cli.store_keep,
+            max_bytes: cli.store_max,
+        };
+        let writer =
+            store::writer::Writer::start(path, retention).context("cannot start the store")?;
+        output = output.with_store(writer);
+    }
 
     // Before loading anything: a busy port is a quick, clear error.
     let metrics_listener = cli
@@ -152,6 +208,7 @@ fn trace(cli: &Cli) -> anyhow::Result<ExitCode> {
     let settings = enrich::Settings {
         candidates: cli.candidates,
         kubelet_log_dir: cli.kubelet_log_dir.clone(),
+        past_kills,
     };
     runtime.block_on(async {
         let metrics = match metrics_listener {

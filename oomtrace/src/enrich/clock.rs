@@ -31,6 +31,14 @@ pub fn wall_time(boot_ns: u64) -> SystemTime {
     SystemTime::UNIX_EPOCH + realtime.saturating_sub(age)
 }
 
+/// ns since the epoch (0 before it).
+pub fn epoch_ns(time: SystemTime) -> u64 {
+    let since = time
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default();
+    u64::try_from(since.as_nanos()).unwrap_or(u64::MAX)
+}
+
 /// RFC 3339 UTC with microseconds, e.g. `2026-11-26T10:50:07.123456Z`.
 pub fn rfc3339(time: SystemTime) -> String {
     humantime::format_rfc3339_micros(time).to_string()

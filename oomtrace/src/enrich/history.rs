@@ -22,7 +22,12 @@ const NS_PER_SEC: u64 = 1_000_000_000;
 /// What one kill says about its workload.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Kill {
-    pub boot_ns: u64,
+    /// Wall-clock ns since the epoch: unlike the boot clock, comparable
+    /// with kills from before a reboot (rebuilt from the store).
+    pub at_ns: u64,
+    /// The kill's boot clock, for kills of this run: exact intervals,
+    /// immune to clock steps. `None` for kills replayed from the store.
+    pub boot_ns: Option<u64>,
     /// How long the victim process had run.
     pub age_ns: Option<u64>,
     /// Reclaim stalls in the limit's cgroup in the last 10 s and since
@@ -42,7 +47,7 @@ struct Workload {
 #[derive(Default)]
 pub struct History {
     workloads: HashMap<String, Workload>,
-    /// When oomtrace started watching (boot clock).
+    /// When oomtrace started watching (wall clock, ns since the epoch).
     pub watching_since_ns: u64,
 }
 
@@ -52,6 +57,12 @@ impl History {
             workloads: HashMap::new(),
             watching_since_ns,
         }
+    }
+
+    /// Adds a kill seen by an earlier run (from the store), oldest first,
+    /// so the counts and hints go on across restarts.
+    pub fn replay(&mut self, workload: String, kill: Kill) {
+        self.record(workload, kill);
     }
 
     /// Adds a kill of `workload` and reads the history so far.
@@ -70,7 +81,7 @@ impl History {
         HistoryReport {
             workload,
             kills: seen.kills,
-            since_previous_kill_ns: previous.map(|p| kill.boot_ns.saturating_sub(p.boot_ns)),
+            since_previous_kill_ns: previous.map(|p| interval(&p, &kill)),
             hint,
             evidence,
         }
@@ -80,11 +91,19 @@ impl History {
         let oldest = self
             .workloads
             .iter()
-            .min_by_key(|(_, seen)| seen.recent.back().map_or(0, |k| k.boot_ns))
+            .min_by_key(|(_, seen)| seen.recent.back().map_or(0, |k| k.at_ns))
             .map(|(key, _)| key.clone());
         if let Some(key) = oldest {
             self.workloads.remove(&key);
         }
+    }
+}
+
+/// From `earlier` to `later`: by the boot clock when both are of this run.
+fn interval(earlier: &Kill, later: &Kill) -> u64 {
+    match (earlier.boot_ns, later.boot_ns) {
+        (Some(earlier), Some(later)) => later.saturating_sub(earlier),
+        _ => later.at_ns.saturating_sub(earlier.at_ns),
     }
 }
 
@@ -136,7 +155,7 @@ fn read(
     // long enough to have seen earlier pressure.
     if let (Some(recent), Some(total)) = (latest.stalls_last_10s, latest.stalls_total)
         && age >= SETTLED_NS
-        && latest.boot_ns.saturating_sub(watching_since_ns) >= SETTLED_NS
+        && latest.at_ns.saturating_sub(watching_since_ns) >= SETTLED_NS
         && recent > 0
         && total == recent
     {
@@ -173,7 +192,8 @@ mod tests {
 
     fn kill(at_min: u64, age_min: Option<u64>) -> Kill {
         Kill {
-            boot_ns: at_min * MIN,
+            at_ns: at_min * MIN,
+            boot_ns: Some(at_min * MIN),
             age_ns: age_min.map(|a| a * MIN),
             stalls_last_10s: None,
             stalls_total: None,
@@ -251,6 +271,31 @@ mod tests {
             ..quiet_until_now
         };
         assert_eq!(History::new(0).record("w".into(), untracked).hint, None);
+    }
+
+    #[test]
+    fn kills_replayed_from_the_store_continue_the_count() {
+        let mut h = History::new(200 * MIN);
+        let stored = |at, age| Kill {
+            boot_ns: None,
+            ..kill(at, age)
+        };
+        h.replay("w".into(), stored(60, Some(50)));
+        h.replay("w".into(), stored(120, Some(55)));
+        let third = h.record("w".into(), kill(180, Some(52)));
+        assert_eq!(third.kills, 3);
+        assert_eq!(third.since_previous_kill_ns, Some(60 * MIN));
+        assert_eq!(
+            third.hint,
+            Some(Hint::SteadyGrowth),
+            "evidence from before the restart"
+        );
+        assert!(
+            third
+                .evidence
+                .unwrap_or_default()
+                .starts_with("kill 3 here")
+        );
     }
 
     #[test]

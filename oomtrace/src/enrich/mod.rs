@@ -39,6 +39,8 @@ pub struct Settings {
     pub candidates: usize,
     /// Where the kubelet keeps `pods/` and `containers/` logs.
     pub kubelet_log_dir: PathBuf,
+    /// Kills earlier runs stored, oldest first: the history goes on.
+    pub past_kills: Vec<(String, history::Kill)>,
 }
 
 pub struct Enricher {
@@ -58,6 +60,10 @@ impl Enricher {
         // SAFETY: sysconf has no memory-safety preconditions.
         let page_size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
         let page_size = u64::try_from(page_size).unwrap_or(4096);
+        let mut history = History::new(clock::epoch_ns(std::time::SystemTime::now()));
+        for (workload, kill) in settings.past_kills {
+            history.replay(workload, kill);
+        }
         Enricher {
             host: hostname(),
             memory: MemoryHierarchy::find(),
@@ -65,14 +71,15 @@ impl Enricher {
             reclaim: reclaim_tracked.then(ReclaimHistory::default),
             candidates: settings.candidates,
             pod_logs: PodLogs::new(settings.kubelet_log_dir),
-            history: History::new(clock::boot_ns_now()),
+            history,
         }
     }
 
     /// `cmdline`: the victim's command line, when it came with the kill.
     pub fn report(&mut self, kill: &OomKill, cmdline: Option<&Cmdline>) -> KillReport {
         let victim = &kill.victim;
-        let time = clock::rfc3339(clock::wall_time(kill.boot_ns));
+        let wall = clock::wall_time(kill.boot_ns);
+        let time = clock::rfc3339(wall);
         let oom = kill.oom.as_ref();
         // Reclaim history of every memcg the record names, once each.
         let mut reclaim = HashMap::new();
@@ -109,7 +116,8 @@ impl Enricher {
                 self.history.record(
                     key,
                     history::Kill {
-                        boot_ns: kill.boot_ns,
+                        at_ns: clock::epoch_ns(wall),
+                        boot_ns: Some(kill.boot_ns),
                         age_ns,
                         stalls_last_10s: reclaim.map(|r| r.last_10s.stalls),
                         stalls_total: reclaim.map(|r| r.total.stalls),

@@ -8,7 +8,7 @@
 //! is counted and reported as `lost` records (`stage: "output"`).
 
 pub mod metrics;
-mod text;
+pub mod text;
 
 use std::{
     collections::VecDeque,
@@ -20,7 +20,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use crate::report::{KillReport, LostReport, OutcomeReport, PressureReport, SigkillReport};
+use crate::{
+    report::{KillReport, LostReport, LostStage, OutcomeReport, PressureReport, SigkillReport},
+    store::writer::Writer as StoreWriter,
+};
 
 /// How records are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -42,6 +45,8 @@ pub struct Output {
     format: Format,
     queue: Arc<Queue>,
     writer: Option<thread::JoinHandle<()>>,
+    /// `--store`: a second consumer of every record's JSON line.
+    store: Option<StoreWriter>,
 }
 
 #[derive(Default)]
@@ -105,7 +110,19 @@ impl Output {
             format,
             queue,
             writer: Some(writer),
+            store: None,
         })
+    }
+
+    /// Also keeps every record in the local database.
+    pub fn with_store(mut self, store: StoreWriter) -> Output {
+        self.store = Some(store);
+        self
+    }
+
+    /// Records the store did not keep since the last call.
+    pub fn take_store_lost(&mut self) -> u64 {
+        self.store.as_ref().map_or(0, StoreWriter::take_lost)
     }
 
     pub fn kill(&mut self, report: &KillReport) -> io::Result<()> {
@@ -125,7 +142,9 @@ impl Output {
     }
 
     pub fn lost(&mut self, report: &LostReport) -> io::Result<()> {
-        self.record(report, text::lost)
+        // A failing store would only count its own report as lost again.
+        let stored = report.stage != LostStage::Store;
+        self.record_to(report, text::lost, stored)
     }
 
     /// Resolves once the sink has failed; then every call returns the error.
@@ -148,6 +167,15 @@ impl Output {
         report: &R,
         as_text: fn(&mut dyn Write, &R) -> io::Result<()>,
     ) -> io::Result<()> {
+        self.record_to(report, as_text, true)
+    }
+
+    fn record_to<R: serde::Serialize>(
+        &mut self,
+        report: &R,
+        as_text: fn(&mut dyn Write, &R) -> io::Result<()>,
+        stored: bool,
+    ) -> io::Result<()> {
         let mut bytes = Vec::with_capacity(1024);
         match self.format {
             Format::Json => {
@@ -156,17 +184,31 @@ impl Output {
             }
             Format::Text => as_text(&mut bytes, report)?,
         }
+        // The store keeps the exact line the stream writes as JSON.
+        let for_store = match (stored, &self.store, self.format) {
+            (false, _, _) | (_, None, _) => None,
+            (true, Some(_), Format::Json) => Some(bytes.clone()),
+            (true, Some(_), Format::Text) => {
+                Some(serde_json::to_vec(report).map_err(io::Error::other)?)
+            }
+        };
         let mut state = self.queue.lock();
         if let Some(kind) = state.failed {
             return Err(kind.into());
         }
         if state.bytes + bytes.len() > QUEUE_BYTES {
             state.dropped += 1;
-            return Ok(());
+        } else {
+            state.bytes += bytes.len();
+            state.records.push_back(bytes);
+            self.queue.queued.notify_one();
         }
-        state.bytes += bytes.len();
-        state.records.push_back(bytes);
-        self.queue.queued.notify_one();
+        drop(state);
+        // After the stream's queue: the stream stays the first path. A
+        // stuck reader does not cost the store its copy.
+        if let (Some(store), Some(line)) = (&self.store, for_store) {
+            store.send(line);
+        }
         Ok(())
     }
 
@@ -174,6 +216,9 @@ impl Output {
     /// what a stuck reader did not take by then is counted on stderr.
     pub fn finish(&mut self) -> io::Result<()> {
         let deadline = Instant::now() + FINISH_WAIT;
+        if let Some(store) = &mut self.store {
+            store.finish(FINISH_WAIT);
+        }
         let mut state = self.queue.lock();
         state.closing = true;
         self.queue.queued.notify_one();

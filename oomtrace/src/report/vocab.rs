@@ -183,6 +183,8 @@ vocabulary! {
         RingBuffer => "ring_buffer",
         /// The reader stopped taking records.
         Output => "output",
+        /// Written to the output but not kept in the `--store` database.
+        Store => "store",
     }
 
 }

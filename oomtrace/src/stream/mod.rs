@@ -225,13 +225,19 @@ impl Streamer {
         self.report_output_drops()
     }
 
-    /// Records the output queue refused (a reader that stopped reading).
+    /// Records the output queue refused (a reader that stopped reading),
+    /// and those the store did not keep.
     fn report_output_drops(&mut self) -> io::Result<()> {
-        let dropped = self.output.take_dropped();
-        if dropped > 0 {
-            let report = self.enricher.lost(dropped, LostStage::Output);
-            self.metrics(|m| m.lost(&report));
-            self.output.lost(&report)?;
+        let dropped = [
+            (self.output.take_dropped(), LostStage::Output),
+            (self.output.take_store_lost(), LostStage::Store),
+        ];
+        for (count, stage) in dropped {
+            if count > 0 {
+                let report = self.enricher.lost(count, stage);
+                self.metrics(|m| m.lost(&report));
+                self.output.lost(&report)?;
+            }
         }
         Ok(())
     }

@@ -22,6 +22,7 @@ mod outcomes; // the victim's exit and what the reaper did
 mod reclaim; // reclaim stalls and --pressure, vs the kernel's vmscan trace
 mod runtime; // JVM / Go heap caps read from the victim's memory
 mod sigkill; // --sigkill: SIGKILLs that are not the OOM killer's
+mod store; // --store and `oomtrace list`: the history, crashes, a full disk
 
 // Many kills, and choosing among them.
 mod filters; // --cgroup, --comm, --pod

@@ -64,6 +64,9 @@ pub fn lost(out: &mut dyn Write, r: &LostReport) -> io::Result<()> {
     let why = match r.stage {
         LostStage::RingBuffer => "the ring buffer was full (see --ring-buffer-size)",
         LostStage::Output => "the output stopped taking them (a reader that does not read)",
+        LostStage::Store => {
+            "written here but not kept in the --store database (see the warning on stderr)"
+        }
     };
     writeln!(
         out,
