@@ -260,6 +260,13 @@ fn below(a: u64, b: u64) -> u64 {
     opaque(opaque(a.wrapping_sub(b)) >> 63)
 }
 
+/// Without a memcg the OOM domain is the machine or its allowed NUMA
+/// nodes: never this few pages. The search reads the whole stack, this
+/// program's own frames included, and their spilled values (the victim's
+/// leader beside small numbers) once passed for a cpuset OOM of 1 page
+/// (6.1, a memory.oom.group member on the stack-search path).
+const MIN_MACHINE_PAGES: u64 = 256;
+
 /// oom_control is 64 bytes; chunks overlap by this much.
 const OVERLAP: u64 = 64;
 /// Slots where a whole struct starts inside a chunk.
@@ -269,7 +276,8 @@ const STARTS: usize = SLOTS - OVERLAP as usize / 8 + 1;
 /// `memcg` NULL or a kernel pointer (top byte 0xff), `order` in
 /// -1..16 (-1 is sysrq's; page allocations stop at MAX_PAGE_ORDER),
 /// `constraint` a valid `enum oom_constraint` that is CONSTRAINT_MEMCG
-/// exactly when there is a memcg, and `totalpages` in 1..2^48.
+/// exactly when there is a memcg, and `totalpages` in 1..2^48, and at
+/// least [`MIN_MACHINE_PAGES`] without a memcg.
 #[inline(always)]
 fn plausible(
     memcg: u64,
@@ -291,7 +299,8 @@ fn plausible(
         | is_zero(constraint ^ kernel.memory_policy);
     let constraint_ok = named & is_zero(is_memcg ^ (1 ^ no_memcg));
     let totalpages_ok = (1 ^ is_zero(totalpages)) & is_zero(totalpages >> 48);
-    memcg_ok & order_ok & constraint_ok & totalpages_ok
+    let domain_ok = (1 ^ no_memcg) | (1 ^ below(totalpages, MIN_MACHINE_PAGES));
+    memcg_ok & order_ok & constraint_ok & totalpages_ok & domain_ok
 }
 
 /// The running kernel's `enum oom_constraint` values, from the layout (the

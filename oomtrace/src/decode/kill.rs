@@ -1,6 +1,6 @@
 //! The OOM kill record: victim, trigger, the OOM killer's context.
 
-use oomtrace_common::{OomContext, OomKillRecord, ReclaimSnapshot, oom_context, valid};
+use oomtrace_common::{OomContext, OomKillRecord, ReclaimSnapshot, constraint, oom_context, valid};
 
 use super::{comm, memcg};
 use crate::capture::CapturePath;
@@ -51,14 +51,14 @@ pub struct Trigger {
 
 pub use crate::report::Constraint;
 
-/// `enum oom_constraint` by value.
-// Literals until oomtrace_common names the kernel's values.
-fn constraint_from_kernel(value: u32) -> Option<Constraint> {
+/// oomtrace's wire value for the constraint (the eBPF side translated the
+/// kernel's `enum oom_constraint`, read from BTF, into it).
+fn constraint_from_wire(value: u32) -> Option<Constraint> {
     match value {
-        0 => Some(Constraint::Global),
-        1 => Some(Constraint::Cpuset),
-        2 => Some(Constraint::Mempolicy),
-        3 => Some(Constraint::Memcg),
+        constraint::NONE => Some(Constraint::Global),
+        constraint::CPUSET => Some(Constraint::Cpuset),
+        constraint::MEMORY_POLICY => Some(Constraint::Mempolicy),
+        constraint::MEMCG => Some(Constraint::Memcg),
         _ => None,
     }
 }
@@ -129,7 +129,7 @@ impl OomControl {
             }),
         });
         Some(OomControl {
-            constraint: constraint_from_kernel(raw.constraint),
+            constraint: constraint_from_wire(raw.constraint),
             gfp_mask: raw.gfp_mask,
             order: raw.order,
             totalpages: raw.totalpages,
@@ -415,7 +415,7 @@ mod tests {
     #[test]
     fn the_oom_control_decodes_only_when_found() {
         let mut record = empty_record();
-        record.oom.constraint = 3;
+        record.oom.constraint = constraint::MEMCG;
         record.oom.memcg_id = 9;
         assert_eq!(
             OomKill::from_record(&record).oom,
@@ -451,13 +451,13 @@ mod tests {
         );
 
         record.oom.flags = oom_context::FOUND;
-        record.oom.constraint = 0;
+        record.oom.constraint = constraint::NONE;
         let global = OomKill::from_record(&record).oom.expect("found");
         assert_eq!(
             (global.constraint, global.memcg),
             (Some(Constraint::Global), None)
         );
-        record.oom.constraint = 7;
+        record.oom.constraint = constraint::UNKNOWN;
         assert_eq!(
             OomKill::from_record(&record).oom.and_then(|o| o.constraint),
             None
