@@ -27,11 +27,6 @@ pub const TARGETS: [&str; 6] = [
     "ring_entry",
 ];
 
-/// Targets with a known, not yet fixed crash: run only when named. Issue
-/// 16's multi-byte panic in capture/tracefs.rs `parse_field` (fixed on the
-/// capture branch): drop `tracefs_format` here once that fix is merged.
-const KNOWN_CRASHING: [&str; 1] = ["tracefs_format"];
-
 /// Largest input per target: a ring buffer entry is a kill record plus up
 /// to 16 KiB of command line; the others are text files of a few KiB.
 fn max_len(target: &str) -> usize {
@@ -52,24 +47,12 @@ struct Outcome {
 }
 
 pub fn fuzz(only: Option<String>, seconds: u64) -> Result<()> {
-    let targets: Vec<&'static str> =
-        match &only {
-            Some(name) => vec![*TARGETS.iter().find(|t| *t == name).with_context(|| {
-                format!("no fuzz target {name}; targets: {}", TARGETS.join(", "))
-            })?],
-            None => {
-                for known in KNOWN_CRASHING {
-                    eprintln!(
-                        "xtask: skipping {known}: it has a known crash not fixed on this branch \
-                     (run `cargo xtask fuzz {known}` to see it)"
-                    );
-                }
-                TARGETS
-                    .into_iter()
-                    .filter(|t| !KNOWN_CRASHING.contains(t))
-                    .collect()
-            }
-        };
+    let targets: Vec<&'static str> = match &only {
+        Some(name) => vec![*TARGETS.iter().find(|t| *t == name).with_context(|| {
+            format!("no fuzz target {name}; targets: {}", TARGETS.join(", "))
+        })?],
+        None => TARGETS.to_vec(),
+    };
     ensure_tools()?;
     eprintln!("xtask: checking the fuzz crate's formatting and lints");
     Cmd::new("cargo")
