@@ -15,6 +15,7 @@ mod output;
 mod privileges;
 mod report;
 mod stream;
+mod trend;
 
 use std::{process::ExitCode, sync::Arc};
 
