@@ -111,6 +111,12 @@ pub struct Cli {
     #[arg(long, value_name = "AGE", default_value = "30d", value_parser = parse_keep)]
     pub store_keep: std::time::Duration,
 
+    /// Sample the usage of every memory cgroup with a limit this often into
+    /// the store, for the trend each kill record carries and the reading of
+    /// leak vs small limit; `off` for none. Needs the store.
+    #[arg(long, value_name = "INTERVAL|off", default_value = "30s", value_parser = parse_trend_interval)]
+    pub trend_interval: TrendInterval,
+
     /// Keep the database at most this large (e.g. 64M, 1G), dropping the
     /// oldest records first.
     #[arg(long, value_name = "BYTES", default_value = "64M", value_parser = parse_store_max)]
@@ -130,6 +136,21 @@ fn parse_store(value: &str) -> Result<StoreChoice, String> {
         "none" => Ok(StoreChoice::None),
         path => Ok(StoreChoice::Path(PathBuf::from(path))),
     }
+}
+
+/// `--trend-interval`: how often, or `off` (`None`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TrendInterval(pub Option<std::time::Duration>);
+
+fn parse_trend_interval(value: &str) -> Result<TrendInterval, String> {
+    if value == "off" {
+        return Ok(TrendInterval(None));
+    }
+    humantime::parse_duration(value)
+        .ok()
+        .filter(|d| *d >= std::time::Duration::from_millis(100))
+        .map(|d| TrendInterval(Some(d)))
+        .ok_or_else(|| format!("`{value}` is not `off` or a duration of at least 100ms, like 30s"))
 }
 
 fn parse_keep(value: &str) -> Result<std::time::Duration, String> {

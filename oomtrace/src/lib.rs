@@ -18,6 +18,7 @@ pub mod privileges;
 pub mod report;
 pub mod store;
 pub mod stream;
+pub mod trend;
 
 /// OOMTRACE_VERBOSE=1: the kernel's whole error (verifier log included)
 /// for each optional feature it refused, after the ready line.

@@ -117,13 +117,25 @@ fn trace(cli: &Cli) -> anyhow::Result<ExitCode> {
         .as_deref()
         .map(|path| past_kills(path, cli.store_keep))
         .unwrap_or_default();
+    let mut trend_store = None;
     if let Some(path) = store_path {
         let retention = store::Retention {
             keep: cli.store_keep,
             max_bytes: cli.store_max,
         };
-        let writer =
-            store::writer::Writer::start(path, retention).context("cannot start the store")?;
+        let trend = cli
+            .trend_interval
+            .0
+            .zip(enrich::cgroup::MemoryHierarchy::find())
+            .map(|(interval, hierarchy)| store::writer::TrendSampling {
+                hierarchy,
+                interval,
+            });
+        if trend.is_some() {
+            trend_store = Some(path.clone());
+        }
+        let writer = store::writer::Writer::start(path, retention, trend)
+            .context("cannot start the store")?;
         output = output.with_store(writer);
     }
 
@@ -209,6 +221,7 @@ fn trace(cli: &Cli) -> anyhow::Result<ExitCode> {
         candidates: cli.candidates,
         kubelet_log_dir: cli.kubelet_log_dir.clone(),
         past_kills,
+        trend_store,
     };
     runtime.block_on(async {
         let metrics = match metrics_listener {

@@ -47,12 +47,13 @@ struct Outcome {
 }
 
 pub fn fuzz(only: Option<String>, seconds: u64) -> Result<()> {
-    let targets: Vec<&'static str> = match &only {
-        Some(name) => vec![*TARGETS.iter().find(|t| *t == name).with_context(|| {
-            format!("no fuzz target {name}; targets: {}", TARGETS.join(", "))
-        })?],
-        None => TARGETS.to_vec(),
-    };
+    let targets: Vec<&'static str> =
+        match &only {
+            Some(name) => vec![*TARGETS.iter().find(|t| *t == name).with_context(|| {
+                format!("no fuzz target {name}; targets: {}", TARGETS.join(", "))
+            })?],
+            None => TARGETS.to_vec(),
+        };
     ensure_tools()?;
     eprintln!("xtask: checking the fuzz crate's formatting and lints");
     Cmd::new("cargo")

@@ -1,19 +1,18 @@
-//! Kills per workload since oomtrace started, and a cautious reading of
-//! them: was the limit too small from the start, did memory grow steadily
-//! to it (a leak, or a cache without bound), or did it jump at the end (a
-//! load spike)? Each hint names the figures it rests on; with too little
-//! evidence there is none.
+//! Kills per workload (since oomtrace started, and from the store across
+//! restarts), and the reading of them with the OOM domain's usage trend
+//! (`trend::verdict`): a leak, a limit too small, or a spike. Each hint
+//! names the figures it rests on; with too little evidence there is none.
 
 use std::collections::{HashMap, VecDeque};
 
-use crate::report::{Hint, HistoryReport};
+use crate::{
+    report::{Hint, HistoryReport},
+    trend::{
+        summary::Summary,
+        verdict::{self, Evidence, Reading},
+    },
+};
 
-/// Killed this soon after starting: the workload does not fit at all.
-const YOUNG_NS: u64 = 60 * NS_PER_SEC;
-/// Ran at least this long before dying: growth or a spike, not startup.
-const SETTLED_NS: u64 = 5 * 60 * NS_PER_SEC;
-/// Victim ages this close (max / min) read as one steady growth rate.
-const STEADY_RATIO: f64 = 1.5;
 /// Kills remembered per workload, and workloads remembered.
 const KEEP_KILLS: usize = 16;
 const KEEP_WORKLOADS: usize = 4096;
@@ -62,11 +61,17 @@ impl History {
     /// Adds a kill seen by an earlier run (from the store), oldest first,
     /// so the counts and hints go on across restarts.
     pub fn replay(&mut self, workload: String, kill: Kill) {
-        self.record(workload, kill);
+        self.record(workload, kill, None);
     }
 
-    /// Adds a kill of `workload` and reads the history so far.
-    pub fn record(&mut self, workload: String, kill: Kill) -> HistoryReport {
+    /// Adds a kill of `workload` and reads the history so far, with the
+    /// OOM domain's usage `trend` during the victim's life when sampled.
+    pub fn record(
+        &mut self,
+        workload: String,
+        kill: Kill,
+        trend: Option<&Summary>,
+    ) -> HistoryReport {
         if !self.workloads.contains_key(&workload) && self.workloads.len() >= KEEP_WORKLOADS {
             self.forget_oldest();
         }
@@ -77,8 +82,9 @@ impl History {
         if seen.recent.len() > KEEP_KILLS {
             seen.recent.pop_front();
         }
-        let (hint, evidence) = read(seen.kills, &seen.recent, self.watching_since_ns);
+        let (hint, evidence) = read(seen.kills, &seen.recent, self.watching_since_ns, trend);
         HistoryReport {
+            times_to_oom_ns: seen.recent.iter().filter_map(|k| k.age_ns).collect(),
             workload,
             kills: seen.kills,
             since_previous_kill_ns: previous.map(|p| interval(&p, &kill)),
@@ -112,6 +118,7 @@ fn read(
     count: u64,
     kills: &VecDeque<Kill>,
     watching_since_ns: u64,
+    trend: Option<&Summary>,
 ) -> (Option<Hint>, Option<String>) {
     let Some(latest) = kills.back() else {
         return (None, None);
@@ -121,56 +128,25 @@ fn read(
     } else {
         format!("kill {count} here")
     };
-    let Some(age) = latest.age_ns else {
-        return (None, Some(format!("{times}; the victim's age is unknown")));
-    };
-    if age < YOUNG_NS {
-        return (
-            Some(Hint::Undersized),
-            Some(format!(
-                "{times}; killed {} after it started: what it needs from the start does not fit the limit",
-                duration(age)
-            )),
-        );
-    }
-    let ages: Vec<u64> = kills.iter().filter_map(|k| k.age_ns).collect();
-    let settled: Vec<u64> = ages.iter().rev().take(3).copied().collect();
-    if settled.len() >= 2 && settled.iter().all(|a| *a >= SETTLED_NS) {
-        let (min, max) = (
-            settled.iter().min().copied().unwrap_or(0),
-            settled.iter().max().copied().unwrap_or(0),
-        );
-        if min > 0 && max as f64 / min as f64 <= STEADY_RATIO {
-            let listed: Vec<String> = settled.iter().rev().map(|a| duration(*a)).collect();
-            return (
-                Some(Hint::SteadyGrowth),
-                Some(format!(
-                    "{times}; the last victims ran {} each before dying: memory grows steadily to the limit (a leak, or a cache without bound)",
-                    listed.join(", ")
-                )),
-            );
-        }
-    }
-    // Quiet until the last seconds: only meaningful if oomtrace watched
-    // long enough to have seen earlier pressure.
-    if let (Some(recent), Some(total)) = (latest.stalls_last_10s, latest.stalls_total)
-        && age >= SETTLED_NS
-        && latest.at_ns.saturating_sub(watching_since_ns) >= SETTLED_NS
-        && recent > 0
-        && total == recent
-    {
-        return (
-            Some(Hint::Spike),
-            Some(format!(
-                "{times}; ran {} with no reclaim stalls, then {recent} in its last 10 s: a load spike or one large allocation",
-                duration(age)
-            )),
-        );
-    }
-    (
-        None,
-        Some(format!("{times}; the victim had run {}", duration(age))),
-    )
+    let earlier: Vec<u64> = kills
+        .iter()
+        .take(kills.len() - 1)
+        .filter_map(|k| k.age_ns)
+        .collect();
+    let verdict = verdict::read(&Evidence {
+        trend,
+        age_ns: latest.age_ns,
+        earlier_ages_ns: &earlier,
+        stalls_last_10s: latest.stalls_last_10s,
+        stalls_total: latest.stalls_total,
+        watched_ns: latest.at_ns.saturating_sub(watching_since_ns),
+    });
+    let hint = verdict.reading.map(|r| match r {
+        Reading::SteadyGrowth => Hint::SteadyGrowth,
+        Reading::Undersized => Hint::Undersized,
+        Reading::Spike => Hint::Spike,
+    });
+    (hint, Some(format!("{times}; {}", verdict.evidence)))
 }
 
 /// `45s`, `12m30s`, `6h05m`, `3d04h`.
@@ -201,30 +177,52 @@ mod tests {
     }
 
     #[test]
-    fn young_victims_mean_the_limit_is_too_small() {
+    fn one_young_victim_is_no_pattern_but_every_restart_dying_young_is() {
         let mut h = History::new(0);
-        let r = h.record(
-            "w".into(),
-            Kill {
-                age_ns: Some(3 * NS_PER_SEC),
-                ..kill(10, None)
-            },
+        let young = |at| Kill {
+            age_ns: Some(3 * NS_PER_SEC),
+            ..kill(at, None)
+        };
+        let r = h.record("w".into(), young(10), None);
+        assert_eq!((r.kills, r.hint), (1, None));
+        let evidence = r.evidence.unwrap_or_default();
+        assert!(
+            evidence.starts_with("first kill here; killed 3.0s after it started"),
+            "{evidence}"
         );
-        assert_eq!((r.kills, r.hint), (1, Some(Hint::Undersized)));
+        assert_eq!(r.since_previous_kill_ns, None);
+        let r = h.record("w".into(), young(11), None);
+        assert_eq!((r.kills, r.hint), (2, Some(Hint::Undersized)));
         assert!(
             r.evidence
                 .unwrap_or_default()
-                .contains("killed 3.0s after it started")
+                .starts_with("kill 2 here; killed 3.0s")
         );
-        assert_eq!(r.since_previous_kill_ns, None);
+    }
+
+    #[test]
+    fn a_steady_usage_climb_is_growth_from_the_first_kill() {
+        use crate::trend::sample::Sample;
+        let samples: Vec<Sample> = (0..6)
+            .map(|i| Sample {
+                time_ms: i * 30_000,
+                usage: (8 + 10 * i as u64) << 20,
+                anon: Some((8 + 10 * i as u64) << 20),
+                file: Some(0),
+                limit: 64 << 20,
+            })
+            .collect();
+        let summary = Summary::of(&samples);
+        let r = History::new(0).record("w".into(), kill(10, Some(3)), summary.as_ref());
+        assert_eq!(r.hint, Some(Hint::SteadyGrowth), "{:?}", r.evidence);
     }
 
     #[test]
     fn regular_long_lives_read_as_steady_growth_only_after_two_kills() {
         let mut h = History::new(0);
-        let first = h.record("w".into(), kill(60, Some(50)));
+        let first = h.record("w".into(), kill(60, Some(50)), None);
         assert_eq!(first.hint, None, "one kill is no pattern");
-        let second = h.record("w".into(), kill(120, Some(55)));
+        let second = h.record("w".into(), kill(120, Some(55)), None);
         assert_eq!(second.hint, Some(Hint::SteadyGrowth));
         assert_eq!(second.kills, 2);
         assert_eq!(second.since_previous_kill_ns, Some(60 * MIN));
@@ -236,9 +234,9 @@ mod tests {
             "names the ages"
         );
         // Another workload has its own history.
-        assert_eq!(h.record("other".into(), kill(121, Some(55))).kills, 1);
+        assert_eq!(h.record("other".into(), kill(121, Some(55)), None).kills, 1);
         // Irregular lives are not steady growth.
-        let irregular = h.record("w".into(), kill(300, Some(170)));
+        let irregular = h.record("w".into(), kill(300, Some(170)), None);
         assert_eq!(irregular.hint, None);
     }
 
@@ -250,18 +248,23 @@ mod tests {
             ..kill(30, Some(20))
         };
         assert_eq!(
-            History::new(0).record("w".into(), quiet_until_now).hint,
+            History::new(0)
+                .record("w".into(), quiet_until_now, None)
+                .hint,
             Some(Hint::Spike)
         );
         let long_pressure = Kill {
             stalls_total: Some(900),
             ..quiet_until_now
         };
-        assert_eq!(History::new(0).record("w".into(), long_pressure).hint, None);
+        assert_eq!(
+            History::new(0).record("w".into(), long_pressure, None).hint,
+            None
+        );
         // oomtrace started a minute ago: it cannot know the past was quiet.
         assert_eq!(
             History::new(29 * MIN)
-                .record("w".into(), quiet_until_now)
+                .record("w".into(), quiet_until_now, None)
                 .hint,
             None
         );
@@ -270,7 +273,10 @@ mod tests {
             stalls_total: None,
             ..quiet_until_now
         };
-        assert_eq!(History::new(0).record("w".into(), untracked).hint, None);
+        assert_eq!(
+            History::new(0).record("w".into(), untracked, None).hint,
+            None
+        );
     }
 
     #[test]
@@ -282,7 +288,7 @@ mod tests {
         };
         h.replay("w".into(), stored(60, Some(50)));
         h.replay("w".into(), stored(120, Some(55)));
-        let third = h.record("w".into(), kill(180, Some(52)));
+        let third = h.record("w".into(), kill(180, Some(52)), None);
         assert_eq!(third.kills, 3);
         assert_eq!(third.since_previous_kill_ns, Some(60 * MIN));
         assert_eq!(
@@ -300,7 +306,7 @@ mod tests {
 
     #[test]
     fn unknown_age_gives_no_hint() {
-        let r = History::new(0).record("w".into(), kill(1, None));
+        let r = History::new(0).record("w".into(), kill(1, None), None);
         assert_eq!(r.hint, None);
         assert!(r.evidence.unwrap_or_default().contains("unknown"));
     }
@@ -309,12 +315,12 @@ mod tests {
     fn memory_stays_bounded() {
         let mut h = History::new(0);
         for i in 0..(KEEP_WORKLOADS as u64 + 10) {
-            h.record(format!("w{i}"), kill(i, Some(1)));
+            h.record(format!("w{i}"), kill(i, Some(1)), None);
         }
         assert_eq!(h.workloads.len(), KEEP_WORKLOADS);
         assert!(!h.workloads.contains_key("w0"), "the oldest goes first");
         for i in 0..40 {
-            h.record("busy".into(), kill(10_000 + i, Some(1)));
+            h.record("busy".into(), kill(10_000 + i, Some(1)), None);
         }
         let busy = h.workloads.get("busy");
         assert_eq!(busy.map(|w| w.recent.len()), Some(KEEP_KILLS));

@@ -10,6 +10,7 @@ pub mod pods;
 pub mod reclaim;
 pub mod runtime;
 pub mod signal;
+pub mod trend;
 pub mod verdict;
 pub mod workload;
 
@@ -41,6 +42,8 @@ pub struct Settings {
     pub kubelet_log_dir: PathBuf,
     /// Kills earlier runs stored, oldest first: the history goes on.
     pub past_kills: Vec<(String, history::Kill)>,
+    /// The store whose usage samples give each kill its trend.
+    pub trend_store: Option<PathBuf>,
 }
 
 pub struct Enricher {
@@ -53,6 +56,7 @@ pub struct Enricher {
     candidates: usize,
     pod_logs: PodLogs,
     history: History,
+    trend: Option<trend::TrendSource>,
 }
 
 impl Enricher {
@@ -72,6 +76,7 @@ impl Enricher {
             candidates: settings.candidates,
             pod_logs: PodLogs::new(settings.kubelet_log_dir),
             history,
+            trend: settings.trend_store.map(trend::TrendSource::new),
         }
     }
 
@@ -110,6 +115,17 @@ impl Enricher {
         let age_ns = victim
             .start_boot_ns
             .map(|start| kill.boot_ns.saturating_sub(start));
+        // The limit's cgroup over the victim's life (a machine-wide OOM has
+        // no limit's cgroup to have sampled).
+        let kill_ms = i64::try_from(clock::epoch_ns(wall) / 1_000_000).unwrap_or(i64::MAX);
+        let start_ms = age_ns.map(|age| kill_ms - i64::try_from(age / 1_000_000).unwrap_or(0));
+        let trend = match (
+            self.trend.as_mut(),
+            oom_memcg.as_ref().and_then(|m| m.path.as_deref()),
+        ) {
+            (Some(source), Some(path)) => source.read(path, start_ms, kill_ms),
+            _ => None,
+        };
         let history =
             workload_key(oom_memcg.as_ref(), victim_memcg.as_ref(), comm.as_deref()).map(|key| {
                 let reclaim = oom_memcg.as_ref().and_then(|m| m.reclaim);
@@ -122,6 +138,7 @@ impl Enricher {
                         stalls_last_10s: reclaim.map(|r| r.last_10s.stalls),
                         stalls_total: reclaim.map(|r| r.total.stalls),
                     },
+                    trend.as_ref().map(|(summary, _)| summary),
                 )
             });
         let kubelet_adj = victim_memcg
@@ -174,6 +191,7 @@ impl Enricher {
                 chosen_pid: i.chosen_tgid,
                 group_member: i.group_member,
             }),
+            trend: trend.map(|(_, report)| report),
         };
         if let Some(cmdline) = cmdline {
             attach_runtime(&mut report, cmdline, CapturedAt::Kill);
@@ -426,6 +444,7 @@ mod tests {
             candidates: 10,
             pod_logs: PodLogs::new("/nonexistent".into()),
             history: History::new(0),
+            trend: None,
         };
         let mut kill = kill();
         kill.oom = Some(OomControl {
@@ -528,6 +547,7 @@ mod tests {
             candidates: 10,
             pod_logs: PodLogs::new("/nonexistent".into()),
             history: History::new(0),
+            trend: None,
         };
         let value = serde_json::to_value(enricher.report(&kill(), None)).expect("serializes");
         assert_eq!(value["type"], "oom_kill");

@@ -10,6 +10,8 @@
 pub mod metrics;
 pub mod text;
 
+pub use text::bytes;
+
 use std::{
     collections::VecDeque,
     fs::OpenOptions,

@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     CandidatesSource, Capture, CapturedAt, Constraint, Envelope, Hint, K8s, MemcgReport, Qos,
-    ReclaimReport, RequestBound, RuntimeKind, Service, SettingSource,
+    ReclaimReport, RequestBound, RuntimeKind, Service, SettingSource, TrendBasis,
 };
 
 /// One OOM kill.
@@ -32,6 +32,45 @@ pub struct KillReport {
     /// `memory.oom.group`, one OOM kills the chosen victim and every other
     /// task of its group. `null` unless captured via fentry.
     pub incident: Option<IncidentReport>,
+    /// The OOM domain's usage during the victim's life (at most the last
+    /// 6 hours), from oomtrace's own samples (`--trend-interval`); `null`
+    /// without the store, for a machine-wide OOM, or with fewer than two
+    /// samples.
+    pub trend: Option<TrendReport>,
+}
+
+/// A memory cgroup's usage before a kill, summarized.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TrendReport {
+    /// The cgroup sampled: the one whose limit was hit.
+    pub memcg_path: String,
+    pub samples: usize,
+    /// First and last sample (RFC 3339).
+    pub from: String,
+    pub to: String,
+    /// The limit at the last sample.
+    pub limit_bytes: u64,
+    /// Usage (`memory.current`, v1 `memory.usage_in_bytes`).
+    pub start_bytes: u64,
+    pub min_bytes: u64,
+    pub max_bytes: u64,
+    pub last_bytes: u64,
+    /// What the slope is measured on: `anon` where the kernel splits
+    /// anonymous memory from page cache, else `usage`.
+    pub basis: TrendBasis,
+    pub basis_start_bytes: u64,
+    pub basis_last_bytes: u64,
+    /// Least-squares slope of the basis.
+    pub slope_bytes_per_hour: f64,
+    /// r² of that line (0..1): near 1, a steady climb at one rate.
+    pub fit: f64,
+    /// Share of the steps between samples in which the basis rose.
+    pub rising_share: f64,
+    /// The last sample below 90% of the limit (RFC 3339); `null` if none.
+    pub last_headroom: Option<String>,
+    /// Up to 60 `[unix ms, usage bytes]` points, evenly thinned, for a
+    /// chart (`oomtrace show`).
+    pub points: Vec<(i64, u64)>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -256,4 +295,9 @@ pub struct HistoryReport {
     pub hint: Option<Hint>,
     /// The figures the hint rests on, as a sentence.
     pub evidence: Option<String>,
+    /// How long each victim of this workload had run when killed (the
+    /// time to OOM after each start), oldest first, this one last; only
+    /// kills whose victim's age is known. (Absent from older records.)
+    #[serde(default)]
+    pub times_to_oom_ns: Vec<u64>,
 }

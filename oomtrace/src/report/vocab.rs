@@ -170,6 +170,14 @@ vocabulary! {
         Spike => "spike",
     }
 
+    /// What a usage trend's climb is measured on.
+    TrendBasis {
+        /// Anonymous memory (what a leak grows; page cache is reclaimable).
+        Anon => "anon",
+        /// The usage counter, where the kernel does not split it.
+        Usage => "usage",
+    }
+
     /// How exactly a Burstable pod's memory request reads back.
     RequestBound {
         About => "about",

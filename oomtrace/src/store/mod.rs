@@ -13,6 +13,7 @@
 
 pub mod columns;
 pub mod list;
+pub mod samples;
 pub mod writer;
 
 use std::{
@@ -64,6 +65,17 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX records_list ON records (type, time_ns, boot_ns, host, pid, comm,
         memcg_path, oom_memcg_path, pod_uid, pod_name, container_id, container_name,
         oom_constraint, workload);",
+    // 4: limited cgroups' usage over time, for the trend at each kill.
+    "CREATE TABLE samples (
+        memcg_path TEXT NOT NULL,
+        time_ms INTEGER NOT NULL,
+        usage INTEGER NOT NULL,
+        anon INTEGER,
+        file INTEGER,
+        limit_bytes INTEGER NOT NULL
+    );
+    CREATE INDEX samples_path_time ON samples (memcg_path, time_ms);
+    CREATE INDEX samples_time ON samples (time_ms);",
 ];
 
 /// How long a writer waits for another process's lock (a `list` reading,
@@ -346,6 +358,7 @@ impl Store {
         let mut removed =
             self.conn
                 .execute("DELETE FROM records WHERE time_ns < ?1", [cutoff])? as u64;
+        removed += self.expire_samples(cutoff / 1_000_000)? as u64;
         self.give_back()?;
         loop {
             let size = self.size_bytes()?;
@@ -360,7 +373,14 @@ impl Store {
                         Ok((row.get(0)?, row.get(1)?))
                     })?;
             let (Some(first), Some(last)) = (first, last) else {
-                break;
+                // No records left: only samples fill the file.
+                let gone = self.trim_samples(TRIM_ROWS)?;
+                if gone == 0 {
+                    break;
+                }
+                removed += gone as u64;
+                self.give_back()?;
+                continue;
             };
             // As many rows as the excess holds, judged by the average row.
             let rows = u64::try_from(last - first + 1).unwrap_or(1).max(1);
@@ -370,7 +390,9 @@ impl Store {
                 "DELETE FROM records WHERE id < ?1",
                 [first.saturating_add(i64::try_from(step).unwrap_or(1))],
             )?;
-            removed += gone as u64;
+            // Samples are most of the rows on a node with many cgroups and
+            // few kills: the oldest of them go too, in the same steps.
+            removed += (gone + self.trim_samples(TRIM_ROWS)?) as u64;
             self.give_back()?;
         }
         if removed > 0 {

@@ -354,7 +354,7 @@ fn the_history_is_rebuilt_from_stored_kills() {
 #[test]
 fn the_writer_stores_everything_sent_before_finish() {
     let scratch = Scratch::new("writer");
-    let mut writer = Writer::start(scratch.db(), Retention::default()).expect("starts");
+    let mut writer = Writer::start(scratch.db(), Retention::default(), None).expect("starts");
     let records = copies(500, 4_000_000_000);
     for r in &records {
         writer.send(r.clone());
@@ -368,8 +368,12 @@ fn the_writer_stores_everything_sent_before_finish() {
 
 #[test]
 fn a_store_that_cannot_open_counts_every_record_as_lost() {
-    let mut writer =
-        Writer::start("/proc/oomtrace/cannot.db".into(), Retention::default()).expect("starts");
+    let mut writer = Writer::start(
+        "/proc/oomtrace/cannot.db".into(),
+        Retention::default(),
+        None,
+    )
+    .expect("starts");
     for r in copies(10, 4_000_000_000) {
         writer.send(r);
     }

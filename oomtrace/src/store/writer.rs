@@ -16,10 +16,21 @@ use std::{
         mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TryRecvError, TrySendError},
     },
     thread,
-    time::Duration,
+    time::{Duration, Instant},
 };
 
-use super::{Retention, Store};
+use super::{Retention, Store, samples::FULL_RESOLUTION_MS};
+use crate::{enrich::cgroup::MemoryHierarchy, trend::sampler::Sampler};
+
+/// `--trend-interval`: the writer thread also samples every limited
+/// memory cgroup this often (its only wakeup while no record arrives).
+pub struct TrendSampling {
+    pub hierarchy: MemoryHierarchy,
+    pub interval: Duration,
+}
+
+/// How often samples past full resolution are thinned.
+const DOWNSAMPLE_EVERY: Duration = Duration::from_secs(3600);
 
 /// Records waiting for the writer; beyond it they are counted as lost.
 pub const QUEUE_RECORDS: usize = 1024;
@@ -39,7 +50,11 @@ impl Writer {
     /// Starts the thread, which opens (or creates) the database at `path`.
     /// A store that cannot be opened is reported on stderr by the thread
     /// and every record then counts as lost: the stream does not wait.
-    pub fn start(path: PathBuf, retention: Retention) -> std::io::Result<Writer> {
+    pub fn start(
+        path: PathBuf,
+        retention: Retention,
+        trend: Option<TrendSampling>,
+    ) -> std::io::Result<Writer> {
         let (queue, records) = mpsc::sync_channel(QUEUE_RECORDS);
         let (done_tx, done) = mpsc::channel::<()>();
         let lost = Arc::new(AtomicU64::new(0));
@@ -47,7 +62,7 @@ impl Writer {
         thread::Builder::new()
             .name("oomtrace-store".into())
             .spawn(move || {
-                write_loop(&path, retention, &records, &counter);
+                write_loop(&path, retention, trend, &records, &counter);
                 drop(done_tx);
             })?;
         Ok(Writer {
@@ -104,7 +119,13 @@ impl Complaint {
     }
 }
 
-fn write_loop(path: &Path, retention: Retention, records: &Receiver<Vec<u8>>, lost: &AtomicU64) {
+fn write_loop(
+    path: &Path,
+    retention: Retention,
+    trend: Option<TrendSampling>,
+    records: &Receiver<Vec<u8>>,
+    lost: &AtomicU64,
+) {
     let mut complaint = Complaint {
         path: path.to_path_buf(),
         said: false,
@@ -121,10 +142,36 @@ fn write_loop(path: &Path, retention: Retention, records: &Receiver<Vec<u8>>, lo
     {
         complaint.once("cannot apply retention", &error);
     }
+    let mut sampling = trend.map(|t| Sampling {
+        sampler: Sampler::new(t.hierarchy),
+        interval: t.interval,
+        next: Instant::now(),
+        next_downsample: Instant::now(),
+        downsampled_to_ms: 0,
+    });
     let mut batch = Vec::with_capacity(BATCH);
-    // Blocks without waking while nothing arrives; ends when the stream
-    // drops its handle and the queue is empty.
-    while let Ok(first) = records.recv() {
+    loop {
+        // Blocks without waking while nothing arrives (but for the next
+        // sample); ends when the stream drops its handle and the queue is
+        // empty.
+        let first = match &sampling {
+            Some(s) => match records.recv_timeout(s.next.saturating_duration_since(Instant::now()))
+            {
+                Ok(line) => Some(line),
+                Err(RecvTimeoutError::Timeout) => None,
+                Err(RecvTimeoutError::Disconnected) => break,
+            },
+            None => match records.recv() {
+                Ok(line) => Some(line),
+                Err(_) => break,
+            },
+        };
+        if let (Some(s), Some(store)) = (&mut sampling, &mut store)
+            && Instant::now() >= s.next
+        {
+            s.sample(store, &mut complaint);
+        }
+        let Some(first) = first else { continue };
         batch.push(first);
         while batch.len() < BATCH {
             match records.try_recv() {
@@ -152,5 +199,40 @@ fn write_loop(path: &Path, retention: Retention, records: &Receiver<Vec<u8>>, lo
             }
         }
         batch.clear();
+    }
+}
+
+/// The trend sampler's schedule, on the writer thread.
+struct Sampling {
+    sampler: Sampler,
+    interval: Duration,
+    next: Instant,
+    next_downsample: Instant,
+    /// Samples before this (wall ms) are thinned already.
+    downsampled_to_ms: i64,
+}
+
+impl Sampling {
+    fn sample(&mut self, store: &mut Store, complaint: &mut Complaint) {
+        let now_ms = super::now_ns() / 1_000_000;
+        let samples = self.sampler.tick(now_ms);
+        if !samples.is_empty()
+            && let Err(error) = store.insert_samples(&samples)
+        {
+            complaint.once("cannot write usage samples", &error);
+        }
+        // Fixed steps from the first, not from now: a slow tick does not
+        // drift the schedule; a missed one is not made up.
+        let now = Instant::now();
+        while self.next <= now {
+            self.next += self.interval;
+        }
+        if now >= self.next_downsample {
+            self.next_downsample = now + DOWNSAMPLE_EVERY;
+            match store.downsample(self.downsampled_to_ms, now_ms) {
+                Ok(_) => self.downsampled_to_ms = now_ms - FULL_RESOLUTION_MS,
+                Err(error) => complaint.once("cannot thin usage samples", &error),
+            }
+        }
     }
 }

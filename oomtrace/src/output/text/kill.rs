@@ -381,8 +381,10 @@ mod tests {
                 since_previous_kill_ns: Some(2_000_000_000),
                 hint: Some(Hint::Undersized),
                 evidence: Some("kill 3 here; killed 3.2s after it started: what it needs from the start does not fit the limit".into()),
+                times_to_oom_ns: vec![3_000_000_000, 3_100_000_000, 3_200_000_000],
             }),
             incident: None,
+            trend: None,
         }
     }
 
