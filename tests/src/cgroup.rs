@@ -189,6 +189,15 @@ impl TestCgroup {
         })
     }
 
+    /// What the limit is checked against: v1 `memory.usage_in_bytes`, v2
+    /// `memory.current`.
+    pub fn usage(&self) -> Result<u64> {
+        self.read_u64(match self.hierarchy.version {
+            Version::V1 => "memory.usage_in_bytes",
+            Version::V2 => "memory.current",
+        })
+    }
+
     /// The high-water mark: v1 `memory.max_usage_in_bytes`, v2 `memory.peak`.
     pub fn max_usage(&self) -> Result<u64> {
         self.read_u64(match self.hierarchy.version {

@@ -28,11 +28,20 @@ pub struct Tracer {
 
 impl Tracer {
     /// Starts `oomtrace --format json ARGS...` and waits for its ready line.
+    /// Without `--store` in ARGS it runs with `--store none`: as root the
+    /// default is the machine's own history, which no test may write to
+    /// (nor let earlier runs' kills into its counts).
     pub fn start(args: &[&str]) -> Result<Tracer> {
+        let store: &[&str] = if args.iter().any(|a| a.starts_with("--store")) {
+            &[]
+        } else {
+            &["--store", "none"]
+        };
         let mut tracer = Self::spawn(
             Command::new(oomtrace_bin())
                 .arg("--format")
                 .arg("json")
+                .args(store)
                 .args(args),
         )?;
         tracer.wait_ready(Duration::from_secs(20))?;

@@ -4,6 +4,8 @@
 //!
 //!   oomtrace-test-hog alloc MIB [--comm HEX]   allocate MIB, then exit 0
 //!   oomtrace-test-hog hold MIB [--comm HEX]    allocate MIB, print "held", sleep
+//!   oomtrace-test-hog grow MIB [--comm HEX]    allocate MIB every 100 ms until
+//!                                              killed (a steady leak)
 //!
 //! `--comm HEX` sets the task name to the hex-encoded bytes (any bytes).
 
@@ -24,7 +26,7 @@ fn main() {
         args.get(1),
         args.get(2).and_then(|m| m.parse::<usize>().ok()),
     ) else {
-        eprintln!("usage: oomtrace-test-hog alloc|hold MIB [--comm HEX]");
+        eprintln!("usage: oomtrace-test-hog alloc|hold|grow MIB [--comm HEX]");
         std::process::exit(2);
     };
     if let Some(i) = args.iter().position(|a| a == "--comm") {
@@ -41,6 +43,18 @@ fn main() {
         std::process::exit(3);
     }
 
+    if mode == "grow" {
+        // MIB every 100 ms, at most 3000 steps: bounded if never killed.
+        let mut leaked: Vec<Vec<u8>> = Vec::new();
+        for _ in 0..3000 {
+            for _ in 0..mib {
+                leaked.push(vec![1u8; MIB]);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        std::hint::black_box(&leaked);
+        std::process::exit(0);
+    }
     let mut chunks: Vec<Vec<u8>> = Vec::with_capacity(mib);
     for _ in 0..mib {
         // Non-zero fill: every page is written, so resident and charged

@@ -56,9 +56,10 @@ fn the_victims_age_and_its_workloads_kill_history() -> Result<()> {
         go_2 - dead_1,
         dead_2 - go_1
     );
-    // Killed within a second of starting, both times.
-    for history in [first, second] {
-        assert_eq!(history["hint"], "undersized", "{history}");
-    }
+    // Killed within a second of starting: once is no pattern (it needed
+    // more at once, or grew without bound that fast); twice reads as a
+    // limit too small for what it needs from the start.
+    assert_eq!(first["hint"], Value::Null, "{first}");
+    assert_eq!(second["hint"], "undersized", "{second}");
     Ok(())
 }

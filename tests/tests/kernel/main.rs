@@ -23,6 +23,7 @@ mod reclaim; // reclaim stalls and --pressure, vs the kernel's vmscan trace
 mod runtime; // JVM / Go heap caps read from the victim's memory
 mod sigkill; // --sigkill: SIGKILLs that are not the OOM killer's
 mod store; // --store and `oomtrace list`: the history, crashes, a full disk
+mod trend; // --trend-interval: a leak vs a victim killed at start
 
 // Many kills, and choosing among them.
 mod filters; // --cgroup, --comm, --pod
