@@ -194,6 +194,10 @@ pub enum Command {
     Check,
     /// List the stored OOM kills (default: the last day), one line each.
     List(Box<crate::store::list::ListArgs>),
+    /// Show one stored OOM kill in full (default: the latest): the kill,
+    /// its incident, its exit, the candidates, reclaim, the memory trend
+    /// and the verdict with its evidence.
+    Show(Box<crate::store::show::ShowArgs>),
 }
 
 fn parse_seconds(value: &str) -> Result<std::time::Duration, String> {

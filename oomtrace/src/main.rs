@@ -27,6 +27,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Some(Command::Check) => check::run(),
         Some(Command::List(ref args)) => store::list::run(args),
+        Some(Command::Show(ref args)) => store::show::run(args),
         None => trace(&cli),
     };
     match result {

@@ -213,7 +213,7 @@ pub fn select_from_lines(
 }
 
 /// One clear sentence for a database `list` cannot read.
-fn unreadable(path: &Path, error: StoreError) -> anyhow::Error {
+pub(super) fn unreadable(path: &Path, error: StoreError) -> anyhow::Error {
     let missing = !path.exists();
     if missing {
         anyhow::anyhow!(

@@ -14,6 +14,7 @@
 pub mod columns;
 pub mod list;
 pub mod samples;
+pub mod show;
 pub mod writer;
 
 use std::{

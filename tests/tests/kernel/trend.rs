@@ -80,6 +80,28 @@ fn a_steady_leak_and_a_victim_killed_at_start_get_different_readings() -> Result
     let evidence = history["evidence"].as_str().unwrap_or_default();
     assert!(evidence.starts_with("first kill here; "), "{evidence}");
     assert!(evidence.contains("climbed"), "{evidence}");
+    // `oomtrace show PID` tells it from the database, chart and verdict
+    // included (the store commits on its own thread: give it a moment).
+    let leak_pid = hog.pid.to_string();
+    let shown =
+        oomtrace_tests::wait::poll(Duration::from_secs(10), Duration::from_millis(100), || {
+            let out = std::process::Command::new(oomtrace_tests::system::oomtrace_bin())
+                .args(["show", "--store", &db_arg, &leak_pid])
+                .output()?;
+            let text = String::from_utf8_lossy(&out.stdout).into_owned();
+            Ok(text.contains("verdict").then_some(text))
+        })?
+        .context("show never found the leak's kill")?;
+    assert!(shown.contains(&format!("pid {leak_pid} ")), "{shown}");
+    assert!(
+        shown.contains(&format!("  trend    usage of {}", leak.path())),
+        "{shown}"
+    );
+    assert!(shown.contains('✕'), "the kill marked on the chart: {shown}");
+    assert!(
+        shown.contains("  verdict  steady growth: first kill here; "),
+        "{shown}"
+    );
 
     // Killed at start: 200 MiB at once into 64 MiB, twice in one cgroup.
     let small = TestCgroup::new("trend-small", 64 * MIB)?;
