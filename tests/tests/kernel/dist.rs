@@ -326,6 +326,23 @@ if "--bundle" in args and ("create" in args or "run" in args):
 os.execv("/usr/sbin/runc", ["runc"] + args)
 "#;
 
+/// A capability set (`CapEff`, `CapBnd`, ...) of a /proc/PID/status file.
+fn capability_set(status: &str, set: &str) -> Result<u64> {
+    fs::read_to_string(status)?
+        .lines()
+        .find_map(|l| l.strip_prefix(set)?.strip_prefix(':'))
+        .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
+        .with_context(|| format!("{set} in {status}"))
+}
+
+fn bit_of(cap: &str) -> Result<u64> {
+    CAPABILITY_BITS
+        .iter()
+        .find(|(name, _)| *name == cap)
+        .map(|(_, bit)| 1u64 << bit)
+        .with_context(|| format!("capability {cap} not in CAPABILITY_BITS"))
+}
+
 /// A dockerd of our own (own socket, data and exec roots, containers under
 /// the `oomtrace-test-docker` cgroup). Dropping it removes its containers,
 /// stops it (and its containerd), unmounts and deletes its directories and
@@ -545,7 +562,23 @@ fn the_image_runs_like_the_daemonset_and_records_a_kill_checked_against_the_kern
 -> Result<()> {
     let _serial = setup();
     let image = artifact("OOMTRACE_IMAGE");
-    let container = daemonset_container()?;
+    let mut container = daemonset_container()?;
+    // A container gets no capability its host lacks: this machine's
+    // bounding set has no CAP_SYS_RESOURCE (runc fails with EPERM). Grant
+    // what the host can, and keep oomtrace's oom_score_adj as the deploy
+    // tests do when SYS_RESOURCE is not among them.
+    let host = capability_set("/proc/self/status", "CapBnd")?;
+    container
+        .caps
+        .retain(|cap| bit_of(cap).is_ok_and(|bit| host & bit != 0));
+    if !container.caps.iter().any(|c| c == "SYS_RESOURCE") {
+        eprintln!("dist: the host has no CAP_SYS_RESOURCE; running with --oom-score-adj=keep");
+        container.args.push("--oom-score-adj=keep".into());
+    }
+    assert!(
+        container.caps.iter().any(|c| c == "BPF") && container.caps.iter().any(|c| c == "PERFMON"),
+        "the host lacks CAP_BPF or CAP_PERFMON"
+    );
     let dockerd = Dockerd::start()?;
     let loaded = dockerd.docker(&["load", "--input", image.to_str().context("utf8")?])?;
     assert!(
@@ -610,22 +643,11 @@ fn the_image_runs_like_the_daemonset_and_records_a_kill_checked_against_the_kern
     }
     // What the kernel says the container holds: exactly the DaemonSet's set.
     let pid = dockerd.docker(&["inspect", "--format={{.State.Pid}}", "oomtrace"])?;
-    let status = fs::read_to_string(format!("/proc/{}/status", pid.trim()))?;
-    let effective = status
-        .lines()
-        .find_map(|l| l.strip_prefix("CapEff:"))
-        .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
-        .context("CapEff")?;
+    let effective = capability_set(&format!("/proc/{}/status", pid.trim()), "CapEff")?;
     let wanted = container
         .caps
         .iter()
-        .map(|cap| {
-            CAPABILITY_BITS
-                .iter()
-                .find(|(name, _)| name == cap)
-                .map(|(_, bit)| 1u64 << bit)
-                .with_context(|| format!("capability {cap} not in CAPABILITY_BITS"))
-        })
+        .map(|cap| bit_of(cap))
         .sum::<Result<u64>>()?;
     assert_eq!(
         effective, wanted,
