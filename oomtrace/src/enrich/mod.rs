@@ -434,9 +434,10 @@ mod tests {
         }
     }
 
-    #[test]
-    fn the_oom_memcg_path_is_the_victims_cut_to_its_depth() {
-        let mut enricher = Enricher {
+    /// An enricher that reads nothing from this machine: no hierarchy, no
+    /// kubelet logs, no store.
+    fn offline_enricher() -> Enricher {
+        Enricher {
             host: "h".into(),
             memory: None,
             page_size: 4096,
@@ -445,7 +446,12 @@ mod tests {
             pod_logs: PodLogs::new("/nonexistent".into()),
             history: History::new(0),
             trend: None,
-        };
+        }
+    }
+
+    #[test]
+    fn the_oom_memcg_path_is_the_victims_cut_to_its_depth() {
+        let mut enricher = offline_enricher();
         let mut kill = kill();
         kill.oom = Some(OomControl {
             constraint: Some(crate::decode::Constraint::Memcg),
@@ -539,16 +545,7 @@ mod tests {
 
     #[test]
     fn every_contract_field_is_present_and_unknowns_are_null() {
-        let mut enricher = Enricher {
-            host: "h".into(),
-            memory: None,
-            page_size: 4096,
-            reclaim: None,
-            candidates: 10,
-            pod_logs: PodLogs::new("/nonexistent".into()),
-            history: History::new(0),
-            trend: None,
-        };
+        let mut enricher = offline_enricher();
         let value = serde_json::to_value(enricher.report(&kill(), None)).expect("serializes");
         assert_eq!(value["type"], "oom_kill");
         assert_eq!(value["schema"], 1);

@@ -23,14 +23,8 @@ use crate::{enrich::clock, filter, output::text::bytes};
 /// and the hint about why.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ListArgs {
-    /// The database to read.
-    #[arg(long, value_name = "PATH", default_value = DEFAULT_PATH)]
-    pub store: PathBuf,
-
-    /// Read JSON lines (oomtrace's output) from FILE, or stdin with `-`,
-    /// instead of the database.
-    #[arg(long, value_name = "FILE|-")]
-    pub from: Option<PathBuf>,
+    #[command(flatten)]
+    pub source: Source,
 
     /// Kills at or after this time: a duration ago (`2h`, `3d`) or a UTC
     /// time (`2026-12-01 03:12`, RFC 3339). Default: 1d.
@@ -77,6 +71,19 @@ pub struct ListArgs {
     /// The stored records as JSON lines, for scripts.
     #[arg(long)]
     pub json: bool,
+}
+
+/// Where `list` and `show` read records: the database, or JSON lines.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Source {
+    /// The database to read.
+    #[arg(long, value_name = "PATH", default_value = DEFAULT_PATH)]
+    pub store: PathBuf,
+
+    /// Read JSON lines (oomtrace's output) from FILE, or stdin with `-`,
+    /// instead of the database.
+    #[arg(long, value_name = "FILE|-")]
+    pub from: Option<PathBuf>,
 }
 
 /// How far back `list` looks without --since.
@@ -232,7 +239,7 @@ pub(super) fn unreadable(path: &Path, error: StoreError) -> anyhow::Error {
 
 pub fn run(args: &ListArgs) -> anyhow::Result<std::process::ExitCode> {
     let selection = Selection::new(args, super::now_ns());
-    let mut kills = match args.from.as_deref() {
+    let mut kills = match args.source.from.as_deref() {
         Some(path) if path == Path::new("-") => select_from_lines(io::stdin().lock(), &selection)?,
         Some(path) => {
             let file = std::fs::File::open(path)
@@ -240,8 +247,8 @@ pub fn run(args: &ListArgs) -> anyhow::Result<std::process::ExitCode> {
             select_from_lines(io::BufReader::new(file), &selection)?
         }
         None => {
-            let store =
-                Store::open_read_only(&args.store).map_err(|e| unreadable(&args.store, e))?;
+            let store = Store::open_read_only(&args.source.store)
+                .map_err(|e| unreadable(&args.source.store, e))?;
             select_from_store(&store, &selection, args.count)?
         }
     };

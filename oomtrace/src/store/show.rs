@@ -5,13 +5,17 @@
 
 use std::{
     io::{self, BufRead, Write},
-    path::{Path, PathBuf},
+    path::Path,
 };
 
 use anyhow::{Context as _, bail};
 use serde_json::Value;
 
-use super::{DEFAULT_PATH, Store, columns::Columns, list::parse_when};
+use super::{
+    Store,
+    columns::Columns,
+    list::{Source, parse_when},
+};
 use crate::{
     enrich::history::duration,
     output::text::{self, bytes},
@@ -26,13 +30,8 @@ pub struct ShowArgs {
     #[arg(value_name = "PID|NAME")]
     pub which: Option<String>,
 
-    /// The database to read.
-    #[arg(long, value_name = "PATH", default_value = DEFAULT_PATH)]
-    pub store: PathBuf,
-
-    /// Read JSON lines (oomtrace's output) from FILE, or stdin with `-`.
-    #[arg(long, value_name = "FILE|-")]
-    pub from: Option<PathBuf>,
+    #[command(flatten)]
+    pub source: Source,
 
     /// Only kills at or after this time (`2h`, `2026-12-01 03:12`).
     #[arg(short = 'S', long, value_name = "TIME", value_parser = parse_when)]
@@ -47,14 +46,14 @@ pub struct ShowArgs {
 const RELATED_NS: i64 = 120_000_000_000;
 
 pub fn run(args: &ShowArgs) -> anyhow::Result<std::process::ExitCode> {
-    let records = match args.from.as_deref() {
+    let records = match args.source.from.as_deref() {
         Some(path) if path == Path::new("-") => from_lines(io::stdin().lock())?,
         Some(path) => {
             let file = std::fs::File::open(path)
                 .with_context(|| format!("cannot open {}", path.display()))?;
             from_lines(io::BufReader::new(file))?
         }
-        None => from_store(&args.store, args.since.unwrap_or(0))?,
+        None => from_store(&args.source.store, args.since.unwrap_or(0))?,
     };
     let since = args.since.unwrap_or(i64::MIN);
     let Some(kill) = records
