@@ -196,6 +196,20 @@ fn bench(args: Vec<String>) -> Result<()> {
         .arg(json.as_os_str())
         .args(args)
         .env("OOMTRACE_BIN", release.join("oomtrace").as_os_str())
+        .run()?;
+    // The store's cost, on its own code: a write per record in the
+    // writer's batches, and `list` over 100,000 stored kills.
+    eprintln!("xtask: measuring the store (100,000 records)");
+    Cmd::new("cargo")
+        .args([
+            "test",
+            "--release",
+            "--package",
+            "oomtrace",
+            "--lib",
+            "store_cost",
+        ])
+        .args(["--", "--ignored", "--nocapture"])
         .run()
 }
 

@@ -40,8 +40,10 @@ fn idle_counters(pid: u32) -> Result<(u64, u64)> {
     Ok((switches, ticks))
 }
 
-pub fn measure(seconds: u64) -> Result<(Value, Vec<Row>)> {
-    let tracer = Tracer::start(&[])?;
+/// One idle run of `oomtrace ARGS`: wakeups per second, CPU share, RSS
+/// now and at its peak.
+fn idle_run(args: &[&str], seconds: u64) -> Result<Value> {
+    let tracer = Tracer::start(args)?;
     let pid = tracer.pid();
     thread::sleep(Duration::from_secs(2));
     let (switches_before, ticks_before) = idle_counters(pid)?;
@@ -52,28 +54,55 @@ pub fn measure(seconds: u64) -> Result<(Value, Vec<Row>)> {
     tracer.stop()?;
     let hz = ticks_per_second().max(1) as f64;
     let cpu_seconds = (ticks_after - ticks_before) as f64 / hz;
-    let result = json!({
+    Ok(json!({
         "seconds": seconds,
         "wakeups_per_s": (switches_after - switches_before) as f64 / seconds as f64,
         "cpu_percent": cpu_seconds / seconds as f64 * 100.0,
         "rss_bytes": rss,
         "peak_rss_bytes": peak,
-    });
-    let rows = vec![
+    }))
+}
+
+fn rows(label: &str, r: &Value, seconds: u64, goal: &str) -> Vec<Row> {
+    let bytes = |k: &str| r[k].as_u64();
+    vec![
         row(
-            "idle: wakeups, CPU",
+            &format!("idle{label}: wakeups, CPU"),
             format!(
                 "{:.2} wakeups/s, {:.3} % of a CPU over {seconds} s",
-                result["wakeups_per_s"].as_f64().unwrap_or(0.0),
-                result["cpu_percent"].as_f64().unwrap_or(0.0),
+                r["wakeups_per_s"].as_f64().unwrap_or(0.0),
+                r["cpu_percent"].as_f64().unwrap_or(0.0),
             ),
-            "0 wakeups, ~0 CPU",
+            goal,
         ),
         row(
-            "resident memory (idle) / peak at start",
-            format!("{} / {}", mib(Some(rss)), mib(Some(peak))),
+            &format!("resident memory (idle{label}) / peak at start"),
+            format!(
+                "{} / {}",
+                mib(bytes("rss_bytes")),
+                mib(bytes("peak_rss_bytes"))
+            ),
             "<= 16 MiB",
         ),
-    ];
-    Ok((result, rows))
+    ]
+}
+
+/// The default flags (as the tests run it: `--store none`), then with
+/// the store and its trend sampling on (every limited cgroup each 30 s).
+pub fn measure(seconds: u64) -> Result<(Value, Vec<Row>)> {
+    let plain = idle_run(&[], seconds)?;
+    let dir = std::env::temp_dir().join(format!("oomtrace-bench-store-{}", std::process::id()));
+    let db = dir.join("bench.db");
+    let db_arg = db.to_string_lossy().into_owned();
+    let stored = idle_run(&["--store", &db_arg], seconds);
+    let _ = fs::remove_dir_all(&dir);
+    let stored = stored?;
+    let mut table = rows("", &plain, seconds, "0 wakeups, ~0 CPU");
+    table.extend(rows(
+        " with store + 30 s trend",
+        &stored,
+        seconds,
+        "one wakeup per trend interval, ~0 CPU",
+    ));
+    Ok((json!({"default": plain, "store_and_trend": stored}), table))
 }
