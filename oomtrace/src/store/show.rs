@@ -231,7 +231,7 @@ fn render(out: &mut dyn Write, kill: &Value, related: &[(&Columns, &Value)]) -> 
         )?;
     }
     if let Some(trend) = &report.trend {
-        chart(out, trend)?;
+        chart(out, trend, &report.envelope.time)?;
     }
     if let Some(h) = &report.history {
         let reading = h.hint.map_or("not enough evidence".to_string(), |h| {
@@ -251,7 +251,7 @@ const LEVELS: [char; 9] = [' ', '▁', '▂', '▃', '▄', '▅', '▆', '▇',
 
 /// The usage before the kill, ROWS rows high, the limit at the top row's
 /// top, the kill marked after the last sample.
-fn chart(out: &mut dyn Write, t: &TrendReport) -> io::Result<()> {
+fn chart(out: &mut dyn Write, t: &TrendReport, killed_at: &str) -> io::Result<()> {
     let span_ms = match (t.points.first(), t.points.last()) {
         (Some(a), Some(b)) => u64::try_from(b.0 - a.0).unwrap_or(0),
         _ => return Ok(()),
@@ -270,11 +270,13 @@ fn chart(out: &mut dyn Write, t: &TrendReport) -> io::Result<()> {
     for line in chart_rows(&t.points, t.limit_bytes) {
         writeln!(out, "           |{line}")?;
     }
+    // `2026-12-01T03:12:05.123456Z` -> `03:12:05`
+    let clock = |time: &str| time.get(11..19).unwrap_or("?").to_string();
     writeln!(
         out,
-        "            {:<w$}^ kill",
-        t.from.get(11..19).unwrap_or("?"),
-        w = t.points.len().saturating_sub(1).max(8)
+        "           from {} to the kill (✕) at {}",
+        clock(&t.from),
+        clock(killed_at)
     )
 }
 
