@@ -217,7 +217,7 @@ fn min_ring_size() -> u64 {
     // SAFETY: sysconf has no memory-safety preconditions.
     let page = u64::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096);
     // The largest entry and its 8-byte ring buffer header.
-    let record = (oomtrace_common::MAX_ENTRY_BYTES + 8) as u64;
+    let record = (crate::decode::MAX_ENTRY_BYTES + 8) as u64;
     let record = record.next_power_of_two();
     page.max(record)
 }

@@ -10,6 +10,9 @@ use oomtrace_common::{
     PressureRecord, SigkillRecord, TASK_COMM_LEN, TaskRef, cgroup_flags, kind,
 };
 
+/// The largest entry the kernel side sends (the ring buffer must hold it).
+pub use oomtrace_common::MAX_ENTRY_BYTES;
+
 pub use self::{
     events::{IncidentEnd, KillCause, Outcome, Pressure, Sigkill, Task},
     kill::{Constraint, Memcg, OomControl, OomKill, OomMemcg, Reclaim},
