@@ -145,10 +145,12 @@ fn service(parts: &[&str]) -> Option<Service> {
             name: leaf.to_string(),
         });
     }
-    if let Some(id) = leaf
-        .strip_prefix("libpod-")
-        .and_then(|s| s.strip_suffix(".scope"))
-        && is_container_id(id)
+    // podman: `machine.slice/libpod-<id>.scope` with the systemd cgroup
+    // manager, `/libpod_parent/libpod-<id>` with cgroupfs.
+    if let Some(id) = leaf.strip_prefix("libpod-").and_then(|s| {
+        s.strip_suffix(".scope")
+            .or_else(|| (parent == Some("libpod_parent")).then_some(s))
+    }) && is_container_id(id)
     {
         return Some(Service {
             kind: ServiceKind::PodmanContainer,
@@ -338,6 +340,13 @@ mod tests {
             service(&format!("/machine.slice/libpod-{ID}.scope")),
             Some(("podman_container", ID.into()))
         );
+        // podman's cgroupfs manager: no `.scope` (seen for real on this
+        // project's host, 2026-12-01).
+        assert_eq!(
+            service(&format!("/libpod_parent/libpod-{ID}")),
+            Some(("podman_container", ID.into()))
+        );
+        assert_eq!(service(&format!("/elsewhere/libpod-{ID}")), None);
         assert_eq!(service("/"), None);
         assert_eq!(service("/oomtrace-test-1"), None);
         assert_eq!(service("/a/.service"), None);
