@@ -104,7 +104,7 @@ pub struct Cli {
     /// reads later: PATH, or `none`. Default: /var/lib/oomtrace/oomtrace.db
     /// when run as root, none otherwise. A store that fails is reported
     /// once and counted; the output goes on.
-    #[arg(long, value_name = "PATH|none", value_parser = parse_store)]
+    #[arg(long, value_name = "PATH|none", env = "OOMTRACE_STORE", value_parser = parse_store)]
     pub store: Option<StoreChoice>,
 
     /// Forget stored records older than this (e.g. 30d, 12h).
@@ -349,7 +349,14 @@ mod tests {
 
     #[test]
     fn store_flags() {
-        let cli = Cli::try_parse_from(["oomtrace"]).expect("parses");
+        use clap::FromArgMatches as _;
+        // Whatever OOMTRACE_STORE says where the tests run (xtask sets it
+        // to `none`), the flag's own default is no choice.
+        let without_env = Cli::command()
+            .mut_arg("store", |arg| arg.env(None::<&str>))
+            .try_get_matches_from(["oomtrace"])
+            .expect("parses");
+        let cli = Cli::from_arg_matches(&without_env).expect("parses");
         assert_eq!(cli.store, None, "chosen by privileges at start");
         assert_eq!(cli.store_keep, std::time::Duration::from_secs(30 * 86400));
         assert_eq!(cli.store_max, 64 << 20);
