@@ -10,7 +10,11 @@ fn the_candidate_table_shows_who_else_was_in_the_oom_domain() -> Result<()> {
     let _serial = setup();
     let mut tracer = Tracer::start(&[])?;
     let mut log = KernelLog::open()?;
-    let cgroup = TestCgroup::new("candidates", 96 * MIB)?;
+    // 30 + 20 + 60 MiB of hogs is over 108 MiB whatever else they hold;
+    // without the victim's 30 MiB there are some 20 MiB to spare, so a
+    // victim whose memory is still being freed does not make the allocator
+    // a second victim (it did once with 96 MiB, about 7 MiB to spare).
+    let cgroup = TestCgroup::new("candidates", 108 * MIB)?;
     let options = HogOptions::default();
     // The big idle one the kernel will pick, a small idle bystander, and an
     // allocator that pushes the cgroup over its limit and then holds.
