@@ -131,7 +131,7 @@ fn ensure_tools() -> Result<()> {
         .succeeds()
     {
         Cmd::new("cargo")
-            .args(["install", "--locked", "cargo-fuzz"])
+            .args(["install", "--locked", "cargo-fuzz@0.13.2"])
             .run()
             .context("installing cargo-fuzz")?;
     }

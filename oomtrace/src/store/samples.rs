@@ -62,10 +62,10 @@ impl Store {
         Ok(samples)
     }
 
-    /// Thins the samples that just left full resolution (those between
-    /// `since_ms` and `now_ms - FULL_RESOLUTION_MS`) to one per
-    /// [`COARSE_MS`] per cgroup. The range, not the table: the cost is
-    /// what one interval of age added.
+    /// Thins the samples between `since_ms` and `now_ms - FULL_RESOLUTION_MS`
+    /// to one per [`COARSE_MS`] per cgroup. The writer passes 0 once per
+    /// run (whatever aged while oomtrace was down), then only the hour that
+    /// just aged: the range, not the table.
     pub fn downsample(&mut self, since_ms: i64, now_ms: i64) -> rusqlite::Result<usize> {
         let until = now_ms - FULL_RESOLUTION_MS;
         if until <= since_ms {
