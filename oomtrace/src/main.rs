@@ -19,6 +19,7 @@ use oomtrace::{
 };
 
 fn main() -> ExitCode {
+    capture::timing::begin();
     if let Some(dir) = docs::requested() {
         return docs::run(&dir);
     }
@@ -161,7 +162,7 @@ fn trace(cli: &Cli) -> anyhow::Result<ExitCode> {
 
     // tracefs is only needed by the classic tracepoint path: mount it only
     // when that path is the one left (the BTF parsed once either way).
-    let mut facilities = Facilities::probe();
+    let mut facilities = capture::timing::phase("probe (BTF, tracefs)", Facilities::probe);
     let plan = match facilities.plan(cli.capture) {
         Ok(plan) => plan,
         Err(_) => {
@@ -178,7 +179,10 @@ fn trace(cli: &Cli) -> anyhow::Result<ExitCode> {
         pressure_ns: pressure_ns(cli),
         sigkill: cli.sigkill,
     };
-    let capture = Capture::start(&plan, facilities.loader_btf(), &options).map_err(|error| {
+    let capture = capture::timing::phase("capture (load, verify, attach)", || {
+        Capture::start(&plan, facilities.loader_btf(), &options)
+    })
+    .map_err(|error| {
         if error.is_permission_denied() {
             anyhow::Error::new(UserError::NotPrivileged {
                 held: privileges.describe(),
@@ -195,9 +199,19 @@ fn trace(cli: &Cli) -> anyhow::Result<ExitCode> {
         Vec::new()
     };
     let announce = move || {
+        let ready_at = capture::timing::since_begin();
         eprintln!("{ready}");
         for detail in &details {
             eprintln!("oomtrace: {detail}");
+        }
+        if oomtrace::verbose() {
+            for line in capture::timing::lines() {
+                eprintln!("oomtrace: {line}");
+            }
+            eprintln!(
+                "oomtrace: start: ready at {:.1} ms",
+                ready_at.as_secs_f64() * 1000.0
+            );
         }
         // The kernel's parsed BTF (tens of MiB at its peak) is needed only
         // to load: give it back before running for weeks (after the ready

@@ -12,6 +12,7 @@ use super::{
     CaptureError, Options,
     features::{self, Enable, FEATURES, FeatureError, FeatureId},
     plan::{Fentry, Plan},
+    timing,
 };
 
 /// Used where a tp_btf feature is not: the classic tracepoint path.
@@ -104,9 +105,16 @@ pub(super) fn set_reclaim_tracked(ebpf: &mut Ebpf) -> Result<(), CaptureError> {
 pub(super) fn attach_main_btf(ebpf: &mut Ebpf, kernel_btf: &aya::Btf) -> Result<(), CaptureError> {
     let name = names::MARK_VICTIM_BTF;
     let failed = program_failed(name);
+    let timer = timing::Timer::start();
     let program: &mut BtfTracePoint = main_program(ebpf, name)?;
-    program.load("mark_victim", kernel_btf).map_err(failed)?;
-    program.attach().map(drop).map_err(failed)
+    let loaded = program.load("mark_victim", kernel_btf);
+    let verified = timing::verified(ebpf, name);
+    timer.done(format!("load {name}{verified}"));
+    loaded.map_err(failed)?;
+    let program: &mut BtfTracePoint = main_program(ebpf, name)?;
+    timing::phase(format!("attach {name}"), || program.attach())
+        .map(drop)
+        .map_err(failed)
 }
 
 /// Loads and attaches `mark_victim_tracepoint`: the tracepoint path.

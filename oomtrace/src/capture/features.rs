@@ -9,6 +9,8 @@ use aya::{
 };
 use oomtrace_common::{KernelLayout, OFFSET_UNKNOWN, Source, names};
 
+use super::timing;
+
 /// The kernel function whose argument is the kill's `struct oom_control`.
 pub const FENTRY_TARGET: &str = "oom_kill_process";
 
@@ -222,10 +224,17 @@ pub fn attach(
     feature: &Feature,
 ) -> Result<(), FeatureError> {
     for program in feature.programs {
-        load(ebpf, kernel_btf, program)?;
+        let timer = timing::Timer::start();
+        let loaded = load(ebpf, kernel_btf, program);
+        let verified = timing::verified(ebpf, program.name);
+        timer.done(format!("load {}{verified}", program.name));
+        loaded?;
     }
     for (attached, program) in feature.programs.iter().rev().enumerate() {
-        if let Err(error) = attach_one(ebpf, program) {
+        let attached_one = timing::phase(format!("attach {}", program.name), || {
+            attach_one(ebpf, program)
+        });
+        if let Err(error) = attached_one {
             for done in feature.programs.iter().rev().take(attached) {
                 // Best effort: a program that stays attached only sees
                 // events whose partner programs never fire.

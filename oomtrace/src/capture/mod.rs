@@ -23,6 +23,7 @@ pub mod btf;
 mod features;
 mod plan;
 mod ready;
+pub mod timing;
 pub mod tracefs;
 
 use std::{io, net::SocketAddr};
@@ -219,13 +220,15 @@ impl Capture {
             }
             (CapturePath::Tracepoint, _) => None,
         };
-        let mut ebpf = EbpfLoader::new()
-            .btf(kernel_btf)
-            .override_global(names::LAYOUT, &plan.layout, true)
-            .override_global(names::PRESSURE_NS, &options.pressure_ns, true)
-            .map_max_entries(names::EVENTS, options.ring_buffer_bytes)
-            .load(EBPF_OBJECT)
-            .map_err(CaptureError::Load)?;
+        let mut ebpf = timing::phase("object load (maps, BTF)", || {
+            EbpfLoader::new()
+                .btf(kernel_btf)
+                .override_global(names::LAYOUT, &plan.layout, true)
+                .override_global(names::PRESSURE_NS, &options.pressure_ns, true)
+                .map_max_entries(names::EVENTS, options.ring_buffer_bytes)
+                .load(EBPF_OBJECT)
+        })
+        .map_err(CaptureError::Load)?;
 
         let mut path = plan.path;
         let results = match kernel_btf {

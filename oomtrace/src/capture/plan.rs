@@ -62,6 +62,10 @@ impl Facilities {
     /// Picks the richest capture path allowed by `preference` and
     /// resolves its layout.
     pub fn plan(&self, preference: Preference) -> Result<Plan, NoCapturePath> {
+        super::timing::phase("plan (layout from BTF)", || self.plan_untimed(preference))
+    }
+
+    fn plan_untimed(&self, preference: Preference) -> Result<Plan, NoCapturePath> {
         let mut reasons = Vec::new();
         let mut layout = match &self.btf {
             Ok(types) => types.layout(),
@@ -146,13 +150,19 @@ impl Facilities {
 /// same time: each parse takes a good part of start-up on its own.
 fn parse_btf_twice() -> (Result<KernelTypes, BtfError>, Option<aya::Btf>) {
     let path = Path::new(btf::VMLINUX_BTF);
-    let data = match btf::read(path) {
+    let data = match super::timing::phase("BTF read", || btf::read(path)) {
         Ok(data) => data,
         Err(e) => return (Err(e), None),
     };
     std::thread::scope(|scope| {
-        let loader = scope.spawn(|| aya::Btf::parse(&data, aya::Endianness::default()).ok());
-        let types = KernelTypes::from_bytes(data.clone(), path);
+        let loader = scope.spawn(|| {
+            super::timing::phase("BTF parse (aya)", || {
+                aya::Btf::parse(&data, aya::Endianness::default()).ok()
+            })
+        });
+        let types = super::timing::phase("BTF parse (offsets)", || {
+            KernelTypes::from_bytes(data.clone(), path)
+        });
         (types, loader.join().ok().flatten())
     })
 }
