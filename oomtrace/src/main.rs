@@ -162,7 +162,10 @@ fn trace(cli: &Cli) -> anyhow::Result<ExitCode> {
 
     // tracefs is only needed by the classic tracepoint path: mount it only
     // when that path is the one left (the BTF parsed once either way).
-    let mut facilities = capture::timing::phase("probe (BTF, tracefs)", Facilities::probe);
+    let cache_dir = capture::cache::dir();
+    let mut facilities = capture::timing::phase("probe (BTF, tracefs)", || {
+        Facilities::probe_cached(cache_dir.as_deref())
+    });
     let plan = match facilities.plan(cli.capture) {
         Ok(plan) => plan,
         Err(_) => {
@@ -216,6 +219,7 @@ fn trace(cli: &Cli) -> anyhow::Result<ExitCode> {
         // The kernel's parsed BTF (tens of MiB at its peak) is needed only
         // to load: give it back before running for weeks (after the ready
         // line: freeing it takes ~100 ms).
+        facilities.fill_cache();
         drop(facilities);
         release_startup_memory();
         // A no-op unless started by systemd with Type=notify.

@@ -142,6 +142,24 @@ pub const FEATURES: &[Feature] = &[
     },
 ];
 
+/// Every attach point any program may need, as aya looks them up in the
+/// kernel's BTF: `btf_trace_<event>` typedefs and function names.
+pub fn attach_points() -> (Vec<String>, Vec<&'static str>) {
+    let mut typedefs = vec![format!("btf_trace_mark_victim")];
+    let mut functions = Vec::new();
+    for program in FEATURES.iter().flat_map(|f| f.programs) {
+        match program.hook {
+            Hook::TpBtf(event) => typedefs.push(format!("btf_trace_{event}")),
+            Hook::FEntry(function) | Hook::FExit(function) => functions.push(function),
+        }
+    }
+    typedefs.sort();
+    typedefs.dedup();
+    functions.sort_unstable();
+    functions.dedup();
+    (typedefs, functions)
+}
+
 /// The feature `id` of [`FEATURES`].
 pub fn feature(id: FeatureId) -> &'static Feature {
     FEATURES

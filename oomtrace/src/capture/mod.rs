@@ -20,6 +20,7 @@
 
 mod attach;
 pub mod btf;
+pub mod cache;
 mod features;
 mod plan;
 mod ready;
