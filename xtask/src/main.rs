@@ -200,6 +200,11 @@ fn bench(args: Vec<String>) -> Result<()> {
         .args(args)
         .env("OOMTRACE_BIN", release.join("oomtrace").as_os_str())
         .run()?;
+    // `-- --only X`: that measurement alone (e.g. `--only start` to
+    // iterate on start-up), without the store's.
+    if args.iter().any(|a| a == "--only") {
+        return Ok(());
+    }
     // The store's cost, on its own code: a write per record in the
     // writer's batches, and `list` over 100,000 stored kills.
     eprintln!("xtask: measuring the store (100,000 records)");

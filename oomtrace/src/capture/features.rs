@@ -3,6 +3,8 @@
 //! feature, records carry nulls for what it provides and the ready line
 //! says why; the full kernel error (verifier log included) is kept.
 
+use std::collections::HashMap;
+
 use aya::{
     Ebpf,
     programs::{BtfTracePoint, FEntry, FExit, ProgramError},
@@ -237,7 +239,7 @@ pub fn check_needs(feature: &Feature, layout: &KernelLayout) -> Result<(), Featu
 /// Loads `feature`'s programs, then attaches them last to first; if one
 /// cannot be attached, unloads those already in (detaching them).
 pub fn attach(
-    ebpf: &mut Ebpf,
+    ebpf: &mut dyn ProgramSet,
     kernel_btf: &aya::Btf,
     feature: &Feature,
 ) -> Result<(), FeatureError> {
@@ -264,7 +266,7 @@ pub fn attach(
     Ok(())
 }
 
-fn load(ebpf: &mut Ebpf, kernel_btf: &aya::Btf, program: &Program) -> Result<(), FeatureError> {
+fn load(ebpf: &mut dyn ProgramSet, kernel_btf: &aya::Btf, program: &Program) -> Result<(), FeatureError> {
     let name = program.name;
     let failed = |e| FeatureError::program(name, e);
     match program.hook {
@@ -280,7 +282,7 @@ fn load(ebpf: &mut Ebpf, kernel_btf: &aya::Btf, program: &Program) -> Result<(),
     }
 }
 
-fn attach_one(ebpf: &mut Ebpf, program: &Program) -> Result<(), FeatureError> {
+fn attach_one(ebpf: &mut dyn ProgramSet, program: &Program) -> Result<(), FeatureError> {
     let name = program.name;
     let failed = |e| FeatureError::program(name, e);
     match program.hook {
@@ -299,7 +301,7 @@ fn attach_one(ebpf: &mut Ebpf, program: &Program) -> Result<(), FeatureError> {
     }
 }
 
-fn unload(ebpf: &mut Ebpf, program: &Program) -> Result<(), FeatureError> {
+fn unload(ebpf: &mut dyn ProgramSet, program: &Program) -> Result<(), FeatureError> {
     let name = program.name;
     let failed = |e| FeatureError::program(name, e);
     match program.hook {
@@ -310,8 +312,38 @@ fn unload(ebpf: &mut Ebpf, program: &Program) -> Result<(), FeatureError> {
     .map_err(failed)
 }
 
+/// The programs features are loaded from: the whole object, or some of its
+/// programs while another is verified on a thread of its own.
+pub trait ProgramSet {
+    fn program(&self, name: &str) -> Option<&aya::programs::Program>;
+    fn program_mut(&mut self, name: &str) -> Option<&mut aya::programs::Program>;
+}
+
+impl ProgramSet for Ebpf {
+    fn program(&self, name: &str) -> Option<&aya::programs::Program> {
+        Ebpf::program(self, name)
+    }
+
+    fn program_mut(&mut self, name: &str) -> Option<&mut aya::programs::Program> {
+        Ebpf::program_mut(self, name)
+    }
+}
+
+/// Some of an object's programs, borrowed by name.
+pub struct Programs<'a>(pub HashMap<&'a str, &'a mut aya::programs::Program>);
+
+impl ProgramSet for Programs<'_> {
+    fn program(&self, name: &str) -> Option<&aya::programs::Program> {
+        self.0.get(name).map(|p| &**p)
+    }
+
+    fn program_mut(&mut self, name: &str) -> Option<&mut aya::programs::Program> {
+        self.0.get_mut(name).map(|p| &mut **p)
+    }
+}
+
 /// The object's program `name` as its type.
-pub fn typed<'a, T>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut T, FeatureError>
+pub fn typed<'a, T>(ebpf: &'a mut dyn ProgramSet, name: &'static str) -> Result<&'a mut T, FeatureError>
 where
     &'a mut T: TryFrom<&'a mut aya::programs::Program, Error = ProgramError>,
 {

@@ -234,7 +234,7 @@ impl Capture {
         let mut path = plan.path;
         let results = match kernel_btf {
             Some(kernel_btf) if plan.path != CapturePath::Tracepoint => {
-                let results = FeatureResults::attach(&mut ebpf, kernel_btf, plan, options)?;
+                let results = attach::load_btf(&mut ebpf, kernel_btf, plan, options)?;
                 if results.fentry_attached {
                     path = CapturePath::Fentry;
                 }
@@ -243,7 +243,7 @@ impl Capture {
                     // the reclaim programs run.
                     attach::set_reclaim_tracked(&mut ebpf)?;
                 }
-                attach::attach_main_btf(&mut ebpf, kernel_btf)?;
+                attach::attach_main_btf(&mut ebpf)?;
                 results
             }
             _ => {

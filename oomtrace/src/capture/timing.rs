@@ -55,7 +55,7 @@ pub fn record(phase: String, start: Duration, duration: Duration) {
 
 /// The verifier's instruction count of a loaded program, as a phase's
 /// suffix (OOMTRACE_VERBOSE=1 only: it costs a syscall).
-pub fn verified(ebpf: &aya::Ebpf, program: &str) -> String {
+pub fn verified(ebpf: &dyn super::features::ProgramSet, program: &str) -> String {
     if !crate::verbose() {
         return String::new();
     }
