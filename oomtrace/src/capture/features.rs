@@ -266,7 +266,11 @@ pub fn attach(
     Ok(())
 }
 
-fn load(ebpf: &mut dyn ProgramSet, kernel_btf: &aya::Btf, program: &Program) -> Result<(), FeatureError> {
+fn load(
+    ebpf: &mut dyn ProgramSet,
+    kernel_btf: &aya::Btf,
+    program: &Program,
+) -> Result<(), FeatureError> {
     let name = program.name;
     let failed = |e| FeatureError::program(name, e);
     match program.hook {
@@ -343,7 +347,10 @@ impl ProgramSet for Programs<'_> {
 }
 
 /// The object's program `name` as its type.
-pub fn typed<'a, T>(ebpf: &'a mut dyn ProgramSet, name: &'static str) -> Result<&'a mut T, FeatureError>
+pub fn typed<'a, T>(
+    ebpf: &'a mut dyn ProgramSet,
+    name: &'static str,
+) -> Result<&'a mut T, FeatureError>
 where
     &'a mut T: TryFrom<&'a mut aya::programs::Program, Error = ProgramError>,
 {
