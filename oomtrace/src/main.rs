@@ -216,16 +216,20 @@ fn trace(cli: &Cli) -> anyhow::Result<ExitCode> {
                 ready_at.as_secs_f64() * 1000.0
             );
         }
-        // The kernel's parsed BTF (tens of MiB at its peak) is needed only
-        // to load: give it back before running for weeks (after the ready
-        // line: freeing it takes ~100 ms).
-        facilities.fill_cache();
-        drop(facilities);
-        release_startup_memory();
-        // A no-op unless started by systemd with Type=notify.
+        // A no-op unless started by systemd with Type=notify. Ready as
+        // soon as the line is out, not after the clean-up below.
         if let Err(error) = sd_notify::notify(&[sd_notify::NotifyState::Ready]) {
             eprintln!("oomtrace: warning: cannot notify systemd: {error}");
         }
+        // After a start that parsed the BTF, what it needed from it goes
+        // into the cache for the next (after the ready line: it resolves
+        // the layout once more).
+        facilities.fill_cache();
+        // The kernel's parsed BTF (tens of MiB at its peak) is needed only
+        // to load: give it back before running for weeks (after the ready
+        // line: freeing it takes ~100 ms).
+        drop(facilities);
+        release_startup_memory();
     };
 
     let runtime = tokio::runtime::Builder::new_current_thread()

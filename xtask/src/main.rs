@@ -197,7 +197,7 @@ fn bench(args: Vec<String>) -> Result<()> {
     Cmd::new(release.join("oomtrace-bench").as_os_str())
         .arg("--json")
         .arg(json.as_os_str())
-        .args(args)
+        .args(&args)
         .env("OOMTRACE_BIN", release.join("oomtrace").as_os_str())
         .run()?;
     // `-- --only X`: that measurement alone (e.g. `--only start` to
