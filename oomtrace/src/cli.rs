@@ -66,6 +66,25 @@ pub struct Cli {
     #[arg(long, value_name = "DIR", default_value = "/var/log")]
     pub kubelet_log_dir: PathBuf,
 
+    /// The Docker Engine API socket that names Docker containers (name,
+    /// image, compose labels), asked read-only after a kill, at most 150 ms
+    /// per container. Mount the node's socket read-only there in a pod.
+    #[arg(long, value_name = "PATH", default_value = "/var/run/docker.sock")]
+    pub docker_socket: PathBuf,
+
+    /// podman's API socket (`podman system service`), asked like Docker's.
+    #[arg(long, value_name = "PATH", default_value = "/run/podman/podman.sock")]
+    pub podman_socket: PathBuf,
+
+    /// containers/storage's root, whose `overlay-containers/containers.json`
+    /// names podman containers when its socket is not there.
+    #[arg(
+        long,
+        value_name = "DIR",
+        default_value = "/var/lib/containers/storage"
+    )]
+    pub podman_storage: PathBuf,
+
     /// How to capture kills: `auto` picks the richest path this kernel
     /// offers (see `oomtrace check`); `fentry` insists on tp_btf plus fentry
     /// on oom_kill_process(); `btf` on tp_btf with the victim's

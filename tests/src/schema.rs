@@ -144,7 +144,10 @@ fn check(value: &Value, node: &Value, at: &str) -> Result<(), String> {
             }
         }
         for (key, child) in object {
-            match properties.and_then(|p| p.get(key)) {
+            // A map (e.g. `labels`): any key, each value as
+            // `additionalProperties` says.
+            let any_key = node.get("additionalProperties").filter(|a| a.is_object());
+            match properties.and_then(|p| p.get(key)).or(any_key) {
                 Some(child_schema) => check(child, child_schema, &format!("{at}.{key}"))?,
                 None => {
                     return Err(format!(

@@ -6,6 +6,7 @@ pub mod cgroup;
 pub mod clock;
 pub mod history;
 mod memcg;
+pub mod names;
 pub mod pods;
 pub mod reclaim;
 pub mod runtime;
@@ -44,6 +45,8 @@ pub struct Settings {
     pub past_kills: Vec<(String, history::Kill)>,
     /// The store whose usage samples give each kill its trend.
     pub trend_store: Option<PathBuf>,
+    /// Where Docker and podman answer about their containers.
+    pub containers: names::Sources,
 }
 
 pub struct Enricher {
@@ -55,6 +58,7 @@ pub struct Enricher {
     /// Rows of the candidate table; 0 turns it off.
     candidates: usize,
     pod_logs: PodLogs,
+    names: names::ContainerNames,
     history: History,
     trend: Option<trend::TrendSource>,
 }
@@ -75,6 +79,7 @@ impl Enricher {
             reclaim: reclaim_tracked.then(ReclaimHistory::default),
             candidates: settings.candidates,
             pod_logs: PodLogs::new(settings.kubelet_log_dir),
+            names: names::ContainerNames::new(settings.containers),
             history,
             trend: settings.trend_store.map(trend::TrendSource::new),
         }
@@ -444,6 +449,11 @@ mod tests {
             reclaim: None,
             candidates: 10,
             pod_logs: PodLogs::new("/nonexistent".into()),
+            names: names::ContainerNames::new(names::Sources {
+                docker_socket: "/nonexistent/docker.sock".into(),
+                podman_socket: "/nonexistent/podman.sock".into(),
+                podman_storage: "/nonexistent".into(),
+            }),
             history: History::new(0),
             trend: None,
         }

@@ -134,16 +134,16 @@ fn service(parts: &[&str]) -> Option<Service> {
         .and_then(|s| s.strip_suffix(".scope"))
         && is_container_id(id)
     {
-        return Some(Service {
-            kind: ServiceKind::DockerContainer,
-            name: id.to_string(),
-        });
+        return Some(Service::from_path(
+            ServiceKind::DockerContainer,
+            id.to_string(),
+        ));
     }
     if parent == Some("docker") && is_container_id(leaf) {
-        return Some(Service {
-            kind: ServiceKind::DockerContainer,
-            name: leaf.to_string(),
-        });
+        return Some(Service::from_path(
+            ServiceKind::DockerContainer,
+            leaf.to_string(),
+        ));
     }
     // podman: `machine.slice/libpod-<id>.scope` with the systemd cgroup
     // manager, `/libpod_parent/libpod-<id>` with cgroupfs.
@@ -152,22 +152,22 @@ fn service(parts: &[&str]) -> Option<Service> {
             .or_else(|| (parent == Some("libpod_parent")).then_some(s))
     }) && is_container_id(id)
     {
-        return Some(Service {
-            kind: ServiceKind::PodmanContainer,
-            name: id.to_string(),
-        });
+        return Some(Service::from_path(
+            ServiceKind::PodmanContainer,
+            id.to_string(),
+        ));
     }
     if leaf.ends_with(".service") && leaf.len() > ".service".len() {
-        return Some(Service {
-            kind: ServiceKind::SystemdService,
-            name: leaf.to_string(),
-        });
+        return Some(Service::from_path(
+            ServiceKind::SystemdService,
+            leaf.to_string(),
+        ));
     }
     if leaf.ends_with(".scope") && leaf.len() > ".scope".len() {
-        return Some(Service {
-            kind: ServiceKind::SystemdScope,
-            name: leaf.to_string(),
-        });
+        return Some(Service::from_path(
+            ServiceKind::SystemdScope,
+            leaf.to_string(),
+        ));
     }
     None
 }
