@@ -30,6 +30,21 @@ pub fn validate(record: &Value) -> Result<(), String> {
     Err(format!("matches no record type: {}", errors.join(" | ")))
 }
 
+/// Whether the published contract gives records of `record_type` a
+/// top-level `field`: tests of fields that land in parallel check them as
+/// soon as the schema documents them.
+pub fn documents(record_type: &str, field: &str) -> bool {
+    schema()["oneOf"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(resolve)
+        .any(|variant| {
+            variant["properties"]["type"]["const"] == record_type
+                && variant["properties"].get(field).is_some()
+        })
+}
+
 fn resolve(node: &Value) -> &Value {
     match node.get("$ref").and_then(Value::as_str) {
         Some(reference) => {
@@ -208,6 +223,26 @@ mod tests {
     }
 
     #[test]
+    fn a_named_container_validates_and_its_labels_must_be_strings() {
+        let mut named = kill();
+        named["oom_memcg"]["service"] = json!({"kind": "docker_container", "name": "x",
+            "container_name": "shop-api", "image": "shop/api:1.4",
+            "labels": {"com.docker.compose.project": "shop"}});
+        assert_eq!(validate(&named), Ok(()));
+        named["oom_memcg"]["service"]["labels"]["com.docker.compose.project"] = json!(1);
+        assert!(validate(&named).is_err());
+        named["oom_memcg"]["service"]["labels"] = json!(null);
+        named["oom_memcg"]["service"]
+            .as_object_mut()
+            .expect("object")
+            .remove("image");
+        assert!(validate(&named).is_err(), "image is required");
+        assert!(documents("oom_kill", "oom_memcg"));
+        assert!(!documents("oom_kill", "no_such_field"));
+        assert!(!documents("lost", "oom_memcg"));
+    }
+
+    #[test]
     fn drift_is_caught() {
         let mut missing = kill();
         missing["victim"]
@@ -282,7 +317,8 @@ mod tests {
             "namespace": "shop", "pod_name": "cart-7f9c", "container_name": null});
         let mut record = kill();
         record["victim"]["memcg"]["k8s"] = pod.clone();
-        record["oom_memcg"]["service"] = json!({"kind": "systemd_service", "name": "a.service"});
+        record["oom_memcg"]["service"] = json!({"kind": "systemd_service", "name": "a.service",
+            "container_name": null, "image": null, "labels": null});
         assert_eq!(validate(&record), Ok(()));
         record["victim"]["memcg"]["k8s"]["pod_uid"] = json!(null);
         record["victim"]["memcg"]["k8s"]["container_id"] = json!(null);
