@@ -85,6 +85,12 @@ pub struct Cli {
     )]
     pub podman_storage: PathBuf,
 
+    /// containerd's state directory: a `/<namespace>/<id>` cgroup is named
+    /// a containerd container only when containerd runs that task (its
+    /// `io.containerd.runtime.v2.task/<namespace>/<id>` directory).
+    #[arg(long, value_name = "DIR", default_value = "/run/containerd")]
+    pub containerd_state: PathBuf,
+
     /// How to capture kills: `auto` picks the richest path this kernel
     /// offers (see `oomtrace check`); `fentry` insists on tp_btf plus fentry
     /// on oom_kill_process(); `btf` on tp_btf with the victim's

@@ -225,6 +225,7 @@ fn trace(cli: &Cli) -> anyhow::Result<ExitCode> {
             docker_socket: cli.docker_socket.clone(),
             podman_socket: cli.podman_socket.clone(),
             podman_storage: cli.podman_storage.clone(),
+            containerd_state: cli.containerd_state.clone(),
         },
         past_kills,
         trend_store,

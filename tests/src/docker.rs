@@ -45,12 +45,38 @@ pub fn cgroup_hierarchies() -> Vec<PathBuf> {
         .collect()
 }
 
+/// Runs `command` to its end, or kills it after `timeout` (an error):
+/// a hung runtime client must fail the test, not hang it past its cleanup.
+pub fn output_within(command: &mut Command, timeout: Duration) -> Result<std::process::Output> {
+    let child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("cannot run {command:?}"))?;
+    let pid = child.id();
+    let (done, finished) = std::sync::mpsc::channel();
+    let waiter = thread::spawn(move || {
+        let output = child.wait_with_output();
+        let _ = done.send(());
+        output
+    });
+    if finished.recv_timeout(timeout).is_err() {
+        // SAFETY: our own child, not yet reaped (the waiter still waits).
+        unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+        let _ = waiter.join();
+        bail!("{command:?} did not finish within {timeout:?}");
+    }
+    let output = waiter
+        .join()
+        .map_err(|_| anyhow::anyhow!("waiter panicked"))?
+        .context("wait")?;
+    Ok(output)
+}
+
 /// stdout of a command that must succeed.
 fn run(command: &mut Command) -> Result<String> {
-    let out = command
-        .stdin(Stdio::null())
-        .output()
-        .with_context(|| format!("cannot run {command:?}"))?;
+    let out = output_within(command, TIMEOUT)?;
     ensure!(
         out.status.success(),
         "{command:?} failed: {}{}",
@@ -222,6 +248,10 @@ impl Drop for Dockerd {
                 unsafe { libc::kill(pid, libc::SIGKILL) };
             }
         }
+        for shim in our_shims(&self.dir.path) {
+            // SAFETY: a shim of our own containerd (its socket is ours).
+            unsafe { libc::kill(shim, libc::SIGKILL) };
+        }
         // Mounts under our directory (netns files, overlay of the vfs
         // driver's init layer), deepest first, before deleting it.
         let mountinfo = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
@@ -247,6 +277,8 @@ impl Drop for Dockerd {
 }
 
 /// rmdir children first; cgroup files cannot be unlinked, only the dirs.
+/// Only for trees the test made (`oomtrace-test-*`): what still runs in
+/// one (a container whose runtime was killed) is killed first.
 pub fn remove_cgroup_tree(dir: &Path) {
     if let Ok(entries) = fs::read_dir(dir) {
         for entry in entries.flatten() {
@@ -254,6 +286,35 @@ pub fn remove_cgroup_tree(dir: &Path) {
                 remove_cgroup_tree(&entry.path());
             }
         }
-        let _ = fs::remove_dir(dir);
+        let procs = fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default();
+        for pid in procs
+            .split_whitespace()
+            .filter_map(|p| p.parse::<i32>().ok())
+        {
+            // SAFETY: a process in a test-made cgroup: the test's own.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while fs::remove_dir(dir).is_err() && dir.exists() && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(50));
+        }
     }
+}
+
+/// containerd shims started by our containerd (their `-address` is our
+/// socket), which outlive it when it is killed.
+fn our_shims(dir: &Path) -> Vec<i32> {
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let ours = dir.to_string_lossy().into_owned();
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let cmdline = String::from_utf8_lossy(&cmdline);
+            cmdline.starts_with("/usr/bin/containerd-shim") && cmdline.contains(&ours)
+        })
+        .collect()
 }

@@ -53,6 +53,9 @@ impl Enricher {
             return (None, None);
         };
         let (mut k8s, mut service) = workload::identify(path);
+        if k8s.is_none() && service.is_none() {
+            service = self.names.containerd(path);
+        }
         if let Some(service) = service.as_mut() {
             self.names.fill(service);
         }

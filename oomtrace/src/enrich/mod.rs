@@ -453,6 +453,7 @@ mod tests {
                 docker_socket: "/nonexistent/docker.sock".into(),
                 podman_socket: "/nonexistent/podman.sock".into(),
                 podman_storage: "/nonexistent".into(),
+                containerd_state: "/nonexistent".into(),
             }),
             history: History::new(0),
             trend: None,

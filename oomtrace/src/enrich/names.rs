@@ -49,6 +49,9 @@ pub struct Sources {
     pub podman_socket: PathBuf,
     /// containers/storage's graph root (`/var/lib/containers/storage`).
     pub podman_storage: PathBuf,
+    /// containerd's state directory (`/run/containerd`), whose task
+    /// directories say a `/<namespace>/<id>` cgroup is containerd's.
+    pub containerd_state: PathBuf,
 }
 
 impl Default for Sources {
@@ -57,6 +60,7 @@ impl Default for Sources {
             docker_socket: "/var/run/docker.sock".into(),
             podman_socket: "/run/podman/podman.sock".into(),
             podman_storage: "/var/lib/containers/storage".into(),
+            containerd_state: "/run/containerd".into(),
         }
     }
 }
@@ -125,20 +129,40 @@ impl ContainerNames {
         self.state.borrow().timeouts
     }
 
+    /// A containerd container outside Kubernetes: a `/<namespace>/<id>`
+    /// cgroup whose task containerd runs (its shim's bundle directory).
+    /// containerd keeps names and images in its metadata database, behind
+    /// its gRPC API: they stay `null`.
+    pub fn containerd(&self, path: &str) -> Option<Service> {
+        let (namespace, id) = super::workload::containerd_shape(path)?;
+        let task = self
+            .sources
+            .containerd_state
+            .join("io.containerd.runtime.v2.task")
+            .join(namespace)
+            .join(id);
+        task.is_dir()
+            .then(|| Service::from_path(ServiceKind::ContainerdContainer, id.to_string()))
+    }
+
     /// Fills a container service's names; units are left as they are.
     pub fn fill(&self, service: &mut Service) {
         if !matches!(
             service.kind,
-            ServiceKind::DockerContainer | ServiceKind::PodmanContainer
+            ServiceKind::DockerContainer | ServiceKind::PodmanContainer | ServiceKind::PodmanConmon
         ) {
             return;
         }
-        let key = (service.kind, service.name.clone());
+        let kind = match service.kind {
+            ServiceKind::PodmanConmon => ServiceKind::PodmanContainer,
+            kind => kind,
+        };
+        let key = (kind, service.name.clone());
         let cached = self.state.borrow().cache.get(&key).cloned();
         let names = match cached {
             Some(names) => names,
             None => {
-                let (names, keep) = self.look_up(service.kind, &service.name);
+                let (names, keep) = self.look_up(kind, &service.name);
                 if keep {
                     self.remember(key, names.clone());
                 }

@@ -129,8 +129,9 @@ pub struct K8s {
 /// A non-Kubernetes owner whose name the path shows.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Service {
-    /// `systemd_service`, `systemd_scope`, `docker_container` or
-    /// `podman_container`.
+    /// `systemd_service`, `systemd_scope`, `docker_container`,
+    /// `podman_container`, `podman_conmon` (the monitor of container
+    /// `name`) or `containerd_container`.
     pub kind: ServiceKind,
     /// The unit name or the container id.
     pub name: String,

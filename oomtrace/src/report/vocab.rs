@@ -135,6 +135,9 @@ vocabulary! {
         SystemdScope => "systemd_scope",
         DockerContainer => "docker_container",
         PodmanContainer => "podman_container",
+        /// podman's monitor process (conmon) of the container `name`.
+        PodmanConmon => "podman_conmon",
+        ContainerdContainer => "containerd_container",
     }
 
     /// A victim's language runtime.

@@ -10,7 +10,7 @@
 use anyhow::{Context as _, Result, ensure};
 use oomtrace_tests::{
     KernelLog, TestCgroup, Tracer,
-    docker::{DOCKER_CGROUP, Dockerd},
+    docker::{DOCKER_CGROUP, Dockerd, output_within},
     hog::HogOptions,
     kmsg, schema,
     verify::{self, Truth},
@@ -106,15 +106,15 @@ fn a_named_compose_container_whose_main_process_is_killed_is_named_as_docker_nam
     let (dockerd, mut tracer) = start()?;
     let mut log = KernelLog::open()?;
     kmsg::wait_for_oom_report_budget()?;
-    let run = dockerd
-        .command()
+    let mut run = dockerd.command();
+    let run = run
         .args(["run", "--name", "shop-api", "--network", "none"])
         .args(["--memory", "64m", "--memory-swap", "64m"])
         .args(["--label", "com.docker.compose.project=shop"])
         .args(["--label", "com.docker.compose.service=api"])
         .args(["--label", "maintainer=not-a-workload-label"])
-        .args([IMAGE, "/hog", "alloc", "200"])
-        .output()?;
+        .args([IMAGE, "/hog", "alloc", "200"]);
+    let run = output_within(run, TIMEOUT)?;
     let inspect = dockerd.inspect("shop-api")?;
     // Docker's own account: the main process was OOM killed.
     assert_eq!(inspect["State"]["OOMKilled"], true, "{inspect:#}");
@@ -230,5 +230,102 @@ fn a_podman_cgroupfs_container_is_named_by_id_and_nothing_is_guessed() -> Result
             "container_name": null, "image": null, "labels": null})
     );
     schema::validate(&record).map_err(anyhow::Error::msg)?;
+    Ok(())
+}
+
+/// The namespace (and top cgroup, in every hierarchy) of the containerd
+/// test's container: a test name, removed on drop.
+const CTR_NAMESPACE: &str = "oomtrace-test-ctr";
+
+/// Removes `/oomtrace-test-ctr` in every hierarchy when dropped (declared
+/// before the dockerd, so it runs once containerd is gone).
+struct CtrCgroups;
+
+impl Drop for CtrCgroups {
+    fn drop(&mut self) {
+        for hierarchy in oomtrace_tests::docker::cgroup_hierarchies() {
+            oomtrace_tests::docker::remove_cgroup_tree(&hierarchy.join(CTR_NAMESPACE));
+        }
+    }
+}
+
+/// containerd outside Kubernetes: a container run with `ctr` at
+/// `/<namespace>/<id>` (nerdctl's cgroupfs layout) by the containerd our
+/// dockerd runs, is named `containerd_container` because containerd runs
+/// that task; the same shape without a containerd task (a test cgroup) is
+/// not named at all.
+#[test]
+fn a_containerd_task_at_namespace_id_is_containerds_and_the_bare_shape_is_nothing() -> Result<()> {
+    let _serial = setup();
+    let _cgroups = CtrCgroups;
+    let dockerd = Dockerd::start(&cgroup_parent(), |_| Ok(Vec::new()))?;
+    dockerd.import_hog_image(IMAGE)?;
+    let exec = dockerd.dir.path.join("exec/containerd");
+    let address = exec.join("containerd.sock");
+    let ctr = || {
+        let mut command = std::process::Command::new("ctr");
+        command
+            .arg("--address")
+            .arg(&address)
+            .args(["--namespace", CTR_NAMESPACE]);
+        command
+    };
+    let archive = dockerd.dir.path.join("image.tar");
+    dockerd.docker(&["save", "--output", archive.to_str().context("utf8")?, IMAGE])?;
+    let out = output_within(
+        ctr()
+            .args(["images", "import", "--snapshotter", "native"])
+            .arg(&archive),
+        TIMEOUT,
+    )?;
+    ensure!(out.status.success(), "ctr images import: {out:?}");
+    let mut tracer = Tracer::start(&[
+        "--containerd-state",
+        exec.join("daemon").to_str().context("utf8")?,
+        "--candidates",
+        "0",
+    ])?;
+    let mut log = KernelLog::open()?;
+    kmsg::wait_for_oom_report_budget()?;
+    let (_, id) = fake_pod_ids();
+    // --null-io: the hog's stdin is /dev/null, so it goes ahead at once.
+    let out = output_within(
+        ctr()
+            .args(["run", "--rm", "--null-io", "--snapshotter", "native"])
+            .args(["--memory-limit", &(64 * MIB).to_string()])
+            .args(["--cgroup", &format!("/{CTR_NAMESPACE}/{id}")])
+            .args([&format!("docker.io/{IMAGE}"), &id, "/hog", "alloc", "200"]),
+        TIMEOUT,
+    )?;
+    // ctr reports the task's exit: SIGKILL.
+    assert_eq!(out.status.code(), Some(137), "ctr run: {out:?}");
+    let record = record_in(&mut tracer, &id)?;
+    let truth = truth_of(&mut log, &record)?;
+    verify::victim_matches_log(&record, &truth)?;
+    assert_eq!(
+        record["victim"]["memcg"]["path"],
+        format!("/{CTR_NAMESPACE}/{id}")
+    );
+    assert_eq!(
+        record["victim"]["memcg"]["service"],
+        json!({"kind": "containerd_container", "name": id,
+            "container_name": null, "image": null, "labels": null})
+    );
+    schema::validate(&record).map_err(anyhow::Error::msg)?;
+
+    // The shape without a containerd task: `/oomtrace-test-N-M-bare/<id>`.
+    let mut cgroup = TestCgroup::new("bare", 64 * MIB)?;
+    let dir = cgroup.child(&id)?;
+    let pid = oom_kill(&dir, None, &HogOptions::default())?;
+    let record = record_for(&mut tracer, pid)?;
+    assert_eq!(
+        record["victim"]["memcg"]["path"],
+        format!("{}/{id}", cgroup.path())
+    );
+    assert!(
+        record["victim"]["memcg"]["service"].is_null(),
+        "{:#}",
+        record["victim"]["memcg"]
+    );
     Ok(())
 }
