@@ -156,9 +156,11 @@ fn test(filter: Option<String>) -> Result<()> {
     setup::install_missing(&["prometheus", "python3-venv", "systemd"])
         .context("installing prometheus, python3-venv and systemd for the tests")?;
     // The artifact tests install the .deb (lintian, man-db to check it) and
-    // run the image in a dockerd of their own.
-    setup::install_missing(&["lintian", "man-db", "docker.io"])
-        .context("installing lintian, man-db and docker.io for the artifact tests")?;
+    // run the image in a dockerd of their own; the docker tests import an
+    // image of busybox-static and the hog, and run a task with containerd's
+    // ctr (docker.io depends on containerd).
+    setup::install_missing(&["lintian", "man-db", "docker.io", "busybox-static"])
+        .context("installing lintian, man-db, docker.io and busybox-static for the artifact and docker tests")?;
     eprintln!("xtask: building the artifacts (cargo xtask dist)");
     let artifacts = dist::build()?;
     let kubernetes_validate = setup::kubernetes_validate()?;
