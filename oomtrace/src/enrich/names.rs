@@ -241,10 +241,18 @@ impl ContainerNames {
                     state.timeouts,
                 );
             }
-            Err(LookupError::Io(error)) => eprintln!(
-                "oomtrace: warning: cannot ask {} about a container: {error}",
-                socket.display()
-            ),
+            // E.g. EACCES without the docker group: the same next time,
+            // so said once per backoff, not once per container.
+            Err(LookupError::Io(error)) => {
+                self.state
+                    .borrow_mut()
+                    .backoff
+                    .insert(socket.to_path_buf(), now + BACKOFF);
+                eprintln!(
+                    "oomtrace: warning: cannot ask {} about a container ({error}); container names are null, and the socket is not asked again for {BACKOFF:?}",
+                    socket.display()
+                );
+            }
             Err(LookupError::Protocol(what)) => eprintln!(
                 "oomtrace: warning: {} gave an unexpected answer about a container: {what}",
                 socket.display()
