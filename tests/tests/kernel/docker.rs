@@ -141,6 +141,26 @@ fn a_named_compose_container_whose_main_process_is_killed_is_named_as_docker_nam
     assert_eq!(record["oom_memcg"]["limit_bytes"], 64 * MIB);
     schema::validate(&record).map_err(anyhow::Error::msg)?;
     expect_fate(&record, "main_process");
+    // The text view, from the record as a log pipeline would hand it over.
+    let scratch = oomtrace_tests::system::ScratchDir::new("docker-show")?;
+    let file = scratch.path.join("kill.jsonl");
+    std::fs::write(&file, format!("{record}\n"))?;
+    let show = output_within(
+        std::process::Command::new(oomtrace_tests::system::oomtrace_bin())
+            .args(["show", "--from"])
+            .arg(&file),
+        TIMEOUT,
+    )?;
+    let text = String::from_utf8_lossy(&show.stdout);
+    eprintln!("docker: oomtrace show of the kill:\n{text}");
+    assert!(
+        text.contains(&format!(
+            "  workload docker container shop-api (image {IMAGE}) compose shop/api id {}\n",
+            &id[..12]
+        )),
+        "{text}{}",
+        String::from_utf8_lossy(&show.stderr)
+    );
     let (_, _, stderr) = tracer.stop()?;
     assert!(
         !stderr.iter().any(|l| l.contains("did not answer")),
