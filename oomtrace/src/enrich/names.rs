@@ -606,6 +606,98 @@ mod tests {
     }
 
     #[test]
+    fn the_cache_keeps_the_newest_entries_only() {
+        let names = ContainerNames::new(Sources::default());
+        for i in 0..CACHE_ENTRIES + 10 {
+            let name = Names {
+                name: Some(format!("c{i}")),
+                ..Names::default()
+            };
+            names.remember((ServiceKind::DockerContainer, format!("{i:064x}")), name);
+        }
+        let state = names.state.borrow();
+        assert_eq!(
+            (state.cache.len(), state.order.len()),
+            (CACHE_ENTRIES, CACHE_ENTRIES)
+        );
+        let oldest = (ServiceKind::DockerContainer, format!("{:064x}", 0));
+        let newest = (
+            ServiceKind::DockerContainer,
+            format!("{:064x}", CACHE_ENTRIES + 9),
+        );
+        assert!(!state.cache.contains_key(&oldest));
+        assert_eq!(
+            state.cache.get(&newest).and_then(|n| n.name.clone()),
+            Some(format!("c{}", CACHE_ENTRIES + 9))
+        );
+    }
+
+    /// Without podman's socket, containers/storage's file names it.
+    #[test]
+    fn podman_without_its_socket_is_named_from_storage() {
+        let dir =
+            std::env::temp_dir().join(format!("oomtrace-names-storage-{}", std::process::id()));
+        fs::create_dir_all(dir.join("overlay-containers")).expect("temp dir");
+        let id = "4f3b7d8ce2a9c1b0d5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b1c2d3e4f5a6b7c8";
+        fs::write(
+            dir.join("overlay-containers/containers.json"),
+            format!(
+                r#"[{{"id":"{id}","names":["web-1"],"metadata":"{{\"image-name\":\"quay.io/shop/web:2\",\"name\":\"web-1\"}}"}}]"#
+            ),
+        )
+        .expect("write");
+        let names = ContainerNames::new(Sources {
+            podman_socket: dir.join("podman.sock"),
+            podman_storage: dir.clone(),
+            ..Sources::default()
+        });
+        let mut service = Service::from_path(ServiceKind::PodmanContainer, id.into());
+        names.fill(&mut service);
+        let _ = fs::remove_dir_all(&dir);
+        assert_eq!(
+            (
+                service.container_name.as_deref(),
+                service.image.as_deref(),
+                service.labels
+            ),
+            (Some("web-1"), Some("quay.io/shop/web:2"), None)
+        );
+    }
+
+    /// A conmon is named like the container it monitors (one cache entry).
+    #[test]
+    fn a_conmon_shares_its_containers_answer() {
+        let names = ContainerNames::new(Sources {
+            podman_socket: "/nonexistent/podman.sock".into(),
+            podman_storage: "/nonexistent".into(),
+            ..Sources::default()
+        });
+        let id = "4f3b7d8ce2a9c1b0d5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b1c2d3e4f5a6b7c8";
+        names.remember(
+            (ServiceKind::PodmanContainer, id.into()),
+            Names {
+                name: Some("web-1".into()),
+                image: Some("quay.io/shop/web:2".into()),
+                labels: None,
+            },
+        );
+        let mut conmon = Service::from_path(ServiceKind::PodmanConmon, id.into());
+        names.fill(&mut conmon);
+        assert_eq!(
+            (
+                conmon.kind,
+                conmon.container_name.as_deref(),
+                conmon.image.as_deref()
+            ),
+            (
+                ServiceKind::PodmanConmon,
+                Some("web-1"),
+                Some("quay.io/shop/web:2")
+            )
+        );
+    }
+
+    #[test]
     fn units_are_not_looked_up() {
         let names = ContainerNames::new(Sources::default());
         let mut unit = Service::from_path(ServiceKind::SystemdService, "nginx.service".into());
