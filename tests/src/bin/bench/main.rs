@@ -7,7 +7,7 @@
 //! timeout).
 //!
 //!   oomtrace-bench [--json FILE] [--kills N] [--storm N] [--storm-cgroups N]
-//!                  [--exits N] [--idle-secs S]
+//!                  [--exits N] [--rounds N] [--idle-secs S]
 //!                  [--only latency|storm|overhead|exits|idle|start[,...]]
 //!   oomtrace-bench workload SECONDS FILE   (internal: the overhead load)
 
@@ -49,6 +49,8 @@ struct Options {
     storm: usize,
     idle_secs: u64,
     exits: usize,
+    /// Interleaved rounds of the overhead workload.
+    rounds: usize,
     /// Only these measurements (comma-separated; all when `None`).
     only: Option<String>,
 }
@@ -76,6 +78,7 @@ fn bench(args: &[String]) -> Result<()> {
         storm: flag(args, "--storm", 1000)?,
         idle_secs: flag(args, "--idle-secs", 60)?,
         exits: flag(args, "--exits", 20_000)?,
+        rounds: flag(args, "--rounds", 5)?,
         only: args
             .iter()
             .position(|a| a == "--only")
@@ -115,7 +118,7 @@ fn bench(args: &[String]) -> Result<()> {
     }
     if wanted("overhead") {
         eprintln!("bench: overhead on an allocation- and reclaim-heavy workload");
-        let (result, rows) = overhead::measure()?;
+        let (result, rows) = overhead::measure(options.rounds)?;
         table.extend(rows);
         results.insert("overhead".into(), result);
     }

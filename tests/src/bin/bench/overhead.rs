@@ -26,8 +26,7 @@ use crate::{
 
 /// Interleaved runs of the workload without a tracer and with each
 /// tracer configuration; the median throughput of each.
-pub fn measure() -> Result<(Value, Vec<Row>)> {
-    const ROUNDS: usize = 5;
+pub fn measure(rounds: usize) -> Result<(Value, Vec<Row>)> {
     const SECONDS: u64 = 3;
     let file = std::env::temp_dir().join(format!("oomtrace-bench-{}.data", std::process::id()));
     let _cleanup = RemoveOnDrop(file.clone());
@@ -50,7 +49,7 @@ pub fn measure() -> Result<(Value, Vec<Row>)> {
     let mut programs: Vec<BTreeMap<String, Counters>> = vec![BTreeMap::new(); modes.len()];
     let mut cpu_ns = vec![0u64; modes.len()];
     let mut wall_ns = vec![0u64; modes.len()];
-    for _ in 0..ROUNDS {
+    for _ in 0..rounds {
         for (i, (_, args)) in modes.iter().enumerate() {
             let tracer = args.map(Tracer::start).transpose()?;
             let before = match &tracer {
@@ -89,7 +88,7 @@ pub fn measure() -> Result<(Value, Vec<Row>)> {
             json!({
                 "ops_per_s": with,
                 "change_percent": (with / base - 1.0) * 100.0,
-                "runs": ROUNDS,
+                "runs": rounds,
                 "all_ops_per_s": runs[i],
                 "bpf_stats": exact,
             }),
