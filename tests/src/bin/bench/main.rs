@@ -47,6 +47,7 @@ struct Options {
     json: Option<PathBuf>,
     kills: usize,
     storm: usize,
+    storm_cgroups: usize,
     idle_secs: u64,
     exits: usize,
     /// Interleaved rounds of the overhead workload.
@@ -75,7 +76,8 @@ fn bench(args: &[String]) -> Result<()> {
             .and_then(|i| args.get(i + 1))
             .map(PathBuf::from),
         kills: flag(args, "--kills", 200)?,
-        storm: flag(args, "--storm", 1000)?,
+        storm: flag(args, "--storm", 10_000)?,
+        storm_cgroups: flag(args, "--storm-cgroups", 500)?,
         idle_secs: flag(args, "--idle-secs", 60)?,
         exits: flag(args, "--exits", 20_000)?,
         rounds: flag(args, "--rounds", 5)?,
@@ -111,8 +113,11 @@ fn bench(args: &[String]) -> Result<()> {
         results.insert("latency".into(), result);
     }
     if wanted("storm") {
-        eprintln!("bench: storm of {} kills across 50 cgroups", options.storm);
-        let (result, rows) = storm::measure(options.storm)?;
+        eprintln!(
+            "bench: storm of {} kills across {} cgroups",
+            options.storm, options.storm_cgroups
+        );
+        let (result, rows) = storm::measure(options.storm, options.storm_cgroups)?;
         table.extend(rows);
         results.insert("storm".into(), result);
     }
