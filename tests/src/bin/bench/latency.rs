@@ -67,7 +67,9 @@ fn summary(mut latencies: Vec<u64>) -> Value {
 /// `kills` kills seen by oomtrace and bpftrace at once; each one's
 /// latencies.
 fn both(kills: usize) -> Result<(Vec<u64>, Vec<u64>)> {
-    let mut tracer = Tracer::start(&[])?;
+    let extra = std::env::var("OOMTRACE_BENCH_ARGS").unwrap_or_default();
+    let extra: Vec<&str> = extra.split_whitespace().collect();
+    let mut tracer = Tracer::start(&extra)?;
     crate::settle(tracer.pid())?;
     let mut bpftrace = Bpftrace::start()?;
     let cgroup = TestCgroup::new("bench-latency", 32 * MIB)?;

@@ -10,6 +10,9 @@
 //!                  [--exits N] [--rounds N] [--idle-secs S]
 //!                  [--only latency|storm|overhead|exits|idle|start[,...]]
 //!   oomtrace-bench workload SECONDS FILE   (internal: the overhead load)
+//!
+//! `OOMTRACE_BENCH_ARGS` adds oomtrace flags to the latency runs (e.g.
+//! `--candidates 0`, to see what the /proc candidate scan costs the line).
 
 mod bpf_stats; // the kernel's run time and count per BPF program
 mod exits; // fork/exit storm: what an exit oomtrace ignores costs it
