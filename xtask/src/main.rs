@@ -46,11 +46,13 @@ enum Task {
         filter: Option<String>,
     },
     /// Set up (and install bpftrace to compare with), build release
-    /// binaries, and measure latency, a kill storm, overhead, idle cost
-    /// and start-up; prints a table and writes target/bench.json. Needs
-    /// root; takes about five minutes.
+    /// binaries, and measure latency (beside bpftrace), a kill storm,
+    /// overhead (bpf_stats per program), a fork/exit storm, idle cost and
+    /// start-up; prints a table and writes target/bench.json. Needs root;
+    /// takes about ten minutes (`-- --only overhead,exits` runs a part).
     Bench {
-        /// Arguments for oomtrace-bench, e.g. `-- --kills 500 --idle-secs 30`.
+        /// Arguments for oomtrace-bench, e.g. `-- --kills 500 --idle-secs 30`
+        /// or `-- --only latency,storm`.
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
