@@ -116,7 +116,7 @@ pub fn signal_generate_btf(ctx: BtfTracePointContext) -> u32 {
         let tgid = record.target.tgid;
         // SAFETY: a map value, copied at once; a racing SIGTERM to the same
         // process can at worst give a torn note, never a fault.
-        if let Some(note) = unsafe { SIGTERMS.get(&tgid) }
+        if let Some(note) = unsafe { SIGTERMS.get(tgid) }
             && Some(note.target_start_ns) == leader_start(target)
         {
             record.sigterm = *note;
@@ -165,5 +165,5 @@ fn note_sigterm(target: *const u8) {
         sender_tgid: (pid_tgid >> 32) as u32,
         sender_comm: bpf_get_current_comm().unwrap_or([0; TASK_COMM_LEN]),
     };
-    let _ = SIGTERMS.insert(&(tgid as u32), &note, 0);
+    let _ = SIGTERMS.insert(tgid as u32, note, 0);
 }
