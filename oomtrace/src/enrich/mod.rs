@@ -235,7 +235,12 @@ impl Enricher {
     /// Who sent a SIGKILL: its executable now, its comm then, the oomd
     /// xattr on the target's cgroup (cgroup v2 only), the SIGTERM before.
     fn killer(&self, s: &Sigkill) -> KillerReport {
-        let program = s.sender.tgid.and_then(signal::program_of);
+        // The kernel's own kill was sent by whatever ran: no sender's program.
+        let program = s
+            .sender
+            .tgid
+            .filter(|_| s.code != signal::SI_KERNEL)
+            .and_then(signal::program_of);
         let oomd_xattr = match (&self.memory, &s.target.memcg) {
             (Some(memory), Some(memcg)) if memory.version == cgroup::CgroupVersion::V2 => memcg
                 .path
