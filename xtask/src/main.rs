@@ -159,6 +159,10 @@ fn test(filter: Option<String>) -> Result<()> {
     // run the image in a dockerd of their own.
     setup::install_missing(&["lintian", "man-db", "docker.io"])
         .context("installing lintian, man-db and docker.io for the artifact tests")?;
+    // The --sigkill tests stop a runc container (a busybox rootfs) as a
+    // runtime does: SIGTERM, a grace, SIGKILL.
+    setup::install_missing(&["runc", "busybox-static"])
+        .context("installing runc and busybox-static for the sigkill tests")?;
     eprintln!("xtask: building the artifacts (cargo xtask dist)");
     let artifacts = dist::build()?;
     let kubernetes_validate = setup::kubernetes_validate()?;

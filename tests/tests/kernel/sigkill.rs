@@ -8,7 +8,9 @@ use std::{
 };
 
 use anyhow::{Context as _, Result, ensure};
-use oomtrace_tests::{Hog, TestCgroup, Tracer, hog::HogOptions, schema, tracer::victim_record};
+use oomtrace_tests::{
+    Hog, TestCgroup, Tracer, hog::HogOptions, schema, system::ScratchDir, tracer::victim_record,
+};
 use serde_json::Value;
 
 use crate::common::{MIB, TIMEOUT, oom_kill, setup};
@@ -323,5 +325,136 @@ fn a_reused_tgid_does_not_inherit_a_dead_process_sigterm() -> Result<()> {
     second.wait_signal()?;
     let record = sigkill_record(&mut tracer, pid)?;
     assert_eq!(record["sigterm"], Value::Null, "another process: {record}");
+    Ok(())
+}
+
+/// A runc container of ours: a busybox rootfs whose init is `sleep`, in
+/// the cgroup `/oomtrace-test-sigkill-runc` of every hierarchy; deleted
+/// (with its cgroups) on drop.
+struct RuncContainer {
+    id: String,
+    cgroup: String,
+    _bundle: ScratchDir,
+}
+
+impl RuncContainer {
+    fn run() -> Result<RuncContainer> {
+        let bundle = ScratchDir::new("sigkill-runc")?;
+        let bin = bundle.path.join("rootfs/bin");
+        std::fs::create_dir_all(&bin)?;
+        std::fs::copy("/bin/busybox", bin.join("busybox")).context("busybox-static")?;
+        std::os::unix::fs::symlink("busybox", bin.join("sleep"))?;
+        let status = Command::new("runc")
+            .arg("spec")
+            .current_dir(&bundle.path)
+            .status()
+            .context("runc spec")?;
+        ensure!(status.success(), "runc spec: {status}");
+        let id = format!("oomtrace-test-sigkill-{}", std::process::id());
+        let cgroup = format!("/{id}");
+        let config_path = bundle.path.join("config.json");
+        let mut config: Value = serde_json::from_str(&std::fs::read_to_string(&config_path)?)?;
+        config["process"]["args"] = serde_json::json!(["/bin/sleep", "60"]);
+        config["process"]["terminal"] = false.into();
+        // This machine refuses setrlimit even to the current value.
+        if let Some(process) = config["process"].as_object_mut() {
+            process.remove("rlimits");
+        }
+        config["linux"]["cgroupsPath"] = cgroup.clone().into();
+        std::fs::write(&config_path, config.to_string())?;
+        let container = RuncContainer {
+            id,
+            cgroup,
+            _bundle: bundle,
+        };
+        let status = Command::new("runc")
+            .args(["run", "--detach", &container.id])
+            .current_dir(&container._bundle.path)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .status()
+            .context("runc run")?;
+        ensure!(status.success(), "runc run: {status}");
+        Ok(container)
+    }
+
+    /// Its init's pid, as the host sees it, from runc's own state.
+    fn pid(&self) -> Result<u32> {
+        let state = Command::new("runc").args(["state", &self.id]).output()?;
+        let state: Value = serde_json::from_slice(&state.stdout).context("runc state")?;
+        state["pid"]
+            .as_u64()
+            .and_then(|p| u32::try_from(p).ok())
+            .with_context(|| format!("runc state: {state}"))
+    }
+
+    fn status(&self) -> Result<String> {
+        let state = Command::new("runc").args(["state", &self.id]).output()?;
+        let state: Value = serde_json::from_slice(&state.stdout).context("runc state")?;
+        Ok(state["status"].as_str().unwrap_or_default().to_string())
+    }
+
+    /// `runc kill ID SIGNAL`; runc's own pid.
+    fn kill(&self, signal: &str) -> Result<u32> {
+        let mut runc = Command::new("runc")
+            .args(["kill", &self.id, signal])
+            .spawn()
+            .context("runc kill")?;
+        let pid = runc.id();
+        let status = runc.wait()?;
+        ensure!(status.success(), "runc kill {signal}: {status}");
+        Ok(pid)
+    }
+}
+
+impl Drop for RuncContainer {
+    fn drop(&mut self) {
+        let _ = Command::new("runc")
+            .args(["delete", "--force", &self.id])
+            .stderr(Stdio::null())
+            .status();
+        // runc removes them; a failed run may not have.
+        if let Ok(hierarchies) = std::fs::read_dir("/sys/fs/cgroup") {
+            for hierarchy in hierarchies.flatten() {
+                let _ = std::fs::remove_dir(hierarchy.path().join(&self.cgroup[1..]));
+            }
+        }
+        let _ = std::fs::remove_dir(format!("/sys/fs/cgroup{}", self.cgroup));
+    }
+}
+
+#[test]
+fn runc_stopping_a_container_is_a_runtime_stop_with_runcs_sigterm_and_grace() -> Result<()> {
+    let _serial = setup();
+    let mut tracer = Tracer::start(&["--sigkill"])?;
+    let container = RuncContainer::run()?;
+    let pid = container.pid()?;
+    // As containerd's shim stops a container: SIGTERM, a grace, SIGKILL.
+    // The container's init has no handler, so the kernel drops the SIGTERM.
+    let term = Instant::now();
+    let term_runc = container.kill("TERM")?;
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(container.status()?, "running", "the SIGTERM was ignored");
+    let kill_runc = container.kill("KILL")?;
+    let elapsed = term.elapsed();
+    let record = sigkill_record(&mut tracer, pid)?;
+    assert_eq!(record["target"]["tgid"], pid, "{record}");
+    assert_eq!(record["sender"]["tgid"], kill_runc, "the second runc");
+    assert_eq!(record["sender"]["comm"], "runc");
+    let killer = &record["killer"];
+    assert_eq!(killer["kind"], "runtime_stop", "{record}");
+    assert_eq!(killer["name"], "runc");
+    assert_eq!(killer["basis"], "sender_program");
+    let sigterm = &record["sigterm"];
+    assert_eq!(
+        sigterm["sender"]["tgid"], term_runc,
+        "the first runc: {record}"
+    );
+    assert_eq!(sigterm["sender"]["comm"], "runc");
+    let grace_us = sigterm["grace_us"].as_u64().context("grace_us")?;
+    assert!(
+        (500_000..=elapsed.as_micros() as u64).contains(&grace_us),
+        "grace {grace_us} us: at least the 500 ms sleep, at most the {elapsed:?} around both runc kills"
+    );
     Ok(())
 }
