@@ -50,7 +50,9 @@ pub struct Cli {
     pub pressure: Option<std::time::Duration>,
 
     /// Also record every SIGKILL that is not the OOM killer's (a `kill -9`,
-    /// a kubelet eviction, a systemd stop), with the process that sent it.
+    /// a kubelet eviction, a systemd stop), with the process that sent it,
+    /// its kind (a userspace OOM killer such as earlyoom or systemd-oomd, a
+    /// runtime stop, systemd, a plain kill) and the SIGTERM that came first.
     #[arg(long)]
     pub sigkill: bool,
 

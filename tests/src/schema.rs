@@ -309,6 +309,35 @@ mod tests {
     }
 
     #[test]
+    fn the_documented_sigkill_with_its_killer_is_valid_and_checked() {
+        let doc = include_str!("../../docs/schema.md");
+        let start = doc
+            .find("## `sigkill` and `sigkill_outcome`")
+            .expect("docs/schema.md documents sigkill");
+        let json = doc[start..]
+            .split("```json\n")
+            .nth(1)
+            .and_then(|block| block.split("\n```").next())
+            .expect("a json block");
+        let record: Value = serde_json::from_str(json).expect("the example is JSON");
+        assert_eq!(validate(&record), Ok(()));
+        let mut old = record.clone();
+        let fields = old.as_object_mut().expect("object");
+        fields.remove("killer");
+        fields.remove("sigterm");
+        assert_eq!(validate(&old), Ok(()), "records of older versions");
+        let mut none = record.clone();
+        none["sigterm"] = json!(null);
+        assert_eq!(validate(&none), Ok(()));
+        let mut kind = record.clone();
+        kind["killer"]["kind"] = json!("oomd");
+        assert!(validate(&kind).is_err(), "kinds are an enum");
+        let mut grace = record;
+        grace["sigterm"]["grace_us"] = json!(-1);
+        assert!(validate(&grace).is_err());
+    }
+
+    #[test]
     fn workload_identity_is_checked() {
         let pod = json!({"level": "container", "qos": "burstable",
             "pod_uid": "0f0e7c1a-3b2d-4c5e-8f9a-0123456789ab",

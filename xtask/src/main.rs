@@ -163,6 +163,9 @@ fn test(filter: Option<String>) -> Result<()> {
     // ctr (docker.io depends on containerd).
     setup::install_missing(&["lintian", "man-db", "docker.io", "busybox-static"])
         .context("installing lintian, man-db, docker.io and busybox-static for the artifact and docker tests")?;
+    // The --sigkill tests stop a runc container (a busybox rootfs) as a
+    // runtime does: SIGTERM, a grace, SIGKILL.
+    setup::install_missing(&["runc"]).context("installing runc for the sigkill tests")?;
     eprintln!("xtask: building the artifacts (cargo xtask dist)");
     let artifacts = dist::build()?;
     let kubernetes_validate = setup::kubernetes_validate()?;

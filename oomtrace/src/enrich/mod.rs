@@ -24,9 +24,9 @@ use crate::{
     },
     report::{
         CandidatesReport, Capture, CapturedAt, Envelope, IncidentReport, K8sLevel, KillReport,
-        LostReport, LostStage, MemcgReport, OomControlReport, OomMemcgReport, OutcomeReport,
-        OutcomeVictim, PressureReport, RecordType, SentBy, SigkillReport, TaskReport,
-        TriggerReport, VictimReport, kernel_text,
+        KillerReport, LostReport, LostStage, MemcgReport, OomControlReport, OomMemcgReport,
+        OutcomeReport, OutcomeVictim, PressureReport, RecordType, SentBy, SigkillReport,
+        SigtermReport, SigtermSender, TaskReport, TriggerReport, VictimReport, kernel_text,
     },
 };
 
@@ -224,6 +224,48 @@ impl Enricher {
             },
             sender_role: s.sender.comm.as_deref().and_then(signal::sender_role),
             group: s.group,
+            killer: Some(self.killer(s)),
+            sigterm: s.sigterm.as_ref().map(|t| SigtermReport {
+                boot_ns: t.boot_ns,
+                sender: SigtermSender {
+                    pid: t.sender_pid,
+                    tgid: t.sender_tgid,
+                    comm: (!t.sender_comm.is_empty()).then(|| kernel_text(&t.sender_comm)),
+                },
+                grace_us: s.boot_ns.saturating_sub(t.boot_ns) / 1000,
+            }),
+        }
+    }
+
+    /// Who sent a SIGKILL: its executable now, its comm then, the oomd
+    /// xattr on the target's cgroup (cgroup v2 only), the SIGTERM before.
+    fn killer(&self, s: &Sigkill) -> KillerReport {
+        // The kernel's own kill was sent by whatever ran: no sender's program.
+        let program = s
+            .sender
+            .tgid
+            .filter(|_| s.code != signal::SI_KERNEL)
+            .and_then(signal::program_of);
+        let oomd_xattr = match (&self.memory, &s.target.memcg) {
+            (Some(memory), Some(memcg)) if memory.version == cgroup::CgroupVersion::V2 => memcg
+                .path
+                .as_deref()
+                .map(|path| memory.mount.join(kernel_text(path).trim_start_matches('/')))
+                .and_then(|dir| signal::oomd_xattr(&dir)),
+            _ => None,
+        };
+        let attribution = signal::attribute(&signal::Evidence {
+            code: s.code,
+            comm: s.sender.comm.as_deref(),
+            program: program.as_deref(),
+            sigterm_first: s.sigterm.is_some(),
+            oomd_xattr,
+        });
+        KillerReport {
+            kind: attribution.kind,
+            name: attribution.name,
+            program,
+            basis: attribution.basis,
         }
     }
 
