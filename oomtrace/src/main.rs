@@ -243,6 +243,12 @@ fn trace(cli: &Cli) -> anyhow::Result<ExitCode> {
     let settings = enrich::Settings {
         candidates: cli.candidates,
         kubelet_log_dir: cli.kubelet_log_dir.clone(),
+        containers: enrich::names::Sources {
+            docker_socket: cli.docker_socket.clone(),
+            podman_socket: cli.podman_socket.clone(),
+            podman_storage: cli.podman_storage.clone(),
+            containerd_state: cli.containerd_state.clone(),
+        },
         past_kills,
         trend_store,
     };

@@ -46,11 +46,13 @@ enum Task {
         filter: Option<String>,
     },
     /// Set up (and install bpftrace to compare with), build release
-    /// binaries, and measure latency, a kill storm, overhead, idle cost
-    /// and start-up; prints a table and writes target/bench.json. Needs
-    /// root; takes about five minutes.
+    /// binaries, and measure latency (beside bpftrace), a kill storm,
+    /// overhead (bpf_stats per program), a fork/exit storm, idle cost and
+    /// start-up; prints a table and writes target/bench.json. Needs root;
+    /// takes about ten minutes (`-- --only overhead,exits` runs a part).
     Bench {
-        /// Arguments for oomtrace-bench, e.g. `-- --kills 500 --idle-secs 30`.
+        /// Arguments for oomtrace-bench, e.g. `-- --kills 500 --idle-secs 30`
+        /// or `-- --only latency,storm`.
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
@@ -156,9 +158,14 @@ fn test(filter: Option<String>) -> Result<()> {
     setup::install_missing(&["prometheus", "python3-venv", "systemd"])
         .context("installing prometheus, python3-venv and systemd for the tests")?;
     // The artifact tests install the .deb (lintian, man-db to check it) and
-    // run the image in a dockerd of their own.
-    setup::install_missing(&["lintian", "man-db", "docker.io"])
-        .context("installing lintian, man-db and docker.io for the artifact tests")?;
+    // run the image in a dockerd of their own; the docker tests import an
+    // image of busybox-static and the hog, and run a task with containerd's
+    // ctr (docker.io depends on containerd).
+    setup::install_missing(&["lintian", "man-db", "docker.io", "busybox-static"])
+        .context("installing lintian, man-db, docker.io and busybox-static for the artifact and docker tests")?;
+    // The --sigkill tests stop a runc container (a busybox rootfs) as a
+    // runtime does: SIGTERM, a grace, SIGKILL.
+    setup::install_missing(&["runc"]).context("installing runc for the sigkill tests")?;
     eprintln!("xtask: building the artifacts (cargo xtask dist)");
     let artifacts = dist::build()?;
     let kubernetes_validate = setup::kubernetes_validate()?;

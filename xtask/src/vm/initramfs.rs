@@ -46,6 +46,8 @@ pub fn build(work: &Path) -> Result<PathBuf> {
         fs::copy(release.join(bin), root.join("bin").join(bin))
             .with_context(|| format!("copy {bin}"))?;
     }
+    // The userspace OOM killer of the `earlyoom` scenario.
+    super::earlyoom::install(&root, work)?;
     // The guest driver provokes a global OOM only where this exists.
     fs::write(root.join("oomtrace-vm"), "")?;
     let init = root.join("init");

@@ -3,6 +3,7 @@
 //! driver, and judges what comes back (records + the guest's kernel log)
 //! with the host tests' own checks (`oomtrace_tests::verify::vm`).
 
+mod earlyoom; // Debian's earlyoom and its libraries, for the guest
 mod initramfs; // the guest's root: busybox, the static binaries, /init
 mod kernels; // the matrix, and kernel images from Debian's archive
 mod qemu; // one boot, and the evidence lines it brings back
@@ -118,6 +119,23 @@ fn report(kernel: &Kernel, results: &[Value], table: &mut String, failures: &mut
     let _ = writeln!(
         table,
         "| {label} | global (auto) | {cell} |{}",
+        " |".repeat(CAPTURES.len() - 1)
+    );
+    earlyoom_row(&label, results, table, failures);
+}
+
+/// The userspace OOM killer's row: earlyoom, judged on the sigkill record.
+fn earlyoom_row(label: &str, results: &[Value], table: &mut String, failures: &mut Vec<String>) {
+    let cell = cell(
+        results,
+        "earlyoom",
+        "auto",
+        &format!("{label} earlyoom --sigkill"),
+        failures,
+    );
+    let _ = writeln!(
+        table,
+        "| {label} | earlyoom, --sigkill (auto) | {cell} |{}",
         " |".repeat(CAPTURES.len() - 1)
     );
 }
