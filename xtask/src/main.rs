@@ -174,6 +174,12 @@ fn test(filter: Option<String>) -> Result<()> {
     let binary = workspace_root().join("target/debug/oomtrace");
     remove_leftover_cgroups()?;
 
+    // Start from no BTF cache, so the first oomtrace starts cold.
+    let btf_cache = workspace_root().join("target/test-btf-cache");
+    if btf_cache.exists() {
+        std::fs::remove_dir_all(&btf_cache)
+            .with_context(|| format!("remove {}", btf_cache.display()))?;
+    }
     eprintln!("xtask: running unit and kernel tests");
     let mut cmd = Cmd::new("cargo");
     cmd.args(["test", "--no-fail-fast"])
@@ -184,7 +190,10 @@ fn test(filter: Option<String>) -> Result<()> {
         .env("OOMTRACE_IMAGE", artifacts.image.as_os_str())
         // As root every oomtrace defaults to the machine's own history; no
         // test may write it (those that test the store pass --store).
-        .env("OOMTRACE_STORE", "none");
+        .env("OOMTRACE_STORE", "none")
+        // Nor the machine's BTF cache: the tests' oomtraces share one of
+        // their own, so both cold and warm starts are exercised.
+        .env("OOMTRACE_CACHE", btf_cache.as_os_str());
     if let Some(filter) = filter {
         cmd.arg("--").arg(filter);
     }
