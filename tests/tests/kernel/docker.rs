@@ -349,3 +349,134 @@ fn a_containerd_task_at_namespace_id_is_containerds_and_the_bare_shape_is_nothin
     );
     Ok(())
 }
+
+/// A runtime wrapper dockerd runs its containers with: it writes its own
+/// pid and arguments to `runtime.log`, then becomes runc (same pid), so the
+/// test knows which runc processes signalled the container, and with what.
+const LOGGED_RUNTIME: &str = "logged-runc";
+const LOGGED_RUNTIME_SCRIPT: &str = "#!/bin/sh\necho \"$$ $*\" >> {LOG}\nexec /usr/sbin/runc \"$@\"\n";
+
+/// `docker stop -t 1` of a container whose main process ignores SIGTERM:
+/// dockerd has containerd's shim run `runc kill ID 15`, waits the second,
+/// then `runc kill ID 9`. The SIGKILL is a runtime stop by runc, with the
+/// first runc's SIGTERM and the second docker waited: checked against the
+/// runc pids the wrapper logged, the time `docker stop` took and docker's
+/// exit code.
+#[test]
+fn docker_stop_of_a_container_ignoring_sigterm_is_a_runtime_stop_by_runc_after_its_sigterm()
+-> Result<()> {
+    let _serial = setup();
+    let dockerd = Dockerd::start(&cgroup_parent(), |dir| {
+        let runtime = dir.join(LOGGED_RUNTIME);
+        let log = dir.join("runtime.log");
+        std::fs::write(
+            &runtime,
+            LOGGED_RUNTIME_SCRIPT.replace("{LOG}", log.to_str().context("utf8")?),
+        )?;
+        std::fs::set_permissions(
+            &runtime,
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )?;
+        Ok(vec![
+            format!("--add-runtime={LOGGED_RUNTIME}={}", runtime.display()),
+            format!("--default-runtime={LOGGED_RUNTIME}"),
+        ])
+    })?;
+    dockerd.import_hog_image(IMAGE)?;
+    let socket = dockerd.socket();
+    let mut tracer = Tracer::start(&[
+        "--sigkill",
+        "--docker-socket",
+        socket.to_str().context("utf8")?,
+    ])?;
+    let id = dockerd.docker(&[
+        "run",
+        "--detach",
+        "--name",
+        "shop-stubborn",
+        "--network",
+        "none",
+        IMAGE,
+        "sh",
+        "-c",
+        "trap '' TERM; while :; do sleep 1; done",
+    ])?;
+    let id = id.trim();
+    let inspect = dockerd.inspect(id)?;
+    let main_pid = inspect["State"]["Pid"].as_u64().context("State.Pid")?;
+    ensure!(main_pid > 0, "the container is not running: {inspect:#}");
+    // The shim: the main process's parent.
+    let stat = std::fs::read_to_string(format!("/proc/{main_pid}/stat"))?;
+    let shim_pid: u64 = stat
+        .rsplit_once(") ")
+        .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+        .and_then(|p| p.parse().ok())
+        .with_context(|| format!("ppid in {stat}"))?;
+    let shim_comm = std::fs::read_to_string(format!("/proc/{shim_pid}/comm"))?;
+    assert!(
+        shim_comm.starts_with("containerd-shim"),
+        "the main process's parent is {shim_comm}"
+    );
+
+    let stop = std::time::Instant::now();
+    dockerd.docker(&["stop", "-t", "1", id])?;
+    let stop_took = stop.elapsed();
+    let inspect = dockerd.inspect(id)?;
+    assert_eq!(inspect["State"]["ExitCode"], 137, "{inspect:#}");
+    assert_eq!(inspect["State"]["OOMKilled"], false, "{inspect:#}");
+
+    // The wrapper's log: `PID --root ... kill ID 15` and `... kill ID 9`.
+    let runtime_log = std::fs::read_to_string(dockerd.dir.path.join("runtime.log"))?;
+    let runc_kill = |signal: &str| -> Result<u64> {
+        let mut pids = runtime_log.lines().filter_map(|l| {
+            let (pid, args) = l.split_once(' ')?;
+            let args: Vec<&str> = args.split_whitespace().collect();
+            let at = args.iter().position(|a| *a == "kill")?;
+            (args.get(at + 1..) == Some(&[id, signal][..])).then(|| pid.parse::<u64>().ok())?
+        });
+        let pid = pids
+            .next()
+            .with_context(|| format!("no runc kill {signal}: {runtime_log}"))?;
+        ensure!(pids.next().is_none(), "two runc kill {signal}: {runtime_log}");
+        Ok(pid)
+    };
+    let term_runc = runc_kill("15")?;
+    let kill_runc = runc_kill("9")?;
+
+    let records = tracer.read_until(TIMEOUT, |r| {
+        r.iter()
+            .any(|x| x["type"] == "sigkill" && x["target"]["pid"] == main_pid)
+    });
+    let record = records
+        .iter()
+        .find(|r| r["type"] == "sigkill" && r["target"]["pid"] == main_pid)
+        .with_context(|| format!("no sigkill record for {main_pid}: {records:#?}"))?;
+    eprintln!("docker: the stop's sigkill record: {record}");
+    schema::validate(record).map_err(anyhow::Error::msg)?;
+    assert_eq!(record["target"]["tgid"], main_pid);
+    assert_eq!(
+        record["target"]["memcg"]["path"],
+        format!("{}/{id}", cgroup_parent())
+    );
+    assert_eq!(record["target"]["memcg"]["service"]["name"], id);
+    assert_eq!(record["sender"]["tgid"], kill_runc, "the runc kill 9");
+    assert_eq!(record["sender"]["comm"], "runc");
+    assert_eq!(record["code"], "SI_USER");
+    let killer = &record["killer"];
+    assert_eq!(killer["kind"], "runtime_stop", "{record}");
+    assert_eq!(killer["name"], "runc", "{record}");
+    assert_eq!(killer["basis"], "sender_program");
+    let sigterm = &record["sigterm"];
+    assert_eq!(sigterm["sender"]["tgid"], term_runc, "the runc kill 15: {record}");
+    assert_eq!(sigterm["sender"]["comm"], "runc");
+    assert_ne!(u64::from(std::process::id()), term_runc);
+    assert_ne!(shim_pid, term_runc, "the shim ran runc, it did not signal");
+    // Docker waits its second after the SIGTERM is sent, then has the
+    // SIGKILL sent: at least 1 s, at most what `docker stop` took.
+    let grace_us = sigterm["grace_us"].as_u64().context("grace_us")?;
+    assert!(
+        (1_000_000..=stop_took.as_micros() as u64).contains(&grace_us),
+        "grace {grace_us} us: at least docker's 1 s, at most the {stop_took:?} docker stop took"
+    );
+    Ok(())
+}
