@@ -6,6 +6,7 @@
 use std::{
     fs::{self, File},
     io::{self, Read as _},
+    os::unix::fs::MetadataExt as _,
     path::Path,
 };
 
@@ -161,6 +162,12 @@ fn pids_in_subtree(dir: &Path, buf: &mut Vec<u8>) -> Vec<u32> {
             pids.extend(buf[..len].split(|b| *b == b'\n').filter_map(number::<u32>));
         }
         dir.pop();
+        // cgroupfs (kernfs), like most file systems, counts a directory's
+        // links as 2 + its subdirectories: 2 is a leaf, no listing needed
+        // (one stat instead of an open, two getdents and a close).
+        if fs::metadata(&dir).is_ok_and(|m| m.nlink() == 2) {
+            continue;
+        }
         if let Ok(entries) = fs::read_dir(&dir) {
             stack.extend(
                 entries
@@ -321,6 +328,33 @@ mod tests {
         assert_eq!(huge.badness(0, 0, 4096), Some((u64::MAX / 4096) as i64));
         assert_eq!(huge.badness(1000, u64::MAX, 4096), None);
         assert_eq!(huge.badness(-999, u64::MAX, 4096), None);
+    }
+
+    #[test]
+    fn a_subtree_lists_its_leaves_and_inner_cgroups() {
+        /// Removed however the test ends.
+        struct Scratch(std::path::PathBuf);
+        impl Drop for Scratch {
+            fn drop(&mut self) {
+                let _ = fs::remove_dir_all(&self.0);
+            }
+        }
+        let root = Scratch(
+            std::env::temp_dir().join(format!("oomtrace-candidates-{}", std::process::id())),
+        );
+        let root = root.0.as_path();
+        let tree = [("", "1\n2\n"), ("a", "3\n"), ("a/b", "4\n5\n"), ("c", "")];
+        for (dir, procs) in tree {
+            let dir = root.join(dir);
+            fs::create_dir_all(&dir).expect("mkdir");
+            fs::write(dir.join("cgroup.procs"), procs).expect("write");
+        }
+        let mut pids = pids_in_subtree(root, &mut Vec::new());
+        pids.sort_unstable();
+        assert_eq!(pids, [1, 2, 3, 4, 5]);
+        let mut leaf = pids_in_subtree(&root.join("a/b"), &mut Vec::new());
+        leaf.sort_unstable();
+        assert_eq!(leaf, [4, 5]);
     }
 
     proptest::proptest! {
