@@ -18,6 +18,22 @@ pub fn memory_css_of(task: u64) -> Option<u64> {
     pointer(css_set, layout!(css_set_memory_subsys))
 }
 
+/// `mem_cgroup.oom_group` of the memcg whose css is `css` (the css is the
+/// mem_cgroup's first member on every kernel, but its offset is read too).
+/// `None` when the kernel has no such member.
+#[inline(always)]
+pub fn oom_group_of(css: u64) -> Option<bool> {
+    let css_offset = crate::layout::known(layout!(memcg_css))? as u64;
+    field::<u8>(css.wrapping_sub(css_offset), layout!(memcg_oom_group)).map(|v| v != 0)
+}
+
+/// The level below the root of the cgroup of `css`.
+#[inline(always)]
+pub fn level_of(css: u64) -> Option<u32> {
+    let cgroup = pointer(css, layout!(css_cgroup))?;
+    field::<i32>(cgroup, layout!(cgroup_level)).filter(|l| *l >= 0).map(|l| l as u32)
+}
+
 /// The memory cgroup (`struct cgroup *`) of `task`:
 /// `task->cgroups->subsys[memory_cgrp_id]->cgroup`. On cgroup v1 this is the
 /// memory controller's own hierarchy, not the unified one.
