@@ -31,7 +31,9 @@ pub fn oom_group_of(css: u64) -> Option<bool> {
 #[inline(always)]
 pub fn level_of(css: u64) -> Option<u32> {
     let cgroup = pointer(css, layout!(css_cgroup))?;
-    field::<i32>(cgroup, layout!(cgroup_level)).filter(|l| *l >= 0).map(|l| l as u32)
+    field::<i32>(cgroup, layout!(cgroup_level))
+        .filter(|l| *l >= 0)
+        .map(|l| l as u32)
 }
 
 /// The memory cgroup (`struct cgroup *`) of `task`:

@@ -12,7 +12,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-use crate::report::{FateBasis, FateKilled, FateReport, FateUnit, K8sLevel, MemcgReport, ServiceKind};
+use crate::report::{
+    FateBasis, FateKilled, FateReport, FateUnit, K8sLevel, MemcgReport, ServiceKind,
+};
 
 /// What [`decide`] weighs.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -104,7 +106,11 @@ pub fn decide(facts: Facts) -> FateReport {
             unit_exits: Some(main),
         };
     }
-    unknown(facts.unit.or(in_namespace.then_some(FateUnit::PidNamespace)))
+    unknown(
+        facts
+            .unit
+            .or(in_namespace.then_some(FateUnit::PidNamespace)),
+    )
 }
 
 fn unknown(unit: Option<FateUnit>) -> FateReport {
@@ -247,7 +253,13 @@ mod tests {
             ..facts()
         });
         assert_eq!(
-            (fate.killed, fate.unit, fate.main_pid, fate.basis, fate.unit_exits),
+            (
+                fate.killed,
+                fate.unit,
+                fate.main_pid,
+                fate.basis,
+                fate.unit_exits
+            ),
             (
                 FateKilled::ChildProcess,
                 Some(FateUnit::PidNamespace),
@@ -290,7 +302,10 @@ mod tests {
             group_kill: Some(true),
             ..facts()
         });
-        assert_eq!((host.killed, host.unit, host.main_pid), (FateKilled::WholeGroup, None, None));
+        assert_eq!(
+            (host.killed, host.unit, host.main_pid),
+            (FateKilled::WholeGroup, None, None)
+        );
     }
 
     #[test]
@@ -308,7 +323,11 @@ mod tests {
         let main = service(Some(4242));
         assert_eq!(
             (main.killed, main.basis, main.unit_exits),
-            (FateKilled::MainProcess, Some(FateBasis::SystemdMainPid), Some(true))
+            (
+                FateKilled::MainProcess,
+                Some(FateBasis::SystemdMainPid),
+                Some(true)
+            )
         );
         let child = service(Some(17));
         assert_eq!(
@@ -346,7 +365,10 @@ mod tests {
         );
         let mut unknown = decide(facts());
         group_killed(&mut unknown);
-        assert_eq!((unknown.killed, unknown.main_pid), (FateKilled::WholeGroup, None));
+        assert_eq!(
+            (unknown.killed, unknown.main_pid),
+            (FateKilled::WholeGroup, None)
+        );
     }
 
     #[test]
@@ -375,7 +397,11 @@ mod tests {
         assert_eq!(namespace_init(&cgroup, 2, &proc_root), Some(902));
         status(903, "903 1");
         fs::write(cgroup.join("cgroup.procs"), "900\n903\n").expect("write");
-        assert_eq!(namespace_init(&cgroup, 1, &proc_root), None, "two: ambiguous");
+        assert_eq!(
+            namespace_init(&cgroup, 1, &proc_root),
+            None,
+            "two: ambiguous"
+        );
         let _ = fs::remove_dir_all(&root);
     }
 }

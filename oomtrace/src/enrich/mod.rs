@@ -23,10 +23,10 @@ use crate::{
         Cmdline, Constraint, KillCause, OomControl, OomKill, Outcome, Pressure, Sigkill, Task,
     },
     report::{
-        CandidatesReport, Capture, CapturedAt, Envelope, IncidentBasis, IncidentReport, K8sLevel, KillReport,
-        LostReport, LostStage, MemcgReport, OomControlReport, OomMemcgReport, OutcomeReport,
-        OutcomeVictim, PressureReport, RecordType, SentBy, SigkillReport, TaskReport,
-        TriggerReport, VictimReport, kernel_text,
+        CandidatesReport, Capture, CapturedAt, Envelope, IncidentBasis, IncidentReport, K8sLevel,
+        KillReport, LostReport, LostStage, MemcgReport, OomControlReport, OomMemcgReport,
+        OutcomeReport, OutcomeVictim, PressureReport, RecordType, SentBy, SigkillReport,
+        TaskReport, TriggerReport, VictimReport, kernel_text,
     },
 };
 
@@ -291,7 +291,11 @@ impl Enricher {
     }
 
     /// What the kill did to the victim's unit (see [`fate`]).
-    fn fate(&self, kill: &OomKill, victim_memcg: Option<&MemcgReport>) -> crate::report::FateReport {
+    fn fate(
+        &self,
+        kill: &OomKill,
+        victim_memcg: Option<&MemcgReport>,
+    ) -> crate::report::FateReport {
         let victim = &kill.victim;
         let unit = fate::unit_of(victim_memcg);
         // The kernel's own walk up to the OOM domain, else the victim's
@@ -308,7 +312,9 @@ impl Enricher {
             _ => None,
         };
         let systemd_main_pid = match (level, victim_memcg.and_then(|m| m.service.as_ref())) {
-            (Some(0), Some(service)) if service.kind == crate::report::ServiceKind::SystemdService => {
+            (Some(0), Some(service))
+                if service.kind == crate::report::ServiceKind::SystemdService =>
+            {
                 fate::systemd_main_pid(&service.name)
             }
             _ => None,
@@ -327,7 +333,12 @@ impl Enricher {
     /// A memcg's directory under the memory hierarchy's mount.
     fn memcg_dir(&self, memcg: Option<&MemcgReport>) -> Option<PathBuf> {
         let path = memcg?.path.as_deref()?;
-        Some(self.memory.as_ref()?.mount.join(path.trim_start_matches('/')))
+        Some(
+            self.memory
+                .as_ref()?
+                .mount
+                .join(path.trim_start_matches('/')),
+        )
     }
 
     /// The OOM domain's other processes, when the domain is known.

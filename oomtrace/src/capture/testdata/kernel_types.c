@@ -169,6 +169,24 @@ struct css_set {
 };
 OFFSET(css_set, subsys[memory_cgrp_id], 40);
 
+/* A pid's number in each namespace from the root (level 0) down to its
+ * own (level). */
+struct upid {
+	int nr;
+	void *ns;
+};
+_Static_assert(sizeof(struct upid) == 16, "upid size");
+OFFSET(upid, nr, 0);
+
+struct pid {
+	int count;
+	unsigned int level;
+	char __pad0[40];
+	struct upid numbers[];
+};
+OFFSET(pid, level, 4);
+OFFSET(pid, numbers, 48);
+
 struct task_struct {
 	char __pad0[24];
 	void *stack;
@@ -196,23 +214,6 @@ OFFSET(task_struct, comm, 1072);
 OFFSET(task_struct, cgroups, 1088);
 OFFSET(task_struct, thread_pid, 1096);
 
-/* A pid's number in each namespace from the root (level 0) down to its
- * own (level). */
-struct upid {
-	int nr;
-	void *ns;
-};
-_Static_assert(sizeof(struct upid) == 16, "upid size");
-OFFSET(upid, nr, 0);
-
-struct pid {
-	int count;
-	unsigned int level;
-	char __pad0[40];
-	struct upid numbers[];
-};
-OFFSET(pid, level, 4);
-OFFSET(pid, numbers, 48);
 
 struct page_counter {
 	atomic_long_t usage;
@@ -317,6 +318,8 @@ int oom_kill_process(struct oom_control *oc, const char *message)
  */
 struct list_head emit_list_head;
 struct task_struct emit_task;
+struct pid emit_pid;
+struct upid emit_upid;
 struct mm_struct emit_mm;
 struct signal_struct emit_signal;
 struct percpu_counter emit_percpu_counter;

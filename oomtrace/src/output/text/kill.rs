@@ -5,8 +5,8 @@ use std::io::{self, Write};
 use super::{bytes, memcg_suffix, opt, task};
 use crate::enrich::history::duration;
 use crate::report::{
-    CandidatesReport, Constraint, KillReport, KubeletAdjReport, MemcgReport, Qos, RequestBound,
-    RuntimeKind, SettingSource,
+    CandidatesReport, Constraint, FateKilled, FateReport, FateUnit, KillReport, KubeletAdjReport,
+    MemcgReport, Qos, RequestBound, RuntimeKind, SettingSource,
 };
 
 pub fn kill(out: &mut dyn Write, r: &KillReport) -> io::Result<()> {
@@ -50,6 +50,9 @@ pub fn kill(out: &mut dyn Write, r: &KillReport) -> io::Result<()> {
     )?;
     if let Some(who) = v.memcg.as_ref().and_then(workload) {
         writeln!(out, "  workload {who}")?;
+    }
+    if let Some(fate) = r.fate.as_ref().and_then(fate) {
+        writeln!(out, "  fate     {fate}")?;
     }
     writeln!(out, "  limit    {}", limit(r))?;
     if let Some(runtime) = runtime(r) {
@@ -97,6 +100,43 @@ pub fn kill(out: &mut dyn Write, r: &KillReport) -> io::Result<()> {
         writeln!(out, "  history  {evidence}{hint}")?;
     }
     writeln!(out)
+}
+
+/// What the kill did to the victim's unit, as a clause that reads on its
+/// own and after a unit's name ("container shop-api: ..."); `None` when
+/// unknown.
+pub fn fate(f: &FateReport) -> Option<String> {
+    let unit = match f.unit {
+        Some(FateUnit::Container) => "container",
+        Some(FateUnit::Service) => "service",
+        Some(FateUnit::PidNamespace) => "pid namespace",
+        None => "process tree",
+    };
+    let main = f
+        .main_pid
+        .map_or(String::new(), |pid| format!(" (main process pid {pid})"));
+    Some(match (f.killed, f.unit) {
+        (FateKilled::Unknown, _) => return None,
+        (FateKilled::WholeGroup, None) => "the whole cgroup was killed (memory.oom.group)".into(),
+        (FateKilled::WholeGroup, Some(FateUnit::Container)) => {
+            "the whole cgroup was killed (memory.oom.group): the container exits (137)".into()
+        }
+        (FateKilled::WholeGroup, Some(_)) => {
+            format!("the whole cgroup was killed (memory.oom.group): the {unit} ends")
+        }
+        (FateKilled::MainProcess, Some(FateUnit::Container)) => {
+            "the container's main process was killed: the container exits (137)".into()
+        }
+        (FateKilled::MainProcess, Some(FateUnit::PidNamespace)) => {
+            "the pid namespace's init (pid 1) was killed: every process in it dies".into()
+        }
+        (FateKilled::MainProcess, _) => {
+            format!("the {unit}'s main process was killed: the {unit} exits")
+        }
+        (FateKilled::ChildProcess, _) => {
+            format!("only a child process was killed; the {unit} keeps running{main}")
+        }
+    })
 }
 
 /// Which limit was hit, as an SRE asks it.
@@ -329,6 +369,9 @@ mod tests {
                 start_time: None,
                 age_ns: Some(3_200_000_000),
                 kubelet_adj: None,
+                ns_pid: None,
+                pid_ns_level: None,
+                memcg_oom_group: None,
             },
             trigger: TriggerReport {
                 pid: 3571,
@@ -384,6 +427,7 @@ mod tests {
                 times_to_oom_ns: vec![3_000_000_000, 3_100_000_000, 3_200_000_000],
             }),
             incident: None,
+            fate: None,
             trend: None,
         }
     }
@@ -414,6 +458,7 @@ mod tests {
             seq,
             chosen_pid: 170,
             group_member,
+            basis: None,
         };
         let text = |r: &KillReport| {
             let mut out = Vec::new();
@@ -433,6 +478,61 @@ mod tests {
             ..incident(1, false)
         });
         assert!(!text(&r).contains("group "), "a single kill says nothing");
+    }
+
+    #[test]
+    fn the_fate_line_says_whether_the_unit_lives_on() {
+        use crate::report::{FateBasis, FateKilled, FateReport, FateUnit};
+        let fate_of = |killed, unit, main_pid| FateReport {
+            killed,
+            unit,
+            main_pid,
+            basis: Some(FateBasis::PidNamespace),
+            unit_exits: None,
+        };
+        let line = |f: FateReport| {
+            let mut r = sample();
+            r.fate = Some(f);
+            let mut out = Vec::new();
+            kill(&mut out, &r).expect("writes");
+            let text = String::from_utf8(out).expect("utf8");
+            text.lines()
+                .find_map(|l| l.strip_prefix("  fate     ").map(String::from))
+        };
+        let container = Some(FateUnit::Container);
+        assert_eq!(
+            line(fate_of(FateKilled::ChildProcess, container, Some(900))).as_deref(),
+            Some(
+                "only a child process was killed; the container keeps running (main process pid 900)"
+            )
+        );
+        assert_eq!(
+            line(fate_of(FateKilled::MainProcess, container, Some(900))).as_deref(),
+            Some("the container's main process was killed: the container exits (137)")
+        );
+        assert_eq!(
+            line(fate_of(FateKilled::WholeGroup, None, None)).as_deref(),
+            Some("the whole cgroup was killed (memory.oom.group)")
+        );
+        assert_eq!(
+            line(fate_of(
+                FateKilled::MainProcess,
+                Some(FateUnit::PidNamespace),
+                Some(1)
+            ))
+            .as_deref(),
+            Some("the pid namespace's init (pid 1) was killed: every process in it dies")
+        );
+        assert_eq!(
+            line(fate_of(
+                FateKilled::MainProcess,
+                Some(FateUnit::Service),
+                Some(5)
+            ))
+            .as_deref(),
+            Some("the service's main process was killed: the service exits")
+        );
+        assert_eq!(line(fate_of(FateKilled::Unknown, container, None)), None);
     }
 
     #[test]
