@@ -148,19 +148,48 @@ pub fn judge(evidence: &Value) -> Result<String> {
         run.victim(record, &truth, pid, nth)
             .with_context(|| format!("victim {pid}"))?;
     }
-    if path == "fentry" {
-        // One incident: the same id, the right count, the chosen one first.
-        for (nth, record) in ordered.iter().enumerate() {
-            let incident = &record["incident"];
-            let pid = &record["victim"]["pid"];
-            if incident["id"] != ordered[0]["incident"]["id"]
-                || incident["victims"] != victims.len()
-                || incident["seq"] != nth + 1
-                || incident["chosen_pid"] != chosen
-                || incident["group_member"] != (nth > 0)
-            {
-                bail!("victim {pid}: incident {incident}");
-            }
+    // One incident on every path (fentry's oom_kill_process call, else the
+    // sequence of mark_victim events): the same id, the right count, the
+    // chosen one first.
+    let basis = if path == "fentry" {
+        "oom_kill_process"
+    } else {
+        "mark_victim_sequence"
+    };
+    for (nth, record) in ordered.iter().enumerate() {
+        let incident = &record["incident"];
+        let pid = &record["victim"]["pid"];
+        if incident["id"] != ordered[0]["incident"]["id"]
+            || incident["victims"] != victims.len()
+            || incident["seq"] != nth + 1
+            || incident["chosen_pid"] != chosen
+            || incident["group_member"] != (nth > 0)
+            || incident["basis"] != basis
+        {
+            bail!("victim {pid}: incident {incident}");
+        }
+        // The driver starts its hogs in the guest's own pid namespace.
+        let v = &record["victim"];
+        let (ns_pid, level) = if path == "tracepoint" {
+            (Value::Null, Value::Null)
+        } else {
+            (pid.clone(), Value::from(0))
+        };
+        if v["ns_pid"] != ns_pid || v["pid_ns_level"] != level {
+            bail!(
+                "victim {pid}: ns_pid {} level {}",
+                v["ns_pid"],
+                v["pid_ns_level"]
+            );
+        }
+        // A group kill (memory.events says so, below) ends the group.
+        let fate = &record["fate"];
+        if victims.len() > 1
+            && (fate["killed"] != "whole_group"
+                || fate["basis"] != "memory_oom_group"
+                || fate["unit_exits"] != true)
+        {
+            bail!("victim {pid} of a group kill: fate {fate}");
         }
     }
     if let (Some(files), Some(events)) = (&domain, evidence["memory_events"].as_str()) {

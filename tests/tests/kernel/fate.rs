@@ -12,11 +12,7 @@ use std::{
 
 use anyhow::{Context as _, Result, bail};
 use oomtrace_tests::{
-    KernelLog, TestCgroup, Tracer,
-    cgroup::Version,
-    hog::HogOptions,
-    kmsg,
-    system::hog_bin,
+    KernelLog, TestCgroup, Tracer, cgroup::Version, hog::HogOptions, kmsg, system::hog_bin,
     tracer::victim_record,
 };
 use serde_json::Value;
