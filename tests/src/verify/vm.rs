@@ -341,7 +341,10 @@ mod tests {
                 "limit_bytes": 67108864, "failcnt": 10, "oom_kills": 1, "peak_bytes": 67108864},
             "victim": {"pid": 42, "comm": "hog", "uid": 0, "oom_score_adj": 0,
                 "total_vm_bytes": 1024000, "rss_anon_bytes": 921600, "rss_file_bytes": 8192,
-                "rss_shmem_bytes": 0, "pgtables_bytes": 102400, "memcg": {"path": "/t"}},
+                "rss_shmem_bytes": 0, "pgtables_bytes": 102400, "memcg": {"path": "/t"},
+                "ns_pid": 42, "pid_ns_level": 0},
+            "incident": {"id": 1, "victims": 1, "seq": 1, "chosen_pid": 42,
+                "group_member": false, "basis": "mark_victim_sequence"},
         });
         json!({
             "scenario": "leaf", "capture": "btf", "ready": "oomtrace: ready via tp_btf",
@@ -367,6 +370,19 @@ mod tests {
             error,
             Err("victim 42: victim.rss_anon_bytes: expected 921600, got 4096".to_string())
         );
+    }
+
+    #[test]
+    fn a_kill_outside_its_incident_or_namespace_fails() {
+        let mut wrong = evidence();
+        wrong["records"][0]["incident"]["victims"] = 2.into();
+        assert!(judge(&wrong).is_err(), "a count the log does not show");
+        let mut wrong = evidence();
+        wrong["records"][0]["incident"]["basis"] = "oom_kill_process".into();
+        assert!(judge(&wrong).is_err(), "fentry's basis on tp_btf");
+        let mut wrong = evidence();
+        wrong["records"][0]["victim"]["pid_ns_level"] = 1.into();
+        assert!(judge(&wrong).is_err(), "the driver's hogs run on the host");
     }
 
     #[test]
