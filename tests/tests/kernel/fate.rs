@@ -120,11 +120,14 @@ fn oom_group_file(cgroup: &TestCgroup) -> Result<bool> {
     }
 }
 
+/// The record of `pid`'s kill, valid against the published schema.
 fn record_of(tracer: &mut Tracer, pid: u32) -> Result<Value> {
     let records = tracer.records_for(&[pid], TIMEOUT);
-    victim_record(&records, pid)
+    let record = victim_record(&records, pid)
         .cloned()
-        .with_context(|| format!("no record for victim {pid}: {records:?}"))
+        .with_context(|| format!("no record for victim {pid}: {records:?}"))?;
+    oomtrace_tests::schema::validate(&record).map_err(|e| anyhow::anyhow!("{e}: {record}"))?;
+    Ok(record)
 }
 
 #[test]
