@@ -132,20 +132,36 @@ fn record_of(tracer: &mut Tracer, pid: u32) -> Result<Value> {
 
 #[test]
 fn a_child_killed_in_a_pid_namespace_leaves_its_pid_1_running() -> Result<()> {
+    child_kill(false)
+}
+
+/// The same in Docker's cgroupfs layout (`/docker/<id>`): the unit is the
+/// container.
+#[test]
+fn a_child_killed_in_a_container_leaves_the_container_running() -> Result<()> {
+    child_kill(true)
+}
+
+fn child_kill(docker_layout: bool) -> Result<()> {
     let _serial = setup();
     let mut tracer = Tracer::start(&[])?;
     let mut log = KernelLog::open()?;
-    let cgroup = TestCgroup::new("fate-child", 64 * MIB)?;
+    let mut cgroup = TestCgroup::new("fate-child", 64 * MIB)?;
+    let dir = if docker_layout {
+        cgroup.child(&format!("docker/{}", "c0ffee".repeat(10) + "c0ff"))?
+    } else {
+        cgroup.dir.clone()
+    };
     kmsg::wait_for_oom_report_budget()?;
     let hog = hog_bin();
     let hog = hog.to_str().context("hog path")?;
     // pid 1 is a shell that runs the hog as its child, then lives on.
     let script = format!("\"{hog}\" alloc 200; sleep 30");
-    let mut ns = Namespace::start(&cgroup.dir, &["sh", "-c", &script])?;
-    let (init, init_nspid) = find_in(&cgroup.dir, |_, nspid| {
+    let mut ns = Namespace::start(&dir, &["sh", "-c", &script])?;
+    let (init, init_nspid) = find_in(&dir, |_, nspid| {
         nspid.len() >= 2 && nspid.last() == Some(&1)
     })?;
-    let (victim, nspid) = find_in(&cgroup.dir, |pid, nspid| {
+    let (victim, nspid) = find_in(&dir, |pid, nspid| {
         nspid.len() >= 2 && nspid.last() != Some(&1) && is_hog(pid)
     })?;
     assert_eq!(
@@ -164,7 +180,12 @@ fn a_child_killed_in_a_pid_namespace_leaves_its_pid_1_running() -> Result<()> {
     assert_eq!(v["memcg_oom_group"], oom_group_file(&cgroup)?);
     let fate = &record["fate"];
     assert_eq!(fate["killed"], "child_process", "{fate}");
-    assert_eq!(fate["unit"], "pid_namespace");
+    let unit = if docker_layout {
+        "container"
+    } else {
+        "pid_namespace"
+    };
+    assert_eq!(fate["unit"], unit);
     assert_eq!(fate["basis"], "pid_namespace");
     assert_eq!(fate["unit_exits"], false);
     assert_eq!(fate["main_pid"], init, "the namespace's pid 1, by NSpid");
@@ -237,5 +258,33 @@ fn a_host_process_has_level_0_and_an_unknown_fate() -> Result<()> {
     assert_eq!(incident["seq"], 1);
     assert_eq!(incident["chosen_pid"], pid);
     assert_eq!(incident["group_member"], false);
+    assert_eq!(incident["basis"], "mark_victim_sequence", "no fentry here");
+    Ok(())
+}
+
+/// The classic tracepoint has no task: no namespace, no flag, no fate;
+/// still an incident of one, from the sequence of its events.
+#[test]
+fn the_tracepoint_path_knows_no_namespace_and_says_so() -> Result<()> {
+    let _serial = setup();
+    let mut tracer = Tracer::start(&["--capture", "tracepoint"])?;
+    let cgroup = TestCgroup::new("fate-tracepoint", 64 * MIB)?;
+    let pid = oom_kill(&cgroup.dir, None, &HogOptions::default())?;
+    let record = record_of(&mut tracer, pid)?;
+    assert_eq!(record["capture"], "tracepoint");
+    for field in ["ns_pid", "pid_ns_level", "memcg_oom_group"] {
+        assert_eq!(record["victim"][field], Value::Null, "{field}");
+    }
+    assert_eq!(record["fate"]["killed"], "unknown");
+    let incident = &record["incident"];
+    assert_eq!(
+        (
+            &incident["victims"],
+            &incident["seq"],
+            &incident["chosen_pid"]
+        ),
+        (&Value::from(1), &Value::from(1), &Value::from(pid)),
+        "{incident}"
+    );
     Ok(())
 }
