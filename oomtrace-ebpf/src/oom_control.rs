@@ -405,12 +405,14 @@ fn walk_to_domain(victim_css: Option<u64>, domain: Option<u64>, out: &mut OomCon
     };
     let readable = known(layout!(memcg_oom_group)).is_some();
     let memcg_oom = out.flags & oom_context::MEMCG != 0;
-    let mut group_level: Option<u32> = None;
+    // The highest memcg with the flag so far, and its level (0 when its
+    // level could not be read: the flag alone decides the group kill).
+    let mut group: Option<u32> = None;
     for _ in 0..oomtrace_common::CGROUP_MAX_DEPTH + 1 {
         let parent = pointer(node, layout!(css_parent));
         // The root memcg never kills as a group (nor can it be set).
         if readable && parent.is_some() && crate::cgroup::oom_group_of(node) == Some(true) {
-            group_level = crate::cgroup::level_of(node);
+            group = Some(crate::cgroup::level_of(node).unwrap_or(0));
         }
         let at_domain = domain == Some(node);
         if at_domain {
@@ -420,7 +422,7 @@ fn walk_to_domain(victim_css: Option<u64>, domain: Option<u64>, out: &mut OomCon
         if at_domain || (parent.is_none() && !memcg_oom) {
             if readable {
                 out.flags |= oom_context::OOM_GROUP_READ;
-                if let Some(level) = group_level {
+                if let Some(level) = group {
                     out.flags |= oom_context::OOM_GROUP;
                     out.oom_group_level = level;
                 }
