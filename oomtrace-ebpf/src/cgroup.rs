@@ -18,6 +18,26 @@ pub fn memory_css_of(task: u64) -> Option<u64> {
     pointer(css_set, layout!(css_set_memory_subsys))
 }
 
+/// [`memory_css_of`] as a plain value, 0 when unreadable (see
+/// [`crate::read::u64_or_zero`]).
+#[inline(always)]
+pub fn memory_css_or_zero(task: u64) -> u64 {
+    let (Some(cgroups), Some(subsys)) = (
+        crate::layout::known(layout!(task_cgroups)),
+        crate::layout::known(layout!(css_set_memory_subsys)),
+    ) else {
+        return 0;
+    };
+    if task == 0 {
+        return 0;
+    }
+    let css_set = crate::read::u64_or_zero(task + cgroups as u64);
+    if css_set == 0 {
+        return 0;
+    }
+    crate::read::u64_or_zero(css_set + subsys as u64)
+}
+
 /// `mem_cgroup.oom_group` of the memcg whose css is `css` (the css is the
 /// mem_cgroup's first member on every kernel, but its offset is read too).
 /// `None` when the kernel has no such member.

@@ -50,7 +50,7 @@ pub fn oom_control_btf(ctx: BtfTracePointContext) -> u32 {
         return 0;
     };
     if let Some(oc) = find(current, leader) {
-        let css = crate::cgroup::memory_css_of(victim);
+        let css = crate::cgroup::memory_css_or_zero(victim);
         // SAFETY: per-CPU slot; the search's loop is over.
         describe(oc, leader != victim, css, unsafe { &mut (*slot).context });
     }
@@ -341,10 +341,12 @@ impl KernelConstraints {
     }
 }
 
-/// Fills `out` from the oom_control at `oc`; `victim_css` is the victim's
+/// Fills `out` from the oom_control at `oc`; `victim_css` (0: unknown; a
+/// plain value, as an `Option`'s undefined payload, spilled by LLVM, fails
+/// the verifier with `!read_ok`) is the victim's
 /// memory cgroup state, to check the OOM memcg contains it.
 #[inline(always)]
-pub fn describe(oc: u64, victim_is_thread: bool, victim_css: Option<u64>, out: &mut OomContext) {
+pub fn describe(oc: u64, victim_is_thread: bool, victim_css: u64, out: &mut OomContext) {
     out.flags = oom_context::FOUND;
     out.oom_group_level = 0;
     if victim_is_thread {
@@ -399,20 +401,25 @@ fn memcg_domain(memcg: u64, out: &mut OomContext) -> Option<u64> {
 /// the victim's memcg or an ancestor, and does a memcg on the way have
 /// memory.oom.group set (the highest one's tasks all die)?
 #[inline(always)]
-fn walk_to_domain(victim_css: Option<u64>, domain: Option<u64>, out: &mut OomContext) {
-    let Some(mut node) = victim_css else {
+fn walk_to_domain(victim_css: u64, domain: Option<u64>, out: &mut OomContext) {
+    if victim_css == 0 {
         return;
-    };
+    }
+    let mut node = victim_css;
     let readable = known(layout!(memcg_oom_group)).is_some();
     let memcg_oom = out.flags & oom_context::MEMCG != 0;
     // The highest memcg with the flag so far, and its level (0 when its
     // level could not be read: the flag alone decides the group kill).
-    let mut group: Option<u32> = None;
+    // Plain values, not an Option: LLVM leaves a None's payload undefined
+    // and may spill it, which the verifier refuses (`R4 !read_ok`).
+    let mut group = false;
+    let mut group_level: u32 = 0;
     for _ in 0..oomtrace_common::CGROUP_MAX_DEPTH + 1 {
         let parent = pointer(node, layout!(css_parent));
         // The root memcg never kills as a group (nor can it be set).
         if readable && parent.is_some() && crate::cgroup::oom_group_of(node) == Some(true) {
-            group = Some(crate::cgroup::level_of(node).unwrap_or(0));
+            group = true;
+            group_level = crate::cgroup::level_of(node).unwrap_or(0);
         }
         let at_domain = domain == Some(node);
         if at_domain {
@@ -422,9 +429,9 @@ fn walk_to_domain(victim_css: Option<u64>, domain: Option<u64>, out: &mut OomCon
         if at_domain || (parent.is_none() && !memcg_oom) {
             if readable {
                 out.flags |= oom_context::OOM_GROUP_READ;
-                if let Some(level) = group {
+                if group {
                     out.flags |= oom_context::OOM_GROUP;
-                    out.oom_group_level = level;
+                    out.oom_group_level = group_level;
                 }
             }
             return;
@@ -502,7 +509,7 @@ pub fn oom_control_fentry_btf(ctx: BtfTracePointContext) -> u32 {
     // SAFETY: our own map's value; only this task updates its entry.
     let kill = unsafe { &mut *kill };
     kill.victims += 1;
-    let css = crate::cgroup::memory_css_of(victim);
+    let css = crate::cgroup::memory_css_or_zero(victim);
     // SAFETY: per-CPU slot, as in `begin`.
     let out = unsafe { &mut (*slot).context };
     describe(kill.oc, leader != victim, css, out);
