@@ -32,6 +32,12 @@ pub mod valid {
     /// The victim pid is known (always set by both capture paths).
     pub const VICTIM_PID: u32 = 1 << 12;
     pub const VICTIM_START: u32 = 1 << 13;
+    /// `victim_ns_pid` and `victim_pid_ns_level` were read.
+    pub const VICTIM_NS_PID: u32 = 1 << 14;
+    /// The victim's memcg's `oom_group` was read; its value is
+    /// [`VICTIM_MEMCG_OOM_GROUP`].
+    pub const VICTIM_MEMCG_OOM_GROUP_READ: u32 = 1 << 15;
+    pub const VICTIM_MEMCG_OOM_GROUP: u32 = 1 << 16;
 }
 
 /// Bits of [`CgroupRef::flags`].
@@ -109,6 +115,10 @@ pub struct OomKillRecord {
     pub valid: u32,
     pub victim_oom_score_adj: i16,
     pub _pad: u16,
+    /// The victim process's pid in its own pid namespace, and that
+    /// namespace's level (0: the host's).
+    pub victim_ns_pid: u32,
+    pub victim_pid_ns_level: u32,
 }
 
 pub(crate) const CGROUP_NAMES: usize = CGROUP_NAME_LEN * CGROUP_MAX_DEPTH as usize;
@@ -117,5 +127,5 @@ const _: () = assert!(core::mem::size_of::<TaskRef>() == 24 + CGROUP_NAMES + 24)
 // A Cmdline placed right after a record starts where the record ends.
 const _: () = assert!(core::mem::size_of::<OomKillRecord>().is_multiple_of(8));
 const _: () = assert!(
-    core::mem::size_of::<OomKillRecord>() == 8 + 80 + 2 * (48 + CGROUP_NAMES) + 104 + 3 * 64 + 16
+    core::mem::size_of::<OomKillRecord>() == 8 + 80 + 2 * (48 + CGROUP_NAMES) + 104 + 3 * 64 + 24
 );

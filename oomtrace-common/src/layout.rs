@@ -177,6 +177,18 @@ kernel_layout! {
     mm_env_start: member("mm_struct", &["env_start"]);
     mm_env_end: member("mm_struct", &["env_end"]);
     task_start_boottime: member("task_struct", &["start_boottime"]);
+    // The victim's pid in its own pid namespace:
+    // `group_leader->thread_pid->numbers[level].nr`.
+    task_thread_pid: member("task_struct", &["thread_pid"]);
+    pid_level: member("pid", &["level"]);
+    /// `struct pid.numbers`, a flexible array of `struct upid`.
+    pid_numbers: member("pid", &["numbers"]);
+    upid_nr: member("upid", &["nr"]);
+    /// `sizeof(struct upid)`, the stride of `pid.numbers`.
+    upid_size: loader(0);
+    /// `mem_cgroup.oom_group` (memory.oom.group, cgroup v2; absent when
+    /// the kernel has no such member).
+    memcg_oom_group: member("mem_cgroup", &["oom_group"]);
     /// Kernel stack size (THREAD_SIZE), a multiple of STACK_SCAN_CHUNK.
     thread_size: loader(0);
     /// Possible CPUs (per-CPU sums stop here).

@@ -30,6 +30,13 @@ pub mod oom_context {
     pub const INCIDENT: u32 = 1 << 5;
     /// Killed with the chosen victim as a member of its memory.oom.group.
     pub const GROUP_MEMBER: u32 = 1 << 6;
+    /// The victim's memcg and its ancestors up to the OOM domain were read
+    /// for `oom_group` (as `mem_cgroup_get_oom_group()` walks them): the
+    /// answer is [`OOM_GROUP`].
+    pub const OOM_GROUP_READ: u32 = 1 << 7;
+    /// One of them has memory.oom.group set: the kernel kills every task
+    /// of the highest such memcg, at `oom_group_level`.
+    pub const OOM_GROUP: u32 = 1 << 8;
 }
 
 /// The OOM killer's own view of the kill, from its `struct oom_control`.
@@ -63,7 +70,9 @@ pub struct OomContext {
     pub incident_ns: u64,
     /// This victim's place in the incident (1: the chosen one).
     pub incident_seq: u32,
-    pub _pad: u32,
+    /// With [`oom_context::OOM_GROUP`]: the level below the root of the
+    /// memcg whose tasks are all killed.
+    pub oom_group_level: u32,
 }
 
 /// The end of an OOM incident (fexit of `oom_kill_process()`): how many

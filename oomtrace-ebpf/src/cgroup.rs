@@ -18,6 +18,44 @@ pub fn memory_css_of(task: u64) -> Option<u64> {
     pointer(css_set, layout!(css_set_memory_subsys))
 }
 
+/// [`memory_css_of`] as a plain value, 0 when unreadable (see
+/// [`crate::read::u64_or_zero`]).
+#[inline(always)]
+pub fn memory_css_or_zero(task: u64) -> u64 {
+    let (Some(cgroups), Some(subsys)) = (
+        crate::layout::known(layout!(task_cgroups)),
+        crate::layout::known(layout!(css_set_memory_subsys)),
+    ) else {
+        return 0;
+    };
+    if task == 0 {
+        return 0;
+    }
+    let css_set = crate::read::u64_or_zero(task + cgroups as u64);
+    if css_set == 0 {
+        return 0;
+    }
+    crate::read::u64_or_zero(css_set + subsys as u64)
+}
+
+/// `mem_cgroup.oom_group` of the memcg whose css is `css` (the css is the
+/// mem_cgroup's first member on every kernel, but its offset is read too).
+/// `None` when the kernel has no such member.
+#[inline(always)]
+pub fn oom_group_of(css: u64) -> Option<bool> {
+    let css_offset = crate::layout::known(layout!(memcg_css))? as u64;
+    field::<u8>(css.wrapping_sub(css_offset), layout!(memcg_oom_group)).map(|v| v != 0)
+}
+
+/// The level below the root of the cgroup of `css`.
+#[inline(always)]
+pub fn level_of(css: u64) -> Option<u32> {
+    let cgroup = pointer(css, layout!(css_cgroup))?;
+    field::<i32>(cgroup, layout!(cgroup_level))
+        .filter(|l| *l >= 0)
+        .map(|l| l as u32)
+}
+
 /// The memory cgroup (`struct cgroup *`) of `task`:
 /// `task->cgroups->subsys[memory_cgrp_id]->cgroup`. On cgroup v1 this is the
 /// memory controller's own hierarchy, not the unified one.

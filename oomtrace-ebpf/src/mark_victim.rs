@@ -58,11 +58,22 @@ pub fn mark_victim_btf(ctx: BtfTracePointContext) -> u32 {
     }
     mm::read_victim_mm(victim, record, peek);
     // The process's start, not the thread's: its age at the kill.
-    if let Some(leader) = crate::read::pointer(victim, layout!(task_group_leader))
-        && let Some(start) = crate::read::field::<u64>(leader, layout!(task_start_boottime))
+    if let Some(leader) = crate::read::pointer(victim, layout!(task_group_leader)) {
+        if let Some(start) = crate::read::field::<u64>(leader, layout!(task_start_boottime)) {
+            record.victim_start_ns = start;
+            record.valid |= valid::VICTIM_START;
+        }
+        // Is it its container's pid 1? (Its fate: see the report.)
+        if let Some((ns_pid, level)) = task::namespace_pid(leader) {
+            record.victim_ns_pid = ns_pid;
+            record.victim_pid_ns_level = level;
+            record.valid |= valid::VICTIM_NS_PID;
+        }
+    }
+    if let Some(group) = crate::cgroup::memory_css_of(victim).and_then(crate::cgroup::oom_group_of)
     {
-        record.victim_start_ns = start;
-        record.valid |= valid::VICTIM_START;
+        record.valid |= valid::VICTIM_MEMCG_OOM_GROUP_READ;
+        flag(record, group, valid::VICTIM_MEMCG_OOM_GROUP);
     }
 
     let (current, read) = task::describe_current(&mut record.trigger);

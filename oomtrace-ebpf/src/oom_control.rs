@@ -50,7 +50,7 @@ pub fn oom_control_btf(ctx: BtfTracePointContext) -> u32 {
         return 0;
     };
     if let Some(oc) = find(current, leader) {
-        let css = crate::cgroup::memory_css_of(victim);
+        let css = crate::cgroup::memory_css_or_zero(victim);
         // SAFETY: per-CPU slot; the search's loop is over.
         describe(oc, leader != victim, css, unsafe { &mut (*slot).context });
     }
@@ -341,11 +341,14 @@ impl KernelConstraints {
     }
 }
 
-/// Fills `out` from the oom_control at `oc`; `victim_css` is the victim's
+/// Fills `out` from the oom_control at `oc`; `victim_css` (0: unknown; a
+/// plain value, as an `Option`'s undefined payload, spilled by LLVM, fails
+/// the verifier with `!read_ok`) is the victim's
 /// memory cgroup state, to check the OOM memcg contains it.
 #[inline(always)]
-pub fn describe(oc: u64, victim_is_thread: bool, victim_css: Option<u64>, out: &mut OomContext) {
+pub fn describe(oc: u64, victim_is_thread: bool, victim_css: u64, out: &mut OomContext) {
     out.flags = oom_context::FOUND;
+    out.oom_group_level = 0;
     if victim_is_thread {
         out.flags |= oom_context::VICTIM_IS_THREAD;
     }
@@ -357,14 +360,16 @@ pub fn describe(oc: u64, victim_is_thread: bool, victim_css: Option<u64>, out: &
         });
     out.totalpages = field::<u64>(oc, layout!(oc_totalpages)).unwrap_or(0);
     out.chosen_points = field::<i64>(oc, layout!(oc_chosen_points)).unwrap_or(0);
-    let Some(memcg) = pointer(oc, layout!(oc_memcg)) else {
-        return;
-    };
+    let domain = pointer(oc, layout!(oc_memcg)).and_then(|memcg| memcg_domain(memcg, out));
+    walk_to_domain(victim_css, domain, out);
+}
+
+/// Fills the memcg part of `out` for the OOM domain `memcg` (`oc->memcg`);
+/// returns its css, to find the victim under it.
+#[inline(always)]
+fn memcg_domain(memcg: u64, out: &mut OomContext) -> Option<u64> {
     out.flags |= oom_context::MEMCG;
-    let Some(css_offset) = known(layout!(memcg_css)) else {
-        return;
-    };
-    let css = memcg + css_offset as u64;
+    let css = memcg + known(layout!(memcg_css))? as u64;
     if let Some(cgroup) = pointer(css, layout!(css_cgroup))
         && let Some(kn) = pointer(cgroup, layout!(cgroup_kn))
         && let Some(id) = field::<u64>(kn, layout!(kn_id))
@@ -388,16 +393,50 @@ pub fn describe(oc: u64, victim_is_thread: bool, victim_css: Option<u64>, out: &
         out.memcg_oom_kills = kills.max(0) as u64;
         out.flags |= oom_context::MEMCG_COUNTERS;
     }
-    // Is it the victim's memcg or an ancestor? Walk the victim's css up.
-    let Some(mut node) = victim_css else {
+    Some(css)
+}
+
+/// Walks the victim's css up to the OOM domain's (`domain`; the root for a
+/// machine-wide OOM), as `mem_cgroup_get_oom_group()` does: is the domain
+/// the victim's memcg or an ancestor, and does a memcg on the way have
+/// memory.oom.group set (the highest one's tasks all die)?
+#[inline(always)]
+fn walk_to_domain(victim_css: u64, domain: Option<u64>, out: &mut OomContext) {
+    if victim_css == 0 {
         return;
-    };
+    }
+    let mut node = victim_css;
+    let readable = known(layout!(memcg_oom_group)).is_some();
+    let memcg_oom = out.flags & oom_context::MEMCG != 0;
+    // The highest memcg with the flag so far, and its level (0 when its
+    // level could not be read: the flag alone decides the group kill).
+    // Plain values, not an Option: LLVM leaves a None's payload undefined
+    // and may spill it, which the verifier refuses (`R4 !read_ok`).
+    let mut group = false;
+    let mut group_level: u32 = 0;
     for _ in 0..oomtrace_common::CGROUP_MAX_DEPTH + 1 {
-        if node == css {
+        let parent = pointer(node, layout!(css_parent));
+        // The root memcg never kills as a group (nor can it be set).
+        if readable && parent.is_some() && crate::cgroup::oom_group_of(node) == Some(true) {
+            group = true;
+            group_level = crate::cgroup::level_of(node).unwrap_or(0);
+        }
+        let at_domain = domain == Some(node);
+        if at_domain {
             out.flags |= oom_context::MEMCG_CONTAINS_VICTIM;
+        }
+        // A memcg OOM whose domain was not found on the way is not walked.
+        if at_domain || (parent.is_none() && !memcg_oom) {
+            if readable {
+                out.flags |= oom_context::OOM_GROUP_READ;
+                if group {
+                    out.flags |= oom_context::OOM_GROUP;
+                    out.oom_group_level = group_level;
+                }
+            }
             return;
         }
-        match pointer(node, layout!(css_parent)) {
+        match parent {
             Some(parent) => node = parent,
             None => return,
         }
@@ -470,7 +509,7 @@ pub fn oom_control_fentry_btf(ctx: BtfTracePointContext) -> u32 {
     // SAFETY: our own map's value; only this task updates its entry.
     let kill = unsafe { &mut *kill };
     kill.victims += 1;
-    let css = crate::cgroup::memory_css_of(victim);
+    let css = crate::cgroup::memory_css_or_zero(victim);
     // SAFETY: per-CPU slot, as in `begin`.
     let out = unsafe { &mut (*slot).context };
     describe(kill.oc, leader != victim, css, out);

@@ -33,3 +33,21 @@ pub fn address_of<T>(pointer: *const T) -> Option<u64> {
     // SAFETY: reads our own stack slot.
     unsafe { bpf_probe_read_kernel(core::ptr::addr_of!(slot)).ok() }
 }
+
+/// The u64 at `address`, or 0 when the read faults (the helper zeroes its
+/// buffer then). Always a defined value: an `Option` whose `None` payload
+/// LLVM leaves undefined may be spilled from an uninitialized register,
+/// which the verifier refuses (`R4 !read_ok`).
+#[inline(always)]
+pub fn u64_or_zero(address: u64) -> u64 {
+    let mut value: u64 = 0;
+    // SAFETY: a fault-tolerant copy into our own stack slot.
+    unsafe {
+        aya_ebpf::helpers::generated::bpf_probe_read_kernel(
+            core::ptr::addr_of_mut!(value).cast(),
+            8,
+            address as *const core::ffi::c_void,
+        )
+    };
+    value
+}

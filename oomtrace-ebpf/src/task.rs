@@ -5,7 +5,32 @@ use aya_ebpf::helpers::{
 };
 use oomtrace_common::{TASK_COMM_LEN, TaskRef};
 
-use crate::{cgroup, layout::layout, read::field};
+use crate::{
+    cgroup,
+    layout::{known, layout},
+    read::{field, pointer},
+};
+
+/// `MAX_PID_NS_LEVEL`: pid namespaces nest at most this deep.
+const MAX_PID_NS_LEVEL: u32 = 32;
+
+/// The pid of `leader` (a thread group leader, so its pid is the process's)
+/// in its own pid namespace, and that namespace's level (0: the initial
+/// one): `leader->thread_pid->numbers[level].nr`, as `task_tgid_vnr()`
+/// would answer inside the namespace.
+#[inline(always)]
+pub fn namespace_pid(leader: u64) -> Option<(u32, u32)> {
+    let pid = pointer(leader, layout!(task_thread_pid))?;
+    let level = field::<u32>(pid, layout!(pid_level))?;
+    let numbers = known(layout!(pid_numbers))? as u64;
+    let stride = u64::from(layout!(upid_size));
+    if level > MAX_PID_NS_LEVEL || stride == 0 {
+        return None;
+    }
+    let upid = pid + numbers + u64::from(level) * stride;
+    let nr = field::<i32>(upid, layout!(upid_nr))?;
+    (nr > 0).then_some((nr as u32, level))
+}
 
 /// What [`describe`] could read.
 pub struct Read {

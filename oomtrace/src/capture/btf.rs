@@ -127,6 +127,12 @@ impl KernelTypes {
         None
     }
 
+    /// `sizeof(struct name)`.
+    fn struct_size(&self, name: &str) -> Option<u32> {
+        let id = *self.by_name.get(name)?;
+        u32::try_from(self.types.size_of(id).ok()?).ok()
+    }
+
     fn struct_name(&self, id: u32) -> Option<String> {
         match self.resolve(id)? {
             TypeVariant::Struct(s) => s.name().clone(),
@@ -232,6 +238,7 @@ impl KernelTypes {
         }
         self.rss_layout(&mut layout);
         layout.thread_size = self.thread_size();
+        layout.upid_size = self.struct_size("upid").unwrap_or(0);
         layout
     }
 
@@ -399,6 +406,17 @@ pub(crate) mod tests {
         );
         // memory_events[MEMCG_OOM_KILL]: MEMCG_OOM_KILL is 4.
         assert_eq!((l.memcg_failcnt, l.memcg_oom_kill_events), (48, 96));
+    }
+
+    #[test]
+    fn pid_namespace_and_oom_group_offsets() {
+        let l = fixture("new").layout();
+        assert_eq!(l.task_thread_pid, 1096);
+        assert_eq!((l.pid_level, l.pid_numbers), (4, 48));
+        assert_eq!((l.upid_nr, l.upid_size), (0, 16));
+        assert_eq!(l.memcg_oom_group, 56);
+        // A kernel without the member: unknown, so the record says null.
+        assert_eq!(fixture("old").layout().memcg_oom_group, OFFSET_UNKNOWN);
     }
 
     #[test]

@@ -38,6 +38,12 @@ pub struct Victim {
     /// When the victim process started (boot clock, ns).
     pub start_boot_ns: Option<u64>,
     pub memcg: Option<Memcg>,
+    /// Its pid in its own pid namespace, and that namespace's level (0:
+    /// the host's).
+    pub ns_pid: Option<u32>,
+    pub pid_ns_level: Option<u32>,
+    /// Its memcg's own memory.oom.group flag (`mem_cgroup.oom_group`).
+    pub memcg_oom_group: Option<bool>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -94,6 +100,10 @@ pub struct OomControl {
     pub totalpages: u64,
     pub chosen_points: i64,
     pub memcg: Option<OomMemcg>,
+    /// Whether the kernel kills the victim's whole memory.oom.group: the
+    /// level of the group's memcg (`Some(None)`: no group kill), as
+    /// `mem_cgroup_get_oom_group()` finds it; `None` when not read.
+    pub oom_group: Option<Option<u32>>,
     /// The kill this victim belongs to (read at `oom_kill_process()`).
     pub incident: Option<IncidentRef>,
 }
@@ -135,6 +145,8 @@ impl OomControl {
             totalpages: raw.totalpages,
             chosen_points: raw.chosen_points,
             memcg,
+            oom_group: has(oom_context::OOM_GROUP_READ)
+                .then(|| has(oom_context::OOM_GROUP).then_some(raw.oom_group_level)),
             incident: has(oom_context::INCIDENT).then_some(IncidentRef {
                 id: raw.incident_ns,
                 seq: raw.incident_seq,
@@ -185,6 +197,10 @@ impl OomKill {
             pgtables_bytes: when(valid::VICTIM_PGTABLES, record.victim_pgtables_bytes),
             start_boot_ns: when(valid::VICTIM_START, record.victim_start_ns),
             memcg: has(valid::VICTIM_MEMCG).then(|| memcg(&record.victim.memcg)),
+            ns_pid: has(valid::VICTIM_NS_PID).then_some(record.victim_ns_pid),
+            pid_ns_level: has(valid::VICTIM_NS_PID).then_some(record.victim_pid_ns_level),
+            memcg_oom_group: has(valid::VICTIM_MEMCG_OOM_GROUP_READ)
+                .then_some(has(valid::VICTIM_MEMCG_OOM_GROUP)),
         };
         let trigger = Trigger {
             pid: record.trigger.pid,
@@ -359,6 +375,47 @@ mod tests {
         assert_eq!(kill.victim.pgtables_bytes, None);
         assert_eq!(kill.victim.memcg, None);
         assert_eq!(kill.trigger.memcg, None);
+        assert_eq!(
+            (
+                kill.victim.ns_pid,
+                kill.victim.pid_ns_level,
+                kill.victim.memcg_oom_group
+            ),
+            (None, None, None)
+        );
+    }
+
+    #[test]
+    fn the_namespace_pid_and_oom_group_flags_decode_with_their_bits() {
+        let mut record = empty_record();
+        record.capture = capture::TP_BTF;
+        record.valid = valid::VICTIM_NS_PID | valid::VICTIM_MEMCG_OOM_GROUP_READ;
+        record.victim_ns_pid = 1;
+        record.victim_pid_ns_level = 2;
+        let kill = OomKill::from_record(&record);
+        assert_eq!(
+            (
+                kill.victim.ns_pid,
+                kill.victim.pid_ns_level,
+                kill.victim.memcg_oom_group
+            ),
+            (Some(1), Some(2), Some(false)),
+            "read and not set is false, not null"
+        );
+        record.valid |= valid::VICTIM_MEMCG_OOM_GROUP;
+        assert_eq!(
+            OomKill::from_record(&record).victim.memcg_oom_group,
+            Some(true)
+        );
+
+        record.oom.flags = oom_context::FOUND | oom_context::MEMCG;
+        record.oom.oom_group_level = 1;
+        let oom = |r: &OomKillRecord| OomKill::from_record(r).oom.and_then(|o| o.oom_group);
+        assert_eq!(oom(&record), None, "not walked: unknown");
+        record.oom.flags |= oom_context::OOM_GROUP_READ;
+        assert_eq!(oom(&record), Some(None), "walked, none set");
+        record.oom.flags |= oom_context::OOM_GROUP;
+        assert_eq!(oom(&record), Some(Some(1)));
     }
 
     #[test]

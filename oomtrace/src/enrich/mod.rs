@@ -4,6 +4,7 @@
 pub mod candidates;
 pub mod cgroup;
 pub mod clock;
+pub mod fate;
 pub mod history;
 mod memcg;
 pub mod names;
@@ -23,10 +24,11 @@ use crate::{
         Cmdline, Constraint, KillCause, OomControl, OomKill, Outcome, Pressure, Sigkill, Task,
     },
     report::{
-        CandidatesReport, Capture, CapturedAt, Envelope, IncidentReport, K8sLevel, KillReport,
-        KillerReport, LostReport, LostStage, MemcgReport, OomControlReport, OomMemcgReport,
-        OutcomeReport, OutcomeVictim, PressureReport, RecordType, SentBy, SigkillReport,
-        SigtermReport, SigtermSender, TaskReport, TriggerReport, VictimReport, kernel_text,
+        CandidatesReport, Capture, CapturedAt, Envelope, IncidentBasis, IncidentReport, K8sLevel,
+        KillReport, KillerReport, LostReport, LostStage, MemcgReport, OomControlReport,
+        OomMemcgReport, OutcomeReport, OutcomeVictim, PressureReport, RecordType, SentBy,
+        SigkillReport, SigtermReport, SigtermSender, TaskReport, TriggerReport, VictimReport,
+        kernel_text,
     },
 };
 
@@ -176,6 +178,9 @@ impl Enricher {
                     .map(|ns| clock::rfc3339(clock::wall_time(ns))),
                 age_ns,
                 kubelet_adj,
+                ns_pid: victim.ns_pid,
+                pid_ns_level: victim.pid_ns_level,
+                memcg_oom_group: victim.memcg_oom_group,
             },
             trigger: TriggerReport {
                 pid: kill.trigger.pid,
@@ -195,7 +200,9 @@ impl Enricher {
                 seq: i.seq,
                 chosen_pid: i.chosen_tgid,
                 group_member: i.group_member,
+                basis: Some(IncidentBasis::OomKillProcess),
             }),
+            fate: Some(self.fate(kill, victim_memcg.as_ref())),
             trend: trend.map(|(_, report)| report),
         };
         if let Some(cmdline) = cmdline {
@@ -331,6 +338,57 @@ impl Enricher {
         )
     }
 
+    /// What the kill did to the victim's unit (see [`fate`]).
+    fn fate(
+        &self,
+        kill: &OomKill,
+        victim_memcg: Option<&MemcgReport>,
+    ) -> crate::report::FateReport {
+        let victim = &kill.victim;
+        let unit = fate::unit_of(victim_memcg);
+        // The kernel's own walk up to the OOM domain, else the victim's
+        // memcg's own flag when set (the walk starts there).
+        let group_kill = match kill.oom.as_ref().and_then(|o| o.oom_group) {
+            Some(level) => Some(level.is_some()),
+            None => victim.memcg_oom_group.filter(|set| *set),
+        };
+        let level = victim.pid_ns_level;
+        let namespace_init = match (level, victim.ns_pid) {
+            (Some(level), Some(ns_pid)) if level > 0 && ns_pid != 1 => self
+                .memcg_dir(victim_memcg)
+                .and_then(|dir| fate::namespace_init(&dir, level, std::path::Path::new("/proc"))),
+            _ => None,
+        };
+        let systemd_main_pid = match (level, victim_memcg.and_then(|m| m.service.as_ref())) {
+            (Some(0), Some(service))
+                if service.kind == crate::report::ServiceKind::SystemdService =>
+            {
+                fate::systemd_main_pid(&service.name)
+            }
+            _ => None,
+        };
+        fate::decide(fate::Facts {
+            victim_tgid: victim.tgid.or(victim.pid),
+            ns_pid: victim.ns_pid,
+            pid_ns_level: level,
+            group_kill,
+            unit,
+            namespace_init,
+            systemd_main_pid,
+        })
+    }
+
+    /// A memcg's directory under the memory hierarchy's mount.
+    fn memcg_dir(&self, memcg: Option<&MemcgReport>) -> Option<PathBuf> {
+        let path = memcg?.path.as_deref()?;
+        Some(
+            self.memory
+                .as_ref()?
+                .mount
+                .join(path.trim_start_matches('/')),
+        )
+    }
+
     /// The OOM domain's other processes, when the domain is known.
     fn candidates(
         &self,
@@ -462,6 +520,9 @@ mod tests {
                 rss_exact: None,
                 pgtables_bytes: None,
                 start_boot_ns: None,
+                ns_pid: None,
+                pid_ns_level: None,
+                memcg_oom_group: None,
                 memcg: Some(Memcg {
                     id: 77,
                     path: Some(b"/a/b".to_vec()),
@@ -513,6 +574,7 @@ mod tests {
             totalpages: 16384,
             chosen_points: 77,
             incident: None,
+            oom_group: None,
             memcg: Some(OomMemcg {
                 id: 70,
                 level: 1,

@@ -3,8 +3,9 @@
 use serde::{Deserialize, Serialize};
 
 use super::{
-    CandidatesSource, Capture, CapturedAt, Constraint, Envelope, Hint, K8s, MemcgReport, Qos,
-    ReclaimReport, RequestBound, RuntimeKind, Service, SettingSource, TrendBasis,
+    CandidatesSource, Capture, CapturedAt, Constraint, Envelope, FateBasis, FateKilled, FateUnit,
+    Hint, IncidentBasis, K8s, MemcgReport, Qos, ReclaimReport, RequestBound, RuntimeKind, Service,
+    SettingSource, TrendBasis,
 };
 
 /// One OOM kill.
@@ -30,8 +31,13 @@ pub struct KillReport {
     pub history: Option<HistoryReport>,
     /// The OOM kill this record is part of: with cgroup v2
     /// `memory.oom.group`, one OOM kills the chosen victim and every other
-    /// task of its group. `null` unless captured via fentry.
+    /// task of its group. From fentry on `oom_kill_process()`, else from the
+    /// sequence of mark_victim events; `null` only in records before it.
     pub incident: Option<IncidentReport>,
+    /// What the kill did to the victim's container, service or pid
+    /// namespace. (Absent from older records.)
+    #[serde(default)]
+    pub fate: Option<FateReport>,
     /// The OOM domain's usage during the victim's life (at most the last
     /// 6 hours), from oomtrace's own samples (`--trend-interval`); `null`
     /// without the store, for a machine-wide OOM, or with fewer than two
@@ -86,6 +92,26 @@ pub struct IncidentReport {
     pub chosen_pid: u32,
     /// Killed only as a member of the chosen victim's memory.oom.group.
     pub group_member: bool,
+    /// `oom_kill_process` (fentry) or `mark_victim_sequence`. (Absent from
+    /// older records.)
+    #[serde(default)]
+    pub basis: Option<IncidentBasis>,
+}
+
+/// The victim's unit after the kill.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct FateReport {
+    /// `main_process`, `child_process`, `whole_group` or `unknown`.
+    pub killed: FateKilled,
+    /// `container`, `service` or `pid_namespace`; `null` when the victim's
+    /// cgroup names no unit and it ran in the host's pid namespace.
+    pub unit: Option<FateUnit>,
+    /// Host pid of the unit's main process, when known.
+    pub main_pid: Option<u32>,
+    /// `pid_namespace`, `systemd_main_pid` or `memory_oom_group`.
+    pub basis: Option<FateBasis>,
+    /// Whether the unit ends with the kill (a container exits 137).
+    pub unit_exits: Option<bool>,
 }
 
 /// Who else was in the OOM domain.
@@ -188,6 +214,17 @@ pub struct VictimReport {
     /// unless the victim's cgroup names a QoS class and the value is known.
     #[serde(default)]
     pub kubelet_adj: Option<KubeletAdjReport>,
+    /// Its pid in its own pid namespace (1: the namespace's init, a
+    /// container's main process); `null` on the tracepoint path.
+    #[serde(default)]
+    pub ns_pid: Option<u32>,
+    /// That namespace's level: 0 is the host's.
+    #[serde(default)]
+    pub pid_ns_level: Option<u32>,
+    /// Its memory cgroup's own `memory.oom.group` (`mem_cgroup.oom_group`);
+    /// `null` when not read.
+    #[serde(default)]
+    pub memcg_oom_group: Option<bool>,
 }
 
 /// The kubelet sets -997 for Guaranteed, 1000 for BestEffort and, for

@@ -171,6 +171,42 @@ vocabulary! {
         ContainerdContainer => "containerd_container",
     }
 
+    /// What an OOM kill did to the victim's unit (`fate.killed`).
+    FateKilled {
+        /// The unit's main process: pid 1 of its pid namespace, or
+        /// systemd's MainPID.
+        MainProcess => "main_process",
+        /// Another process; the main one lives on.
+        ChildProcess => "child_process",
+        /// Every task of a memory.oom.group cgroup.
+        WholeGroup => "whole_group",
+        Unknown => "unknown",
+    }
+
+    /// The unit whose fate `fate` tells.
+    FateUnit {
+        Container => "container",
+        Service => "service",
+        PidNamespace => "pid_namespace",
+    }
+
+    /// What `fate` was decided from.
+    FateBasis {
+        /// The victim's pid in its own pid namespace (1: its init).
+        PidNamespace => "pid_namespace",
+        SystemdMainPid => "systemd_main_pid",
+        MemoryOomGroup => "memory_oom_group",
+    }
+
+    /// How a kill's `incident` was put together.
+    IncidentBasis {
+        /// fentry/fexit on `oom_kill_process()`: the kernel's own call.
+        OomKillProcess => "oom_kill_process",
+        /// Consecutive mark_victim events of one OOM-invoking task in one
+        /// OOM domain, the first being the chosen victim.
+        MarkVictimSequence => "mark_victim_sequence",
+    }
+
     /// A victim's language runtime.
     RuntimeKind {
         Jvm => "jvm",

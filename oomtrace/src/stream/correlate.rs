@@ -1,8 +1,10 @@
 //! Which records to write, and when. A pure function of typed events and
 //! the time they arrive: it folds the OOM killer's own SIGKILL into its
 //! kill, lets a kill wait for its victim's exit (and the command line read
-//! then), fills a group kill's victim count from its end, and applies
-//! `--count` and the filters. The ring-buffer loop only feeds it.
+//! then), fills a group kill's victim count from its end (or, without
+//! fentry, ties a group kill's records into one incident from the sequence
+//! of mark_victim events), and applies `--count` and the filters. The
+//! ring-buffer loop only feeds it.
 
 use std::{
     collections::VecDeque,
@@ -11,9 +13,12 @@ use std::{
 
 use crate::{
     decode::{Cmdline, IncidentEnd},
-    enrich::attach_runtime,
+    enrich::{attach_runtime, fate},
     filter::Filter,
-    report::{CapturedAt, KillReport, OutcomeReport, PressureReport, SentBy, SigkillReport},
+    report::{
+        CapturedAt, IncidentBasis, IncidentReport, KillReport, OutcomeReport, PressureReport,
+        SentBy, SigkillReport,
+    },
 };
 
 /// How long a kill record waits for its victim's exit when the victim did
@@ -25,6 +30,18 @@ pub const WAIT_FOR_EXIT: Duration = Duration::from_millis(500);
 /// killer's SIGKILL and mark_victim happen microseconds apart on one CPU;
 /// records from different CPUs may reach the ring buffer out of order.
 pub const HOLD: Duration = Duration::from_millis(20);
+
+/// Without fentry, how far apart (kernel time) two mark_victim events of
+/// one OOM-invoking task may be to count as one memory.oom.group kill. The
+/// kernel marks the group's members in one loop under `oom_lock`, one
+/// "Killed process" line each (not ratelimited; on a slow serial console
+/// about 15 ms per line); a second, separate OOM kill must first wait for
+/// the previous victim to exit or be reaped.
+pub const GROUP_GAP_NS: u64 = 100_000_000;
+
+/// How long a record of a possible group kill waits, after the last
+/// member arrived, for more members before its incident is closed.
+pub const GROUP_WINDOW: Duration = Duration::from_millis(100);
 
 /// A record to write, in the order given.
 #[derive(Debug, Clone, PartialEq)]
@@ -48,6 +65,19 @@ pub struct Correlator {
     /// Kill records in arrival order, the first ones possibly waiting for
     /// their victim's exit or their incident's end.
     kills: VecDeque<PendingKill>,
+    /// A group kill seen through its mark_victim events, still open.
+    group: Option<OpenGroup>,
+}
+
+/// An incident put together from the sequence of mark_victim events.
+struct OpenGroup {
+    id: u64,
+    trigger_pid: u32,
+    domain: Option<u64>,
+    chosen_pid: u32,
+    last_boot_ns: u64,
+    members: u32,
+    closes: Instant,
 }
 
 /// A SI_KERNEL SIGKILL waiting to see whether an OOM kill explains it.
@@ -76,6 +106,7 @@ impl Correlator {
             exits_traced,
             held: VecDeque::new(),
             kills: VecDeque::new(),
+            group: None,
         }
     }
 
@@ -88,11 +119,36 @@ impl Correlator {
     pub fn next_release(&self) -> Option<Instant> {
         let sigkill = self.held.front().map(|h| h.until);
         let kill = self.kills.front().map(|k| k.until);
-        sigkill.into_iter().chain(kill).min()
+        let group = self.group.as_ref().map(|g| g.closes);
+        sigkill.into_iter().chain(kill).chain(group).min()
     }
 
-    /// An OOM kill; `has_cmdline`: the victim's command line came with it.
+    /// An OOM kill the kernel kills no group for; `has_cmdline`: the
+    /// victim's command line came with it.
+    #[cfg(test)]
     pub fn kill(&mut self, now: Instant, report: KillReport, has_cmdline: bool) -> Vec<Record> {
+        self.kill_in_oom(now, report, has_cmdline, Some(false))
+    }
+
+    /// An OOM kill, with what the kernel side read of memory.oom.group
+    /// (`Some(false)`: the kernel does not kill the victim's group, so no
+    /// other record can be of its incident).
+    pub fn kill_in_oom(
+        &mut self,
+        now: Instant,
+        mut report: KillReport,
+        has_cmdline: bool,
+        oom_group: Option<bool>,
+    ) -> Vec<Record> {
+        if report.incident.is_none() {
+            self.sequence(now, &mut report, oom_group);
+        }
+        // Its incident's end (fexit, or the sequence closing) is awaited.
+        let incident = report
+            .incident
+            .as_ref()
+            .filter(|i| i.victims.is_none())
+            .map(|i| i.id);
         // Its SIGKILL was the OOM killer's: not a second record.
         let victim = report.victim.tgid.or(report.victim.pid);
         self.held
@@ -101,11 +157,87 @@ impl Correlator {
         self.kills.push_back(PendingKill {
             ready: !wait,
             until: now + WAIT_FOR_EXIT,
-            incident: report.incident.as_ref().map(|i| i.id),
+            incident,
             report,
             outcome: None,
         });
         self.write_kills(now, false)
+    }
+
+    /// Places a kill without an incident from fentry in one from the
+    /// sequence of mark_victim events: the one open if this kill follows
+    /// its last member (same OOM-invoking task, same or unknown OOM domain,
+    /// within [`GROUP_GAP_NS`]), else a new one with this kill as its
+    /// chosen victim. Closes the open one it does not join.
+    fn sequence(&mut self, now: Instant, report: &mut KillReport, oom_group: Option<bool>) {
+        let boot_ns = report.envelope.boot_ns;
+        let trigger_pid = report.trigger.pid;
+        let domain = report.oom_memcg.as_ref().map(|m| m.id);
+        let joins = self.group.as_ref().is_some_and(|g| {
+            g.trigger_pid == trigger_pid
+                && (g.domain.is_none() || domain.is_none() || g.domain == domain)
+                && boot_ns >= g.last_boot_ns
+                && boot_ns - g.last_boot_ns <= GROUP_GAP_NS
+                && oom_group != Some(false)
+        });
+        if joins && let Some(group) = self.group.as_mut() {
+            group.members += 1;
+            group.last_boot_ns = boot_ns;
+            group.closes = now + GROUP_WINDOW;
+            group.domain = group.domain.or(domain);
+            report.incident = Some(IncidentReport {
+                id: group.id,
+                victims: None,
+                seq: group.members,
+                chosen_pid: group.chosen_pid,
+                group_member: true,
+                basis: Some(IncidentBasis::MarkVictimSequence),
+            });
+            return;
+        }
+        self.close_group();
+        let chosen_pid = report.victim.tgid.or(report.victim.pid).unwrap_or(0);
+        let alone = oom_group == Some(false);
+        report.incident = Some(IncidentReport {
+            id: boot_ns,
+            victims: alone.then_some(1),
+            seq: 1,
+            chosen_pid,
+            group_member: false,
+            basis: Some(IncidentBasis::MarkVictimSequence),
+        });
+        if !alone {
+            self.group = Some(OpenGroup {
+                id: boot_ns,
+                trigger_pid,
+                domain,
+                chosen_pid,
+                last_boot_ns: boot_ns,
+                members: 1,
+                closes: now + GROUP_WINDOW,
+            });
+        }
+    }
+
+    /// Ends the open sequence incident: its records learn the victim
+    /// count, and a count above one makes each a whole group's kill.
+    fn close_group(&mut self) {
+        let Some(group) = self.group.take() else {
+            return;
+        };
+        for kill in &mut self.kills {
+            if kill.incident == Some(group.id) {
+                kill.incident = None;
+                if let Some(incident) = &mut kill.report.incident {
+                    incident.victims = Some(group.members);
+                }
+                if group.members > 1
+                    && let Some(fate) = &mut kill.report.fate
+                {
+                    fate::group_killed(fate);
+                }
+            }
+        }
     }
 
     pub fn sigkill(&mut self, now: Instant, report: SigkillReport) -> Vec<Record> {
@@ -176,6 +308,9 @@ impl Correlator {
     /// `all`, at the end): no OOM kill claimed them. Then the kills due.
     pub fn release(&mut self, now: Instant, all: bool) -> Vec<Record> {
         let mut out = Vec::new();
+        if self.group.as_ref().is_some_and(|g| all || g.closes <= now) {
+            self.close_group();
+        }
         while let Some(held) = self.held.front() {
             if !all && held.until > now {
                 break;
@@ -361,6 +496,7 @@ mod tests {
                 seq,
                 chosen_pid: 30,
                 group_member: seq > 1,
+                basis: Some(IncidentBasis::OomKillProcess),
             });
             k
         };
@@ -381,6 +517,133 @@ mod tests {
             })
             .collect();
         assert_eq!(victims, [Some(2), Some(2)]);
+    }
+
+    /// A kill as the tracepoint or stack-search path sends it: no incident,
+    /// `trigger` the OOM-invoking task, at kernel time `boot_ns`.
+    fn sequenced(pid: u32, trigger: u32, boot_ns: u64) -> KillReport {
+        let mut k = kill(pid);
+        k.incident = None;
+        k.trigger.pid = trigger;
+        k.envelope.boot_ns = boot_ns;
+        k.fate = Some(fate::decide(fate::Facts {
+            victim_tgid: Some(pid),
+            ns_pid: Some(5),
+            pid_ns_level: Some(1),
+            ..fate::Facts::default()
+        }));
+        k
+    }
+
+    fn incidents(records: &[Record]) -> Vec<(u32, u64, Option<u32>, u32, bool)> {
+        records
+            .iter()
+            .filter_map(|r| match r {
+                Record::Kill(k) => k.incident.as_ref().map(|i| {
+                    (
+                        k.victim.pid.unwrap_or(0),
+                        i.id,
+                        i.victims,
+                        i.seq,
+                        i.group_member,
+                    )
+                }),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn without_fentry_consecutive_kills_of_one_trigger_are_one_group_incident() {
+        let t = Instant::now();
+        let mut c = Correlator::new(Filter::default(), None, false);
+        let ms_ns = 1_000_000;
+        assert!(
+            c.kill_in_oom(t, sequenced(30, 30, 1000 * ms_ns), true, Some(true))
+                .is_empty()
+        );
+        // Members: their own memcg's flag unset, no walk (not on the stack).
+        let member = |c: &mut Correlator, at, pid, boot| {
+            c.kill_in_oom(at, sequenced(pid, 30, boot), true, None)
+        };
+        assert!(member(&mut c, t + ms(1), 31, 1015 * ms_ns).is_empty());
+        assert!(member(&mut c, t + ms(2), 32, 1030 * ms_ns).is_empty());
+        assert_eq!(c.next_release(), Some(t + ms(2) + GROUP_WINDOW));
+        assert!(
+            c.release(t + ms(2) + GROUP_WINDOW - ms(1), false)
+                .is_empty()
+        );
+        let written = c.release(t + ms(2) + GROUP_WINDOW, false);
+        let id = 1000 * ms_ns;
+        assert_eq!(
+            incidents(&written),
+            [
+                (30, id, Some(3), 1, false),
+                (31, id, Some(3), 2, true),
+                (32, id, Some(3), 3, true)
+            ]
+        );
+        for record in &written {
+            let Record::Kill(k) = record else { continue };
+            let fate = k.fate.expect("fate");
+            assert_eq!(
+                (fate.killed, fate.basis, fate.unit_exits),
+                (
+                    crate::report::FateKilled::WholeGroup,
+                    Some(crate::report::FateBasis::MemoryOomGroup),
+                    Some(true)
+                )
+            );
+        }
+        let chosen: Vec<_> = written
+            .iter()
+            .filter_map(|r| match r {
+                Record::Kill(k) => k.incident.as_ref().map(|i| i.chosen_pid),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(chosen, [30, 30, 30]);
+    }
+
+    #[test]
+    fn another_trigger_a_gap_or_a_kernel_without_a_group_starts_a_new_incident() {
+        let t = Instant::now();
+        let ms_ns = 1_000_000;
+        let mut c = Correlator::new(Filter::default(), None, false);
+        let mut written = c.kill_in_oom(t, sequenced(40, 40, 1000 * ms_ns), true, None);
+        // Another OOM-invoking task: another OOM.
+        written.extend(c.kill_in_oom(t, sequenced(41, 99, 1001 * ms_ns), true, None));
+        // The same task, after the gap: another OOM.
+        let late = 1001 * ms_ns + GROUP_GAP_NS + 1;
+        written.extend(c.kill_in_oom(t, sequenced(42, 99, late), true, None));
+        written.extend(c.release(t + GROUP_WINDOW, true));
+        let seen: Vec<_> = incidents(&written)
+            .into_iter()
+            .map(|(pid, _, victims, seq, member)| (pid, victims, seq, member))
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                (40, Some(1), 1, false),
+                (41, Some(1), 1, false),
+                (42, Some(1), 1, false)
+            ]
+        );
+        for record in &written {
+            let Record::Kill(k) = record else { continue };
+            assert_eq!(
+                k.fate.map(|f| f.killed),
+                Some(crate::report::FateKilled::ChildProcess),
+                "one victim: the namespace answer stands"
+            );
+        }
+        // The kernel read no group: written at once, an incident of one,
+        // and the next kill of the same task is not its member.
+        let mut c = Correlator::new(Filter::default(), None, false);
+        let first = c.kill_in_oom(t, sequenced(50, 50, 1000 * ms_ns), true, Some(false));
+        assert_eq!(incidents(&first), [(50, 1000 * ms_ns, Some(1), 1, false)]);
+        let second = c.kill_in_oom(t, sequenced(51, 50, 1001 * ms_ns), true, Some(false));
+        assert_eq!(incidents(&second), [(51, 1001 * ms_ns, Some(1), 1, false)]);
     }
 
     #[test]

@@ -151,19 +151,48 @@ pub fn judge(evidence: &Value) -> Result<String> {
         run.victim(record, &truth, pid, nth)
             .with_context(|| format!("victim {pid}"))?;
     }
-    if path == "fentry" {
-        // One incident: the same id, the right count, the chosen one first.
-        for (nth, record) in ordered.iter().enumerate() {
-            let incident = &record["incident"];
-            let pid = &record["victim"]["pid"];
-            if incident["id"] != ordered[0]["incident"]["id"]
-                || incident["victims"] != victims.len()
-                || incident["seq"] != nth + 1
-                || incident["chosen_pid"] != chosen
-                || incident["group_member"] != (nth > 0)
-            {
-                bail!("victim {pid}: incident {incident}");
-            }
+    // One incident on every path (fentry's oom_kill_process call, else the
+    // sequence of mark_victim events): the same id, the right count, the
+    // chosen one first.
+    let basis = if path == "fentry" {
+        "oom_kill_process"
+    } else {
+        "mark_victim_sequence"
+    };
+    for (nth, record) in ordered.iter().enumerate() {
+        let incident = &record["incident"];
+        let pid = &record["victim"]["pid"];
+        if incident["id"] != ordered[0]["incident"]["id"]
+            || incident["victims"] != victims.len()
+            || incident["seq"] != nth + 1
+            || incident["chosen_pid"] != chosen
+            || incident["group_member"] != (nth > 0)
+            || incident["basis"] != basis
+        {
+            bail!("victim {pid}: incident {incident}");
+        }
+        // The driver starts its hogs in the guest's own pid namespace.
+        let v = &record["victim"];
+        let (ns_pid, level) = if path == "tracepoint" {
+            (Value::Null, Value::Null)
+        } else {
+            (pid.clone(), Value::from(0))
+        };
+        if v["ns_pid"] != ns_pid || v["pid_ns_level"] != level {
+            bail!(
+                "victim {pid}: ns_pid {} level {}",
+                v["ns_pid"],
+                v["pid_ns_level"]
+            );
+        }
+        // A group kill (memory.events says so, below) ends the group.
+        let fate = &record["fate"];
+        if victims.len() > 1
+            && (fate["killed"] != "whole_group"
+                || fate["basis"] != "memory_oom_group"
+                || fate["unit_exits"] != true)
+        {
+            bail!("victim {pid} of a group kill: fate {fate}");
         }
     }
     if let (Some(files), Some(events)) = (&domain, evidence["memory_events"].as_str()) {
@@ -315,7 +344,10 @@ mod tests {
                 "limit_bytes": 67108864, "failcnt": 10, "oom_kills": 1, "peak_bytes": 67108864},
             "victim": {"pid": 42, "comm": "hog", "uid": 0, "oom_score_adj": 0,
                 "total_vm_bytes": 1024000, "rss_anon_bytes": 921600, "rss_file_bytes": 8192,
-                "rss_shmem_bytes": 0, "pgtables_bytes": 102400, "memcg": {"path": "/t"}},
+                "rss_shmem_bytes": 0, "pgtables_bytes": 102400, "memcg": {"path": "/t"},
+                "ns_pid": 42, "pid_ns_level": 0},
+            "incident": {"id": 1, "victims": 1, "seq": 1, "chosen_pid": 42,
+                "group_member": false, "basis": "mark_victim_sequence"},
         });
         json!({
             "scenario": "leaf", "capture": "btf", "ready": "oomtrace: ready via tp_btf",
@@ -341,6 +373,19 @@ mod tests {
             error,
             Err("victim 42: victim.rss_anon_bytes: expected 921600, got 4096".to_string())
         );
+    }
+
+    #[test]
+    fn a_kill_outside_its_incident_or_namespace_fails() {
+        let mut wrong = evidence();
+        wrong["records"][0]["incident"]["victims"] = 2.into();
+        assert!(judge(&wrong).is_err(), "a count the log does not show");
+        let mut wrong = evidence();
+        wrong["records"][0]["incident"]["basis"] = "oom_kill_process".into();
+        assert!(judge(&wrong).is_err(), "fentry's basis on tp_btf");
+        let mut wrong = evidence();
+        wrong["records"][0]["victim"]["pid_ns_level"] = 1.into();
+        assert!(judge(&wrong).is_err(), "the driver's hogs run on the host");
     }
 
     #[test]

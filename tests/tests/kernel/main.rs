@@ -10,6 +10,7 @@ mod common;
 
 // The kill record itself.
 mod bystander; // a victim that is not the allocator; the trigger named
+mod fate; // pid namespaces: a child's kill vs pid 1's, the host's level 0
 mod kill_records; // every figure of a memcg kill against the kernel's log
 mod oom_domain; // parent limits: whose limit was hit
 mod tracepoint; // the classic tracepoint path, nothing guessed

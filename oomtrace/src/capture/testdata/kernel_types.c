@@ -169,6 +169,24 @@ struct css_set {
 };
 OFFSET(css_set, subsys[memory_cgrp_id], 40);
 
+/* A pid's number in each namespace from the root (level 0) down to its
+ * own (level). */
+struct upid {
+	int nr;
+	void *ns;
+};
+_Static_assert(sizeof(struct upid) == 16, "upid size");
+OFFSET(upid, nr, 0);
+
+struct pid {
+	int count;
+	unsigned int level;
+	char __pad0[40];
+	struct upid numbers[];
+};
+OFFSET(pid, level, 4);
+OFFSET(pid, numbers, 48);
+
 struct task_struct {
 	char __pad0[24];
 	void *stack;
@@ -182,6 +200,7 @@ struct task_struct {
 	struct signal_struct *signal;
 	char comm[16];
 	struct css_set *cgroups;
+	struct pid *thread_pid;
 };
 OFFSET(task_struct, stack, 24);
 OFFSET(task_struct, mm, 1024);
@@ -193,6 +212,8 @@ OFFSET(task_struct, start_boottime, 1056);
 OFFSET(task_struct, signal, 1064);
 OFFSET(task_struct, comm, 1072);
 OFFSET(task_struct, cgroups, 1088);
+OFFSET(task_struct, thread_pid, 1096);
+
 
 struct page_counter {
 	atomic_long_t usage;
@@ -204,9 +225,17 @@ struct page_counter {
 struct mem_cgroup {
 	struct cgroup_subsys_state css;
 	struct page_counter memory;
+#ifdef OLD
 	char __pad0[8];
+#else
+	_Bool oom_group;
+	char __pad0[7];
+#endif
 	atomic_long_t memory_events[MEMCG_NR_MEMORY_EVENTS];
 };
+#ifndef OLD
+OFFSET(mem_cgroup, oom_group, 56);
+#endif
 OFFSET(mem_cgroup, css, 0);
 OFFSET(mem_cgroup, memory.usage, 24);
 OFFSET(mem_cgroup, memory.max, 32);
@@ -289,6 +318,8 @@ int oom_kill_process(struct oom_control *oc, const char *message)
  */
 struct list_head emit_list_head;
 struct task_struct emit_task;
+struct pid emit_pid;
+struct upid emit_upid;
 struct mm_struct emit_mm;
 struct signal_struct emit_signal;
 struct percpu_counter emit_percpu_counter;

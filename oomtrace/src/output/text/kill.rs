@@ -5,8 +5,8 @@ use std::io::{self, Write};
 use super::{bytes, memcg_suffix, opt, task};
 use crate::enrich::history::duration;
 use crate::report::{
-    CandidatesReport, Constraint, KillReport, KubeletAdjReport, MemcgReport, Qos, RequestBound,
-    RuntimeKind, Service, ServiceKind, SettingSource,
+    CandidatesReport, Constraint, FateKilled, FateReport, FateUnit, KillReport, KubeletAdjReport,
+    MemcgReport, Qos, RequestBound, RuntimeKind, Service, ServiceKind, SettingSource,
 };
 
 pub fn kill(out: &mut dyn Write, r: &KillReport) -> io::Result<()> {
@@ -50,6 +50,19 @@ pub fn kill(out: &mut dyn Write, r: &KillReport) -> io::Result<()> {
     )?;
     if let Some(who) = v.memcg.as_ref().and_then(workload) {
         writeln!(out, "  workload {who}")?;
+    }
+    if let Some(f) = r.fate.as_ref() {
+        if let Some(sentence) = fate(f) {
+            // The runtime's word that contradicts the kernel's, said beside it.
+            let runtime_word = (f.killed == FateKilled::ChildProcess)
+                .then(|| v.memcg.as_ref()?.service.as_ref())
+                .flatten()
+                .and_then(runtime_says_oom_killed);
+            match runtime_word {
+                Some(word) => writeln!(out, "  fate     {sentence}, {word}")?,
+                None => writeln!(out, "  fate     {sentence}")?,
+            }
+        }
     }
     writeln!(out, "  limit    {}", limit(r))?;
     if let Some(runtime) = runtime(r) {
@@ -97,6 +110,43 @@ pub fn kill(out: &mut dyn Write, r: &KillReport) -> io::Result<()> {
         writeln!(out, "  history  {evidence}{hint}")?;
     }
     writeln!(out)
+}
+
+/// What the kill did to the victim's unit, as a clause that reads on its
+/// own and after a unit's name ("container shop-api: ..."); `None` when
+/// unknown.
+pub fn fate(f: &FateReport) -> Option<String> {
+    let unit = match f.unit {
+        Some(FateUnit::Container) => "container",
+        Some(FateUnit::Service) => "service",
+        Some(FateUnit::PidNamespace) => "pid namespace",
+        None => "process tree",
+    };
+    let main = f
+        .main_pid
+        .map_or(String::new(), |pid| format!(" (main process pid {pid})"));
+    Some(match (f.killed, f.unit) {
+        (FateKilled::Unknown, _) => return None,
+        (FateKilled::WholeGroup, None) => "the whole cgroup was killed (memory.oom.group)".into(),
+        (FateKilled::WholeGroup, Some(FateUnit::Container)) => {
+            "the whole cgroup was killed (memory.oom.group): the container exits (137)".into()
+        }
+        (FateKilled::WholeGroup, Some(_)) => {
+            format!("the whole cgroup was killed (memory.oom.group): the {unit} ends")
+        }
+        (FateKilled::MainProcess, Some(FateUnit::Container)) => {
+            "the container's main process was killed: the container exits (137)".into()
+        }
+        (FateKilled::MainProcess, Some(FateUnit::PidNamespace)) => {
+            "the pid namespace's init (pid 1) was killed: every process in it dies".into()
+        }
+        (FateKilled::MainProcess, _) => {
+            format!("the {unit}'s main process was killed: the {unit} exits")
+        }
+        (FateKilled::ChildProcess, _) => {
+            format!("only a child process was killed; the {unit} keeps running{main}")
+        }
+    })
 }
 
 /// Which limit was hit, as an SRE asks it.
@@ -312,10 +362,6 @@ fn service(s: &Service) -> String {
 /// in the container's cgroup, while the container runs on (or exits with
 /// its main process's own code). The fate sentence appends it when
 /// `fate.killed` is `child_process`.
-#[cfg_attr(
-    not(test),
-    expect(dead_code, reason = "the fate sentence (issue 13) appends it")
-)]
 pub(super) fn runtime_says_oom_killed(s: &Service) -> Option<&'static str> {
     (s.kind == ServiceKind::DockerContainer).then_some("though Docker reports OOMKilled")
 }
@@ -362,6 +408,9 @@ mod tests {
                 start_time: None,
                 age_ns: Some(3_200_000_000),
                 kubelet_adj: None,
+                ns_pid: None,
+                pid_ns_level: None,
+                memcg_oom_group: None,
             },
             trigger: TriggerReport {
                 pid: 3571,
@@ -417,6 +466,7 @@ mod tests {
                 times_to_oom_ns: vec![3_000_000_000, 3_100_000_000, 3_200_000_000],
             }),
             incident: None,
+            fate: None,
             trend: None,
         }
     }
@@ -447,6 +497,7 @@ mod tests {
             seq,
             chosen_pid: 170,
             group_member,
+            basis: None,
         };
         let text = |r: &KillReport| {
             let mut out = Vec::new();
@@ -466,6 +517,61 @@ mod tests {
             ..incident(1, false)
         });
         assert!(!text(&r).contains("group "), "a single kill says nothing");
+    }
+
+    #[test]
+    fn the_fate_line_says_whether_the_unit_lives_on() {
+        use crate::report::{FateBasis, FateKilled, FateReport, FateUnit};
+        let fate_of = |killed, unit, main_pid| FateReport {
+            killed,
+            unit,
+            main_pid,
+            basis: Some(FateBasis::PidNamespace),
+            unit_exits: None,
+        };
+        let line = |f: FateReport| {
+            let mut r = sample();
+            r.fate = Some(f);
+            let mut out = Vec::new();
+            kill(&mut out, &r).expect("writes");
+            let text = String::from_utf8(out).expect("utf8");
+            text.lines()
+                .find_map(|l| l.strip_prefix("  fate     ").map(String::from))
+        };
+        let container = Some(FateUnit::Container);
+        assert_eq!(
+            line(fate_of(FateKilled::ChildProcess, container, Some(900))).as_deref(),
+            Some(
+                "only a child process was killed; the container keeps running (main process pid 900)"
+            )
+        );
+        assert_eq!(
+            line(fate_of(FateKilled::MainProcess, container, Some(900))).as_deref(),
+            Some("the container's main process was killed: the container exits (137)")
+        );
+        assert_eq!(
+            line(fate_of(FateKilled::WholeGroup, None, None)).as_deref(),
+            Some("the whole cgroup was killed (memory.oom.group)")
+        );
+        assert_eq!(
+            line(fate_of(
+                FateKilled::MainProcess,
+                Some(FateUnit::PidNamespace),
+                Some(1)
+            ))
+            .as_deref(),
+            Some("the pid namespace's init (pid 1) was killed: every process in it dies")
+        );
+        assert_eq!(
+            line(fate_of(
+                FateKilled::MainProcess,
+                Some(FateUnit::Service),
+                Some(5)
+            ))
+            .as_deref(),
+            Some("the service's main process was killed: the service exits")
+        );
+        assert_eq!(line(fate_of(FateKilled::Unknown, container, None)), None);
     }
 
     #[test]
@@ -600,6 +706,51 @@ mod tests {
         );
         let podman = Service::from_path(ServiceKind::PodmanContainer, id.into());
         assert_eq!(runtime_says_oom_killed(&podman), None);
+    }
+
+    #[test]
+    fn a_child_kill_in_a_named_docker_container_reads_in_the_users_terms() {
+        use crate::report::{FateBasis, FateKilled, FateReport, FateUnit};
+        let id = "4f3b7d8ce2a9c1b0d5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b1c2d3e4f5a6b7c8";
+        let mut docker = Service::from_path(ServiceKind::DockerContainer, id.into());
+        docker.container_name = Some("shop-api".into());
+        docker.image = Some("shop/api:1.4".into());
+        let mut r = sample();
+        if let Some(m) = r.victim.memcg.as_mut() {
+            m.k8s = None;
+            m.service = Some(docker);
+        }
+        let fate = |killed| FateReport {
+            killed,
+            unit: Some(FateUnit::Container),
+            main_pid: Some(900),
+            basis: Some(FateBasis::PidNamespace),
+            unit_exits: Some(killed == FateKilled::MainProcess),
+        };
+        let text = |r: &KillReport| {
+            let mut out = Vec::new();
+            kill(&mut out, r).expect("writes");
+            String::from_utf8(out).expect("utf8")
+        };
+        r.fate = Some(fate(FateKilled::ChildProcess));
+        let child = text(&r);
+        assert!(
+            child.contains(
+                "  workload docker container shop-api (image shop/api:1.4) id 4f3b7d8ce2a9\n"
+            ),
+            "{child}"
+        );
+        assert!(
+            child.contains(
+                "  fate     only a child process was killed; the container keeps running \
+                 (main process pid 900), though Docker reports OOMKilled\n"
+            ),
+            "{child}"
+        );
+        // Docker is right when the main process died: nothing to contradict.
+        r.fate = Some(fate(FateKilled::MainProcess));
+        let main = text(&r);
+        assert!(!main.contains("though Docker"), "{main}");
     }
 
     #[test]
