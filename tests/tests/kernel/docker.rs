@@ -66,15 +66,38 @@ fn truth_of(log: &mut KernelLog, record: &Value) -> Result<Truth> {
     Truth::of(&lines, pid).map_err(|e| anyhow::anyhow!("{e}: {lines:#?}"))
 }
 
-/// The fate of the kill (issue 13, built alongside these names): checked
-/// whenever docs/oomtrace.schema.json documents `fate` on `oom_kill`
-/// records, and then it must be in the record.
-fn expect_fate(record: &Value, killed: &str) {
-    if !schema::documents("oom_kill", "fate") {
-        eprintln!("docker: the schema has no `fate` yet; fate.killed == {killed} not checked");
-        return;
-    }
+/// The kill's fate against what docker says: `main_pid` is the
+/// container's `State.Pid`, and the container lives on after a child kill.
+fn expect_fate(record: &Value, killed: &str, main_pid: u64) {
     assert_eq!(record["fate"]["killed"], killed, "{record:#}");
+    assert_eq!(record["fate"]["unit"], "container", "{record:#}");
+    assert_eq!(record["fate"]["main_pid"], main_pid, "{record:#}");
+    assert_eq!(
+        record["fate"]["unit_exits"],
+        killed == "main_process",
+        "{record:#}"
+    );
+}
+
+/// `oomtrace show` of one record, as a log pipeline would hand it over.
+fn show_text(record: &Value) -> Result<String> {
+    let scratch = oomtrace_tests::system::ScratchDir::new("docker-show")?;
+    let file = scratch.path.join("kill.jsonl");
+    std::fs::write(&file, format!("{record}\n"))?;
+    let show = output_within(
+        std::process::Command::new(oomtrace_tests::system::oomtrace_bin())
+            .args(["show", "--from"])
+            .arg(&file),
+        TIMEOUT,
+    )?;
+    ensure!(
+        show.status.success(),
+        "oomtrace show failed: {}",
+        String::from_utf8_lossy(&show.stderr)
+    );
+    let text = String::from_utf8_lossy(&show.stdout).into_owned();
+    eprintln!("docker: oomtrace show of the kill:\n{text}");
+    Ok(text)
 }
 
 /// What oomtrace must say about the container, from `docker inspect`.
@@ -142,26 +165,22 @@ fn a_named_compose_container_whose_main_process_is_killed_is_named_as_docker_nam
     service_matches_inspect(&record["oom_memcg"]["service"], &inspect)?;
     assert_eq!(record["oom_memcg"]["limit_bytes"], 64 * MIB);
     schema::validate(&record).map_err(anyhow::Error::msg)?;
-    expect_fate(&record, "main_process");
-    // The text view, from the record as a log pipeline would hand it over.
-    let scratch = oomtrace_tests::system::ScratchDir::new("docker-show")?;
-    let file = scratch.path.join("kill.jsonl");
-    std::fs::write(&file, format!("{record}\n"))?;
-    let show = output_within(
-        std::process::Command::new(oomtrace_tests::system::oomtrace_bin())
-            .args(["show", "--from"])
-            .arg(&file),
-        TIMEOUT,
-    )?;
-    let text = String::from_utf8_lossy(&show.stdout);
-    eprintln!("docker: oomtrace show of the kill:\n{text}");
+    // The hog is the container's main process: the kernel's victim is it.
+    expect_fate(&record, "main_process", u64::from(truth.killed.pid));
+    assert_eq!(record["victim"]["ns_pid"], 1, "{record:#}");
+    let text = show_text(&record)?;
     assert!(
         text.contains(&format!(
             "  workload docker container shop-api (image {IMAGE}) compose shop/api id {}\n",
             &id[..12]
         )),
-        "{text}{}",
-        String::from_utf8_lossy(&show.stderr)
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "  fate     the container's main process was killed: the container exits (137)\n"
+        ),
+        "{text}"
     );
     let (_, _, stderr) = tracer.stop()?;
     assert!(
@@ -221,7 +240,15 @@ fn a_child_killed_in_a_container_that_runs_on_is_the_kernels_victim_while_docker
     service_matches_inspect(&record["victim"]["memcg"]["service"], &inspect)?;
     assert_eq!(record["victim"]["memcg"]["service"]["labels"], json!({}));
     schema::validate(&record).map_err(anyhow::Error::msg)?;
-    expect_fate(&record, "child_process");
+    expect_fate(&record, "child_process", main_pid);
+    let text = show_text(&record)?;
+    assert!(
+        text.contains(&format!(
+            "  fate     only a child process was killed; the container keeps running \
+             (main process pid {main_pid}), though Docker reports OOMKilled\n"
+        )),
+        "{text}"
+    );
     Ok(())
 }
 
