@@ -51,17 +51,15 @@ pub fn kill(out: &mut dyn Write, r: &KillReport) -> io::Result<()> {
     if let Some(who) = v.memcg.as_ref().and_then(workload) {
         writeln!(out, "  workload {who}")?;
     }
-    if let Some(f) = r.fate.as_ref() {
-        if let Some(sentence) = fate(f) {
-            // The runtime's word that contradicts the kernel's, said beside it.
-            let runtime_word = (f.killed == FateKilled::ChildProcess)
-                .then(|| v.memcg.as_ref()?.service.as_ref())
-                .flatten()
-                .and_then(runtime_says_oom_killed);
-            match runtime_word {
-                Some(word) => writeln!(out, "  fate     {sentence}, {word}")?,
-                None => writeln!(out, "  fate     {sentence}")?,
-            }
+    if let Some((f, sentence)) = r.fate.as_ref().and_then(|f| Some((f, fate(f)?))) {
+        // The runtime's word that contradicts the kernel's, said beside it.
+        let runtime_word = (f.killed == FateKilled::ChildProcess)
+            .then(|| v.memcg.as_ref()?.service.as_ref())
+            .flatten()
+            .and_then(runtime_says_oom_killed);
+        match runtime_word {
+            Some(word) => writeln!(out, "  fate     {sentence}, {word}")?,
+            None => writeln!(out, "  fate     {sentence}")?,
         }
     }
     writeln!(out, "  limit    {}", limit(r))?;
