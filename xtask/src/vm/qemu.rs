@@ -28,34 +28,23 @@ pub fn boot(kernel: &Kernel, image: &Path, initrd: &Path, work: &Path) -> Result
         console.display()
     );
     let started = Instant::now();
-    // KVM is not usable on these machines: software emulation.
+    let arch = kernel.arch;
+    let (console_tty, _) = arch.ttys();
     let status = Command::new("timeout")
         .arg(VM_TIMEOUT.as_secs().to_string())
-        .arg("qemu-system-x86_64")
-        // Two vCPUs on one host thread: multi-threaded TCG let a guest
-        // CPU run code the other was patching (an int3 oops in 6.12).
-        .args([
-            "-accel",
-            "tcg,thread=single",
-            "-cpu",
-            "max",
-            "-smp",
-            "2",
-            "-m",
-            "512",
-        ])
+        .arg(arch.qemu())
+        .args(arch.machine())
         .args(["-display", "none", "-monitor", "none", "-no-reboot"])
         .arg("-kernel")
         .arg(image)
         .arg("-initrd")
         .arg(initrd)
-        .args(["-append", "console=ttyS0 quiet panic=-1"])
+        .args(["-append", &format!("console={console_tty} quiet panic=-1")])
         .arg("-serial")
         .arg(format!("file:{}", console.display()))
-        .arg("-serial")
-        .arg(format!("file:{}", results.display()))
+        .args(arch.evidence_port(&results))
         .status()
-        .context("run qemu-system-x86_64")?;
+        .with_context(|| format!("run {}", arch.qemu()))?;
     eprintln!(
         "xtask: {} ran for {:.0} s ({status})",
         kernel.name,
