@@ -18,6 +18,7 @@
 //! the kernel's layout; [`features`] lists the optional programs as data;
 //! [`attach`] loads and attaches them; [`ready`] words the ready line.
 
+mod arch;
 mod attach;
 pub mod btf;
 mod features;
