@@ -114,7 +114,13 @@ pub fn static_binary_for(arch: Arch) -> Result<PathBuf> {
     let mut build = Cmd::new("cargo");
     build
         .args(["build", "--release", "--target", target])
-        .args(["--package", "oomtrace", "--package", "oomtrace-tests", "--bins"]);
+        .args([
+            "--package",
+            "oomtrace",
+            "--package",
+            "oomtrace-tests",
+            "--bins",
+        ]);
     for (key, value) in arch::cross_env(arch, &workspace_root().join("target/vm/cache"))? {
         build.env(&key, value);
     }

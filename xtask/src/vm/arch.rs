@@ -146,7 +146,10 @@ const SUITES: [(&str, &str); 4] = [
     ("https://deb.debian.org/debian", "bookworm"),
     ("https://deb.debian.org/debian", "bookworm-updates"),
     ("https://deb.debian.org/debian", "bookworm-backports"),
-    ("https://deb.debian.org/debian-security", "bookworm-security"),
+    (
+        "https://deb.debian.org/debian-security",
+        "bookworm-security",
+    ),
 ];
 /// Indexes older than this are fetched again (kernels move in days).
 const INDEX_MAX_AGE: Duration = Duration::from_secs(12 * 3600);
@@ -294,7 +297,14 @@ pub fn download_package(package: &Package, dir: &Path) -> Result<PathBuf> {
 
 fn download(url: &str, to: &Path) -> Result<()> {
     Cmd::new("curl")
-        .args(["--silent", "--show-error", "--fail", "--location", "--retry", "3"])
+        .args([
+            "--silent",
+            "--show-error",
+            "--fail",
+            "--location",
+            "--retry",
+            "3",
+        ])
         .arg("--output")
         .arg(to)
         .arg(url)
@@ -379,7 +389,11 @@ pub fn cross_env(arch: Arch, cache: &Path) -> Result<Vec<(String, String)>> {
     if !include.join("stdio.h").is_file() {
         let found = find_package(arch, "^musl-dev$", cache)?;
         let deb = download_package(&found, &sysroot)?;
-        Cmd::new("dpkg-deb").arg("-x").arg(&deb).arg(&sysroot).run()?;
+        Cmd::new("dpkg-deb")
+            .arg("-x")
+            .arg(&deb)
+            .arg(&sysroot)
+            .run()?;
         fs::remove_file(&deb)?;
         ensure!(
             include.join("stdio.h").is_file(),
@@ -445,7 +459,10 @@ mod tests {
             release_sha256(release, "main/binary-arm64/Packages.xz").as_deref(),
             Some("bbbb")
         );
-        assert_eq!(release_sha256(release, "main/binary-i386/Packages.xz"), None);
+        assert_eq!(
+            release_sha256(release, "main/binary-i386/Packages.xz"),
+            None
+        );
     }
 
     #[test]
@@ -462,8 +479,7 @@ mod tests {
             found,
             ["linux-image-6.1.0-9-arm64", "linux-image-6.1.0-56-arm64"]
         );
-        let found =
-            matching_names(&names, r"^linux-image-6\.12\.[0-9]+\+deb12-arm64$").unwrap();
+        let found = matching_names(&names, r"^linux-image-6\.12\.[0-9]+\+deb12-arm64$").unwrap();
         assert_eq!(found, ["linux-image-6.12.117+deb12-arm64"]);
         assert!(matching_names(&names, "^nothing$").unwrap().is_empty());
     }
@@ -480,7 +496,10 @@ mod tests {
     #[test]
     fn arch_column_names() {
         assert_eq!(Arch::parse("aarch64").unwrap(), Arch::Aarch64);
-        assert_eq!(Arch::parse("x86_64").unwrap().musl_target(), "x86_64-unknown-linux-musl");
+        assert_eq!(
+            Arch::parse("x86_64").unwrap().musl_target(),
+            "x86_64-unknown-linux-musl"
+        );
         assert!(Arch::parse("arm64").is_err());
     }
 }

@@ -56,8 +56,11 @@ pub fn build(work: &Path, arch: Arch) -> Result<PathBuf> {
         .join("target")
         .join(arch.musl_target())
         .join("release");
-    fs::copy(crate::dist::binary_path_for(arch), root.join("bin/oomtrace"))
-        .context("copy oomtrace")?;
+    fs::copy(
+        crate::dist::binary_path_for(arch),
+        root.join("bin/oomtrace"),
+    )
+    .context("copy oomtrace")?;
     for bin in ["oomtrace-test-hog", "oomtrace-vm-guest"] {
         fs::copy(release.join(bin), root.join("bin").join(bin))
             .with_context(|| format!("copy {bin}"))?;
