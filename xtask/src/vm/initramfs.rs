@@ -3,6 +3,7 @@
 
 use std::{
     fs,
+    os::unix::fs::PermissionsExt as _,
     path::{Path, PathBuf},
 };
 
@@ -52,6 +53,8 @@ pub fn build(work: &Path, arch: Arch) -> Result<PathBuf> {
         super::arch::package_file(arch, "busybox-static", "/bin/busybox", &work.join("cache"))?
     };
     fs::copy(&busybox, root.join("bin/busybox")).context("busybox-static")?;
+    // Extracted from a .deb with tar -O, the cached copy lost its mode.
+    fs::set_permissions(root.join("bin/busybox"), fs::Permissions::from_mode(0o755))?;
     let release = workspace_root()
         .join("target")
         .join(arch.musl_target())
