@@ -1,20 +1,12 @@
 //! One VM run under qemu (software emulation), and the evidence lines the
 //! guest wrote to its second serial port.
 
-use std::{
-    fs,
-    path::Path,
-    process::Command,
-    time::{Duration, Instant},
-};
+use std::{fs, path::Path, process::Command, time::Instant};
 
 use anyhow::{Context as _, Result};
 use serde_json::Value;
 
 use super::Kernel;
-
-/// One VM's whole run, boot to power-off, under software emulation.
-const VM_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// Boots `image` and returns the evidence lines the guest wrote.
 pub fn boot(kernel: &Kernel, image: &Path, initrd: &Path, work: &Path) -> Result<Vec<Value>> {
@@ -31,7 +23,7 @@ pub fn boot(kernel: &Kernel, image: &Path, initrd: &Path, work: &Path) -> Result
     let arch = kernel.arch;
     let (console_tty, _) = arch.ttys();
     let status = Command::new("timeout")
-        .arg(VM_TIMEOUT.as_secs().to_string())
+        .arg(kernel.arch.vm_timeout().as_secs().to_string())
         .arg(arch.qemu())
         .args(arch.machine())
         .args(["-display", "none", "-monitor", "none", "-no-reboot"])
