@@ -378,6 +378,35 @@ pub(super) fn kernel_image(kernel: &super::Kernel, pattern: &str, work: &Path) -
     Ok(image)
 }
 
+/// Whether the kernel beside `image` can attach fentry programs, by the
+/// config its package ships (ground truth oomtrace does not compute):
+/// BPF trampolines attach through ftrace direct calls, which arm64 has
+/// only since 6.4. `None` without a config (x86_64 images keep none).
+pub fn fentry_offered(image: &Path) -> Option<bool> {
+    let config = fs::read_to_string(image.with_file_name("config")).ok()?;
+    Some(config_has(
+        &config,
+        "CONFIG_DYNAMIC_FTRACE_WITH_DIRECT_CALLS",
+    ))
+}
+
+fn config_has(config: &str, option: &str) -> bool {
+    config.lines().any(|l| l == format!("{option}=y"))
+}
+
+/// The verdict for `--capture fentry` on a kernel that cannot attach it:
+/// oomtrace must refuse to start, saying fentry failed.
+pub fn judge_refusal(evidence: &serde_json::Value) -> Result<String, String> {
+    let error = evidence["error"].as_str().unwrap_or("");
+    if error.contains("fentry on oom_kill_process() failed") {
+        Ok("refused: no fentry on this kernel".to_string())
+    } else if error.is_empty() {
+        Err("ran, on a kernel whose config has no ftrace direct calls".to_string())
+    } else {
+        Err(format!("failed otherwise: {error}"))
+    }
+}
+
 /// A file of a foreign architecture's Debian package, extracted once into
 /// `cache/NAME/` (e.g. busybox from busybox-static): returns its path.
 pub fn package_file(arch: Arch, package: &str, member: &str, cache: &Path) -> Result<PathBuf> {
@@ -515,6 +544,25 @@ mod tests {
             matching_names(&["libstdc++6", "libstdcxx6"], &quoted).unwrap(),
             ["libstdc++6"]
         );
+    }
+
+    #[test]
+    fn fentry_needs_ftrace_direct_calls() {
+        let arm61 =
+            "CONFIG_FUNCTION_TRACER=y\nCONFIG_DYNAMIC_FTRACE_WITH_REGS=y\n# CONFIG_X is not set\n";
+        assert!(!config_has(
+            arm61,
+            "CONFIG_DYNAMIC_FTRACE_WITH_DIRECT_CALLS"
+        ));
+        let arm612 = "CONFIG_DYNAMIC_FTRACE_WITH_DIRECT_CALLS=y\n";
+        assert!(config_has(
+            arm612,
+            "CONFIG_DYNAMIC_FTRACE_WITH_DIRECT_CALLS"
+        ));
+        let refused = serde_json::json!({"error": "oomtrace was not ready within 180s; stderr: [\"oomtrace: cannot start tracing: fentry on oom_kill_process() failed: `bpf_raw_tracepoint_open` failed\"]"});
+        assert!(judge_refusal(&refused).is_ok());
+        assert!(judge_refusal(&serde_json::json!({"records": []})).is_err());
+        assert!(judge_refusal(&serde_json::json!({"error": "no victim"})).is_err());
     }
 
     #[test]

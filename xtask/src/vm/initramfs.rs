@@ -14,7 +14,7 @@ use crate::sh::{Cmd, pipeline, workspace_root};
 
 const INIT: &str = r#"#!/bin/busybox sh
 /bin/busybox --install -s /bin
-export PATH=/bin OOMTRACE_BIN=/bin/oomtrace OOMTRACE_READY_SECS=READY_SECS
+export PATH=/bin OOMTRACE_BIN=/bin/oomtrace OOMTRACE_READY_SECS=@READY_SECS@
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs dev /dev
@@ -74,7 +74,7 @@ pub fn build(work: &Path, arch: Arch) -> Result<PathBuf> {
     let init_text = INIT
         .replace("CAPTURES", &arch.captures(&CAPTURES).join(" "))
         .replace("EVIDENCE", arch.ttys().1)
-        .replace("READY_SECS", &arch.ready_secs().to_string());
+        .replace("@READY_SECS@", &arch.ready_secs().to_string());
     fs::write(&init, init_text)?;
     Cmd::new("chmod").args(["+x"]).arg(&init).run()?;
     let initrd = work.join(format!("initrd{suffix}.gz"));

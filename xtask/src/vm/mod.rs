@@ -74,7 +74,8 @@ pub fn vm_test(only: Option<String>) -> Result<()> {
             .find_map(|(arch, initrd)| (*arch == kernel.arch).then_some(initrd))
             .context("an initramfs per architecture")?;
         let results = qemu::boot(kernel, &image, initrd, &work)?;
-        report(kernel, &results, &mut table, &mut failures);
+        let fentry = arch::fentry_offered(&image).unwrap_or(true);
+        report(kernel, &results, fentry, &mut table, &mut failures);
     }
     println!("{table}");
     fs::write(work.join("report.md"), &table)?;
@@ -89,7 +90,15 @@ pub fn vm_test(only: Option<String>) -> Result<()> {
 }
 
 /// Adds the kernel's rows to the table, and its failures.
-fn report(kernel: &Kernel, results: &[Value], table: &mut String, failures: &mut Vec<String>) {
+/// `fentry`: whether the kernel can attach fentry (else `--capture fentry`
+/// must be refused).
+fn report(
+    kernel: &Kernel,
+    results: &[Value],
+    fentry: bool,
+    table: &mut String,
+    failures: &mut Vec<String>,
+) {
     let release = results
         .iter()
         .find(|r| r["scenario"] == "check")
@@ -102,6 +111,25 @@ fn report(kernel: &Kernel, results: &[Value], table: &mut String, failures: &mut
         for capture in CAPTURES {
             if !run.contains(&capture) {
                 table.push_str(" not run |");
+                continue;
+            }
+            if capture == "fentry" && !fentry {
+                let what = format!("{label} {scenario} --capture fentry");
+                let evidence = results
+                    .iter()
+                    .find(|r| r["scenario"] == scenario && r["capture"] == capture);
+                let verdict = evidence.map_or(Err("no result came back".to_string()), |e| {
+                    arch::judge_refusal(e)
+                });
+                match verdict {
+                    Ok(cell) => {
+                        let _ = write!(table, " {cell} |");
+                    }
+                    Err(why) => {
+                        failures.push(format!("{what}: {why}"));
+                        let _ = write!(table, " FAIL ({why}) |");
+                    }
+                }
                 continue;
             }
             let cell = cell(
