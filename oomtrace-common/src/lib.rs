@@ -94,7 +94,7 @@ pub use reclaim::{
     PRESSURE_INTERVAL_NS, PressureRecord, RECLAIM_BUCKETS, RECLAIM_MEMCGS, RECLAIM_WINDOW_SECS,
     ReclaimBucket, ReclaimSnapshot, ReclaimStats,
 };
-pub use signal::{SigkillRecord, signal_result};
+pub use signal::{SIGTERM_NOTES, SigkillRecord, SigtermNote, signal_result};
 
 /// The largest ring buffer entry the kernel side sends: a kill record with
 /// a full command line after it. The ring buffer must hold at least this

@@ -1,6 +1,6 @@
 //! `--sigkill`: a SIGKILL sent to a task, by whom, and how it was taken.
 
-use crate::{TaskRef, kill::CGROUP_NAMES};
+use crate::{TASK_COMM_LEN, TaskRef, kill::CGROUP_NAMES};
 
 /// A SIGKILL sent to a task (`signal:signal_generate`, `--sigkill`).
 #[repr(C)]
@@ -21,9 +21,31 @@ pub struct SigkillRecord {
     /// [`signal_result`] value (the kernel's `enum trace_signal_result`,
     /// translated).
     pub result: u32,
-    pub _pad: u32,
+    /// 1 when [`SigkillRecord::sigterm`] holds a SIGTERM the same process
+    /// was sent before this SIGKILL.
+    pub sigterm_found: u32,
     pub _pad2: u64,
+    /// The last SIGTERM to the target's process, when `sigterm_found`.
+    pub sigterm: SigtermNote,
 }
+
+/// The last SIGTERM a process was sent (`SIGTERMS`, by the target's tgid),
+/// so a SIGKILL after it can name the graceful stop that came first.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct SigtermNote {
+    pub boot_ns: u64,
+    /// The target's group leader's `start_boottime`: a tgid reused by a
+    /// later process does not inherit an earlier one's SIGTERM.
+    pub target_start_ns: u64,
+    pub sender_pid: u32,
+    pub sender_tgid: u32,
+    pub sender_comm: [u8; TASK_COMM_LEN],
+}
+
+/// Processes whose last SIGTERM is remembered; least recently used go
+/// first, so SIGTERMs nobody follows with a SIGKILL cannot fill it.
+pub const SIGTERM_NOTES: u32 = 4096;
 
 /// [`crate::SigkillRecord::result`]: how the kernel took the signal.
 pub mod signal_result {
@@ -33,4 +55,8 @@ pub mod signal_result {
     pub const LOSE_INFO: u32 = 4;
 }
 
-const _: () = assert!(core::mem::size_of::<SigkillRecord>() == 24 + 2 * (48 + CGROUP_NAMES) + 16);
+const _: () = assert!(core::mem::size_of::<SigtermNote>() == 24 + TASK_COMM_LEN);
+const _: () = assert!(
+    core::mem::size_of::<SigkillRecord>()
+        == 24 + 2 * (48 + CGROUP_NAMES) + 16 + core::mem::size_of::<SigtermNote>()
+);

@@ -203,8 +203,9 @@ fn account(id: u64, level: u64, now: u64, stall: u64, reclaimed: u64) {
 
 /// An atomic add (BPF_ATOMIC | BPF_ADD): the BPF target's AtomicU64 has no
 /// `fetch_add`, so the intrinsic it would use is called directly.
+/// (`u64::MAX` subtracts one.)
 #[inline(always)]
-fn add(counter: &mut u64, value: u64) {
+pub fn add(counter: &mut u64, value: u64) {
     // SAFETY: a valid, aligned u64 in a map value.
     unsafe {
         core::intrinsics::atomic_xadd::<u64, u64, { core::intrinsics::AtomicOrdering::Relaxed }>(

@@ -50,7 +50,9 @@ pub struct Cli {
     pub pressure: Option<std::time::Duration>,
 
     /// Also record every SIGKILL that is not the OOM killer's (a `kill -9`,
-    /// a kubelet eviction, a systemd stop), with the process that sent it.
+    /// a kubelet eviction, a systemd stop), with the process that sent it,
+    /// its kind (a userspace OOM killer such as earlyoom or systemd-oomd, a
+    /// runtime stop, systemd, a plain kill) and the SIGTERM that came first.
     #[arg(long)]
     pub sigkill: bool,
 
@@ -65,6 +67,31 @@ pub struct Cli {
     /// Mount the node's /var/log there when oomtrace runs in a pod.
     #[arg(long, value_name = "DIR", default_value = "/var/log")]
     pub kubelet_log_dir: PathBuf,
+
+    /// The Docker Engine API socket that names Docker containers (name,
+    /// image, compose labels), asked read-only after a kill, at most 150 ms
+    /// per container. Mount the node's socket read-only there in a pod.
+    #[arg(long, value_name = "PATH", default_value = "/var/run/docker.sock")]
+    pub docker_socket: PathBuf,
+
+    /// podman's API socket (`podman system service`), asked like Docker's.
+    #[arg(long, value_name = "PATH", default_value = "/run/podman/podman.sock")]
+    pub podman_socket: PathBuf,
+
+    /// containers/storage's root, whose `overlay-containers/containers.json`
+    /// names podman containers when its socket is not there.
+    #[arg(
+        long,
+        value_name = "DIR",
+        default_value = "/var/lib/containers/storage"
+    )]
+    pub podman_storage: PathBuf,
+
+    /// containerd's state directory: a `/<namespace>/<id>` cgroup is named
+    /// a containerd container only when containerd runs that task (its
+    /// `io.containerd.runtime.v2.task/<namespace>/<id>` directory).
+    #[arg(long, value_name = "DIR", default_value = "/run/containerd")]
+    pub containerd_state: PathBuf,
 
     /// How to capture kills: `auto` picks the richest path this kernel
     /// offers (see `oomtrace check`); `fentry` insists on tp_btf plus fentry

@@ -19,6 +19,7 @@ use oomtrace::{
 };
 
 fn main() -> ExitCode {
+    capture::timing::begin();
     if let Some(dir) = docs::requested() {
         return docs::run(&dir);
     }
@@ -161,7 +162,10 @@ fn trace(cli: &Cli) -> anyhow::Result<ExitCode> {
 
     // tracefs is only needed by the classic tracepoint path: mount it only
     // when that path is the one left (the BTF parsed once either way).
-    let mut facilities = Facilities::probe();
+    let cache_dir = capture::cache::dir();
+    let mut facilities = capture::timing::phase("probe (BTF, tracefs)", || {
+        Facilities::probe_cached(cache_dir.as_deref())
+    });
     let plan = match facilities.plan(cli.capture) {
         Ok(plan) => plan,
         Err(_) => {
@@ -178,7 +182,10 @@ fn trace(cli: &Cli) -> anyhow::Result<ExitCode> {
         pressure_ns: pressure_ns(cli),
         sigkill: cli.sigkill,
     };
-    let capture = Capture::start(&plan, facilities.loader_btf(), &options).map_err(|error| {
+    let capture = capture::timing::phase("capture (load, verify, attach)", || {
+        Capture::start(&plan, facilities.loader_btf(), &options)
+    })
+    .map_err(|error| {
         if error.is_permission_denied() {
             anyhow::Error::new(UserError::NotPrivileged {
                 held: privileges.describe(),
@@ -195,19 +202,34 @@ fn trace(cli: &Cli) -> anyhow::Result<ExitCode> {
         Vec::new()
     };
     let announce = move || {
+        let ready_at = capture::timing::since_begin();
         eprintln!("{ready}");
         for detail in &details {
             eprintln!("oomtrace: {detail}");
         }
+        if oomtrace::verbose() {
+            for line in capture::timing::lines() {
+                eprintln!("oomtrace: {line}");
+            }
+            eprintln!(
+                "oomtrace: start: ready at {:.1} ms",
+                ready_at.as_secs_f64() * 1000.0
+            );
+        }
+        // A no-op unless started by systemd with Type=notify. Ready as
+        // soon as the line is out, not after the clean-up below.
+        if let Err(error) = sd_notify::notify(&[sd_notify::NotifyState::Ready]) {
+            eprintln!("oomtrace: warning: cannot notify systemd: {error}");
+        }
+        // After a start that parsed the BTF, what it needed from it goes
+        // into the cache for the next (after the ready line: it resolves
+        // the layout once more).
+        facilities.fill_cache();
         // The kernel's parsed BTF (tens of MiB at its peak) is needed only
         // to load: give it back before running for weeks (after the ready
         // line: freeing it takes ~100 ms).
         drop(facilities);
         release_startup_memory();
-        // A no-op unless started by systemd with Type=notify.
-        if let Err(error) = sd_notify::notify(&[sd_notify::NotifyState::Ready]) {
-            eprintln!("oomtrace: warning: cannot notify systemd: {error}");
-        }
     };
 
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -221,6 +243,12 @@ fn trace(cli: &Cli) -> anyhow::Result<ExitCode> {
     let settings = enrich::Settings {
         candidates: cli.candidates,
         kubelet_log_dir: cli.kubelet_log_dir.clone(),
+        containers: enrich::names::Sources {
+            docker_socket: cli.docker_socket.clone(),
+            podman_socket: cli.podman_socket.clone(),
+            podman_storage: cli.podman_storage.clone(),
+            containerd_state: cli.containerd_state.clone(),
+        },
         past_kills,
         trend_store,
     };

@@ -7,6 +7,7 @@
 //! /proc/vmstat, the cgroup's own files, and the pids the test started.
 
 pub mod cgroup;
+pub mod docker;
 pub mod hog;
 pub mod http;
 pub mod kernel;

@@ -30,6 +30,21 @@ pub fn validate(record: &Value) -> Result<(), String> {
     Err(format!("matches no record type: {}", errors.join(" | ")))
 }
 
+/// Whether the published contract gives records of `record_type` a
+/// top-level `field`: tests of fields that land in parallel check them as
+/// soon as the schema documents them.
+pub fn documents(record_type: &str, field: &str) -> bool {
+    schema()["oneOf"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(resolve)
+        .any(|variant| {
+            variant["properties"]["type"]["const"] == record_type
+                && variant["properties"].get(field).is_some()
+        })
+}
+
 fn resolve(node: &Value) -> &Value {
     match node.get("$ref").and_then(Value::as_str) {
         Some(reference) => {
@@ -144,7 +159,10 @@ fn check(value: &Value, node: &Value, at: &str) -> Result<(), String> {
             }
         }
         for (key, child) in object {
-            match properties.and_then(|p| p.get(key)) {
+            // A map (e.g. `labels`): any key, each value as
+            // `additionalProperties` says.
+            let any_key = node.get("additionalProperties").filter(|a| a.is_object());
+            match properties.and_then(|p| p.get(key)).or(any_key) {
                 Some(child_schema) => check(child, child_schema, &format!("{at}.{key}"))?,
                 None => {
                     return Err(format!(
@@ -202,6 +220,26 @@ mod tests {
             ),
             Ok(())
         );
+    }
+
+    #[test]
+    fn a_named_container_validates_and_its_labels_must_be_strings() {
+        let mut named = kill();
+        named["oom_memcg"]["service"] = json!({"kind": "docker_container", "name": "x",
+            "container_name": "shop-api", "image": "shop/api:1.4",
+            "labels": {"com.docker.compose.project": "shop"}});
+        assert_eq!(validate(&named), Ok(()));
+        named["oom_memcg"]["service"]["labels"]["com.docker.compose.project"] = json!(1);
+        assert!(validate(&named).is_err());
+        named["oom_memcg"]["service"]["labels"] = json!(null);
+        named["oom_memcg"]["service"]
+            .as_object_mut()
+            .expect("object")
+            .remove("image");
+        assert!(validate(&named).is_err(), "image is required");
+        assert!(documents("oom_kill", "oom_memcg"));
+        assert!(!documents("oom_kill", "no_such_field"));
+        assert!(!documents("lost", "oom_memcg"));
     }
 
     #[test]
@@ -271,6 +309,35 @@ mod tests {
     }
 
     #[test]
+    fn the_documented_sigkill_with_its_killer_is_valid_and_checked() {
+        let doc = include_str!("../../docs/schema.md");
+        let start = doc
+            .find("## `sigkill` and `sigkill_outcome`")
+            .expect("docs/schema.md documents sigkill");
+        let json = doc[start..]
+            .split("```json\n")
+            .nth(1)
+            .and_then(|block| block.split("\n```").next())
+            .expect("a json block");
+        let record: Value = serde_json::from_str(json).expect("the example is JSON");
+        assert_eq!(validate(&record), Ok(()));
+        let mut old = record.clone();
+        let fields = old.as_object_mut().expect("object");
+        fields.remove("killer");
+        fields.remove("sigterm");
+        assert_eq!(validate(&old), Ok(()), "records of older versions");
+        let mut none = record.clone();
+        none["sigterm"] = json!(null);
+        assert_eq!(validate(&none), Ok(()));
+        let mut kind = record.clone();
+        kind["killer"]["kind"] = json!("oomd");
+        assert!(validate(&kind).is_err(), "kinds are an enum");
+        let mut grace = record;
+        grace["sigterm"]["grace_us"] = json!(-1);
+        assert!(validate(&grace).is_err());
+    }
+
+    #[test]
     fn workload_identity_is_checked() {
         let pod = json!({"level": "container", "qos": "burstable",
             "pod_uid": "0f0e7c1a-3b2d-4c5e-8f9a-0123456789ab",
@@ -279,7 +346,8 @@ mod tests {
             "namespace": "shop", "pod_name": "cart-7f9c", "container_name": null});
         let mut record = kill();
         record["victim"]["memcg"]["k8s"] = pod.clone();
-        record["oom_memcg"]["service"] = json!({"kind": "systemd_service", "name": "a.service"});
+        record["oom_memcg"]["service"] = json!({"kind": "systemd_service", "name": "a.service",
+            "container_name": null, "image": null, "labels": null});
         assert_eq!(validate(&record), Ok(()));
         record["victim"]["memcg"]["k8s"]["pod_uid"] = json!(null);
         record["victim"]["memcg"]["k8s"]["container_id"] = json!(null);

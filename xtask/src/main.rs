@@ -46,11 +46,13 @@ enum Task {
         filter: Option<String>,
     },
     /// Set up (and install bpftrace to compare with), build release
-    /// binaries, and measure latency, a kill storm, overhead, idle cost
-    /// and start-up; prints a table and writes target/bench.json. Needs
-    /// root; takes about five minutes.
+    /// binaries, and measure latency (beside bpftrace), a kill storm,
+    /// overhead (bpf_stats per program), a fork/exit storm, idle cost and
+    /// start-up; prints a table and writes target/bench.json. Needs root;
+    /// takes about ten minutes (`-- --only overhead,exits` runs a part).
     Bench {
-        /// Arguments for oomtrace-bench, e.g. `-- --kills 500 --idle-secs 30`.
+        /// Arguments for oomtrace-bench, e.g. `-- --kills 500 --idle-secs 30`
+        /// or `-- --only latency,storm`.
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
@@ -156,9 +158,14 @@ fn test(filter: Option<String>) -> Result<()> {
     setup::install_missing(&["prometheus", "python3-venv", "systemd"])
         .context("installing prometheus, python3-venv and systemd for the tests")?;
     // The artifact tests install the .deb (lintian, man-db to check it) and
-    // run the image in a dockerd of their own.
-    setup::install_missing(&["lintian", "man-db", "docker.io"])
-        .context("installing lintian, man-db and docker.io for the artifact tests")?;
+    // run the image in a dockerd of their own; the docker tests import an
+    // image of busybox-static and the hog, and run a task with containerd's
+    // ctr (docker.io depends on containerd).
+    setup::install_missing(&["lintian", "man-db", "docker.io", "busybox-static"])
+        .context("installing lintian, man-db, docker.io and busybox-static for the artifact and docker tests")?;
+    // The --sigkill tests stop a runc container (a busybox rootfs) as a
+    // runtime does: SIGTERM, a grace, SIGKILL.
+    setup::install_missing(&["runc"]).context("installing runc for the sigkill tests")?;
     eprintln!("xtask: building the artifacts (cargo xtask dist)");
     let artifacts = dist::build()?;
     let kubernetes_validate = setup::kubernetes_validate()?;
@@ -167,6 +174,12 @@ fn test(filter: Option<String>) -> Result<()> {
     let binary = workspace_root().join("target/debug/oomtrace");
     remove_leftover_cgroups()?;
 
+    // Start from no BTF cache, so the first oomtrace starts cold.
+    let btf_cache = workspace_root().join("target/test-btf-cache");
+    if btf_cache.exists() {
+        std::fs::remove_dir_all(&btf_cache)
+            .with_context(|| format!("remove {}", btf_cache.display()))?;
+    }
     eprintln!("xtask: running unit and kernel tests");
     let mut cmd = Cmd::new("cargo");
     cmd.args(["test", "--no-fail-fast"])
@@ -177,7 +190,10 @@ fn test(filter: Option<String>) -> Result<()> {
         .env("OOMTRACE_IMAGE", artifacts.image.as_os_str())
         // As root every oomtrace defaults to the machine's own history; no
         // test may write it (those that test the store pass --store).
-        .env("OOMTRACE_STORE", "none");
+        .env("OOMTRACE_STORE", "none")
+        // Nor the machine's BTF cache: the tests' oomtraces share one of
+        // their own, so both cold and warm starts are exercised.
+        .env("OOMTRACE_CACHE", btf_cache.as_os_str());
     if let Some(filter) = filter {
         cmd.arg("--").arg(filter);
     }
@@ -197,9 +213,14 @@ fn bench(args: Vec<String>) -> Result<()> {
     Cmd::new(release.join("oomtrace-bench").as_os_str())
         .arg("--json")
         .arg(json.as_os_str())
-        .args(args)
+        .args(&args)
         .env("OOMTRACE_BIN", release.join("oomtrace").as_os_str())
         .run()?;
+    // `-- --only X`: that measurement alone (e.g. `--only start` to
+    // iterate on start-up), without the store's.
+    if args.iter().any(|a| a == "--only") {
+        return Ok(());
+    }
     // The store's cost, on its own code: a write per record in the
     // writer's batches, and `list` over 100,000 stored kills.
     eprintln!("xtask: measuring the store (100,000 records)");

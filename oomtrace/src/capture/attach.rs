@@ -10,8 +10,9 @@ use oomtrace_common::names;
 
 use super::{
     CaptureError, Options,
-    features::{self, Enable, FEATURES, FeatureError, FeatureId},
+    features::{self, Enable, FEATURES, FeatureError, FeatureId, ProgramSet, Programs},
     plan::{Fentry, Plan},
+    timing,
 };
 
 /// Used where a tp_btf feature is not: the classic tracepoint path.
@@ -46,7 +47,7 @@ impl FeatureResults {
 
     /// Tries each of [`FEATURES`] in order on the tp_btf path.
     pub fn attach(
-        ebpf: &mut Ebpf,
+        ebpf: &mut dyn ProgramSet,
         kernel_btf: &aya::Btf,
         plan: &Plan,
         options: &Options,
@@ -100,13 +101,50 @@ pub(super) fn set_reclaim_tracked(ebpf: &mut Ebpf) -> Result<(), CaptureError> {
     tracked.set(0, 1, 0).map_err(failed)
 }
 
-/// Loads and attaches `mark_victim_btf`: the kill records of the tp_btf path.
-pub(super) fn attach_main_btf(ebpf: &mut Ebpf, kernel_btf: &aya::Btf) -> Result<(), CaptureError> {
+/// Loads every tp_btf feature and `mark_victim_btf`, this one on a thread
+/// of its own: it is the costliest for the verifier, which checks each
+/// program on the loading thread, so it runs beside the others' on a
+/// second CPU. Attaches the features meanwhile, in order, and returns
+/// with `mark_victim_btf` loaded, not attached.
+pub(super) fn load_btf(
+    ebpf: &mut Ebpf,
+    kernel_btf: &aya::Btf,
+    plan: &Plan,
+    options: &Options,
+) -> Result<FeatureResults, CaptureError> {
+    let name = names::MARK_VICTIM_BTF;
+    let mut programs: std::collections::HashMap<_, _> = ebpf.programs_mut().collect();
+    let main = programs
+        .remove(name)
+        .ok_or(CaptureError::MissingProgram(name))?;
+    let main: &mut BtfTracePoint = main.try_into().map_err(program_failed(name))?;
+    let mut programs = Programs(programs);
+    std::thread::scope(|scope| {
+        let loading = scope.spawn(|| {
+            let timer = timing::Timer::start();
+            let loaded = main.load("mark_victim", kernel_btf);
+            timer.done(format!("load {name} (own thread)"));
+            loaded
+        });
+        let results = FeatureResults::attach(&mut programs, kernel_btf, plan, options);
+        let loaded = loading
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        loaded.map_err(program_failed(name))?;
+        results
+    })
+}
+
+/// Attaches `mark_victim_btf`, loaded by [`load_btf`]: the kill records of
+/// the tp_btf path.
+pub(super) fn attach_main_btf(ebpf: &mut Ebpf) -> Result<(), CaptureError> {
     let name = names::MARK_VICTIM_BTF;
     let failed = program_failed(name);
+    let verified = timing::verified(ebpf, name);
     let program: &mut BtfTracePoint = main_program(ebpf, name)?;
-    program.load("mark_victim", kernel_btf).map_err(failed)?;
-    program.attach().map(drop).map_err(failed)
+    timing::phase(format!("attach {name}{verified}"), || program.attach())
+        .map(drop)
+        .map_err(failed)
 }
 
 /// Loads and attaches `mark_victim_tracepoint`: the tracepoint path.

@@ -48,6 +48,9 @@ pub enum BtfError {
     },
     #[error("cannot parse {path}: {message}")]
     Parse { path: String, message: String },
+    /// Not parsed: what a start needs came from the cache.
+    #[error("not parsed (taken from the cache)")]
+    Cached,
 }
 
 /// Reads a BTF file.

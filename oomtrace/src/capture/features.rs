@@ -3,11 +3,15 @@
 //! feature, records carry nulls for what it provides and the ready line
 //! says why; the full kernel error (verifier log included) is kept.
 
+use std::collections::HashMap;
+
 use aya::{
     Ebpf,
     programs::{BtfTracePoint, FEntry, FExit, ProgramError},
 };
 use oomtrace_common::{KernelLayout, OFFSET_UNKNOWN, Source, names};
+
+use super::timing;
 
 /// The kernel function whose argument is the kill's `struct oom_control`.
 pub const FENTRY_TARGET: &str = "oom_kill_process";
@@ -140,6 +144,24 @@ pub const FEATURES: &[Feature] = &[
     },
 ];
 
+/// Every attach point any program may need, as aya looks them up in the
+/// kernel's BTF: `btf_trace_<event>` typedefs and function names.
+pub fn attach_points() -> (Vec<String>, Vec<&'static str>) {
+    let mut typedefs = vec![format!("btf_trace_mark_victim")];
+    let mut functions = Vec::new();
+    for program in FEATURES.iter().flat_map(|f| f.programs) {
+        match program.hook {
+            Hook::TpBtf(event) => typedefs.push(format!("btf_trace_{event}")),
+            Hook::FEntry(function) | Hook::FExit(function) => functions.push(function),
+        }
+    }
+    typedefs.sort();
+    typedefs.dedup();
+    functions.sort_unstable();
+    functions.dedup();
+    (typedefs, functions)
+}
+
 /// The feature `id` of [`FEATURES`].
 pub fn feature(id: FeatureId) -> &'static Feature {
     FEATURES
@@ -217,15 +239,22 @@ pub fn check_needs(feature: &Feature, layout: &KernelLayout) -> Result<(), Featu
 /// Loads `feature`'s programs, then attaches them last to first; if one
 /// cannot be attached, unloads those already in (detaching them).
 pub fn attach(
-    ebpf: &mut Ebpf,
+    ebpf: &mut dyn ProgramSet,
     kernel_btf: &aya::Btf,
     feature: &Feature,
 ) -> Result<(), FeatureError> {
     for program in feature.programs {
-        load(ebpf, kernel_btf, program)?;
+        let timer = timing::Timer::start();
+        let loaded = load(ebpf, kernel_btf, program);
+        let verified = timing::verified(ebpf, program.name);
+        timer.done(format!("load {}{verified}", program.name));
+        loaded?;
     }
     for (attached, program) in feature.programs.iter().rev().enumerate() {
-        if let Err(error) = attach_one(ebpf, program) {
+        let attached_one = timing::phase(format!("attach {}", program.name), || {
+            attach_one(ebpf, program)
+        });
+        if let Err(error) = attached_one {
             for done in feature.programs.iter().rev().take(attached) {
                 // Best effort: a program that stays attached only sees
                 // events whose partner programs never fire.
@@ -237,7 +266,11 @@ pub fn attach(
     Ok(())
 }
 
-fn load(ebpf: &mut Ebpf, kernel_btf: &aya::Btf, program: &Program) -> Result<(), FeatureError> {
+fn load(
+    ebpf: &mut dyn ProgramSet,
+    kernel_btf: &aya::Btf,
+    program: &Program,
+) -> Result<(), FeatureError> {
     let name = program.name;
     let failed = |e| FeatureError::program(name, e);
     match program.hook {
@@ -253,7 +286,7 @@ fn load(ebpf: &mut Ebpf, kernel_btf: &aya::Btf, program: &Program) -> Result<(),
     }
 }
 
-fn attach_one(ebpf: &mut Ebpf, program: &Program) -> Result<(), FeatureError> {
+fn attach_one(ebpf: &mut dyn ProgramSet, program: &Program) -> Result<(), FeatureError> {
     let name = program.name;
     let failed = |e| FeatureError::program(name, e);
     match program.hook {
@@ -272,7 +305,7 @@ fn attach_one(ebpf: &mut Ebpf, program: &Program) -> Result<(), FeatureError> {
     }
 }
 
-fn unload(ebpf: &mut Ebpf, program: &Program) -> Result<(), FeatureError> {
+fn unload(ebpf: &mut dyn ProgramSet, program: &Program) -> Result<(), FeatureError> {
     let name = program.name;
     let failed = |e| FeatureError::program(name, e);
     match program.hook {
@@ -283,8 +316,41 @@ fn unload(ebpf: &mut Ebpf, program: &Program) -> Result<(), FeatureError> {
     .map_err(failed)
 }
 
+/// The programs features are loaded from: the whole object, or some of its
+/// programs while another is verified on a thread of its own.
+pub trait ProgramSet {
+    fn program(&self, name: &str) -> Option<&aya::programs::Program>;
+    fn program_mut(&mut self, name: &str) -> Option<&mut aya::programs::Program>;
+}
+
+impl ProgramSet for Ebpf {
+    fn program(&self, name: &str) -> Option<&aya::programs::Program> {
+        Ebpf::program(self, name)
+    }
+
+    fn program_mut(&mut self, name: &str) -> Option<&mut aya::programs::Program> {
+        Ebpf::program_mut(self, name)
+    }
+}
+
+/// Some of an object's programs, borrowed by name.
+pub struct Programs<'a>(pub HashMap<&'a str, &'a mut aya::programs::Program>);
+
+impl ProgramSet for Programs<'_> {
+    fn program(&self, name: &str) -> Option<&aya::programs::Program> {
+        self.0.get(name).map(|p| &**p)
+    }
+
+    fn program_mut(&mut self, name: &str) -> Option<&mut aya::programs::Program> {
+        self.0.get_mut(name).map(|p| &mut **p)
+    }
+}
+
 /// The object's program `name` as its type.
-pub fn typed<'a, T>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut T, FeatureError>
+pub fn typed<'a, T>(
+    ebpf: &'a mut dyn ProgramSet,
+    name: &'static str,
+) -> Result<&'a mut T, FeatureError>
 where
     &'a mut T: TryFrom<&'a mut aya::programs::Program, Error = ProgramError>,
 {

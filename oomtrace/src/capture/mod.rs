@@ -21,9 +21,11 @@
 mod arch;
 mod attach;
 pub mod btf;
+pub mod cache;
 mod features;
 mod plan;
 mod ready;
+pub mod timing;
 pub mod tracefs;
 
 use std::{io, net::SocketAddr};
@@ -228,18 +230,20 @@ impl Capture {
             }
             (CapturePath::Tracepoint, _) => None,
         };
-        let mut ebpf = EbpfLoader::new()
-            .btf(kernel_btf)
-            .override_global(names::LAYOUT, &plan.layout, true)
-            .override_global(names::PRESSURE_NS, &options.pressure_ns, true)
-            .map_max_entries(names::EVENTS, options.ring_buffer_bytes)
-            .load(EBPF_OBJECT)
-            .map_err(CaptureError::Load)?;
+        let mut ebpf = timing::phase("object load (maps, BTF)", || {
+            EbpfLoader::new()
+                .btf(kernel_btf)
+                .override_global(names::LAYOUT, &plan.layout, true)
+                .override_global(names::PRESSURE_NS, &options.pressure_ns, true)
+                .map_max_entries(names::EVENTS, options.ring_buffer_bytes)
+                .load(EBPF_OBJECT)
+        })
+        .map_err(CaptureError::Load)?;
 
         let mut path = plan.path;
         let results = match kernel_btf {
             Some(kernel_btf) if plan.path != CapturePath::Tracepoint => {
-                let results = FeatureResults::attach(&mut ebpf, kernel_btf, plan, options)?;
+                let results = attach::load_btf(&mut ebpf, kernel_btf, plan, options)?;
                 if results.fentry_attached {
                     path = CapturePath::Fentry;
                 }
@@ -248,7 +252,7 @@ impl Capture {
                     // the reclaim programs run.
                     attach::set_reclaim_tracked(&mut ebpf)?;
                 }
-                attach::attach_main_btf(&mut ebpf, kernel_btf)?;
+                attach::attach_main_btf(&mut ebpf)?;
                 results
             }
             _ => {

@@ -8,14 +8,19 @@ use oomtrace_common::{KernelLayout, MAX_CPUS, OFFSET_UNKNOWN};
 use super::{
     CapturePath, Preference,
     btf::{self, BtfError, KernelTypes},
-    features::FENTRY_TARGET,
+    cache,
+    features::{self, FENTRY_TARGET},
+    timing,
     tracefs::{self, EventFormat},
 };
 
 /// What the running kernel offers for tracing OOM kills.
 pub struct Facilities {
-    /// The kernel's types, for struct offsets.
+    /// The kernel's types, for struct offsets ([`BtfError::Cached`] when
+    /// the cache made parsing them needless).
     pub btf: Result<KernelTypes, BtfError>,
+    /// What a start needs from this BTF, from the cache.
+    cache: Option<Cache>,
     /// The same BTF parsed by aya, which needs it to load tp_btf programs.
     loader_btf: Option<aya::Btf>,
     pub tracefs: Result<PathBuf, io::Error>,
@@ -23,18 +28,49 @@ pub struct Facilities {
 }
 
 impl Facilities {
-    /// Looks at the kernel; mounts nothing.
+    /// Looks at the kernel, parsing its BTF; mounts nothing.
     pub fn probe() -> Facilities {
-        let (btf, loader_btf) = parse_btf_twice();
+        Self::probe_cached(None)
+    }
+
+    /// Like [`Self::probe`], but takes what a start needs from the BTF from
+    /// the cache in `cache_dir` when it holds this BTF's, and fills it
+    /// when it did not.
+    pub fn probe_cached(cache_dir: Option<&Path>) -> Facilities {
+        let (btf, cache, loader_btf) = btf_facts(cache_dir);
         let tracefs = tracefs::find().ok_or_else(|| io::Error::from(io::ErrorKind::NotFound));
         let mut facilities = Facilities {
             btf,
+            cache,
             loader_btf,
             tracefs,
             mark_victim_format: None,
         };
         facilities.read_mark_victim_format();
         facilities
+    }
+
+    /// Whether the BTF facts came from the cache.
+    pub fn from_cache(&self) -> bool {
+        matches!(self.cache, Some(Cache::Hit(_)))
+    }
+
+    /// After a start that parsed the BTF: keeps what it needed in the
+    /// cache for the next start. Slow (it resolves the layout again):
+    /// call it once ready. Failing to write only costs the next start.
+    pub fn fill_cache(&self) {
+        let (Some(Cache::Miss(dir, key)), Ok(types), Some(loader)) =
+            (&self.cache, &self.btf, &self.loader_btf)
+        else {
+            return;
+        };
+        if let Err(e) = cache::store(dir, key, &facts_of(types, loader)) {
+            eprintln!(
+                "oomtrace: warning: cannot cache what start-up read from the kernel BTF in {} \
+                 ({e}): the next start parses it again (OOMTRACE_CACHE=none turns the cache off)",
+                dir.display()
+            );
+        }
     }
 
     /// Mounts tracefs if it is not mounted (needs CAP_SYS_ADMIN), for the
@@ -62,14 +98,27 @@ impl Facilities {
     /// Picks the richest capture path allowed by `preference` and
     /// resolves its layout.
     pub fn plan(&self, preference: Preference) -> Result<Plan, NoCapturePath> {
+        timing::phase("plan (layout from BTF)", || self.plan_untimed(preference))
+    }
+
+    fn plan_untimed(&self, preference: Preference) -> Result<Plan, NoCapturePath> {
         let mut reasons = Vec::new();
-        let mut layout = match &self.btf {
-            Ok(types) => types.layout(),
-            Err(e) => {
+        // (layout, mark_victim passes the task, the fentry target exists)
+        let facts = match (&self.cache, &self.btf) {
+            (Some(Cache::Hit(cached)), _) => cached
+                .layout()
+                .map(|layout| (layout, cached.mark_victim_passes_task, cached.fentry_target)),
+            (_, Ok(types)) => Some((
+                types.layout(),
+                types.mark_victim_passes_task(),
+                types.has_function(FENTRY_TARGET),
+            )),
+            (_, Err(e)) => {
                 reasons.push(format!("no kernel BTF ({e})"));
-                KernelLayout::UNKNOWN
+                None
             }
         };
+        let mut layout = facts.map_or(KernelLayout::UNKNOWN, |(layout, _, _)| layout);
         layout.page_shift = page_shift();
         layout.nr_cpus = possible_cpus();
         if layout.nr_cpus == 0 || layout.nr_cpus > MAX_CPUS {
@@ -80,9 +129,9 @@ impl Facilities {
 
         if preference == Preference::Tracepoint {
             reasons.push("tp_btf: not used (--capture tracepoint)".to_string());
-        } else if let Ok(types) = &self.btf {
+        } else if let Some((_, passes_task, fentry_target)) = facts {
             let missing = btf::missing_for_task_reads(&layout);
-            if !types.mark_victim_passes_task() {
+            if !passes_task {
                 reasons.push(
                     "tp_btf: this kernel's mark_victim tracepoint does not pass the victim's task"
                         .to_string(),
@@ -92,7 +141,7 @@ impl Facilities {
             } else {
                 let fentry = match preference {
                     Preference::Fentry => Fentry::Require,
-                    Preference::Auto if types.has_function(FENTRY_TARGET) => Fentry::Try,
+                    Preference::Auto if fentry_target => Fentry::Try,
                     _ => Fentry::Off,
                 };
                 return Ok(Plan {
@@ -142,19 +191,86 @@ impl Facilities {
     }
 }
 
-/// Reads the kernel's BTF once and parses it for us and for aya at the
-/// same time: each parse takes a good part of start-up on its own.
-fn parse_btf_twice() -> (Result<KernelTypes, BtfError>, Option<aya::Btf>) {
+/// The kernel's BTF as parsed types (or [`BtfError::Cached`]), the facts
+/// from the cache if it holds this BTF's, and aya's BTF (the kernel's, or
+/// the cache's synthetic one).
+fn btf_facts(
+    cache_dir: Option<&Path>,
+) -> (
+    Result<KernelTypes, BtfError>,
+    Option<Cache>,
+    Option<aya::Btf>,
+) {
     let path = Path::new(btf::VMLINUX_BTF);
-    let data = match btf::read(path) {
+    let data = match timing::phase("BTF read", || btf::read(path)) {
         Ok(data) => data,
-        Err(e) => return (Err(e), None),
+        Err(e) => return (Err(e), None, None),
     };
+    let Some(dir) = cache_dir else {
+        let (types, loader) = parse_btf_twice(data, path);
+        return (types, None, loader);
+    };
+    let key = timing::phase("BTF hash", || cache::Key::new(&data, super::EBPF_OBJECT));
+    let hit = timing::phase("cache read", || {
+        let facts = cache::load(dir, &key)?;
+        let loader = facts.loader_btf()?;
+        Some((facts, loader))
+    });
+    if let Some((facts, loader)) = hit {
+        return (Err(BtfError::Cached), Some(Cache::Hit(facts)), Some(loader));
+    }
+    let (types, loader) = parse_btf_twice(data, path);
+    (types, Some(Cache::Miss(dir.to_path_buf(), key)), loader)
+}
+
+/// What [`cache::Facts`] keeps, from the parsed BTF (attach ids as aya
+/// finds them: the ids it would hand the kernel).
+fn facts_of(types: &KernelTypes, loader: &aya::Btf) -> cache::Facts {
+    use aya_obj::btf::BtfKind;
+    let (typedefs, functions) = features::attach_points();
+    let ids = |names: Vec<String>, kind: BtfKind| {
+        names
+            .into_iter()
+            .filter_map(|name| Some((name.clone(), loader.id_by_type_name_kind(&name, kind).ok()?)))
+            .collect()
+    };
+    cache::Facts::new(
+        &types.layout(),
+        types.mark_victim_passes_task(),
+        types.has_function(FENTRY_TARGET),
+        ids(typedefs, BtfKind::Typedef),
+        ids(
+            functions.into_iter().map(String::from).collect(),
+            BtfKind::Func,
+        ),
+    )
+}
+
+/// Parses the kernel's BTF for us and for aya at the same time: each parse
+/// takes a good part of a cold start on its own.
+fn parse_btf_twice(
+    data: Vec<u8>,
+    path: &Path,
+) -> (Result<KernelTypes, BtfError>, Option<aya::Btf>) {
     std::thread::scope(|scope| {
-        let loader = scope.spawn(|| aya::Btf::parse(&data, aya::Endianness::default()).ok());
-        let types = KernelTypes::from_bytes(data.clone(), path);
+        let loader = scope.spawn(|| {
+            timing::phase("BTF parse (aya)", || {
+                aya::Btf::parse(&data, aya::Endianness::default()).ok()
+            })
+        });
+        let types = timing::phase("BTF parse (offsets)", || {
+            KernelTypes::from_bytes(data.clone(), path)
+        });
         (types, loader.join().ok().flatten())
     })
+}
+
+/// The cache's part in a start.
+enum Cache {
+    /// It held this BTF's facts: nothing was parsed.
+    Hit(cache::Facts),
+    /// It did not: fill it there, under that key.
+    Miss(PathBuf, cache::Key),
 }
 
 /// Why no capture path works on this kernel, one reason per path.
@@ -244,6 +360,7 @@ mod tests {
                 path: btf::VMLINUX_BTF.to_string(),
                 source: io::ErrorKind::NotFound.into(),
             }),
+            cache: None,
             loader_btf: None,
             tracefs: if format.is_some() {
                 Ok("/sys/kernel/tracing".into())

@@ -27,6 +27,18 @@ pub struct Sigkill {
     pub group: bool,
     pub target: Task,
     pub sender: Task,
+    /// The last SIGTERM the target's process was sent before, if noted.
+    pub sigterm: Option<Sigterm>,
+}
+
+/// A SIGTERM noted in the kernel before a SIGKILL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sigterm {
+    pub boot_ns: u64,
+    pub sender_pid: u32,
+    pub sender_tgid: u32,
+    /// Empty when the kernel could not read it.
+    pub sender_comm: Vec<u8>,
 }
 
 impl Sigkill {
@@ -48,6 +60,16 @@ impl Sigkill {
                 comm: has(valid::TRIGGER_COMM).then(|| comm(&r.sender)),
                 memcg: has(valid::TRIGGER_MEMCG).then(|| memcg(&r.sender.memcg)),
             },
+            sigterm: (r.sigterm_found != 0).then(|| {
+                let comm = &r.sigterm.sender_comm;
+                let end = comm.iter().position(|b| *b == 0).unwrap_or(comm.len());
+                Sigterm {
+                    boot_ns: r.sigterm.boot_ns,
+                    sender_pid: r.sigterm.sender_pid,
+                    sender_tgid: r.sigterm.sender_tgid,
+                    sender_comm: comm[..end].to_vec(),
+                }
+            }),
         }
     }
 }

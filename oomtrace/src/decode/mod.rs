@@ -14,7 +14,7 @@ use oomtrace_common::{
 pub use oomtrace_common::MAX_ENTRY_BYTES;
 
 pub use self::{
-    events::{IncidentEnd, KillCause, Outcome, Pressure, Sigkill, Task},
+    events::{IncidentEnd, KillCause, Outcome, Pressure, Sigkill, Sigterm, Task},
     kill::{Constraint, Memcg, OomControl, OomKill, OomMemcg, Reclaim},
 };
 

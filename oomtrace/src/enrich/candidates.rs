@@ -4,8 +4,10 @@
 //! not from the kernel's task table, which the log drops when rate limited.
 
 use std::{
-    fs,
-    path::{Path, PathBuf},
+    fs::{self, File},
+    io::{self, Read as _},
+    os::unix::fs::MetadataExt as _,
+    path::Path,
 };
 
 use crate::report::{CandidateReport, CandidatesReport, kernel_text};
@@ -34,31 +36,42 @@ pub struct ProcessMemory {
 }
 
 impl ProcessMemory {
-    /// Parses /proc/PID/status; `None` for kernel threads (no memory).
+    /// Parses /proc/PID/status in one pass; `None` for kernel threads (no
+    /// memory). The first line of each key counts.
     pub fn parse(pid: u32, status: &[u8]) -> Option<ProcessMemory> {
-        let text = String::from_utf8_lossy(status);
-        let kb = |key: &str| -> Option<u64> {
-            let line = text.lines().find_map(|l| l.strip_prefix(key))?;
-            line.trim()
-                .trim_end_matches("kB")
-                .trim()
-                .parse::<u64>()
-                .ok()?
-                .checked_mul(1024)
-        };
-        // Name is the comm with \n and \\ escaped by the kernel.
-        let name = status
-            .split(|b| *b == b'\n')
-            .find_map(|l| l.strip_prefix(b"Name:\t"))
-            .unwrap_or_default();
+        let mut name = None;
+        let mut found: [Option<Option<u64>>; 5] = [None; 5];
+        for line in status.split(|b| *b == b'\n') {
+            let Some(colon) = line.iter().position(|b| *b == b':') else {
+                continue;
+            };
+            let (key, value) = (&line[..colon], &line[colon + 1..]);
+            let slot = match key {
+                b"Name" => {
+                    // The comm with \n and \\ escaped by the kernel.
+                    if name.is_none() {
+                        name = Some(value.strip_prefix(b"\t").unwrap_or(value));
+                    }
+                    continue;
+                }
+                b"RssAnon" => 0,
+                b"RssFile" => 1,
+                b"RssShmem" => 2,
+                b"VmSwap" => 3,
+                b"VmPTE" => 4,
+                _ => continue,
+            };
+            found[slot].get_or_insert_with(|| kb(value));
+        }
+        let [anon, file, shmem, swap, pte] = found;
         Some(ProcessMemory {
             pid,
-            comm: unescape_status_name(name),
-            rss_anon: kb("RssAnon:")?,
-            rss_file: kb("RssFile:")?,
-            rss_shmem: kb("RssShmem:")?,
-            swap: kb("VmSwap:").unwrap_or(0),
-            pgtables: kb("VmPTE:").unwrap_or(0),
+            comm: unescape_status_name(name.unwrap_or_default()),
+            rss_anon: anon??,
+            rss_file: file??,
+            rss_shmem: shmem??,
+            swap: swap.flatten().unwrap_or(0),
+            pgtables: pte.flatten().unwrap_or(0),
         })
     }
 
@@ -86,6 +99,18 @@ impl ProcessMemory {
     }
 }
 
+/// A status value such as `   50000 kB`, in bytes.
+fn kb(value: &[u8]) -> Option<u64> {
+    std::str::from_utf8(value)
+        .ok()?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse::<u64>()
+        .ok()?
+        .checked_mul(1024)
+}
+
 /// /proc/PID/status writes `\n` in names as `\n` and `\` as `\\`.
 fn unescape_status_name(name: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(name.len());
@@ -104,13 +129,44 @@ fn unescape_status_name(name: &[u8]) -> Vec<u8> {
     out
 }
 
+/// Reads a small generated file (procfs, cgroupfs: their size is 0, so no
+/// stat for a size hint) into `buf`, reusing its capacity; the length read.
+fn read_into(path: &Path, buf: &mut Vec<u8>) -> io::Result<usize> {
+    let mut file = File::open(path)?;
+    let mut len = 0;
+    loop {
+        if buf.len() - len < 1024 {
+            buf.resize((buf.len() * 2).max(4096), 0);
+        }
+        match file.read(&mut buf[len..]) {
+            Ok(0) => return Ok(len),
+            Ok(n) => len += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// A text file's first number (`oom_score_adj`, `oom_score`).
+fn number<T: std::str::FromStr>(text: &[u8]) -> Option<T> {
+    std::str::from_utf8(text).ok()?.trim().parse().ok()
+}
+
 /// Process ids in a cgroup directory and its descendants.
-fn pids_in_subtree(dir: &Path) -> Vec<u32> {
+fn pids_in_subtree(dir: &Path, buf: &mut Vec<u8>) -> Vec<u32> {
     let mut pids = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        if let Ok(procs) = fs::read_to_string(dir.join("cgroup.procs")) {
-            pids.extend(procs.lines().filter_map(|l| l.trim().parse::<u32>().ok()));
+    while let Some(mut dir) = stack.pop() {
+        dir.push("cgroup.procs");
+        if let Ok(len) = read_into(&dir, buf) {
+            pids.extend(buf[..len].split(|b| *b == b'\n').filter_map(number::<u32>));
+        }
+        dir.pop();
+        // cgroupfs (kernfs), like most file systems, counts a directory's
+        // links as 2 + its subdirectories: 2 is a leaf, no listing needed
+        // (one stat instead of an open, two getdents and a close).
+        if fs::metadata(&dir).is_ok_and(|m| m.nlink() == 2) {
+            continue;
         }
         if let Ok(entries) = fs::read_dir(&dir) {
             stack.extend(
@@ -135,8 +191,18 @@ fn all_pids(proc_root: &Path) -> Vec<u32> {
         .unwrap_or_default()
 }
 
+/// `/proc/PID/NAME` in `path`, reusing its buffer.
+fn proc_file<'p>(path: &'p mut String, pid: u32, name: &str) -> &'p Path {
+    use std::fmt::Write as _;
+    path.clear();
+    // Writing to a String cannot fail.
+    let _ = write!(path, "/proc/{pid}/{name}");
+    Path::new(path.as_str())
+}
+
 /// The top `limit` processes of `domain` by badness, the victim's process
-/// (`victim_tgid`) left out.
+/// (`victim_tgid`) left out. Two files per process (`status`,
+/// `oom_score_adj`), one buffer for all; `oom_score` only for the rows kept.
 pub fn scan(
     domain: Domain<'_>,
     victim_tgid: Option<u32>,
@@ -144,35 +210,32 @@ pub fn scan(
     page_size: u64,
     limit: usize,
 ) -> (usize, Vec<CandidateReport>) {
-    let proc_root = PathBuf::from("/proc");
+    let mut buf = Vec::new();
     let pids = match domain {
-        Domain::Memcg(dir) => pids_in_subtree(dir),
-        Domain::Global => all_pids(&proc_root),
+        Domain::Memcg(dir) => pids_in_subtree(dir, &mut buf),
+        Domain::Global => all_pids(Path::new("/proc")),
     };
+    let mut path = String::with_capacity(32);
     let mut seen = 0;
     let mut rows = Vec::new();
     for pid in pids {
         if Some(pid) == victim_tgid {
             continue;
         }
-        let dir = proc_root.join(pid.to_string());
-        let (Ok(status), Ok(adj)) = (
-            fs::read(dir.join("status")),
-            fs::read_to_string(dir.join("oom_score_adj")),
-        ) else {
-            // Gone since it was listed.
+        // Gone since it was listed: skipped.
+        let Some(adj) = read_into(proc_file(&mut path, pid, "oom_score_adj"), &mut buf)
+            .ok()
+            .and_then(|len| number::<i64>(&buf[..len]))
+        else {
             continue;
         };
-        let Some(memory) = ProcessMemory::parse(pid, &status) else {
+        let Ok(len) = read_into(proc_file(&mut path, pid, "status"), &mut buf) else {
             continue;
         };
-        let Ok(adj) = adj.trim().parse::<i64>() else {
+        let Some(memory) = ProcessMemory::parse(pid, &buf[..len]) else {
             continue;
         };
         seen += 1;
-        let oom_score = fs::read_to_string(dir.join("oom_score"))
-            .ok()
-            .and_then(|s| s.trim().parse().ok());
         rows.push(CandidateReport {
             pid,
             comm: kernel_text(&memory.comm),
@@ -184,7 +247,7 @@ pub fn scan(
             pgtables_bytes: memory.pgtables,
             oom_score_adj: adj,
             badness: memory.badness(adj, totalpages, page_size),
-            oom_score,
+            oom_score: None,
         });
     }
     // Highest badness first; unkillable ones last.
@@ -195,6 +258,11 @@ pub fn scan(
             .then(a.pid.cmp(&b.pid))
     });
     rows.truncate(limit);
+    for row in &mut rows {
+        row.oom_score = read_into(proc_file(&mut path, row.pid, "oom_score"), &mut buf)
+            .ok()
+            .and_then(|len| number(&buf[..len]));
+    }
     (seen, rows)
 }
 
@@ -260,6 +328,33 @@ mod tests {
         assert_eq!(huge.badness(0, 0, 4096), Some((u64::MAX / 4096) as i64));
         assert_eq!(huge.badness(1000, u64::MAX, 4096), None);
         assert_eq!(huge.badness(-999, u64::MAX, 4096), None);
+    }
+
+    #[test]
+    fn a_subtree_lists_its_leaves_and_inner_cgroups() {
+        /// Removed however the test ends.
+        struct Scratch(std::path::PathBuf);
+        impl Drop for Scratch {
+            fn drop(&mut self) {
+                let _ = fs::remove_dir_all(&self.0);
+            }
+        }
+        let root = Scratch(
+            std::env::temp_dir().join(format!("oomtrace-candidates-{}", std::process::id())),
+        );
+        let root = root.0.as_path();
+        let tree = [("", "1\n2\n"), ("a", "3\n"), ("a/b", "4\n5\n"), ("c", "")];
+        for (dir, procs) in tree {
+            let dir = root.join(dir);
+            fs::create_dir_all(&dir).expect("mkdir");
+            fs::write(dir.join("cgroup.procs"), procs).expect("write");
+        }
+        let mut pids = pids_in_subtree(root, &mut Vec::new());
+        pids.sort_unstable();
+        assert_eq!(pids, [1, 2, 3, 4, 5]);
+        let mut leaf = pids_in_subtree(&root.join("a/b"), &mut Vec::new());
+        leaf.sort_unstable();
+        assert_eq!(leaf, [4, 5]);
     }
 
     proptest::proptest! {

@@ -46,12 +46,19 @@ impl Enricher {
         }
     }
 
-    /// Who owns a cgroup: from its path, then names from the kubelet's logs.
+    /// Who owns a cgroup: from its path, then names from the kubelet's logs
+    /// or the container runtime.
     pub(super) fn workload(&self, path: Option<&str>) -> (Option<K8s>, Option<Service>) {
         let Some(path) = path else {
             return (None, None);
         };
-        let (mut k8s, service) = workload::identify(path);
+        let (mut k8s, mut service) = workload::identify(path);
+        if k8s.is_none() && service.is_none() {
+            service = self.names.containerd(path);
+        }
+        if let Some(service) = service.as_mut() {
+            self.names.fill(service);
+        }
         if let Some(k) = k8s.as_mut()
             && let Some(uid) = &k.pod_uid
         {

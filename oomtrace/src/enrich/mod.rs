@@ -6,6 +6,7 @@ pub mod cgroup;
 pub mod clock;
 pub mod history;
 mod memcg;
+pub mod names;
 pub mod pods;
 pub mod reclaim;
 pub mod runtime;
@@ -23,9 +24,9 @@ use crate::{
     },
     report::{
         CandidatesReport, Capture, CapturedAt, Envelope, IncidentReport, K8sLevel, KillReport,
-        LostReport, LostStage, MemcgReport, OomControlReport, OomMemcgReport, OutcomeReport,
-        OutcomeVictim, PressureReport, RecordType, SentBy, SigkillReport, TaskReport,
-        TriggerReport, VictimReport, kernel_text,
+        KillerReport, LostReport, LostStage, MemcgReport, OomControlReport, OomMemcgReport,
+        OutcomeReport, OutcomeVictim, PressureReport, RecordType, SentBy, SigkillReport,
+        SigtermReport, SigtermSender, TaskReport, TriggerReport, VictimReport, kernel_text,
     },
 };
 
@@ -44,6 +45,8 @@ pub struct Settings {
     pub past_kills: Vec<(String, history::Kill)>,
     /// The store whose usage samples give each kill its trend.
     pub trend_store: Option<PathBuf>,
+    /// Where Docker and podman answer about their containers.
+    pub containers: names::Sources,
 }
 
 pub struct Enricher {
@@ -55,6 +58,7 @@ pub struct Enricher {
     /// Rows of the candidate table; 0 turns it off.
     candidates: usize,
     pod_logs: PodLogs,
+    names: names::ContainerNames,
     history: History,
     trend: Option<trend::TrendSource>,
 }
@@ -75,6 +79,7 @@ impl Enricher {
             reclaim: reclaim_tracked.then(ReclaimHistory::default),
             candidates: settings.candidates,
             pod_logs: PodLogs::new(settings.kubelet_log_dir),
+            names: names::ContainerNames::new(settings.containers),
             history,
             trend: settings.trend_store.map(trend::TrendSource::new),
         }
@@ -219,6 +224,48 @@ impl Enricher {
             },
             sender_role: s.sender.comm.as_deref().and_then(signal::sender_role),
             group: s.group,
+            killer: Some(self.killer(s)),
+            sigterm: s.sigterm.as_ref().map(|t| SigtermReport {
+                boot_ns: t.boot_ns,
+                sender: SigtermSender {
+                    pid: t.sender_pid,
+                    tgid: t.sender_tgid,
+                    comm: (!t.sender_comm.is_empty()).then(|| kernel_text(&t.sender_comm)),
+                },
+                grace_us: s.boot_ns.saturating_sub(t.boot_ns) / 1000,
+            }),
+        }
+    }
+
+    /// Who sent a SIGKILL: its executable now, its comm then, the oomd
+    /// xattr on the target's cgroup (cgroup v2 only), the SIGTERM before.
+    fn killer(&self, s: &Sigkill) -> KillerReport {
+        // The kernel's own kill was sent by whatever ran: no sender's program.
+        let program = s
+            .sender
+            .tgid
+            .filter(|_| s.code != signal::SI_KERNEL)
+            .and_then(signal::program_of);
+        let oomd_xattr = match (&self.memory, &s.target.memcg) {
+            (Some(memory), Some(memcg)) if memory.version == cgroup::CgroupVersion::V2 => memcg
+                .path
+                .as_deref()
+                .map(|path| memory.mount.join(kernel_text(path).trim_start_matches('/')))
+                .and_then(|dir| signal::oomd_xattr(&dir)),
+            _ => None,
+        };
+        let attribution = signal::attribute(&signal::Evidence {
+            code: s.code,
+            comm: s.sender.comm.as_deref(),
+            program: program.as_deref(),
+            sigterm_first: s.sigterm.is_some(),
+            oomd_xattr,
+        });
+        KillerReport {
+            kind: attribution.kind,
+            name: attribution.name,
+            program,
+            basis: attribution.basis,
         }
     }
 
@@ -444,6 +491,12 @@ mod tests {
             reclaim: None,
             candidates: 10,
             pod_logs: PodLogs::new("/nonexistent".into()),
+            names: names::ContainerNames::new(names::Sources {
+                docker_socket: "/nonexistent/docker.sock".into(),
+                podman_socket: "/nonexistent/podman.sock".into(),
+                podman_storage: "/nonexistent".into(),
+                containerd_state: "/nonexistent".into(),
+            }),
             history: History::new(0),
             trend: None,
         }

@@ -134,16 +134,40 @@ fn service(parts: &[&str]) -> Option<Service> {
         .and_then(|s| s.strip_suffix(".scope"))
         && is_container_id(id)
     {
-        return Some(Service {
-            kind: ServiceKind::DockerContainer,
-            name: id.to_string(),
-        });
+        return Some(Service::from_path(
+            ServiceKind::DockerContainer,
+            id.to_string(),
+        ));
     }
     if parent == Some("docker") && is_container_id(leaf) {
-        return Some(Service {
-            kind: ServiceKind::DockerContainer,
-            name: leaf.to_string(),
-        });
+        return Some(Service::from_path(
+            ServiceKind::DockerContainer,
+            leaf.to_string(),
+        ));
+    }
+    // podman's monitor of a container (conmon) with the systemd cgroup
+    // manager. With cgroupfs every conmon shares `/libpod_parent/conmon`,
+    // which names no container.
+    if let Some(id) = leaf
+        .strip_prefix("libpod-conmon-")
+        .and_then(|s| s.strip_suffix(".scope"))
+        && is_container_id(id)
+    {
+        return Some(Service::from_path(
+            ServiceKind::PodmanConmon,
+            id.to_string(),
+        ));
+    }
+    // nerdctl (containerd) with the systemd cgroup manager.
+    if let Some(id) = leaf
+        .strip_prefix("nerdctl-")
+        .and_then(|s| s.strip_suffix(".scope"))
+        && is_container_id(id)
+    {
+        return Some(Service::from_path(
+            ServiceKind::ContainerdContainer,
+            id.to_string(),
+        ));
     }
     // podman: `machine.slice/libpod-<id>.scope` with the systemd cgroup
     // manager, `/libpod_parent/libpod-<id>` with cgroupfs.
@@ -152,24 +176,42 @@ fn service(parts: &[&str]) -> Option<Service> {
             .or_else(|| (parent == Some("libpod_parent")).then_some(s))
     }) && is_container_id(id)
     {
-        return Some(Service {
-            kind: ServiceKind::PodmanContainer,
-            name: id.to_string(),
-        });
+        return Some(Service::from_path(
+            ServiceKind::PodmanContainer,
+            id.to_string(),
+        ));
     }
     if leaf.ends_with(".service") && leaf.len() > ".service".len() {
-        return Some(Service {
-            kind: ServiceKind::SystemdService,
-            name: leaf.to_string(),
-        });
+        return Some(Service::from_path(
+            ServiceKind::SystemdService,
+            leaf.to_string(),
+        ));
     }
     if leaf.ends_with(".scope") && leaf.len() > ".scope".len() {
-        return Some(Service {
-            kind: ServiceKind::SystemdScope,
-            name: leaf.to_string(),
-        });
+        return Some(Service::from_path(
+            ServiceKind::SystemdScope,
+            leaf.to_string(),
+        ));
     }
     None
+}
+
+/// containerd outside Kubernetes with cgroupfs (nerdctl, `ctr run
+/// --cgroup /<namespace>/<id>`): `/<namespace>/<id>` -> (namespace, id).
+/// The shape alone could be any tool's (Docker with `--cgroup-parent=/x`
+/// makes `/x/<id>`), so the caller checks containerd's own task state
+/// before saying it is containerd's.
+pub fn containerd_shape(path: &str) -> Option<(&str, &str)> {
+    let mut parts = path.split('/').filter(|p| !p.is_empty());
+    let (Some(namespace), Some(id), None) = (parts.next(), parts.next(), parts.next()) else {
+        return None;
+    };
+    // containerd's namespace rule: alphanumeric words joined by `.`, `_`
+    // or `-`.
+    let words_ok = namespace
+        .split(['.', '_', '-'])
+        .all(|w| !w.is_empty() && w.bytes().all(|b| b.is_ascii_alphanumeric()));
+    (words_ok && is_container_id(id) && namespace.len() <= 76).then_some((namespace, id))
 }
 
 /// A pod UID: a 36-character UUID.
@@ -347,6 +389,33 @@ mod tests {
             Some(("podman_container", ID.into()))
         );
         assert_eq!(service(&format!("/elsewhere/libpod-{ID}")), None);
+        assert_eq!(
+            service(&format!("/machine.slice/libpod-conmon-{ID}.scope")),
+            Some(("podman_conmon", ID.into()))
+        );
+        assert_eq!(
+            service(&format!("/system.slice/nerdctl-{ID}.scope")),
+            Some(("containerd_container", ID.into()))
+        );
+        // A shape only: containerd's task state decides (enrich::names).
+        assert_eq!(service(&format!("/default/{ID}")), None);
+        assert_eq!(
+            containerd_shape(&format!("/default/{ID}")),
+            Some(("default", ID))
+        );
+        assert_eq!(
+            containerd_shape(&format!("/k8s.io/{ID}")),
+            Some(("k8s.io", ID))
+        );
+        for near in [
+            format!("/a/default/{ID}"),
+            format!("/{ID}"),
+            format!("/de..fault/{ID}"),
+            format!("/default/{}", &ID[..12]),
+            format!("/default/{ID}/x"),
+        ] {
+            assert_eq!(containerd_shape(&near), None, "{near}");
+        }
         assert_eq!(service("/"), None);
         assert_eq!(service("/oomtrace-test-1"), None);
         assert_eq!(service("/a/.service"), None);

@@ -24,7 +24,7 @@ use prometheus_client::{
 };
 use tokio::net::TcpListener;
 
-use crate::report::{KillReport, LostReport, PressureReport, SigkillReport};
+use crate::report::{KillReport, KillerKind, LostReport, PressureReport, SigkillReport};
 
 /// Label sets kept per family before new ones go to `overflow`.
 pub const MAX_SERIES: usize = 500;
@@ -58,6 +58,8 @@ struct MemcgLabels {
 struct SenderLabels {
     /// `kernel` or `process`.
     sent_by: String,
+    /// `killer.kind`: `userspace_oom_killer`, `runtime_stop`, ...
+    killer: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -115,7 +117,7 @@ impl Metrics {
         let sigkills = Family::<SenderLabels, Counter>::default();
         registry.register(
             "sigkills",
-            "SIGKILLs that were not the OOM killer's (--sigkill), by sender",
+            "SIGKILLs that were not the OOM killer's (--sigkill), by sender and killer kind",
             sigkills.clone(),
         );
         registry.register(
@@ -190,6 +192,12 @@ impl Metrics {
         self.sigkills
             .get_or_create(&SenderLabels {
                 sent_by: report.sent_by.name().to_string(),
+                killer: report
+                    .killer
+                    .as_ref()
+                    .map_or(KillerKind::Unknown, |k| k.kind)
+                    .name()
+                    .to_string(),
             })
             .inc();
     }
@@ -320,6 +328,32 @@ mod tests {
             "oomtrace_build_info{version=\"",
             "capture=\"tp_btf\"} 1",
             "# EOF",
+        ] {
+            assert!(text.contains(needle), "{needle} in\n{text}");
+        }
+    }
+
+    #[test]
+    fn sigkills_are_counted_by_killer_kind() {
+        let metrics = Metrics::new("tp_btf");
+        let line = include_str!("../../tests/fixtures/records-schema1.jsonl")
+            .lines()
+            .find(|l| l.contains("\"type\":\"sigkill\""))
+            .expect("a sigkill line");
+        let mut report: SigkillReport = serde_json::from_str(line).expect("a sigkill");
+        metrics.sigkill(&report);
+        report.killer = Some(crate::report::KillerReport {
+            kind: KillerKind::UserspaceOomKiller,
+            name: Some("earlyoom".into()),
+            program: None,
+            basis: crate::report::KillerBasis::SenderProgram,
+        });
+        metrics.sigkill(&report);
+        metrics.sigkill(&report);
+        let text = metrics.encode();
+        for needle in [
+            "oomtrace_sigkills_total{sent_by=\"process\",killer=\"unknown\"} 1",
+            "oomtrace_sigkills_total{sent_by=\"process\",killer=\"userspace_oom_killer\"} 2",
         ] {
             assert!(text.contains(needle), "{needle} in\n{text}");
         }

@@ -6,6 +6,11 @@
 //! reading (a stuck pipe) never blocks the loop, so signals still end the
 //! run and the ring buffer is still drained. What does not fit in the queue
 //! is counted and reported as `lost` records (`stage: "output"`).
+//!
+//! A pipe that is empty (its reader has taken every record) is written to
+//! from the event loop itself: a record that fits an empty pipe cannot
+//! block, and the reader sees it without waiting for the writer thread to
+//! be scheduled. Anything else goes through the queue.
 
 pub mod metrics;
 pub mod text;
@@ -14,8 +19,12 @@ pub use text::bytes;
 
 use std::{
     collections::VecDeque,
-    fs::OpenOptions,
+    fs::{File, OpenOptions},
     io::{self, IsTerminal, Write},
+    os::{
+        fd::{AsFd, AsRawFd},
+        unix::fs::FileTypeExt,
+    },
     path::Path,
     sync::{Arc, Condvar, Mutex, MutexGuard},
     thread,
@@ -49,6 +58,8 @@ pub struct Output {
     writer: Option<thread::JoinHandle<()>>,
     /// `--store`: a second consumer of every record's JSON line.
     store: Option<StoreWriter>,
+    /// The sink again, when it is a pipe: written to directly while empty.
+    pipe: Option<File>,
 }
 
 #[derive(Default)]
@@ -89,15 +100,28 @@ impl Output {
     /// stdout, or `path` opened for appending. Without an explicit format,
     /// text on a terminal and JSON otherwise.
     pub fn open(path: Option<&Path>, format: Option<Format>) -> io::Result<Output> {
-        let (sink, terminal): (Box<dyn Write + Send>, bool) = match path {
+        // A second descriptor of the sink, if it is a pipe; without one
+        // every record goes through the writer thread.
+        let (sink, terminal, again): (Box<dyn Write + Send>, bool, Option<File>) = match path {
             Some(path) => {
                 let file = OpenOptions::new().create(true).append(true).open(path)?;
-                (Box::new(file), false)
+                let again = file.try_clone().ok();
+                (Box::new(file), false, again)
             }
-            None => (Box::new(io::stdout()), io::stdout().is_terminal()),
+            None => (
+                Box::new(io::stdout()),
+                io::stdout().is_terminal(),
+                io::stdout()
+                    .as_fd()
+                    .try_clone_to_owned()
+                    .ok()
+                    .map(File::from),
+            ),
         };
         let format = format.unwrap_or(if terminal { Format::Text } else { Format::Json });
-        Output::to_writer(format, sink)
+        let mut output = Output::to_writer(format, sink)?;
+        output.pipe = again.filter(|file| file.metadata().is_ok_and(|m| m.file_type().is_fifo()));
+        Ok(output)
     }
 
     pub fn to_writer(format: Format, sink: Box<dyn Write + Send>) -> io::Result<Output> {
@@ -113,6 +137,7 @@ impl Output {
             queue,
             writer: Some(writer),
             store: None,
+            pipe: None,
         })
     }
 
@@ -198,7 +223,18 @@ impl Output {
         if let Some(kind) = state.failed {
             return Err(kind.into());
         }
-        if state.bytes + bytes.len() > QUEUE_BYTES {
+        // The writer thread is idle and holds nothing older: this write
+        // cannot pass one of its records.
+        if let Some(pipe) = self.pipe.as_mut().filter(|pipe| {
+            state.records.is_empty() && !state.writing && fits_empty_pipe(pipe, bytes.len())
+        }) {
+            if let Err(error) = pipe.write_all(&bytes) {
+                state.failed = Some(error.kind());
+                drop(state);
+                self.queue.failed.notify_one();
+                return Err(error);
+            }
+        } else if state.bytes + bytes.len() > QUEUE_BYTES {
             state.dropped += 1;
         } else {
             state.bytes += bytes.len();
@@ -260,6 +296,23 @@ impl Drop for Output {
         self.queue.lock().closing = true;
         self.queue.queued.notify_one();
     }
+}
+
+/// Whether `len` bytes can be written to `pipe` without blocking: the pipe
+/// is empty (its reader took everything) and holds that much. Another
+/// process writing to the same pipe in between could still make the write
+/// wait for the reader.
+fn fits_empty_pipe(pipe: &File, len: usize) -> bool {
+    let fd = pipe.as_raw_fd();
+    let mut unread: libc::c_int = 0;
+    // SAFETY: FIONREAD writes one c_int to the pointer, which is valid.
+    let rc = unsafe { libc::ioctl(fd, libc::FIONREAD, &mut unread) };
+    if rc != 0 || unread != 0 {
+        return false;
+    }
+    // SAFETY: F_GETPIPE_SZ takes no argument and only returns a size.
+    let size = unsafe { libc::fcntl(fd, libc::F_GETPIPE_SZ) };
+    usize::try_from(size).is_ok_and(|size| len <= size)
 }
 
 /// The writer thread: one write and one flush per record.
@@ -421,5 +474,51 @@ mod tests {
         );
         assert_eq!(output.take_dropped(), 0, "reported once");
         drop(release);
+    }
+
+    fn unread(pipe: &File) -> libc::c_int {
+        let mut unread: libc::c_int = -1;
+        // SAFETY: FIONREAD writes one c_int to the pointer, which is valid.
+        unsafe { libc::ioctl(pipe.as_raw_fd(), libc::FIONREAD, &mut unread) };
+        unread
+    }
+
+    #[test]
+    fn an_empty_pipe_is_written_at_once_a_full_one_through_the_queue_in_order() {
+        use std::io::Read as _;
+        let (mut reader, writer) = io::pipe().expect("a pipe");
+        let writer = File::from(std::os::fd::OwnedFd::from(writer));
+        let probe = writer.try_clone().expect("dup");
+        let sink = writer.try_clone().expect("dup");
+        let mut output = Output::to_writer(Format::Json, Box::new(sink)).expect("starts");
+        output.pipe = Some(writer);
+        output.lost(&lost(0)).expect("written");
+        assert!(unread(&probe) > 0, "in the pipe when the call returns");
+        // Nobody reads: 2,000 records (far more than a pipe holds) queue up
+        // behind the first without blocking the caller.
+        let records = 2000;
+        let (done, finished) = mpsc::channel();
+        thread::spawn(move || {
+            for n in 1..records {
+                output.lost(&lost(n)).expect("never blocks");
+            }
+            let _ = done.send(output);
+        });
+        let mut output = finished
+            .recv_timeout(Duration::from_secs(20))
+            .expect("the caller never waited for the reader");
+        drop(probe);
+        let reading = thread::spawn(move || {
+            let mut text = String::new();
+            reader.read_to_string(&mut text).map(|_| text)
+        });
+        output.finish().expect("writes");
+        drop(output);
+        let text = reading.join().expect("reads").expect("reads");
+        let counts: Vec<u64> = text
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok()?["count"].as_u64())
+            .collect();
+        assert_eq!(counts, (0..records).collect::<Vec<_>>());
     }
 }

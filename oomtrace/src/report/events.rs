@@ -2,7 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Envelope, LostStage, MemcgReport, Reaper, SenderRole, SentBy};
+use super::{
+    Envelope, KillerBasis, KillerKind, LostStage, MemcgReport, Reaper, SenderRole, SentBy,
+};
 
 /// A memcg stalling in reclaim: `--pressure`'s early warning.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -38,6 +40,47 @@ pub struct SigkillReport {
     pub sender_role: Option<SenderRole>,
     /// Sent to the whole thread group.
     pub group: bool,
+    /// Who sent it, by kind. `null` only in records of older versions.
+    #[serde(default)]
+    pub killer: Option<KillerReport>,
+    /// The last SIGTERM the target's process was sent before this SIGKILL
+    /// (noted in the kernel, by tgid and process start time); `null`
+    /// when none was seen since oomtrace started.
+    #[serde(default)]
+    pub sigterm: Option<SigtermReport>,
+}
+
+/// A SIGKILL's sender, attributed.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct KillerReport {
+    /// `userspace_oom_killer`, `runtime_stop`, `systemd_stop`,
+    /// `plain_kill`, `kernel` or `unknown`.
+    pub kind: KillerKind,
+    /// The known program behind it (`earlyoom`, `systemd-oomd`, `systemd`,
+    /// `kubelet`, `runc`, `sh`...); `null` when it is none we know.
+    pub name: Option<String>,
+    /// The sender's executable (`/proc/PID/exe` right after the kill, as
+    /// its mount namespace sees it); `null` once it is gone.
+    pub program: Option<String>,
+    /// What the kind was told from.
+    pub basis: KillerBasis,
+}
+
+/// A SIGTERM that came before a SIGKILL.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SigtermReport {
+    pub boot_ns: u64,
+    /// Its sender (pid: thread, tgid: process).
+    pub sender: SigtermSender,
+    /// From this SIGTERM to the SIGKILL: the grace the target had.
+    pub grace_us: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SigtermSender {
+    pub pid: u32,
+    pub tgid: u32,
+    pub comm: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

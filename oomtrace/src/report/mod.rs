@@ -129,11 +129,39 @@ pub struct K8s {
 /// A non-Kubernetes owner whose name the path shows.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Service {
-    /// `systemd_service`, `systemd_scope`, `docker_container` or
-    /// `podman_container`.
+    /// `systemd_service`, `systemd_scope`, `docker_container`,
+    /// `podman_container`, `podman_conmon` (the monitor of container
+    /// `name`) or `containerd_container`.
     pub kind: ServiceKind,
     /// The unit name or the container id.
     pub name: String,
+    /// A container's name as its runtime knows it (`docker ps` NAMES,
+    /// without Docker's leading `/`), from the runtime's API or state;
+    /// `null` for units, and when the runtime could not say in time.
+    #[serde(default)]
+    pub container_name: Option<String>,
+    /// The image the container was created from, as the runtime records it
+    /// (`docker inspect` `.Config.Image`); `null` like `container_name`.
+    #[serde(default)]
+    pub image: Option<String>,
+    /// The container's compose (`com.docker.compose.project`, `.service`)
+    /// and Kubernetes (`io.kubernetes.*`) labels; `{}` when it has none of
+    /// them, `null` when the runtime could not say.
+    #[serde(default)]
+    pub labels: Option<std::collections::BTreeMap<String, String>>,
+}
+
+impl Service {
+    /// An owner the path names, before any runtime was asked about it.
+    pub fn from_path(kind: ServiceKind, name: String) -> Service {
+        Service {
+            kind,
+            name,
+            container_name: None,
+            image: None,
+            labels: None,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -93,6 +93,37 @@ vocabulary! {
         Shell => "shell",
     }
 
+    /// Who a SIGKILL's sender is (`killer.kind`).
+    KillerKind {
+        /// systemd-oomd, earlyoom, facebook oomd, Android lmkd, nohang.
+        UserspaceOomKiller => "userspace_oom_killer",
+        /// A container runtime or the kubelet, or any sender whose SIGKILL
+        /// ends a SIGTERM's grace period (what runtimes do on a stop).
+        RuntimeStop => "runtime_stop",
+        /// systemd (pid 1 or a user manager) stopping a unit.
+        SystemdStop => "systemd_stop",
+        /// `kill -9` from a shell, kill(1), pkill or killall.
+        PlainKill => "plain_kill",
+        /// The kernel itself (SI_KERNEL), not as the OOM killer.
+        Kernel => "kernel",
+        Unknown => "unknown",
+    }
+
+    /// What `killer.kind` was told from (`killer.basis`).
+    KillerBasis {
+        /// The sender's executable name (else its comm).
+        SenderProgram => "sender_program",
+        /// systemd-oomd's `user.oomd_kill` (facebook oomd's
+        /// `trusted.oomd_kill`) xattr on the target's cgroup.
+        CgroupXattr => "cgroup_xattr",
+        /// A SIGTERM came first, then this SIGKILL.
+        SigtermFirst => "sigterm_first",
+        /// si_code SI_KERNEL.
+        SiCode => "si_code",
+        /// Nothing said.
+        Nothing => "nothing",
+    }
+
     /// What the OOM reaper had done by the victim's exit.
     Reaper {
         Reaped => "reaped",
@@ -135,6 +166,9 @@ vocabulary! {
         SystemdScope => "systemd_scope",
         DockerContainer => "docker_container",
         PodmanContainer => "podman_container",
+        /// podman's monitor process (conmon) of the container `name`.
+        PodmanConmon => "podman_conmon",
+        ContainerdContainer => "containerd_container",
     }
 
     /// A victim's language runtime.
@@ -261,6 +295,11 @@ mod tests {
         assert_eq!(json(&Capture::TpBtf), "\"tp_btf\"");
         assert_eq!(json(&Reaper::NotRun), "\"not_run\"");
         assert_eq!(json(&SenderRole::ContainerRuntime), "\"container_runtime\"");
+        assert_eq!(
+            json(&KillerKind::UserspaceOomKiller),
+            "\"userspace_oom_killer\""
+        );
+        assert_eq!(json(&KillerBasis::SigtermFirst), "\"sigterm_first\"");
         assert_eq!(json(&ServiceKind::SystemdService), "\"systemd_service\"");
         assert_eq!(json(&Hint::SteadyGrowth), "\"steady_growth\"");
         assert!(serde_json::from_str::<Qos>("\"platinum\"").is_err());

@@ -8,7 +8,8 @@
 //!
 //! Each line: {"scenario", "capture", "ready", "records", "kmsg", "victims"
 //! (the chosen one first), "vmstat_delta", "domain", "memory_events",
-//! "tracer_exit", "error"}.
+//! "tracer_exit", "error"}; the `earlyoom` scenario's line has its own
+//! fields (see [`earlyoom`]).
 
 use std::{
     fs,
@@ -83,6 +84,10 @@ fn main() {
             .into();
         line
     });
+    write_line(&mut out, &line);
+    // A userspace OOM killer (Debian's earlyoom) exhausting the guest's
+    // memory before the kernel would: --sigkill must name it.
+    let line = earlyoom();
     write_line(&mut out, &line);
     // Once, last, with the path oomtrace picks itself: a global OOM.
     let line = run("global", "auto", global);
@@ -244,4 +249,101 @@ fn global() -> Result<Outcome> {
         domain: None,
         memory_events: None,
     })
+}
+
+/// Where the initramfs puts Debian's earlyoom.
+const EARLYOOM: &str = "/usr/bin/earlyoom";
+/// earlyoom sends SIGTERM below this much available memory (percent of
+/// the total), SIGKILL below the second: far above the kernel's OOM.
+const EARLYOOM_PERCENTS: &str = "30,15";
+
+/// earlyoom against a hog that grows 8 MiB every 100 ms in the root
+/// cgroup and ignores SIGTERM: earlyoom sends SIGTERM, then SIGKILL once
+/// memory falls further. oomtrace runs with --sigkill. The line: {"scenario":
+/// "earlyoom", "capture": "auto", "ready", "records", "hog_pid",
+/// "hog_signal", "earlyoom_pid", "earlyoom_log", "vmstat_delta",
+/// "tracer_exit", "seconds", "error"}.
+fn earlyoom() -> Value {
+    let started = std::time::Instant::now();
+    let mut line = json!({"scenario": "earlyoom", "capture": "auto"});
+    let log_path = Path::new("/tmp/earlyoom.log");
+    let result = (|| -> Result<()> {
+        if !Path::new("/oomtrace-vm").exists() {
+            bail!(
+                "refusing to exhaust memory outside an oomtrace test VM (/oomtrace-vm is missing)"
+            );
+        }
+        // Not in every guest (x86_64 ones only): say so before starting.
+        if !Path::new(EARLYOOM).exists() {
+            bail!("{EARLYOOM} is not in this guest");
+        }
+        let mut tracer = Tracer::start(&["--sigkill"])?;
+        line["ready"] = tracer.stderr_lines.last().cloned().into();
+        let before = vmstat_oom_kill()?;
+        let log = fs::File::create(log_path).context("create the earlyoom log")?;
+        let mut earlyoom = std::process::Command::new(EARLYOOM)
+            .args(["-m", EARLYOOM_PERCENTS, "-s", "100,100", "-r", "60"])
+            .stdin(std::process::Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("start {EARLYOOM}"))?;
+        let earlyoom_pid = earlyoom.id();
+        line["earlyoom_pid"] = earlyoom_pid.into();
+        let body = (|| -> Result<()> {
+            // Watching once it has printed its limits.
+            let deadline = std::time::Instant::now() + TIMEOUT;
+            while !fs::read_to_string(log_path).is_ok_and(|l| l.contains("SIGKILL when")) {
+                if std::time::Instant::now() > deadline {
+                    bail!("earlyoom did not start");
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let root: PathBuf = Hierarchy::find()?.root;
+            let mut hog = spawn_ignoring_sigterm(|| {
+                Hog::spawn("grow", 8, &root, None, &HogOptions::default())
+            })?;
+            line["hog_pid"] = hog.pid.into();
+            hog.go()?;
+            let status = hog.wait(TIMEOUT)?;
+            line["hog_signal"] = std::os::unix::process::ExitStatusExt::signal(&status).into();
+            let pid = hog.pid;
+            let mut records = tracer.read_until(TIMEOUT, |r| {
+                r.iter()
+                    .any(|x| x["type"] == "sigkill_outcome" && x["victim"]["pid"] == pid)
+            });
+            records.extend(tracer.drain(Duration::from_millis(500)));
+            line["records"] = records.into();
+            Ok(())
+        })();
+        let _ = earlyoom.kill();
+        let _ = earlyoom.wait();
+        line["earlyoom_log"] = fs::read_to_string(log_path).unwrap_or_default().into();
+        line["vmstat_delta"] = (vmstat_oom_kill()? - before).into();
+        let (status, rest, stderr) = tracer.stop()?;
+        if let Some(records) = line["records"].as_array_mut() {
+            records.extend(rest);
+        }
+        line["tracer_exit"] = json!({"success": status.success(), "stderr": stderr});
+        body
+    })();
+    if let Err(e) = result {
+        line["error"] = format!("{e:#}").into();
+    }
+    line["seconds"] = started.elapsed().as_secs_f64().into();
+    line
+}
+
+/// Runs `spawn` with SIGTERM ignored, so the process it starts inherits
+/// SIG_IGN across exec (as a container init without a handler ignores
+/// it); the driver's own disposition is put back at once.
+fn spawn_ignoring_sigterm<T>(spawn: impl FnOnce() -> Result<T>) -> Result<T> {
+    // SAFETY: signal(2) with a valid signal and SIG_IGN/SIG_DFL.
+    if unsafe { libc::signal(libc::SIGTERM, libc::SIG_IGN) } == libc::SIG_ERR {
+        bail!("ignore SIGTERM: {}", std::io::Error::last_os_error());
+    }
+    let spawned = spawn();
+    // SAFETY: as above.
+    unsafe { libc::signal(libc::SIGTERM, libc::SIG_DFL) };
+    spawned
 }

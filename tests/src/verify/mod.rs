@@ -4,6 +4,7 @@
 //! returns a [`Mismatch`] naming the field, what was expected and what the
 //! record had, so a judge can report it without catching panics.
 
+pub mod earlyoom;
 pub mod vm;
 
 use std::fmt;

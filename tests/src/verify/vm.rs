@@ -13,6 +13,9 @@ use crate::{cgroup::Version, kmsg::KilledProcess};
 
 /// Judges one run's evidence; the capture path its records name.
 pub fn judge(evidence: &Value) -> Result<String> {
+    if evidence["scenario"] == "earlyoom" {
+        return super::earlyoom::judge(evidence);
+    }
     if let Some(error) = evidence["error"].as_str() {
         bail!("the guest reported: {error}");
     }

@@ -8,16 +8,15 @@
 use std::{
     fs,
     path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
-    thread,
-    time::{Duration, Instant},
+    process::{Command, Stdio},
 };
 
-use anyhow::{Context as _, Result, bail, ensure};
+use anyhow::{Context as _, Result, ensure};
 use oomtrace_tests::{
     KernelLog, TestCgroup, Tracer,
+    docker::{DOCKER_CGROUP, Dockerd},
     hog::HogOptions,
-    system::{ScratchDir, require_root},
+    system::require_root,
     tracer::victim_record,
     verify,
 };
@@ -27,12 +26,6 @@ use crate::common::{MIB, TIMEOUT, oom_domain_matches, oom_kill, record_for, setu
 
 const VERSION: &str = env!("CARGO_PKG_VERSION");
 const PACKAGE: &str = "oomtrace";
-/// Debian's docker.io, not whatever `docker` comes first on PATH.
-const DOCKER: &str = "/usr/bin/docker";
-const DOCKERD: &str = "/usr/sbin/dockerd";
-/// The cgroup (in every hierarchy) our dockerd puts its containers under:
-/// a test name, so `cargo xtask test`'s leftover cleanup knows it too.
-const DOCKER_CGROUP: &str = "oomtrace-test-docker";
 
 fn artifact(var: &str) -> PathBuf {
     let path = std::env::var_os(var).map(PathBuf::from).unwrap_or_else(|| {
@@ -366,173 +359,6 @@ fn bit_of(cap: &str) -> Result<u64> {
         .with_context(|| format!("capability {cap} not in CAPABILITY_BITS"))
 }
 
-/// A dockerd of our own (own socket, data and exec roots, containers under
-/// the `oomtrace-test-docker` cgroup). Dropping it removes its containers,
-/// stops it (and its containerd), unmounts and deletes its directories and
-/// removes the cgroups it made, also when the test fails.
-struct Dockerd {
-    child: Child,
-    dir: ScratchDir,
-    /// Hierarchies that had no `docker` cgroup before we started.
-    fresh_docker_cgroups: Vec<PathBuf>,
-}
-
-fn cgroup_hierarchies() -> Vec<PathBuf> {
-    fs::read_to_string("/proc/self/mounts")
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| {
-            let fields: Vec<&str> = l.split_whitespace().collect();
-            matches!(fields.get(2), Some(&"cgroup" | &"cgroup2")).then(|| PathBuf::from(fields[1]))
-        })
-        .collect()
-}
-
-impl Dockerd {
-    fn start() -> Result<Dockerd> {
-        ensure!(
-            Path::new(DOCKERD).is_file(),
-            "no {DOCKERD}: install docker.io"
-        );
-        let dir = ScratchDir::new("dockerd")?;
-        let fresh_docker_cgroups = cgroup_hierarchies()
-            .into_iter()
-            .filter(|h| !h.join("docker").exists())
-            .collect();
-        let log = fs::File::create(dir.path.join("dockerd.log"))?;
-        let runtime = dir.path.join(CAPS_RUNTIME);
-        let add = UNKNOWN_TO_DOCKER
-            .iter()
-            .map(|c| format!("\"CAP_{c}\""))
-            .collect::<Vec<_>>()
-            .join(", ");
-        fs::write(&runtime, CAPS_RUNTIME_SCRIPT.replace("{ADD}", &add))?;
-        fs::set_permissions(
-            &runtime,
-            std::os::unix::fs::PermissionsExt::from_mode(0o755),
-        )?;
-        let child = Command::new(DOCKERD)
-            .arg(format!("--host=unix://{}/docker.sock", dir.path.display()))
-            .arg(format!("--data-root={}/data", dir.path.display()))
-            .arg(format!("--exec-root={}/exec", dir.path.display()))
-            .arg(format!("--pidfile={}/docker.pid", dir.path.display()))
-            .arg(format!("--cgroup-parent=/{DOCKER_CGROUP}"))
-            .arg(format!(
-                "--add-runtime={CAPS_RUNTIME}={}",
-                runtime.display()
-            ))
-            // No registry, no bridge, no iptables on this machine: see
-            // ../shared/notes/toolchain.md.
-            .args(["--iptables=false", "--ip6tables=false", "--bridge=none"])
-            .args([
-                "--storage-driver=vfs",
-                "--exec-opt",
-                "native.cgroupdriver=cgroupfs",
-            ])
-            .args(["--default-ulimit", "nofile=20000:20000"])
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .spawn()
-            .context("start dockerd")?;
-        let dockerd = Dockerd {
-            child,
-            dir,
-            fresh_docker_cgroups,
-        };
-        let deadline = Instant::now() + TIMEOUT;
-        while dockerd.docker(&["version"]).is_err() {
-            if Instant::now() > deadline {
-                bail!(
-                    "dockerd did not answer within {TIMEOUT:?}: {}",
-                    dockerd.log()
-                );
-            }
-            thread::sleep(Duration::from_millis(250));
-        }
-        Ok(dockerd)
-    }
-
-    fn log(&self) -> String {
-        fs::read_to_string(self.dir.path.join("dockerd.log")).unwrap_or_default()
-    }
-
-    fn command(&self) -> Command {
-        let mut command = Command::new(DOCKER);
-        command.arg(format!(
-            "--host=unix://{}/docker.sock",
-            self.dir.path.display()
-        ));
-        command
-    }
-
-    fn docker(&self, args: &[&str]) -> Result<String> {
-        run(self.command().args(args))
-    }
-}
-
-impl Drop for Dockerd {
-    fn drop(&mut self) {
-        if let Ok(ids) = self.docker(&["ps", "-aq"]) {
-            for id in ids.split_whitespace() {
-                let _ = self.docker(&["rm", "-f", id]);
-            }
-        }
-        let containerd_pid =
-            fs::read_to_string(self.dir.path.join("exec/containerd/containerd.pid"))
-                .ok()
-                .and_then(|p| p.trim().parse::<i32>().ok());
-        // SAFETY: signalling our own child, then its containerd by pid.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let deadline = Instant::now() + TIMEOUT;
-        while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
-            thread::sleep(Duration::from_millis(100));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if let Some(pid) = containerd_pid {
-            let is_ours = fs::read_link(format!("/proc/{pid}/exe"))
-                .is_ok_and(|exe| exe.to_string_lossy().contains("containerd"));
-            if is_ours {
-                unsafe { libc::kill(pid, libc::SIGKILL) };
-            }
-        }
-        // Mounts under our directory (netns files, overlay of the vfs
-        // driver's init layer), deepest first, before deleting it.
-        let mountinfo = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-        let mut mounts: Vec<&str> = mountinfo
-            .lines()
-            .filter_map(|l| l.split(' ').nth(4))
-            .filter(|m| Path::new(m).starts_with(&self.dir.path))
-            .collect();
-        mounts.sort_by_key(|m| std::cmp::Reverse(m.len()));
-        for mount in mounts {
-            if let Ok(path) = std::ffi::CString::new(mount) {
-                // SAFETY: a valid C string; detaching our own mounts.
-                unsafe { libc::umount2(path.as_ptr(), libc::MNT_DETACH) };
-            }
-        }
-        for hierarchy in cgroup_hierarchies() {
-            remove_cgroup_tree(&hierarchy.join(DOCKER_CGROUP));
-        }
-        for hierarchy in &self.fresh_docker_cgroups {
-            remove_cgroup_tree(&hierarchy.join("docker"));
-        }
-    }
-}
-
-/// rmdir children first; cgroup files cannot be unlinked, only the dirs.
-fn remove_cgroup_tree(dir: &Path) {
-    if let Ok(entries) = fs::read_dir(dir) {
-        for entry in entries.flatten() {
-            if entry.path().is_dir() {
-                remove_cgroup_tree(&entry.path());
-            }
-        }
-        let _ = fs::remove_dir(dir);
-    }
-}
-
 /// The DaemonSet's oomtrace container: its args and added capabilities,
 /// read from deploy/daemonset.yaml so the test runs what ships.
 struct DaemonSetContainer {
@@ -602,7 +428,23 @@ fn the_image_runs_like_the_daemonset_and_records_a_kill_checked_against_the_kern
         container.caps.iter().any(|c| c == "BPF") && container.caps.iter().any(|c| c == "PERFMON"),
         "the host lacks CAP_BPF or CAP_PERFMON"
     );
-    let dockerd = Dockerd::start()?;
+    let dockerd = Dockerd::start(&format!("/{DOCKER_CGROUP}"), |dir| {
+        let runtime = dir.join(CAPS_RUNTIME);
+        let add = UNKNOWN_TO_DOCKER
+            .iter()
+            .map(|c| format!("\"CAP_{c}\""))
+            .collect::<Vec<_>>()
+            .join(", ");
+        fs::write(&runtime, CAPS_RUNTIME_SCRIPT.replace("{ADD}", &add))?;
+        fs::set_permissions(
+            &runtime,
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )?;
+        Ok(vec![format!(
+            "--add-runtime={CAPS_RUNTIME}={}",
+            runtime.display()
+        )])
+    })?;
     let loaded = dockerd.docker(&["load", "--input", image.to_str().context("utf8")?])?;
     assert!(
         loaded.contains(&format!("Loaded image: {}", container.image)),

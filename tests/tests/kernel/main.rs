@@ -16,6 +16,7 @@ mod tracepoint; // the classic tracepoint path, nothing guessed
 
 // What oomtrace adds around a kill.
 mod candidates; // who else was in the OOM domain, vs the kernel's task dump
+mod docker; // containers named by a real dockerd's API, docker stop; a podman cgroupfs path
 mod history; // the victim's age, its workload's kill history
 mod k8s; // pod, container and service names from the cgroup path
 mod outcomes; // the victim's exit and what the reaper did

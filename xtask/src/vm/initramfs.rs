@@ -68,6 +68,11 @@ pub fn build(work: &Path, arch: Arch) -> Result<PathBuf> {
         fs::copy(release.join(bin), root.join("bin").join(bin))
             .with_context(|| format!("copy {bin}"))?;
     }
+    // The userspace OOM killer of the `earlyoom` scenario (from the host's
+    // apt, with the host's libraries: x86_64 guests only).
+    if arch.is_host() {
+        super::earlyoom::install(&root, work)?;
+    }
     // The guest driver provokes a global OOM only where this exists.
     fs::write(root.join("oomtrace-vm"), "")?;
     let init = root.join("init");

@@ -4,6 +4,7 @@
 //! with the host tests' own checks (`oomtrace_tests::verify::vm`).
 
 pub(crate) mod arch; // what differs between guest architectures; foreign Debian packages
+mod earlyoom; // Debian's earlyoom and its libraries, for the guest
 mod initramfs; // the guest's root: busybox, the static binaries, /init
 mod kernels; // the matrix, and kernel images from Debian's archive
 mod qemu; // one boot, and the evidence lines it brings back
@@ -165,6 +166,31 @@ fn report(
     let _ = writeln!(
         table,
         "| {label} | global (auto) | {cell} |{}",
+        " |".repeat(CAPTURES.len() - 1)
+    );
+    if kernel.arch.is_host() {
+        earlyoom_row(&label, results, table, failures);
+    } else {
+        let _ = writeln!(
+            table,
+            "| {label} | earlyoom, --sigkill (auto) | not run (x86_64 guests only) |{}",
+            " |".repeat(CAPTURES.len() - 1)
+        );
+    }
+}
+
+/// The userspace OOM killer's row: earlyoom, judged on the sigkill record.
+fn earlyoom_row(label: &str, results: &[Value], table: &mut String, failures: &mut Vec<String>) {
+    let cell = cell(
+        results,
+        "earlyoom",
+        "auto",
+        &format!("{label} earlyoom --sigkill"),
+        failures,
+    );
+    let _ = writeln!(
+        table,
+        "| {label} | earlyoom, --sigkill (auto) | {cell} |{}",
         " |".repeat(CAPTURES.len() - 1)
     );
 }

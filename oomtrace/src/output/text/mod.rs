@@ -6,7 +6,8 @@ use std::io::{self, Write};
 
 pub use self::kill::kill;
 use crate::report::{
-    LostReport, LostStage, MemcgReport, OutcomeReport, PressureReport, SentBy, SigkillReport,
+    KillerKind, KillerReport, LostReport, LostStage, MemcgReport, OutcomeReport, PressureReport,
+    SentBy, SigkillReport, SigtermReport,
 };
 
 pub fn sigkill(out: &mut dyn Write, r: &SigkillReport) -> io::Result<()> {
@@ -19,14 +20,47 @@ pub fn sigkill(out: &mut dyn Write, r: &SigkillReport) -> io::Result<()> {
     };
     writeln!(
         out,
-        "{}  SIGKILL (not the OOM killer) to {} {}\n  sender   {} {} via {}, sent by {by}\n",
+        "{}  SIGKILL (not the OOM killer) to {} {}\n  sender   {} {} via {}, sent by {by}",
         r.envelope.time,
         task(t.pid, t.comm.as_deref()),
         memcg_suffix(t.memcg.as_ref()),
         task(s.pid, s.comm.as_deref()),
         memcg_suffix(s.memcg.as_ref()),
         r.code,
-    )
+    )?;
+    if let Some(killer) = &r.killer {
+        writeln!(
+            out,
+            "  killer   {}",
+            killer_line(killer, r.sigterm.as_ref())
+        )?;
+    }
+    writeln!(out)
+}
+
+/// "killed by earlyoom (userspace OOM killer) 1.2 s after its SIGTERM".
+fn killer_line(k: &KillerReport, sigterm: Option<&SigtermReport>) -> String {
+    let what = match k.kind {
+        KillerKind::UserspaceOomKiller => "userspace OOM killer",
+        KillerKind::RuntimeStop => "a stop by a container runtime or supervisor",
+        KillerKind::SystemdStop => "systemd stopping a unit",
+        KillerKind::PlainKill => "a plain kill -9",
+        KillerKind::Kernel => "the kernel, not as the OOM killer",
+        KillerKind::Unknown => "sender of unknown kind",
+    };
+    let who = match (&k.name, &k.program) {
+        (Some(name), _) => format!("{name} ({what})"),
+        (None, Some(program)) => format!("{program} ({what})"),
+        (None, None) => what.to_string(),
+    };
+    match sigterm {
+        Some(t) => format!(
+            "killed by {who} {:.1} s after its SIGTERM (from {})",
+            t.grace_us as f64 / 1e6,
+            task(Some(t.sender.tgid), t.sender.comm.as_deref()),
+        ),
+        None => format!("killed by {who}, no SIGTERM first"),
+    }
 }
 
 pub fn outcome(out: &mut dyn Write, r: &OutcomeReport) -> io::Result<()> {
@@ -118,5 +152,49 @@ mod tests {
         assert_eq!(bytes(1023), "1023 B");
         assert_eq!(bytes(1024), "1.0 KiB");
         assert_eq!(bytes(3 << 30), "3.0 GiB");
+    }
+
+    fn sigkill_text(killer: serde_json::Value, sigterm: serde_json::Value) -> String {
+        let mut r: serde_json::Value = serde_json::from_str(
+            include_str!("../../../tests/fixtures/records-schema1.jsonl")
+                .lines()
+                .find(|l| l.contains("\"type\":\"sigkill\""))
+                .expect("a sigkill line"),
+        )
+        .expect("json");
+        r["killer"] = killer;
+        r["sigterm"] = sigterm;
+        let r: SigkillReport = serde_json::from_value(r).expect("a sigkill report");
+        let mut out = Vec::new();
+        sigkill(&mut out, &r).expect("written");
+        String::from_utf8(out).expect("utf-8")
+    }
+
+    #[test]
+    fn the_killer_line_names_it_and_the_grace_after_its_sigterm() {
+        let text = sigkill_text(
+            serde_json::json!({"kind": "userspace_oom_killer", "name": "earlyoom",
+                "program": "/usr/bin/earlyoom", "basis": "sender_program"}),
+            serde_json::json!({"boot_ns": 1, "grace_us": 1_234_000,
+                "sender": {"pid": 7, "tgid": 7, "comm": "earlyoom"}}),
+        );
+        assert!(
+            text.contains(
+                "\n  killer   killed by earlyoom (userspace OOM killer) 1.2 s after its SIGTERM (from pid 7 (earlyoom))\n"
+            ),
+            "{text}"
+        );
+        let plain = sigkill_text(
+            serde_json::json!({"kind": "plain_kill", "name": "sh", "program": null,
+                "basis": "sender_program"}),
+            serde_json::Value::Null,
+        );
+        assert!(
+            plain.contains("killed by sh (a plain kill -9), no SIGTERM first"),
+            "{plain}"
+        );
+        // Records of older versions have no killer: no line.
+        let old = sigkill_text(serde_json::Value::Null, serde_json::Value::Null);
+        assert!(!old.contains("\n  killer "), "{old}");
     }
 }

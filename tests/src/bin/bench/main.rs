@@ -6,10 +6,17 @@
 //! kernel tests run it (`oomtrace_tests::Tracer`, ready line awaited with a
 //! timeout).
 //!
-//!   oomtrace-bench [--json FILE] [--kills N] [--storm N] [--idle-secs S]
-//!                  [--only latency|storm|overhead|idle|start]
+//!   oomtrace-bench [--json FILE] [--kills N] [--storm N] [--storm-cgroups N]
+//!                  [--exits N] [--rounds N] [--idle-secs S]
+//!                  [--only latency|storm|overhead|exits|idle|start[,...]]
 //!   oomtrace-bench workload SECONDS FILE   (internal: the overhead load)
+//!
+//! `OOMTRACE_BENCH_ARGS` adds oomtrace flags to the latency runs (e.g.
+//! `--candidates 0`, to see what the /proc candidate scan costs the line).
 
+mod bpf_stats; // the kernel's run time and count per BPF program
+mod exits; // fork/exit storm: what an exit oomtrace ignores costs it
+mod floor; // an empty program and a map miss: bpf_stats' floor
 mod idle; // wakeups, CPU and memory of an idle oomtrace
 mod latency; // kernel capture to the JSON line read
 mod overhead; // throughput of a reclaim-heavy workload with and without
@@ -43,8 +50,12 @@ struct Options {
     json: Option<PathBuf>,
     kills: usize,
     storm: usize,
+    storm_cgroups: usize,
     idle_secs: u64,
-    /// Only this measurement (all when `None`).
+    exits: usize,
+    /// Interleaved rounds of the overhead workload.
+    rounds: usize,
+    /// Only these measurements (comma-separated; all when `None`).
     only: Option<String>,
 }
 
@@ -58,7 +69,7 @@ fn flag<T: std::str::FromStr>(args: &[String], name: &str, default: T) -> Result
     }
 }
 
-const MEASUREMENTS: [&str; 5] = ["latency", "storm", "overhead", "idle", "start"];
+const MEASUREMENTS: [&str; 6] = ["latency", "storm", "overhead", "exits", "idle", "start"];
 
 fn bench(args: &[String]) -> Result<()> {
     let options = Options {
@@ -68,8 +79,11 @@ fn bench(args: &[String]) -> Result<()> {
             .and_then(|i| args.get(i + 1))
             .map(PathBuf::from),
         kills: flag(args, "--kills", 200)?,
-        storm: flag(args, "--storm", 1000)?,
+        storm: flag(args, "--storm", 10_000)?,
+        storm_cgroups: flag(args, "--storm-cgroups", 500)?,
         idle_secs: flag(args, "--idle-secs", 60)?,
+        exits: flag(args, "--exits", 20_000)?,
+        rounds: flag(args, "--rounds", 5)?,
         only: args
             .iter()
             .position(|a| a == "--only")
@@ -77,9 +91,9 @@ fn bench(args: &[String]) -> Result<()> {
             .cloned(),
     };
     if let Some(only) = &options.only
-        && !MEASUREMENTS.contains(&only.as_str())
+        && let Some(bad) = only.split(',').find(|m| !MEASUREMENTS.contains(m))
     {
-        bail!("--only takes one of {MEASUREMENTS:?}, not {only:?}");
+        bail!("--only takes some of {MEASUREMENTS:?}, not {bad:?}");
     }
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
@@ -88,7 +102,12 @@ fn bench(args: &[String]) -> Result<()> {
     let _ = oomtrace_tests::cgroup::remove_leftovers();
     let mut results = serde_json::Map::new();
     let mut table = Vec::new();
-    let wanted = |name: &str| options.only.as_deref().is_none_or(|only| only == name);
+    let wanted = |name: &str| {
+        options
+            .only
+            .as_deref()
+            .is_none_or(|only| only.split(',').any(|m| m == name))
+    };
 
     if wanted("latency") {
         eprintln!("bench: latency over {} kills", options.kills);
@@ -97,16 +116,25 @@ fn bench(args: &[String]) -> Result<()> {
         results.insert("latency".into(), result);
     }
     if wanted("storm") {
-        eprintln!("bench: storm of {} kills across 50 cgroups", options.storm);
-        let (result, rows) = storm::measure(options.storm)?;
+        eprintln!(
+            "bench: storm of {} kills across {} cgroups",
+            options.storm, options.storm_cgroups
+        );
+        let (result, rows) = storm::measure(options.storm, options.storm_cgroups)?;
         table.extend(rows);
         results.insert("storm".into(), result);
     }
     if wanted("overhead") {
         eprintln!("bench: overhead on an allocation- and reclaim-heavy workload");
-        let (result, rows) = overhead::measure()?;
+        let (result, rows) = overhead::measure(options.rounds)?;
         table.extend(rows);
         results.insert("overhead".into(), result);
+    }
+    if wanted("exits") {
+        eprintln!("bench: fork/exit storm of {} processes", options.exits);
+        let (result, rows) = exits::measure(options.exits)?;
+        table.extend(rows);
+        results.insert("exits".into(), result);
     }
     if wanted("idle") {
         eprintln!("bench: idle for {} s", options.idle_secs);
@@ -158,6 +186,34 @@ fn us(ns: Option<u64>) -> String {
 
 fn mib(bytes: Option<u64>) -> String {
     bytes.map_or("?".into(), |b| format!("{:.1} MiB", b as f64 / MIB as f64))
+}
+
+/// User + system clock ticks of process `pid` so far.
+fn cpu_ticks(pid: u32) -> Result<u64> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    let after_comm = stat.rsplit_once(") ").context("stat")?.1;
+    let fields: Vec<&str> = after_comm.split(' ').collect();
+    // utime and stime are fields 14 and 15 of stat: 11 and 12 after the comm.
+    let tick = |i: usize| fields.get(i).and_then(|v| v.parse::<u64>().ok());
+    Ok(tick(11).context("utime")? + tick(12).context("stime")?)
+}
+
+/// Waits (at most 5 s) until process `pid` has used no CPU for 300 ms:
+/// oomtrace is ready before it has finished starting (about 0.1 s of
+/// CPU after its ready line), and a run measured then would be charged
+/// for its start on a 2-core machine.
+fn settle(pid: u32) -> Result<()> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let mut last = cpu_ticks(pid)?;
+    while std::time::Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(300));
+        let now = cpu_ticks(pid)?;
+        if now == last {
+            return Ok(());
+        }
+        last = now;
+    }
+    Ok(())
 }
 
 /// The middle value (the upper one of an even count), sorting `values`.
