@@ -195,6 +195,14 @@ kernel_layout! {
     nr_cpus: loader(0);
     /// log2(page size).
     page_shift: loader(12);
+    /// A kernel pointer has bits `[kernel_ptr_ones_shift, +kernel_ptr_ones)`
+    /// set: the top byte on x86-64, bits 52-55 on arm64 (whose top byte may
+    /// be a tag). See [`crate::kernel_pointer_miss`].
+    kernel_ptr_ones_shift: loader(56);
+    kernel_ptr_ones: loader(8);
+    /// Bits of a pointer that name the address: 64, or 56 on arm64 (top
+    /// byte ignored). See [`crate::address_mask`].
+    ptr_address_bits: loader(64);
     // Classic tracepoint fields: offsets into the event record, from tracefs.
     tp_pid: loader(OFFSET_UNKNOWN);
     /// `__data_loc char[] comm`.

@@ -87,7 +87,8 @@ pub use cmdline::{CMDLINE_ARGS_MAX, CMDLINE_ENV_MAX, Cmdline, CmdlineHeader};
 pub use kill::{CgroupRef, OomKillRecord, TaskRef, capture, cgroup_flags, valid};
 pub use layout::{KernelLayout, LayoutField, Source, rss_kind};
 pub use oom_killer::{
-    IncidentRecord, MAX_STACK_SCAN, OomContext, STACK_SCAN_CHUNK, constraint, oom_context,
+    IncidentRecord, MAX_STACK_SCAN, OomContext, STACK_SCAN_CHUNK, address_mask, constraint,
+    kernel_pointer_miss, oom_context,
 };
 pub use reclaim::{
     PRESSURE_INTERVAL_NS, PressureRecord, RECLAIM_BUCKETS, RECLAIM_MEMCGS, RECLAIM_WINDOW_SECS,

@@ -10,6 +10,24 @@ pub const STACK_SCAN_CHUNK: usize = 256;
 /// OOM killer's frames are in the upper part anyway.)
 pub const MAX_STACK_SCAN: u32 = 16 << 10;
 
+/// 0 when `value` reads as a kernel pointer: bits `[shift, shift + ones)`
+/// all set (the loader's `kernel_ptr_ones_shift` and `kernel_ptr_ones`
+/// for the running kernel's architecture), else non-zero. Arithmetic only:
+/// the stack search tests it in every slot without branching.
+#[inline(always)]
+pub fn kernel_pointer_miss(value: u64, shift: u32, ones: u32) -> u64 {
+    let mask = 1u64.wrapping_shl(ones).wrapping_sub(1);
+    (value.wrapping_shr(shift) & mask) ^ mask
+}
+
+/// The bits of a pointer that name the address (the loader's
+/// `ptr_address_bits`): all 64, or 56 where the top byte is a tag (arm64's
+/// top-byte-ignore). Pointers are compared under this mask.
+#[inline(always)]
+pub fn address_mask(address_bits: u32) -> u64 {
+    u64::MAX.wrapping_shr(64u32.wrapping_sub(address_bits))
+}
+
 /// Bits of [`OomContext::flags`].
 pub mod oom_context {
     /// The kill's `struct oom_control` was found on the stack; `gfp_mask`,

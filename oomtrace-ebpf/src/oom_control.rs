@@ -19,7 +19,8 @@ use aya_ebpf::{
     programs::{BtfTracePointContext, FEntryContext, FExitContext},
 };
 use oomtrace_common::{
-    IncidentRecord, MAX_STACK_SCAN, OomContext, STACK_SCAN_CHUNK, constraint, oom_context,
+    IncidentRecord, MAX_STACK_SCAN, OomContext, STACK_SCAN_CHUNK, address_mask, constraint,
+    kernel_pointer_miss, oom_context,
 };
 
 use crate::{
@@ -110,6 +111,10 @@ struct Scan {
 fn find(current: u64, leader: u64) -> Option<u64> {
     let stack = pointer(current, layout!(task_stack))?;
     let size = layout!(thread_size) as u64;
+    // 0: the loader does not know this architecture's stack size.
+    if size < STACK_SCAN_CHUNK as u64 {
+        return None;
+    }
     let window = size.min(u64::from(MAX_STACK_SCAN));
     let step = STACK_SCAN_CHUNK as u64 - OVERLAP;
     let mut scan = Scan {
@@ -179,9 +184,11 @@ fn scan_one(scan: &Scan, index: u64, chunk: &mut [u64; SLOTS]) -> Option<u64> {
         return None;
     }
     let constraints = KernelConstraints::read();
+    // A tag in a pointer's top byte (arm64) is not part of the address.
+    let address = address_mask(layout!(ptr_address_bits));
     let mut best: u64 = 0;
     for slot in 0..STARTS {
-        let hit = is_zero(chosen_member.read(chunk, slot) ^ scan.leader)
+        let hit = is_zero((chosen_member.read(chunk, slot) ^ scan.leader) & address)
             & plausible(
                 memcg.read(chunk, slot),
                 order.read(chunk, slot) as u32,
@@ -273,7 +280,8 @@ const OVERLAP: u64 = 64;
 const STARTS: usize = SLOTS - OVERLAP as usize / 8 + 1;
 
 /// 1 if the members read as an oom_control's, else 0, without a branch:
-/// `memcg` NULL or a kernel pointer (top byte 0xff), `order` in
+/// `memcg` NULL or a kernel pointer (by the running kernel's architecture:
+/// see `kernel_ptr_ones_shift`), `order` in
 /// -1..16 (-1 is sysrq's; page allocations stop at MAX_PAGE_ORDER),
 /// `constraint` a valid `enum oom_constraint` that is CONSTRAINT_MEMCG
 /// exactly when there is a memcg, and `totalpages` in 1..2^48, and at
@@ -287,9 +295,15 @@ fn plausible(
     kernel: &KernelConstraints,
 ) -> u64 {
     let no_memcg = is_zero(memcg);
-    // Kernel half: 0xffff... with 4-level paging, 0xff... with 5-level
-    // (LA57: qemu's `-cpu max`, recent server CPUs).
-    let memcg_ok = no_memcg | is_zero((memcg >> 56) ^ 0xff);
+    // Kernel half: on x86-64 0xffff... with 4-level paging, 0xff... with
+    // 5-level (LA57: qemu's `-cpu max`, recent server CPUs); on arm64 bits
+    // 52-55, the top byte being a possible tag.
+    let kernel_ptr = kernel_pointer_miss(
+        memcg,
+        layout!(kernel_ptr_ones_shift),
+        layout!(kernel_ptr_ones),
+    );
+    let memcg_ok = no_memcg | is_zero(kernel_ptr);
     let order_ok = below(u64::from(order.wrapping_add(1)), 17);
     let constraint = u64::from(constraint);
     let is_memcg = is_zero(constraint ^ kernel.memcg);

@@ -1,6 +1,7 @@
 //! `oomtrace check`: what this kernel offers, and the capture path a run
-//! would use. It mounts nothing and attaches nothing; it loads the fentry
-//! program once (unattached) to learn whether the kernel allows it.
+//! would use. It mounts nothing; it loads and attaches the fentry program
+//! for an instant (no OOM kill is recorded) to learn whether the kernel
+//! allows it.
 
 use std::{fs, process::ExitCode};
 
@@ -201,8 +202,9 @@ fn memory_cgroups() -> String {
     }
 }
 
-/// Whether a run would get fentry on the OOM killer (it loads the program
-/// to find out: BTF alone does not say whether the kernel allows it).
+/// Whether a run would get fentry on the OOM killer (it loads and attaches
+/// the program to find out: BTF alone does not say whether the kernel
+/// allows it, nor loading whether it can attach it).
 fn fentry(facilities: &Facilities) -> Result<(), FeatureError> {
     let unavailable = |why: String| FeatureError::Unavailable(why);
     let types = facilities

@@ -44,7 +44,7 @@ impl Tracer {
                 .args(store)
                 .args(args),
         )?;
-        tracer.wait_ready(Duration::from_secs(20))?;
+        tracer.wait_ready(ready_timeout())?;
         Ok(tracer)
     }
 
@@ -190,4 +190,14 @@ pub fn victim_record(records: &[Value], pid: u32) -> Option<&Value> {
     records
         .iter()
         .find(|r| r["type"] == "oom_kill" && r["victim"]["pid"] == pid)
+}
+
+/// How long [`Tracer::start`] waits for the ready line: 20 s, or
+/// OOMTRACE_READY_SECS (the arm64 VMs' software emulation verifies and
+/// attaches programs several times slower than the host).
+fn ready_timeout() -> Duration {
+    std::env::var("OOMTRACE_READY_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .map_or(Duration::from_secs(20), Duration::from_secs)
 }

@@ -1,7 +1,8 @@
 //! `cargo xtask dist`: the installable artifacts, into target/dist/.
 //!
 //! Everything wraps one static (musl) binary: the .deb installs it as
-//! /usr/bin/oomtrace, the OCI image holds it and nothing else. The man page
+//! /usr/bin/oomtrace, the OCI image holds it and nothing else. The same
+//! binary for aarch64 (arm64 nodes) ships beside it, cross-built. The man page
 //! and completions come from that same binary (`oomtrace generate-docs`),
 //! so they describe exactly what ships.
 
@@ -19,9 +20,12 @@ use sha2::{Digest as _, Sha256};
 use crate::{
     setup,
     sh::{Cmd, workspace_root},
+    vm::arch::{self, Arch},
 };
 
 pub const MUSL: &str = "x86_64-unknown-linux-musl";
+/// Every architecture a static binary is built for.
+pub const ARCHES: [Arch; 2] = [Arch::X86_64, Arch::Aarch64];
 const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// The binary-size goal README.md states.
 const MAX_BINARY_BYTES: u64 = 10 << 20;
@@ -51,13 +55,14 @@ pub fn build() -> Result<Artifacts> {
     }
     fs::create_dir_all(&dist)?;
     let binary = static_binary()?;
+    let aarch64 = static_binary_for(Arch::Aarch64)?;
     let staging = dist.join("staging");
     stage(&binary, &staging)?;
     let deb = deb()?;
     let image = image(&binary)?;
-    let sums = checksums(&[&binary, &deb, &image])?;
+    let sums = checksums(&[&binary, &aarch64, &deb, &image])?;
     fs::remove_dir_all(&staging)?;
-    for artifact in [&binary, &deb, &image, &sums] {
+    for artifact in [&binary, &aarch64, &deb, &image, &sums] {
         eprintln!(
             "xtask: {} ({} bytes)",
             artifact.display(),
@@ -67,15 +72,20 @@ pub fn build() -> Result<Artifacts> {
     Ok(Artifacts { deb, image, sums })
 }
 
-/// The musl target, cargo-deb, and `musl-tools` (musl-gcc, for the bundled
-/// C code a future store will link).
+/// The musl targets, cargo-deb, `musl-tools` (musl-gcc, for the bundled
+/// SQLite), and for aarch64 clang (the C cross compiler; the headers are
+/// Debian's musl-dev for arm64, see vm/arch.rs).
 pub fn ensure_tools() -> Result<()> {
     setup::ensure()?;
     setup::install_missing(&["musl-tools", "binutils", "file"])
         .context("installing musl-tools, strip and file for the static binary")?;
-    Cmd::new("rustup")
-        .args(["target", "add", MUSL, "--toolchain", "stable"])
-        .run()?;
+    setup::install_missing(&arch::CROSS_PACKAGES)
+        .context("installing clang and curl for the aarch64 cross build")?;
+    for arch in ARCHES {
+        Cmd::new("rustup")
+            .args(["target", "add", arch.musl_target(), "--toolchain", "stable"])
+            .run()?;
+    }
     let has_deb = Cmd::new("cargo").args(["deb", "--version"]).stdout();
     if !has_deb.is_ok_and(|v| v.starts_with("3.")) {
         // 3.8 is the newest that builds with rustc 1.85+; --locked keeps
@@ -91,20 +101,45 @@ pub fn ensure_tools() -> Result<()> {
 /// Builds the musl release binaries (also the VM test's hog and guest) and
 /// returns the stripped oomtrace, checked to be static and within the goal.
 pub fn static_binary() -> Result<PathBuf> {
+    static_binary_for(Arch::X86_64)
+}
+
+/// [`static_binary`] for `arch`.
+pub fn static_binary_for(arch: Arch) -> Result<PathBuf> {
     // Also the VM test's hog and guest driver, for the same target. The
     // target's default is static-pie: static, and still loaded at a random
     // address, which a root daemon should keep. (`file` says "static-pie
     // linked", lintian mistakes it for a library: see lintian_warnings.)
-    crate::build_bins(&["--release", "--target", MUSL])?;
+    let target = arch.musl_target();
+    let mut build = Cmd::new("cargo");
+    build
+        .args(["build", "--release", "--target", target])
+        .args([
+            "--package",
+            "oomtrace",
+            "--package",
+            "oomtrace-tests",
+            "--bins",
+        ]);
+    for (key, value) in arch::cross_env(arch, &workspace_root().join("target/vm/cache"))? {
+        build.env(&key, value);
+    }
+    build.run()?;
     let built = workspace_root()
         .join("target")
-        .join(MUSL)
+        .join(target)
         .join("release/oomtrace");
     fs::create_dir_all(dir())?;
-    let binary = binary_path();
+    let binary = binary_path_for(arch);
     fs::copy(&built, &binary).with_context(|| format!("copy {}", built.display()))?;
-    // .comment only names the compilers.
-    Cmd::new("strip")
+    // .comment only names the compilers. Binutils' strip knows only the
+    // host's architecture; LLVM's (the one bpf-linker needs) knows all.
+    let strip = if arch.is_host() {
+        "strip".to_string()
+    } else {
+        format!("{}/llvm-strip", arch::LLVM_BIN)
+    };
+    Cmd::new(strip)
         .args(["--strip-all", "--remove-section=.comment"])
         .arg(&binary)
         .run()?;
@@ -112,6 +147,15 @@ pub fn static_binary() -> Result<PathBuf> {
     ensure!(
         kind.contains("static-pie linked") || kind.contains("statically linked"),
         "{} is not static: {kind}",
+        binary.display()
+    );
+    let machine = match arch {
+        Arch::X86_64 => "x86-64",
+        Arch::Aarch64 => "ARM aarch64",
+    };
+    ensure!(
+        kind.contains(machine),
+        "{} is not for {machine}: {kind}",
         binary.display()
     );
     let size = fs::metadata(&binary)?.len();
@@ -123,9 +167,9 @@ pub fn static_binary() -> Result<PathBuf> {
     Ok(binary)
 }
 
-/// Where `static_binary` puts the artifact.
-pub fn binary_path() -> PathBuf {
-    dir().join(format!("oomtrace-{VERSION}-x86_64-linux-musl"))
+/// Where `static_binary_for` puts the artifact.
+pub fn binary_path_for(arch: Arch) -> PathBuf {
+    dir().join(format!("oomtrace-{VERSION}-{}-linux-musl", arch.name()))
 }
 
 /// What cargo-deb's assets in oomtrace/Cargo.toml name: the generated man

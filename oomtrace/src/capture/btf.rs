@@ -160,13 +160,15 @@ impl KernelTypes {
         })
     }
 
-    /// THREAD_SIZE, the kernel stack size, which BTF does not record:
-    /// 16 KiB on x86-64 and arm64, doubled by KASAN.
-    fn thread_size(&self) -> u32 {
-        if self.has_function("kasan_report") {
-            32 << 10
-        } else {
-            16 << 10
+    /// The config options that change THREAD_SIZE (which BTF does not
+    /// record), by what they add to BTF: KASAN's report function (its
+    /// hardware-tag mode, which keeps the stack size, adds
+    /// `kasan_report_async`), and VMAP_STACK's `task_struct.stack_vm_area`.
+    pub fn stack_config(&self) -> super::arch::StackConfig {
+        super::arch::StackConfig {
+            kasan_doubles: self.has_function("kasan_report")
+                && !self.has_function("kasan_report_async"),
+            vmap_stack: self.offset("task_struct", &["stack_vm_area"]).is_some(),
         }
     }
 
@@ -237,8 +239,13 @@ impl KernelTypes {
             }
         }
         self.rss_layout(&mut layout);
-        layout.thread_size = self.thread_size();
         layout.upid_size = self.struct_size("upid").unwrap_or(0);
+        super::arch::apply(
+            &mut layout,
+            super::arch::Machine::running(),
+            1 << super::plan::page_shift(),
+            self.stack_config(),
+        );
         layout
     }
 

@@ -18,6 +18,7 @@
 //! the kernel's layout; [`features`] lists the optional programs as data;
 //! [`attach`] loads and attaches them; [`ready`] words the ready line.
 
+mod arch;
 mod attach;
 pub mod btf;
 pub mod cache;
@@ -93,8 +94,8 @@ pub enum Preference {
     Tracepoint,
 }
 
-/// Whether fentry on oom_kill_process() loads here (for `check`): loads
-/// the object and that one program, attaches nothing.
+/// Whether fentry on oom_kill_process() works here (for `check`): loads
+/// the object and that one program, and attaches it for an instant.
 pub fn probe_fentry(kernel_btf: &aya::Btf) -> Result<(), FeatureError> {
     let mut ebpf = EbpfLoader::new()
         .btf(Some(kernel_btf))
@@ -102,8 +103,16 @@ pub fn probe_fentry(kernel_btf: &aya::Btf) -> Result<(), FeatureError> {
         .load(EBPF_OBJECT)
         .map_err(|e| FeatureError::Unavailable(e.to_string()))?;
     let name = names::OOM_KILL_PROCESS_ENTRY;
-    features::typed::<FEntry>(&mut ebpf, name)?
+    let program = features::typed::<FEntry>(&mut ebpf, name)?;
+    program
         .load(FENTRY_TARGET, kernel_btf)
+        .map_err(|source| FeatureError::program(name, source))?;
+    // Loading is not enough: arm64 kernels before 6.4 (no ftrace direct
+    // calls) load the program and refuse to attach it. Attached for an
+    // instant: dropping `ebpf` detaches it.
+    program
+        .attach()
+        .map(drop)
         .map_err(|source| FeatureError::program(name, source))
 }
 

@@ -273,6 +273,10 @@ fn earlyoom() -> Value {
                 "refusing to exhaust memory outside an oomtrace test VM (/oomtrace-vm is missing)"
             );
         }
+        // Not in every guest (x86_64 ones only): say so before starting.
+        if !Path::new(EARLYOOM).exists() {
+            bail!("{EARLYOOM} is not in this guest");
+        }
         let mut tracer = Tracer::start(&["--sigkill"])?;
         line["ready"] = tracer.stderr_lines.last().cloned().into();
         let before = vmstat_oom_kill()?;

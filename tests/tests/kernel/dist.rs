@@ -65,6 +65,7 @@ fn every_artifact_matches_sha256sums() -> Result<()> {
         .current_dir(&dist))?;
     for name in [
         format!("oomtrace-{VERSION}-x86_64-linux-musl"),
+        format!("oomtrace-{VERSION}-aarch64-linux-musl"),
         format!("oomtrace_{VERSION}_amd64.deb"),
         format!("oomtrace-{VERSION}-image.tar"),
     ] {
@@ -92,6 +93,28 @@ fn the_binary_is_static_stripped_and_within_ten_mib() -> Result<()> {
     // Without any environment or library path it still runs.
     let version = run(Command::new(&binary).env_clear().arg("--version"))?;
     assert_eq!(version.trim(), format!("oomtrace {VERSION}"));
+    Ok(())
+}
+
+/// The arm64 binary (cross-built; `cargo xtask vm-test` runs it in arm64
+/// VMs): static for aarch64, stripped, within the same goal.
+#[test]
+fn the_aarch64_binary_is_static_stripped_and_within_ten_mib() -> Result<()> {
+    let binary = artifact("OOMTRACE_DIST").join(format!("oomtrace-{VERSION}-aarch64-linux-musl"));
+    let kind = run(Command::new("file").arg("-b").arg(&binary))?;
+    assert!(kind.contains("ARM aarch64"), "{kind}");
+    assert!(
+        kind.contains("statically linked") || kind.contains("static-pie linked"),
+        "{kind}"
+    );
+    assert!(kind.contains(", stripped"), "{kind}");
+    let elf = run(Command::new("readelf")
+        .args(["--program-headers", "--dynamic", "--wide"])
+        .arg(&binary))?;
+    assert!(!elf.contains("INTERP"), "{elf}");
+    assert!(!elf.contains("(NEEDED)"), "{elf}");
+    let size = fs::metadata(&binary)?.len();
+    assert!(size <= 10 * MIB, "{size} bytes");
     Ok(())
 }
 

@@ -3,17 +3,18 @@
 
 use std::{
     fs,
+    os::unix::fs::PermissionsExt as _,
     path::{Path, PathBuf},
 };
 
 use anyhow::{Context as _, Result};
 
-use super::{CAPTURES, MUSL};
+use super::{CAPTURES, arch::Arch};
 use crate::sh::{Cmd, pipeline, workspace_root};
 
 const INIT: &str = r#"#!/bin/busybox sh
 /bin/busybox --install -s /bin
-export PATH=/bin OOMTRACE_BIN=/bin/oomtrace
+export PATH=/bin OOMTRACE_BIN=/bin/oomtrace OOMTRACE_READY_SECS=@READY_SECS@
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs dev /dev
@@ -24,36 +25,64 @@ echo +memory > /sys/fs/cgroup/cgroup.subtree_control
 hostname oomtrace-vm
 echo "oomtrace-vm: $(uname -r)"
 oomtrace check > /tmp/check.txt 2>&1
-echo "{\"scenario\":\"check\",\"kernel\":\"$(uname -r)\",\"exit\":$?}" >> /dev/ttyS1
+echo "{\"scenario\":\"check\",\"kernel\":\"$(uname -r)\",\"exit\":$?}" >> /dev/EVIDENCE
 cat /tmp/check.txt
-oomtrace-vm-guest /dev/ttyS1 CAPTURES
+oomtrace-vm-guest /dev/EVIDENCE CAPTURES
 echo "oomtrace-vm: done"
 poweroff -f
 "#;
 
-pub fn build(work: &Path) -> Result<PathBuf> {
-    let root = work.join("initramfs");
+/// The initramfs for `arch`'s guests (`initrd.gz` for x86_64,
+/// `initrd-ARCH.gz` for the others).
+pub fn build(work: &Path, arch: Arch) -> Result<PathBuf> {
+    let suffix = if arch.is_host() {
+        String::new()
+    } else {
+        format!("-{}", arch.name())
+    };
+    let root = work.join(format!("initramfs{suffix}"));
     if root.exists() {
         fs::remove_dir_all(&root)?;
     }
     for dir in ["bin", "proc", "sys", "dev", "tmp"] {
         fs::create_dir_all(root.join(dir))?;
     }
-    fs::copy("/bin/busybox", root.join("bin/busybox")).context("busybox-static")?;
-    let release = workspace_root().join("target").join(MUSL).join("release");
-    fs::copy(crate::dist::binary_path(), root.join("bin/oomtrace")).context("copy oomtrace")?;
+    let busybox = if arch.is_host() {
+        "/bin/busybox".into()
+    } else {
+        super::arch::package_file(arch, "busybox-static", "/bin/busybox", &work.join("cache"))?
+    };
+    fs::copy(&busybox, root.join("bin/busybox")).context("busybox-static")?;
+    // Extracted from a .deb with tar -O, the cached copy lost its mode.
+    fs::set_permissions(root.join("bin/busybox"), fs::Permissions::from_mode(0o755))?;
+    let release = workspace_root()
+        .join("target")
+        .join(arch.musl_target())
+        .join("release");
+    fs::copy(
+        crate::dist::binary_path_for(arch),
+        root.join("bin/oomtrace"),
+    )
+    .context("copy oomtrace")?;
     for bin in ["oomtrace-test-hog", "oomtrace-vm-guest"] {
         fs::copy(release.join(bin), root.join("bin").join(bin))
             .with_context(|| format!("copy {bin}"))?;
     }
-    // The userspace OOM killer of the `earlyoom` scenario.
-    super::earlyoom::install(&root, work)?;
+    // The userspace OOM killer of the `earlyoom` scenario (from the host's
+    // apt, with the host's libraries: x86_64 guests only).
+    if arch.is_host() {
+        super::earlyoom::install(&root, work)?;
+    }
     // The guest driver provokes a global OOM only where this exists.
     fs::write(root.join("oomtrace-vm"), "")?;
     let init = root.join("init");
-    fs::write(&init, INIT.replace("CAPTURES", &CAPTURES.join(" ")))?;
+    let init_text = INIT
+        .replace("CAPTURES", &arch.captures(&CAPTURES).join(" "))
+        .replace("EVIDENCE", arch.ttys().1)
+        .replace("@READY_SECS@", &arch.ready_secs().to_string());
+    fs::write(&init, init_text)?;
     Cmd::new("chmod").args(["+x"]).arg(&init).run()?;
-    let initrd = work.join("initrd.gz");
+    let initrd = work.join(format!("initrd{suffix}.gz"));
     let script = format!(
         "cd '{}' && find . | cpio -o -H newc --quiet | gzip -1 > '{}'",
         root.display(),

@@ -1,5 +1,6 @@
 //! The kernel matrix (tests/vm/kernels) and the images it names: a path
-//! in the tree, or the newest Debian kernel package matching a pattern.
+//! in the tree, or the newest Debian kernel package matching a pattern
+//! (of another architecture: from the archive's indexes, see arch.rs).
 
 use std::{
     fs,
@@ -9,10 +10,11 @@ use std::{
 
 use anyhow::{Context as _, Result, bail};
 
-use super::Kernel;
+use super::{Kernel, arch::Arch};
 use crate::sh::{Cmd, pipeline, workspace_root};
 
-/// `name source` per line; `#` starts a comment.
+/// `name source [arch]` per line (arch defaults to x86_64); `#` starts a
+/// comment.
 pub fn read_matrix(path: &Path) -> Result<Vec<Kernel>> {
     let text = fs::read_to_string(path).with_context(|| format!("read {}", path.display()))?;
     text.lines()
@@ -20,12 +22,13 @@ pub fn read_matrix(path: &Path) -> Result<Vec<Kernel>> {
         .filter(|l| !l.is_empty())
         .map(|l| {
             let mut fields = l.split_whitespace();
-            match (fields.next(), fields.next()) {
-                (Some(name), Some(source)) => Ok(Kernel {
+            match (fields.next(), fields.next(), fields.next(), fields.next()) {
+                (Some(name), Some(source), arch, None) => Ok(Kernel {
                     name: name.to_string(),
                     source: source.to_string(),
+                    arch: arch.map_or(Ok(Arch::X86_64), Arch::parse)?,
                 }),
-                _ => bail!("{}: `{l}` is not `name source`", path.display()),
+                _ => bail!("{}: `{l}` is not `name source [arch]`", path.display()),
             }
         })
         .collect()
@@ -41,6 +44,9 @@ pub fn image(kernel: &Kernel, work: &Path) -> Result<PathBuf> {
         }
         return Ok(path);
     };
+    if !kernel.arch.is_host() {
+        return super::arch::kernel_image(kernel, pattern, work);
+    }
     let search = || {
         Cmd::new("apt-cache")
             .args(["search", "--names-only", pattern])
@@ -97,7 +103,7 @@ pub fn image(kernel: &Kernel, work: &Path) -> Result<PathBuf> {
 }
 
 /// Orders package names by their numbers (6.1.0-9 before 6.1.0-56).
-fn version_key(name: &str) -> Vec<u64> {
+pub(super) fn version_key(name: &str) -> Vec<u64> {
     name.split(|c: char| !c.is_ascii_digit())
         .filter(|s| !s.is_empty())
         .filter_map(|s| s.parse().ok())

@@ -3,6 +3,7 @@
 //! driver, and judges what comes back (records + the guest's kernel log)
 //! with the host tests' own checks (`oomtrace_tests::verify::vm`).
 
+pub(crate) mod arch; // what differs between guest architectures; foreign Debian packages
 mod earlyoom; // Debian's earlyoom and its libraries, for the guest
 mod initramfs; // the guest's root: busybox, the static binaries, /init
 mod kernels; // the matrix, and kernel images from Debian's archive
@@ -16,7 +17,6 @@ use serde_json::Value;
 
 use crate::{setup, sh::workspace_root};
 
-const MUSL: &str = "x86_64-unknown-linux-musl";
 /// Capture paths each VM runs every memcg scenario with.
 const CAPTURES: [&str; 3] = ["fentry", "btf", "tracepoint"];
 
@@ -24,6 +24,7 @@ const CAPTURES: [&str; 3] = ["fentry", "btf", "tracepoint"];
 struct Kernel {
     name: String,
     source: String,
+    arch: arch::Arch,
 }
 
 pub fn vm_test(only: Option<String>) -> Result<()> {
@@ -33,21 +34,30 @@ pub fn vm_test(only: Option<String>) -> Result<()> {
         );
     }
     setup::ensure()?;
-    setup::install_missing(&["qemu-system-x86", "busybox-static", "cpio"])
-        .context("installing qemu and busybox for the VMs")?;
-    // The guests run the dist artifact itself (built with the hog and guest).
-    crate::dist::ensure_tools()?;
-    crate::dist::static_binary()?;
-
-    let work = workspace_root().join("target/vm");
-    fs::create_dir_all(&work)?;
-    let initrd = initramfs::build(&work)?;
     let mut kernels = kernels::read_matrix(&workspace_root().join("tests/vm/kernels"))?;
     if let Some(only) = &only {
         kernels.retain(|k| &k.name == only);
         if kernels.is_empty() {
             bail!("no kernel named {only} in tests/vm/kernels");
         }
+    }
+    let mut arches: Vec<arch::Arch> = Vec::new();
+    for kernel in &kernels {
+        if !arches.contains(&kernel.arch) {
+            arches.push(kernel.arch);
+        }
+    }
+    let qemus: Vec<&str> = arches.iter().map(|a| a.qemu_package()).collect();
+    setup::install_missing(&[qemus.as_slice(), &["busybox-static", "cpio"]].concat())
+        .context("installing qemu and busybox for the VMs")?;
+    // The guests run the dist artifact itself (built with the hog and guest).
+    crate::dist::ensure_tools()?;
+    let work = workspace_root().join("target/vm");
+    fs::create_dir_all(&work)?;
+    let mut initrds = Vec::new();
+    for &arch in &arches {
+        crate::dist::static_binary_for(arch)?;
+        initrds.push((arch, initramfs::build(&work, arch)?));
     }
 
     let mut table = String::from("| kernel | scenario |");
@@ -60,8 +70,13 @@ pub fn vm_test(only: Option<String>) -> Result<()> {
     let mut failures = Vec::new();
     for kernel in &kernels {
         let image = kernels::image(kernel, &work)?;
-        let results = qemu::boot(kernel, &image, &initrd, &work)?;
-        report(kernel, &results, &mut table, &mut failures);
+        let initrd = initrds
+            .iter()
+            .find_map(|(arch, initrd)| (*arch == kernel.arch).then_some(initrd))
+            .context("an initramfs per architecture")?;
+        let results = qemu::boot(kernel, &image, initrd, &work)?;
+        let fentry = arch::fentry_offered(&image).unwrap_or(true);
+        report(kernel, &results, fentry, &mut table, &mut failures);
     }
     println!("{table}");
     fs::write(work.join("report.md"), &table)?;
@@ -76,16 +91,48 @@ pub fn vm_test(only: Option<String>) -> Result<()> {
 }
 
 /// Adds the kernel's rows to the table, and its failures.
-fn report(kernel: &Kernel, results: &[Value], table: &mut String, failures: &mut Vec<String>) {
+/// `fentry`: whether the kernel can attach fentry (else `--capture fentry`
+/// must be refused).
+fn report(
+    kernel: &Kernel,
+    results: &[Value],
+    fentry: bool,
+    table: &mut String,
+    failures: &mut Vec<String>,
+) {
     let release = results
         .iter()
         .find(|r| r["scenario"] == "check")
         .and_then(|r| r["kernel"].as_str())
         .unwrap_or("did not boot");
     let label = format!("{} ({release})", kernel.name);
+    let run = kernel.arch.captures(&CAPTURES);
     for scenario in ["leaf", "parent", "oom_group"] {
         let _ = write!(table, "| {label} | {scenario} |");
         for capture in CAPTURES {
+            if !run.contains(&capture) {
+                table.push_str(" not run |");
+                continue;
+            }
+            if capture == "fentry" && !fentry {
+                let what = format!("{label} {scenario} --capture fentry");
+                let evidence = results
+                    .iter()
+                    .find(|r| r["scenario"] == scenario && r["capture"] == capture);
+                let verdict = evidence.map_or(Err("no result came back".to_string()), |e| {
+                    arch::judge_refusal(e)
+                });
+                match verdict {
+                    Ok(cell) => {
+                        let _ = write!(table, " {cell} |");
+                    }
+                    Err(why) => {
+                        failures.push(format!("{what}: {why}"));
+                        let _ = write!(table, " FAIL ({why}) |");
+                    }
+                }
+                continue;
+            }
             let cell = cell(
                 results,
                 scenario,
@@ -121,7 +168,15 @@ fn report(kernel: &Kernel, results: &[Value], table: &mut String, failures: &mut
         "| {label} | global (auto) | {cell} |{}",
         " |".repeat(CAPTURES.len() - 1)
     );
-    earlyoom_row(&label, results, table, failures);
+    if kernel.arch.is_host() {
+        earlyoom_row(&label, results, table, failures);
+    } else {
+        let _ = writeln!(
+            table,
+            "| {label} | earlyoom, --sigkill (auto) | not run (x86_64 guests only) |{}",
+            " |".repeat(CAPTURES.len() - 1)
+        );
+    }
 }
 
 /// The userspace OOM killer's row: earlyoom, judged on the sigkill record.

@@ -1,20 +1,12 @@
 //! One VM run under qemu (software emulation), and the evidence lines the
 //! guest wrote to its second serial port.
 
-use std::{
-    fs,
-    path::Path,
-    process::Command,
-    time::{Duration, Instant},
-};
+use std::{fs, path::Path, process::Command, time::Instant};
 
 use anyhow::{Context as _, Result};
 use serde_json::Value;
 
 use super::Kernel;
-
-/// One VM's whole run, boot to power-off, under software emulation.
-const VM_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// Boots `image` and returns the evidence lines the guest wrote.
 pub fn boot(kernel: &Kernel, image: &Path, initrd: &Path, work: &Path) -> Result<Vec<Value>> {
@@ -28,34 +20,23 @@ pub fn boot(kernel: &Kernel, image: &Path, initrd: &Path, work: &Path) -> Result
         console.display()
     );
     let started = Instant::now();
-    // KVM is not usable on these machines: software emulation.
+    let arch = kernel.arch;
+    let (console_tty, _) = arch.ttys();
     let status = Command::new("timeout")
-        .arg(VM_TIMEOUT.as_secs().to_string())
-        .arg("qemu-system-x86_64")
-        // Two vCPUs on one host thread: multi-threaded TCG let a guest
-        // CPU run code the other was patching (an int3 oops in 6.12).
-        .args([
-            "-accel",
-            "tcg,thread=single",
-            "-cpu",
-            "max",
-            "-smp",
-            "2",
-            "-m",
-            "512",
-        ])
+        .arg(kernel.arch.vm_timeout().as_secs().to_string())
+        .arg(arch.qemu())
+        .args(arch.machine())
         .args(["-display", "none", "-monitor", "none", "-no-reboot"])
         .arg("-kernel")
         .arg(image)
         .arg("-initrd")
         .arg(initrd)
-        .args(["-append", "console=ttyS0 quiet panic=-1"])
+        .args(["-append", &format!("console={console_tty} quiet panic=-1")])
         .arg("-serial")
         .arg(format!("file:{}", console.display()))
-        .arg("-serial")
-        .arg(format!("file:{}", results.display()))
+        .args(arch.evidence_port(&results))
         .status()
-        .context("run qemu-system-x86_64")?;
+        .with_context(|| format!("run {}", arch.qemu()))?;
     eprintln!(
         "xtask: {} ran for {:.0} s ({status})",
         kernel.name,
