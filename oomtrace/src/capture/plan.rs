@@ -8,7 +8,7 @@ use oomtrace_common::{KernelLayout, MAX_CPUS, OFFSET_UNKNOWN};
 use super::{
     CapturePath, Preference,
     btf::{self, BtfError, KernelTypes},
-    features::FENTRY_TARGET,
+    features::{FEATURES, FENTRY_TARGET},
     tracefs::{self, EventFormat},
 };
 
@@ -100,6 +100,7 @@ impl Facilities {
                     layout,
                     unresolved: missing,
                     fentry,
+                    absent_helpers: absent_helpers(types),
                 });
             }
         }
@@ -116,6 +117,7 @@ impl Facilities {
                         layout,
                         unresolved,
                         fentry: Fentry::Off,
+                        absent_helpers: Vec::new(),
                     })
                 }
                 Err(reason) => {
@@ -172,6 +174,21 @@ pub struct Plan {
     pub unresolved: Vec<&'static str>,
     /// Whether to read the OOM killer's context with fentry (tp_btf only).
     pub fentry: Fentry,
+    /// BPF helpers some feature calls that the kernel's BTF lacks.
+    pub absent_helpers: Vec<&'static str>,
+}
+
+/// The helpers of [`FEATURES`] the kernel does not have, probed in its
+/// BTF (a helper is a kernel function of its name), not by version.
+fn absent_helpers(types: &KernelTypes) -> Vec<&'static str> {
+    let mut absent: Vec<&'static str> = FEATURES
+        .iter()
+        .flat_map(|feature| feature.helpers)
+        .map(|helper| helper.function)
+        .filter(|function| !types.has_function(function))
+        .collect();
+    absent.dedup();
+    absent
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

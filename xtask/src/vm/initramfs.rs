@@ -23,9 +23,7 @@ mount -t tracefs tracefs /sys/kernel/tracing
 echo +memory > /sys/fs/cgroup/cgroup.subtree_control
 hostname oomtrace-vm
 echo "oomtrace-vm: $(uname -r)"
-oomtrace check > /tmp/check.txt 2>&1
-echo "{\"scenario\":\"check\",\"kernel\":\"$(uname -r)\",\"exit\":$?}" >> /dev/ttyS1
-cat /tmp/check.txt
+oomtrace check
 oomtrace-vm-guest /dev/ttyS1 CAPTURES
 echo "oomtrace-vm: done"
 poweroff -f

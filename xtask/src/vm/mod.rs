@@ -10,13 +10,14 @@ mod qemu; // one boot, and the evidence lines it brings back
 use std::{fmt::Write as _, fs};
 
 use anyhow::{Context as _, Result, bail};
-use oomtrace_tests::verify::vm::judge;
+use oomtrace_tests::verify::vm::{Offers, judge, judge_check};
 use serde_json::Value;
 
 use crate::{setup, sh::workspace_root};
 
 const MUSL: &str = "x86_64-unknown-linux-musl";
-/// Capture paths each VM runs every memcg scenario with.
+/// Capture paths each VM runs every scenario with (the global OOM also
+/// with `auto`).
 const CAPTURES: [&str; 3] = ["fentry", "btf", "tracepoint"];
 
 /// A kernel of the matrix.
@@ -59,8 +60,8 @@ pub fn vm_test(only: Option<String>) -> Result<()> {
     let mut failures = Vec::new();
     for kernel in &kernels {
         let image = kernels::image(kernel, &work)?;
-        let results = qemu::boot(kernel, &image, &initrd, &work)?;
-        report(kernel, &results, &mut table, &mut failures);
+        let (results, took) = qemu::boot(kernel, &image, &initrd, &work)?;
+        report(kernel, &results, took, &mut table, &mut failures);
     }
     println!("{table}");
     fs::write(work.join("report.md"), &table)?;
@@ -75,20 +76,66 @@ pub fn vm_test(only: Option<String>) -> Result<()> {
 }
 
 /// Adds the kernel's rows to the table, and its failures.
-fn report(kernel: &Kernel, results: &[Value], table: &mut String, failures: &mut Vec<String>) {
-    let release = results
-        .iter()
-        .find(|r| r["scenario"] == "check")
+fn report(
+    kernel: &Kernel,
+    results: &[Value],
+    took: std::time::Duration,
+    table: &mut String,
+    failures: &mut Vec<String>,
+) {
+    let check = results.iter().find(|r| r["scenario"] == "check");
+    let release = check
         .and_then(|r| r["kernel"].as_str())
         .unwrap_or("did not boot");
     let label = format!("{} ({release})", kernel.name);
-    for scenario in ["leaf", "parent", "oom_group"] {
+    // `oomtrace check` in the guest, against the BTF's names; what it says
+    // the kernel offers is what the runs are judged against.
+    let offers = match check.map(judge_check) {
+        Some(Ok(offers)) => {
+            let _ = writeln!(
+                table,
+                "| {label} | check ({:.0} s in all) | pass (auto: {}; stack search: {}; BPF OOM policy: {}) |{}",
+                took.as_secs_f64(),
+                offers.auto_path,
+                if offers.stack_search { "yes" } else { "no" },
+                if offers.bpf_oom_policy {
+                    "present"
+                } else {
+                    "absent"
+                },
+                " |".repeat(CAPTURES.len() - 1)
+            );
+            offers
+        }
+        failed => {
+            let why = match failed {
+                Some(Err(e)) => format!("{e:#}").replace('\n', " "),
+                _ => "no check line came back from the VM".to_string(),
+            };
+            failures.push(format!("{label} check: {why}"));
+            let _ = writeln!(
+                table,
+                "| {label} | check ({:.0} s in all) | FAIL ({}) |{}",
+                took.as_secs_f64(),
+                why.chars().take(60).collect::<String>(),
+                " |".repeat(CAPTURES.len() - 1)
+            );
+            // Judge the runs as on a kernel that offers everything.
+            Offers {
+                stack_search: true,
+                auto_path: "fentry".to_string(),
+                bpf_oom_policy: false,
+            }
+        }
+    };
+    for scenario in ["leaf", "parent", "oom_group", "global"] {
         let _ = write!(table, "| {label} | {scenario} |");
         for capture in CAPTURES {
             let cell = cell(
                 results,
                 scenario,
                 capture,
+                &offers,
                 &format!("{label} {scenario} --capture {capture}"),
                 failures,
             );
@@ -100,6 +147,7 @@ fn report(kernel: &Kernel, results: &[Value], table: &mut String, failures: &mut
         results,
         "no_btf",
         "auto",
+        &offers,
         &format!("{label} leaf without BTF --capture auto"),
         failures,
     );
@@ -112,6 +160,7 @@ fn report(kernel: &Kernel, results: &[Value], table: &mut String, failures: &mut
         results,
         "global",
         "auto",
+        &offers,
         &format!("{label} global --capture auto"),
         failures,
     );
@@ -126,6 +175,7 @@ fn cell(
     results: &[Value],
     scenario: &str,
     capture: &str,
+    offers: &Offers,
     what: &str,
     failures: &mut Vec<String>,
 ) -> String {
@@ -136,7 +186,7 @@ fn cell(
         failures.push(format!("{what}: no result came back from the VM"));
         return "FAIL (no result)".to_string();
     };
-    match judge(evidence) {
+    match judge(evidence, offers) {
         Ok(path) => format!("pass ({path})"),
         Err(why) => {
             let why = format!("{why:#}").replace('\n', " ");

@@ -16,8 +16,14 @@ use super::Kernel;
 /// One VM's whole run, boot to power-off, under software emulation.
 const VM_TIMEOUT: Duration = Duration::from_secs(600);
 
-/// Boots `image` and returns the evidence lines the guest wrote.
-pub fn boot(kernel: &Kernel, image: &Path, initrd: &Path, work: &Path) -> Result<Vec<Value>> {
+/// Boots `image` and returns the evidence lines the guest wrote, and how
+/// long the VM ran.
+pub fn boot(
+    kernel: &Kernel,
+    image: &Path,
+    initrd: &Path,
+    work: &Path,
+) -> Result<(Vec<Value>, Duration)> {
     let console = work.join(format!("console-{}.log", kernel.name));
     let results = work.join(format!("results-{}.jsonl", kernel.name));
     fs::write(&results, "")?;
@@ -56,10 +62,11 @@ pub fn boot(kernel: &Kernel, image: &Path, initrd: &Path, work: &Path) -> Result
         .arg(format!("file:{}", results.display()))
         .status()
         .context("run qemu-system-x86_64")?;
+    let took = started.elapsed();
     eprintln!(
         "xtask: {} ran for {:.0} s ({status})",
         kernel.name,
-        started.elapsed().as_secs_f64()
+        took.as_secs_f64()
     );
     let text = fs::read_to_string(&results)?;
     let lines: Vec<Value> = text
@@ -74,12 +81,16 @@ pub fn boot(kernel: &Kernel, image: &Path, initrd: &Path, work: &Path) -> Result
             console.display()
         );
     }
-    if !status.success() || !text.contains("\"global\"") {
+    // The guest's last run: the global OOM with `--capture auto`.
+    let finished = lines
+        .iter()
+        .any(|l| l["scenario"] == "global" && l["capture"] == "auto");
+    if !status.success() || !finished {
         eprintln!(
             "xtask: {} did not finish; its console:\n{}",
             kernel.name,
             fs::read_to_string(&console).unwrap_or_default()
         );
     }
-    Ok(lines)
+    Ok((lines, took))
 }
