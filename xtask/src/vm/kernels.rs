@@ -123,6 +123,9 @@ struct Package {
     version: String,
     /// Path of the .deb below the archive's root.
     filename: String,
+    /// The `linux-binary-*` package it depends on, if any: newer Debian
+    /// kernels (7.x) keep the image there, not in `linux-image-*`.
+    binary: Option<String>,
     archive: &'static str,
 }
 
@@ -144,7 +147,11 @@ fn from_suites(kernel: &Kernel, suites: &str, pattern: &str, work: &Path) -> Res
     // The names that match, by grep -E: the same regex dialect as
     // `apt-cache search` (POSIX extended), without a regex crate.
     let names = cache.join("names.txt");
-    let list: Vec<&str> = packages.iter().map(|p| p.name.as_str()).collect();
+    let list: Vec<&str> = packages
+        .iter()
+        .map(|p| p.name.as_str())
+        .filter(|name| name.starts_with("linux-image-"))
+        .collect();
     fs::write(&names, list.join("\n") + "\n")?;
     let matching = Cmd::new("grep")
         .args(["-E", pattern])
@@ -167,6 +174,14 @@ fn from_suites(kernel: &Kernel, suites: &str, pattern: &str, work: &Path) -> Res
         return Ok(image);
     }
     fs::create_dir_all(&dir)?;
+    // The image itself, wherever this generation of packages keeps it.
+    let package = match &package.binary {
+        Some(binary) => packages
+            .iter()
+            .find(|p| &p.name == binary && p.version == package.version)
+            .with_context(|| format!("{} depends on {binary}, not in {suites}", package.name))?,
+        None => package,
+    };
     let url = format!("{}/{}", package.archive, package.filename);
     eprintln!(
         "xtask: downloading {} {} ({url})",
@@ -214,11 +229,19 @@ fn parse_index(index: &str, archive: &'static str) -> Vec<Package> {
                     .map(str::to_string)
             };
             let name = field("Package")?;
-            name.starts_with("linux-image-").then_some(())?;
+            (name.starts_with("linux-image-") || name.starts_with("linux-binary-")).then_some(())?;
+            let binary = field("Depends").and_then(|depends| {
+                depends
+                    .split([',', '|'])
+                    .map(|d| d.split_whitespace().next().unwrap_or(""))
+                    .find(|d| d.starts_with("linux-binary-"))
+                    .map(str::to_string)
+            });
             Some(Package {
                 name,
                 version: field("Version")?,
                 filename: field("Filename")?,
+                binary,
                 archive,
             })
         })
@@ -248,8 +271,22 @@ mod tests {
                 name: "linux-image-5.10.0-46-amd64".into(),
                 version: "5.10.251-1".into(),
                 filename: "pool/main/l/linux-signed-amd64/x.deb".into(),
+                binary: None,
                 archive: ARCHIVE,
             }]
+        );
+    }
+
+    #[test]
+    fn a_split_image_package_names_the_binary_package_that_holds_the_image() {
+        let index = "Package: linux-image-7.3.4+deb13-amd64\nVersion: 7.3.4-1~bpo13+1\n\
+                     Depends: dracut | initramfs-tools (>= 0.120+deb8u2), linux-base-7.3.4+deb13-amd64 \
+                     (= 7.3.4-1~bpo13+1), linux-binary-7.3.4+deb13-amd64 (= 7.3.4-1~bpo13+1)\n\
+                     Filename: pool/main/l/linux-signed-amd64/meta.deb\n";
+        let packages = parse_index(index, ARCHIVE);
+        assert_eq!(
+            packages[0].binary.as_deref(),
+            Some("linux-binary-7.3.4+deb13-amd64")
         );
     }
 
