@@ -99,8 +99,18 @@ fn extract(deb: &Path, dir: &Path) -> Result<PathBuf> {
     // Into a temporary file first: a failed extraction must not leave an
     // empty image that the next run takes for a cached one.
     let partial = dir.join("vmlinuz.partial");
+    // /boot/vmlinuz-RELEASE, or /usr/lib/modules/RELEASE/vmlinuz (7.x).
+    let listing = Cmd::new("dpkg-deb").arg("-c").arg(deb).stdout()?;
+    let member = listing
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(5))
+        .find(|path| {
+            path.starts_with("./boot/vmlinuz-")
+                || (path.starts_with("./usr/lib/modules/") && path.ends_with("/vmlinuz"))
+        })
+        .with_context(|| format!("{} holds no kernel image", deb.display()))?;
     let script = format!(
-        "dpkg-deb --fsys-tarfile '{}' | tar -xO --wildcards './boot/vmlinuz-*' > '{}'",
+        "dpkg-deb --fsys-tarfile '{}' | tar -xO '{member}' > '{}'",
         deb.display(),
         partial.display()
     );
