@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use super::{
     DomainFiles, SPLIT_RSS_EVENTS, Truth, check, check_eq, oom_context_matches, oom_domain_matches,
-    victim_matches_log,
+    rss_matches, victim_matches_log,
 };
 use crate::{cgroup::Version, kmsg::KilledProcess};
 
@@ -310,11 +310,10 @@ impl Run<'_> {
                 let key = format!("rss_{kind}_bytes");
                 let logged = kb * 1024;
                 let read = record["victim"][&key].as_u64();
+                let exact = record["victim"][&format!("rss_{kind}_exact_bytes")].as_u64();
                 check(
                     &format!("victim.{key}"),
-                    read.is_some_and(|read| {
-                        read <= logged && logged - read <= SPLIT_RSS_EVENTS * 4096
-                    }),
+                    rss_matches(logged, read, exact, SPLIT_RSS_EVENTS * 4096),
                     format_args!("{logged} (the log's) minus at most {SPLIT_RSS_EVENTS} pages"),
                     &record["victim"][&key],
                 )?;
@@ -492,7 +491,11 @@ mod tests {
         let error = judge(&wrong, &offers()).map_err(|e| format!("{e:#}"));
         assert_eq!(
             error,
-            Err("victim 42: victim.rss_anon_bytes: expected 921600, got 4096".to_string())
+            Err(
+                "victim 42: victim.rss_anon_bytes: expected 921600 (the log's), as the counter \
+                 or its exact per-CPU sum, got 4096"
+                    .to_string()
+            )
         );
     }
 
