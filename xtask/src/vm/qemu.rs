@@ -68,11 +68,7 @@ pub fn boot(
         kernel.name,
         took.as_secs_f64()
     );
-    let text = fs::read_to_string(&results)?;
-    let lines: Vec<Value> = text
-        .lines()
-        .filter_map(|l| serde_json::from_str(l.trim_matches('\r')).ok())
-        .collect();
+    let lines = evidence(kernel, work)?;
     let console_text = fs::read_to_string(&console).unwrap_or_default();
     if console_text.contains("Oops") || console_text.contains("Kernel panic") {
         eprintln!(
@@ -93,4 +89,14 @@ pub fn boot(
         );
     }
     Ok((lines, took))
+}
+
+/// The evidence lines the kernel's last run left in `work`.
+pub fn evidence(kernel: &Kernel, work: &Path) -> Result<Vec<Value>> {
+    let path = work.join(format!("results-{}.jsonl", kernel.name));
+    let text = fs::read_to_string(&path).with_context(|| format!("read {}", path.display()))?;
+    Ok(text
+        .lines()
+        .filter_map(|l| serde_json::from_str(l.trim_matches('\r')).ok())
+        .collect())
 }
