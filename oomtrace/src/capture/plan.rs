@@ -70,6 +70,9 @@ impl Facilities {
                 KernelLayout::UNKNOWN
             }
         };
+        if let Ok(types) = &self.btf {
+            failcnt_from_events(types, memory_on_v2(), &mut layout);
+        }
         layout.page_shift = page_shift();
         layout.nr_cpus = possible_cpus();
         if layout.nr_cpus == 0 || layout.nr_cpus > MAX_CPUS {
@@ -142,6 +145,35 @@ impl Facilities {
             }
         }
     }
+}
+
+/// Newer kernels (7.x) count a page counter's failures only on cgroup v1
+/// (`page_counter.track_failcnt`, false on the default hierarchy); on v2
+/// their OOM report prints the memcg's `memory.events` `max` count as its
+/// failcnt instead, so the record's failcnt is read from there too.
+fn failcnt_from_events(types: &KernelTypes, memory_on_v2: bool, layout: &mut KernelLayout) {
+    if !memory_on_v2 || types.offset("page_counter", &["track_failcnt"]).is_none() {
+        return;
+    }
+    let max = types
+        .enum_value("MEMCG_MAX")
+        .and_then(|index| types.offset("mem_cgroup", &[&format!("memory_events[{index}]")]));
+    layout.memcg_failcnt = max.unwrap_or(OFFSET_UNKNOWN);
+}
+
+/// Whether the memory controller is on cgroup v2 (the default hierarchy):
+/// a cgroup2 mount whose root lists `memory` in cgroup.controllers.
+fn memory_on_v2() -> bool {
+    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
+    mounts.lines().any(|line| {
+        let mut fields = line.split_whitespace();
+        let (Some(_), Some(dir), Some("cgroup2")) = (fields.next(), fields.next(), fields.next())
+        else {
+            return false;
+        };
+        std::fs::read_to_string(Path::new(dir).join("cgroup.controllers"))
+            .is_ok_and(|c| c.split_whitespace().any(|name| name == "memory"))
+    })
 }
 
 /// Reads the kernel's BTF once and parses it for us and for aya at the
