@@ -116,7 +116,7 @@ fn extract(deb: &Path, dir: &Path) -> Result<PathBuf> {
     );
     pipeline(&script)?;
     fs::rename(&partial, &image)?;
-    fs::remove_file(&deb)?;
+    fs::remove_file(deb)?;
     Ok(image)
 }
 
