@@ -113,7 +113,7 @@ pub fn run() -> anyhow::Result<ExitCode> {
             (Err(_), _) => "no (needs BTF)".to_string(),
             (Ok(_), Ok(())) => "from fentry on oom_kill_process()".to_string(),
             // The stack search runs its chunks through bpf_loop() (5.17+).
-            (Ok(types), Err(_)) if types.has_function("bpf_loop") => {
+            (Ok(types), Err(_)) if types.has_function(capture::BPF_LOOP.function) => {
                 "searched on the OOM task's stack (no fentry here)".to_string()
             }
             (Ok(_), Err(_)) => {
@@ -123,6 +123,8 @@ pub fn run() -> anyhow::Result<ExitCode> {
             }
         },
     ));
+    lines.push(("stack search", stack_search(&facilities)));
+    lines.push(("BPF OOM policy", bpf_oom_policy(&facilities)));
     lines.push(("memory cgroup", memory_cgroups()));
 
     let plan = facilities.plan(Preference::Auto);
@@ -187,6 +189,56 @@ fn kprobes(facilities: &Facilities) -> String {
         Ok(_) => "no (no register_kprobe in BTF: CONFIG_KPROBES is off)".to_string(),
         Err(_) => "unknown (no tracefs, no BTF)".to_string(),
     }
+}
+
+/// The OOM-control stack search (`--capture btf`, or `auto` where fentry
+/// is refused) runs through bpf_loop(): probed in the BTF.
+fn stack_search(facilities: &Facilities) -> String {
+    let helper = capture::BPF_LOOP;
+    match &facilities.btf {
+        Err(_) => "no (needs BTF)".to_string(),
+        Ok(types) if types.has_function(helper.function) => format!(
+            "yes ({}() present; used by --capture btf, or where fentry is refused)",
+            helper.function
+        ),
+        Ok(_) => format!(
+            "no: {}() ({}+) is not in this kernel: --capture btf gets no OOM context \
+             (constraint, oom_memcg and oom_control null)",
+            helper.function, helper.since
+        ),
+    }
+}
+
+/// The BPF OOM policy (struct_ops `bpf_oom_ops` with the kfunc
+/// `bpf_oom_kill_process()`, in review upstream since 2025) kills through
+/// oom_kill_process() like the kernel's own OOM killer: where a kernel has
+/// it, its kills are traced on every path, but the record does not yet say
+/// which policy chose the victim.
+fn bpf_oom_policy(facilities: &Facilities) -> String {
+    let Ok(types) = &facilities.btf else {
+        return "unknown (needs BTF)".to_string();
+    };
+    let ops = types.has_struct(BPF_OOM_OPS);
+    let kfunc = types.has_function(BPF_OOM_KILL);
+    match (ops, kfunc) {
+        (false, false) => {
+            format!("absent (no struct {BPF_OOM_OPS}, no {BPF_OOM_KILL}() kfunc in the kernel BTF)")
+        }
+        _ => format!(
+            "present (struct {BPF_OOM_OPS}: {}, {BPF_OOM_KILL}(): {}); its kills go through \
+             {}() and are traced like the kernel's own, not yet marked as a policy's",
+            yes_no(ops),
+            yes_no(kfunc),
+            capture::FENTRY_TARGET
+        ),
+    }
+}
+
+const BPF_OOM_OPS: &str = "bpf_oom_ops";
+const BPF_OOM_KILL: &str = "bpf_oom_kill_process";
+
+fn yes_no(present: bool) -> &'static str {
+    if present { "yes" } else { "no" }
 }
 
 fn memory_cgroups() -> String {

@@ -206,6 +206,15 @@ impl TestCgroup {
         })
     }
 
+    /// [`Self::max_usage`], or `None` where the kernel has no such file
+    /// (v2 `memory.peak` arrived in 5.19).
+    pub fn max_usage_if_any(&self) -> Result<Option<u64>> {
+        if self.hierarchy.version == Version::V2 && !self.dir.join("memory.peak").exists() {
+            return Ok(None);
+        }
+        self.max_usage().map(Some)
+    }
+
     fn read_u64(&self, file: &str) -> Result<u64> {
         let text =
             fs::read_to_string(self.dir.join(file)).with_context(|| format!("read {file}"))?;

@@ -69,6 +69,7 @@ impl FeatureResults {
             };
             let result = wanted
                 .and_then(|()| features::check_needs(feature, &plan.layout))
+                .and_then(|()| features::check_helpers(feature, &plan.absent_helpers))
                 .and_then(|()| features::attach(ebpf, kernel_btf, feature));
             match feature.id {
                 FeatureId::Fentry => match result {

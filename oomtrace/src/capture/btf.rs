@@ -181,6 +181,14 @@ impl KernelTypes {
         })
     }
 
+    /// Whether the kernel defines a struct of this name.
+    pub fn has_struct(&self, name: &str) -> bool {
+        self.by_name
+            .get(name)
+            .and_then(|&id| self.types.from_id(id))
+            .is_some_and(|variant| matches!(variant, TypeVariant::Struct(_)))
+    }
+
     /// Field names of a trace event, from its `trace_event_raw_<event>`
     /// struct: the same list as its tracefs format file, without tracefs.
     pub fn trace_event_fields(&self, event: &str) -> Option<Vec<String>> {

@@ -30,7 +30,7 @@ use serde::{Deserialize, Serialize};
 pub const DEFAULT_DIR: &str = "/var/cache/oomtrace";
 const FILE: &str = "btf-facts.json";
 /// Bumped when the entry's meaning changes.
-const FORMAT: u32 = 1;
+const FORMAT: u32 = 2;
 
 /// OOMTRACE_CACHE: a directory, or `none` for no cache.
 pub fn dir() -> Option<PathBuf> {
@@ -83,6 +83,12 @@ pub struct Facts {
     layout: BTreeMap<String, u32>,
     pub mark_victim_passes_task: bool,
     pub fentry_target: bool,
+    /// Where a cgroup v2 memcg's failcnt is read on kernels that stopped
+    /// counting it (see `plan::failcnt_v2_offset`); applied at each start,
+    /// since whether memory is on v2 is the boot's, not the BTF's.
+    pub failcnt_v2: Option<u32>,
+    /// BPF helpers the kernel's BTF lacks (features needing them are not tried).
+    pub absent_helpers: Vec<String>,
     /// Type ids of the attach points (`btf_trace_<event>` typedefs,
     /// functions), by name; absent when the kernel has none.
     typedefs: BTreeMap<String, u32>,
@@ -94,6 +100,8 @@ impl Facts {
         layout: &KernelLayout,
         mark_victim_passes_task: bool,
         fentry_target: bool,
+        failcnt_v2: Option<u32>,
+        absent_helpers: Vec<String>,
         typedefs: BTreeMap<String, u32>,
         functions: BTreeMap<String, u32>,
     ) -> Facts {
@@ -105,6 +113,8 @@ impl Facts {
             layout,
             mark_victim_passes_task,
             fentry_target,
+            failcnt_v2,
+            absent_helpers,
             typedefs,
             functions,
         }
@@ -235,6 +245,8 @@ mod tests {
             &KernelLayout::UNKNOWN,
             true,
             true,
+            Some(640),
+            vec!["bpf_loop".into()],
             names(&[("btf_trace_mark_victim", 4242), ("btf_trace_x", 7)]),
             names(&[("oom_kill_process", 100_000)]),
         );
@@ -265,7 +277,15 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("oomtrace-cache-test-{}", std::process::id()));
         let mut layout = KernelLayout::UNKNOWN;
         layout.task_pid = 1234;
-        let facts = Facts::new(&layout, true, false, names(&[]), names(&[]));
+        let facts = Facts::new(
+            &layout,
+            true,
+            false,
+            None,
+            Vec::new(),
+            names(&[]),
+            names(&[]),
+        );
         let key = Key::new(b"some btf", b"object");
         store(&dir, &key, &facts).expect("stored");
         let loaded = load(&dir, &key).expect("same key");

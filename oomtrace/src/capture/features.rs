@@ -65,9 +65,27 @@ pub struct Feature {
     pub enable: Enable,
     /// [`KernelLayout`] fields it cannot work without.
     pub needs: &'static [&'static str],
+    /// Kernel functions (BPF helpers) it calls, probed in the BTF: a
+    /// program calling a helper the kernel lacks fails to load with a
+    /// verifier message that names neither.
+    pub helpers: &'static [Helper],
     /// What is missing without it, as the ready line says.
     pub missing: &'static str,
 }
+
+/// A BPF helper, by the kernel function that implements it (what BTF
+/// lists), and the release that brought it, for the message.
+#[derive(Debug, Clone, Copy)]
+pub struct Helper {
+    pub function: &'static str,
+    pub since: &'static str,
+}
+
+/// `bpf_loop()`: the stack search's chunks run through it.
+pub const BPF_LOOP: Helper = Helper {
+    function: "bpf_loop",
+    since: "5.17",
+};
 
 const fn tp_btf(name: &'static str, tracepoint: &'static str) -> Program {
     Program {
@@ -95,6 +113,7 @@ pub const FEATURES: &[Feature] = &[
         ],
         enable: Enable::FentryPlanned,
         needs: &[],
+        helpers: &[],
         missing: "fentry unavailable, OOM context from the stack",
     },
     Feature {
@@ -110,6 +129,7 @@ pub const FEATURES: &[Feature] = &[
             "kernel_constraint_memory_policy",
             "kernel_constraint_memcg",
         ],
+        helpers: &[BPF_LOOP],
         missing: "OOM killer context unavailable",
     },
     Feature {
@@ -120,6 +140,7 @@ pub const FEATURES: &[Feature] = &[
         ],
         enable: Enable::Always,
         needs: &[],
+        helpers: &[],
         missing: "reclaim history unavailable",
     },
     Feature {
@@ -133,6 +154,7 @@ pub const FEATURES: &[Feature] = &[
         ],
         enable: Enable::Always,
         needs: &[],
+        helpers: &[],
         missing: "victim exits not followed",
     },
     Feature {
@@ -140,6 +162,7 @@ pub const FEATURES: &[Feature] = &[
         programs: &[tp_btf(names::SIGKILL_BTF, "signal_generate")],
         enable: Enable::SigkillFlag,
         needs: &["kernel_signal_delivered", "kernel_signal_lose_info"],
+        helpers: &[],
         missing: "SIGKILLs not traced",
     },
 ];
@@ -231,6 +254,25 @@ pub fn check_needs(feature: &Feature, layout: &KernelLayout) -> Result<(), Featu
     } else {
         Err(FeatureError::Unavailable(format!(
             "{} not in the kernel BTF",
+            missing.join(", ")
+        )))
+    }
+}
+
+/// Whether the kernel has every helper `feature` calls; `absent` lists
+/// the kernel functions its BTF lacks (see [`super::Plan`]).
+pub fn check_helpers(feature: &Feature, absent: &[&'static str]) -> Result<(), FeatureError> {
+    let missing: Vec<String> = feature
+        .helpers
+        .iter()
+        .filter(|helper| absent.contains(&helper.function))
+        .map(|helper| format!("{}() ({}+)", helper.function, helper.since))
+        .collect();
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(FeatureError::Unavailable(format!(
+            "needs the BPF helper {}, which this kernel lacks (not in its BTF)",
             missing.join(", ")
         )))
     }
@@ -398,6 +440,18 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn a_missing_helper_is_named_with_its_release() {
+        let search = feature(FeatureId::StackSearch);
+        assert!(check_helpers(search, &[]).is_ok());
+        let error = check_helpers(search, &["bpf_loop"]).expect_err("no bpf_loop");
+        assert_eq!(
+            error.to_string(),
+            "needs the BPF helper bpf_loop() (5.17+), which this kernel lacks (not in its BTF)"
+        );
+        assert!(check_helpers(feature(FeatureId::Reclaim), &["bpf_loop"]).is_ok());
     }
 
     #[test]

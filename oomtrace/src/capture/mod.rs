@@ -39,7 +39,7 @@ use oomtrace_common::names;
 
 use self::attach::FeatureResults;
 pub use self::{
-    features::{FENTRY_TARGET, FeatureError},
+    features::{BPF_LOOP, FENTRY_TARGET, FeatureError},
     plan::{Facilities, Plan},
 };
 

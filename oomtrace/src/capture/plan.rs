@@ -9,7 +9,7 @@ use super::{
     CapturePath, Preference,
     btf::{self, BtfError, KernelTypes},
     cache,
-    features::{self, FENTRY_TARGET},
+    features::{self, FEATURES, FENTRY_TARGET},
     timing,
     tracefs::{self, EventFormat},
 };
@@ -103,22 +103,26 @@ impl Facilities {
 
     fn plan_untimed(&self, preference: Preference) -> Result<Plan, NoCapturePath> {
         let mut reasons = Vec::new();
-        // (layout, mark_victim passes the task, the fentry target exists)
         let facts = match (&self.cache, &self.btf) {
-            (Some(Cache::Hit(cached)), _) => cached
-                .layout()
-                .map(|layout| (layout, cached.mark_victim_passes_task, cached.fentry_target)),
-            (_, Ok(types)) => Some((
-                types.layout(),
-                types.mark_victim_passes_task(),
-                types.has_function(FENTRY_TARGET),
-            )),
+            (Some(Cache::Hit(cached)), _) => cached.layout().map(|layout| BtfFacts {
+                layout,
+                passes_task: cached.mark_victim_passes_task,
+                fentry_target: cached.fentry_target,
+                failcnt_v2: cached.failcnt_v2,
+                absent_helpers: known_helpers(&cached.absent_helpers),
+            }),
+            (_, Ok(types)) => Some(BtfFacts::of(types)),
             (_, Err(e)) => {
                 reasons.push(format!("no kernel BTF ({e})"));
                 None
             }
         };
-        let mut layout = facts.map_or(KernelLayout::UNKNOWN, |(layout, _, _)| layout);
+        let mut layout = facts.as_ref().map_or(KernelLayout::UNKNOWN, |f| f.layout);
+        if let Some(offset) = facts.as_ref().and_then(|f| f.failcnt_v2)
+            && memory_on_v2()
+        {
+            layout.memcg_failcnt = offset;
+        }
         layout.page_shift = page_shift();
         layout.nr_cpus = possible_cpus();
         if layout.nr_cpus == 0 || layout.nr_cpus > MAX_CPUS {
@@ -129,7 +133,13 @@ impl Facilities {
 
         if preference == Preference::Tracepoint {
             reasons.push("tp_btf: not used (--capture tracepoint)".to_string());
-        } else if let Some((_, passes_task, fentry_target)) = facts {
+        } else if let Some(BtfFacts {
+            passes_task,
+            fentry_target,
+            absent_helpers,
+            ..
+        }) = facts
+        {
             let missing = btf::missing_for_task_reads(&layout);
             if !passes_task {
                 reasons.push(
@@ -149,6 +159,7 @@ impl Facilities {
                     layout,
                     unresolved: missing,
                     fentry,
+                    absent_helpers,
                 });
             }
         }
@@ -165,6 +176,7 @@ impl Facilities {
                         layout,
                         unresolved,
                         fentry: Fentry::Off,
+                        absent_helpers: Vec::new(),
                     })
                 }
                 Err(reason) => {
@@ -189,6 +201,35 @@ impl Facilities {
             }
         }
     }
+}
+
+/// Newer kernels (7.x) count a page counter's failures only on cgroup v1
+/// (`page_counter.track_failcnt`, false on the default hierarchy); on v2
+/// their OOM report prints the memcg's `memory.events` `max` count as its
+/// failcnt instead, so where memory is on v2 the record's failcnt is read
+/// from there (`OFFSET_UNKNOWN` if that counter cannot be found). `None`:
+/// the kernel still counts failcnt.
+fn failcnt_v2_offset(types: &KernelTypes) -> Option<u32> {
+    types.offset("page_counter", &["track_failcnt"])?;
+    let max = types
+        .enum_value("MEMCG_MAX")
+        .and_then(|index| types.offset("mem_cgroup", &[&format!("memory_events[{index}]")]));
+    Some(max.unwrap_or(OFFSET_UNKNOWN))
+}
+
+/// Whether the memory controller is on cgroup v2 (the default hierarchy):
+/// a cgroup2 mount whose root lists `memory` in cgroup.controllers.
+fn memory_on_v2() -> bool {
+    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
+    mounts.lines().any(|line| {
+        let mut fields = line.split_whitespace();
+        let (Some(_), Some(dir), Some("cgroup2")) = (fields.next(), fields.next(), fields.next())
+        else {
+            return false;
+        };
+        std::fs::read_to_string(Path::new(dir).join("cgroup.controllers"))
+            .is_ok_and(|c| c.split_whitespace().any(|name| name == "memory"))
+    })
 }
 
 /// The kernel's BTF as parsed types (or [`BtfError::Cached`]), the facts
@@ -234,10 +275,13 @@ fn facts_of(types: &KernelTypes, loader: &aya::Btf) -> cache::Facts {
             .filter_map(|name| Some((name.clone(), loader.id_by_type_name_kind(&name, kind).ok()?)))
             .collect()
     };
+    let facts = BtfFacts::of(types);
     cache::Facts::new(
-        &types.layout(),
-        types.mark_victim_passes_task(),
-        types.has_function(FENTRY_TARGET),
+        &facts.layout,
+        facts.passes_task,
+        facts.fentry_target,
+        facts.failcnt_v2,
+        facts.absent_helpers.iter().map(|h| h.to_string()).collect(),
         ids(typedefs, BtfKind::Typedef),
         ids(
             functions.into_iter().map(String::from).collect(),
@@ -288,6 +332,56 @@ pub struct Plan {
     pub unresolved: Vec<&'static str>,
     /// Whether to read the OOM killer's context with fentry (tp_btf only).
     pub fentry: Fentry,
+    /// BPF helpers some feature calls that the kernel's BTF lacks.
+    pub absent_helpers: Vec<&'static str>,
+}
+
+/// What a plan takes from the kernel's BTF, parsed or cached.
+struct BtfFacts {
+    layout: KernelLayout,
+    /// mark_victim's tp_btf passes the victim's task.
+    passes_task: bool,
+    fentry_target: bool,
+    /// See [`failcnt_v2_offset`].
+    failcnt_v2: Option<u32>,
+    absent_helpers: Vec<&'static str>,
+}
+
+impl BtfFacts {
+    fn of(types: &KernelTypes) -> BtfFacts {
+        BtfFacts {
+            layout: types.layout(),
+            passes_task: types.mark_victim_passes_task(),
+            fentry_target: types.has_function(FENTRY_TARGET),
+            failcnt_v2: failcnt_v2_offset(types),
+            absent_helpers: absent_helpers(types),
+        }
+    }
+}
+
+/// The cache's names of absent helpers, as the features table spells them.
+fn known_helpers(names: &[String]) -> Vec<&'static str> {
+    let mut known: Vec<&'static str> = FEATURES
+        .iter()
+        .flat_map(|feature| feature.helpers)
+        .map(|helper| helper.function)
+        .filter(|function| names.iter().any(|n| n == function))
+        .collect();
+    known.dedup();
+    known
+}
+
+/// The helpers of [`FEATURES`] the kernel does not have, probed in its
+/// BTF (a helper is a kernel function of its name), not by version.
+fn absent_helpers(types: &KernelTypes) -> Vec<&'static str> {
+    let mut absent: Vec<&'static str> = FEATURES
+        .iter()
+        .flat_map(|feature| feature.helpers)
+        .map(|helper| helper.function)
+        .filter(|function| !types.has_function(function))
+        .collect();
+    absent.dedup();
+    absent
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

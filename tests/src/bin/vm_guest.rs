@@ -6,10 +6,12 @@
 //!
 //!   oomtrace-vm-guest OUT CAPTURE...
 //!
-//! Each line: {"scenario", "capture", "ready", "records", "kmsg", "victims"
-//! (the chosen one first), "vmstat_delta", "domain", "memory_events",
-//! "tracer_exit", "error"}; the `earlyoom` scenario's line has its own
-//! fields (see [`earlyoom`]).
+//! The first line is `oomtrace check`'s ({"scenario": "check", "kernel",
+//! "exit", "text", "btf_names"}); then one per run: {"scenario",
+//! "capture", "ready", "records", "kmsg", "victims" (the chosen one
+//! first), "vmstat_delta", "domain", "memory_events", "tracer_exit",
+//! "error"}; the `earlyoom` scenario's line has its own fields (see
+//! [`earlyoom`]).
 
 use std::{
     fs,
@@ -64,6 +66,11 @@ fn main() {
     // No protection for the driver itself: in the global OOM the hog is by
     // far the biggest, and what it starts must not inherit a low score.
 
+    // What `oomtrace check` says, and what the kernel's BTF holds by
+    // name (read here, without oomtrace), for the judge to hold them up
+    // against each other and against the runs.
+    write_line(&mut out, &check());
+
     let scenarios: [(&str, Scenario); 3] =
         [("leaf", leaf), ("parent", parent), ("oom_group", oom_group)];
     for capture in &captures {
@@ -89,9 +96,45 @@ fn main() {
     // memory before the kernel would: --sigkill must name it.
     let line = earlyoom();
     write_line(&mut out, &line);
-    // Once, last, with the path oomtrace picks itself: a global OOM.
-    let line = run("global", "auto", global);
-    write_line(&mut out, &line);
+    // Last, a global OOM on every path, then with the path oomtrace picks
+    // itself (which `check` must have named).
+    for capture in captures.iter().map(String::as_str).chain(["auto"]) {
+        let line = run("global", capture, global);
+        write_line(&mut out, &line);
+    }
+}
+
+/// Kernel functions and structs the judge asks about, by name.
+const BTF_NAMES: [&str; 3] = ["bpf_loop", "bpf_oom_ops", "bpf_oom_kill_process"];
+
+/// `oomtrace check`'s output and exit, the kernel release, and whether
+/// each of [`BTF_NAMES`] is a name in the kernel's BTF string table (every
+/// type and function name is one, NUL-terminated).
+fn check() -> Value {
+    let output = std::process::Command::new("oomtrace").arg("check").output();
+    let release = fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let btf = fs::read("/sys/kernel/btf/vmlinux").unwrap_or_default();
+    let names: serde_json::Map<String, Value> = BTF_NAMES
+        .iter()
+        .map(|name| {
+            let needle = [b"\0", name.as_bytes(), b"\0"].concat();
+            let found = btf.windows(needle.len()).any(|w| w == needle);
+            (name.to_string(), found.into())
+        })
+        .collect();
+    match output {
+        Ok(output) => json!({
+            "scenario": "check",
+            "kernel": release.trim(),
+            "exit": output.status.code(),
+            "text": String::from_utf8_lossy(&output.stdout),
+            "btf_names": names,
+        }),
+        Err(e) => json!({
+            "scenario": "check", "kernel": release.trim(),
+            "error": format!("cannot run oomtrace check: {e}"),
+        }),
+    }
 }
 
 fn write_line(out: &mut fs::File, line: &Value) {

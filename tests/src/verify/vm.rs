@@ -7,12 +7,79 @@ use serde_json::Value;
 
 use super::{
     DomainFiles, SPLIT_RSS_EVENTS, Truth, check, check_eq, oom_context_matches, oom_domain_matches,
-    victim_matches_log,
+    rss_matches, victim_matches_log,
 };
 use crate::{cgroup::Version, kmsg::KilledProcess};
 
-/// Judges one run's evidence; the capture path its records name.
-pub fn judge(evidence: &Value) -> Result<String> {
+/// What the guest's `oomtrace check` said the kernel offers, once it has
+/// been held up against the kernel's BTF names the guest read itself.
+#[derive(Debug, Clone)]
+pub struct Offers {
+    /// The OOM-control stack search (needs bpf_loop()).
+    pub stack_search: bool,
+    /// The path `check` says `--capture auto` takes.
+    pub auto_path: String,
+    /// Whether the kernel has the BPF OOM policy (struct_ops bpf_oom_ops).
+    pub bpf_oom_policy: bool,
+}
+
+/// `check`'s value for `key` (`key  value` lines).
+fn check_value<'a>(text: &'a str, key: &str) -> Option<&'a str> {
+    text.lines().find_map(|l| {
+        let rest = l.strip_prefix(key)?;
+        rest.starts_with("  ").then(|| rest.trim())
+    })
+}
+
+/// Judges the guest's `oomtrace check` line: it ran, says the kernel can be
+/// traced, and its stack-search and BPF OOM policy verdicts agree with the
+/// names in the kernel's BTF.
+pub fn judge_check(line: &Value) -> Result<Offers> {
+    if let Some(error) = line["error"].as_str() {
+        bail!("the guest reported: {error}");
+    }
+    let text = line["text"].as_str().context("no check output came back")?;
+    check_eq("oomtrace check exit", &line["exit"], 0).with_context(|| text.to_string())?;
+    let value = |key: &str| {
+        check_value(text, key).with_context(|| format!("check printed no `{key}` line:\n{text}"))
+    };
+    let has = |name: &str| line["btf_names"][name].as_bool() == Some(true);
+    let stack_search = value("stack search")?;
+    check(
+        "check's stack search",
+        stack_search.starts_with("yes") == has("bpf_loop"),
+        format_args!(
+            "yes exactly when the BTF names bpf_loop ({})",
+            has("bpf_loop")
+        ),
+        stack_search,
+    )?;
+    let policy = value("BPF OOM policy")?;
+    let bpf_oom = has("bpf_oom_ops") || has("bpf_oom_kill_process");
+    check(
+        "check's BPF OOM policy",
+        policy.starts_with(if bpf_oom { "present" } else { "absent" }),
+        format_args!(
+            "present exactly when the BTF names bpf_oom_ops or bpf_oom_kill_process ({bpf_oom})"
+        ),
+        policy,
+    )?;
+    let verdict = value("capture path")?;
+    let auto_path = verdict
+        .split_whitespace()
+        .next()
+        .context("an empty capture path line")?
+        .to_string();
+    Ok(Offers {
+        stack_search: stack_search.starts_with("yes"),
+        auto_path,
+        bpf_oom_policy: bpf_oom,
+    })
+}
+
+/// Judges one run's evidence against what `check` said the kernel offers;
+/// the capture path its records name.
+pub fn judge(evidence: &Value, offers: &Offers) -> Result<String> {
     if evidence["scenario"] == "earlyoom" {
         return super::earlyoom::judge(evidence);
     }
@@ -111,6 +178,13 @@ pub fn judge(evidence: &Value) -> Result<String> {
     };
     if let Some(asked) = asked {
         check("capture", asked == path, asked, &path)?;
+    } else if !no_btf {
+        check(
+            "capture (the path check named)",
+            path == offers.auto_path,
+            &offers.auto_path,
+            &path,
+        )?;
     }
     check(
         "ready line",
@@ -118,9 +192,18 @@ pub fn judge(evidence: &Value) -> Result<String> {
         format_args!("via {path}"),
         ready,
     )?;
-    // Every kernel of the matrix is 5.17+ with BTF: both BTF paths must
-    // bring the OOM killer's context (whatever the ready line says).
-    let has_context = path != "tracepoint";
+    // fentry brings the OOM killer's context; tp_btf does where the stack
+    // search runs (bpf_loop(), 5.17+), whatever the ready line says, and
+    // where it cannot, the ready line must say why.
+    let has_context = path == "fentry" || (path == "tp_btf" && offers.stack_search);
+    if path == "tp_btf" && !offers.stack_search {
+        check(
+            "ready line (no stack search)",
+            ready.contains("OOM killer context unavailable") && ready.contains("bpf_loop()"),
+            "OOM killer context unavailable: ... bpf_loop() ...",
+            ready,
+        )?;
+    }
 
     // Kills in the order the kernel made them: the chosen one, then the
     // rest of its memory.oom.group.
@@ -208,8 +291,16 @@ pub fn judge(evidence: &Value) -> Result<String> {
         if files.version == Version::V2 && counter("oom_kill") != Some(killed.len() as u64) {
             bail!("memory.events says {events:?}");
         }
-        if victims.len() > 1 && counter("oom_group_kill") != Some(1) {
-            bail!("memory.events has no group kill: {events:?}");
+        if victims.len() > 1 {
+            match counter("oom_group_kill") {
+                Some(1) => {}
+                // The counter arrived in 5.17: before, only the log says so.
+                None if lines.iter().any(|l| {
+                    l.contains(&format!("Tasks in {} are going to be killed", files.path))
+                        && l.contains("memory.oom.group")
+                }) => {}
+                _ => bail!("neither memory.events nor the log has the group kill: {events:?}"),
+            }
         }
     }
     Ok(path)
@@ -251,11 +342,10 @@ impl Run<'_> {
                 let key = format!("rss_{kind}_bytes");
                 let logged = kb * 1024;
                 let read = record["victim"][&key].as_u64();
+                let exact = record["victim"][&format!("rss_{kind}_exact_bytes")].as_u64();
                 check(
                     &format!("victim.{key}"),
-                    read.is_some_and(|read| {
-                        read <= logged && logged - read <= SPLIT_RSS_EVENTS * 4096
-                    }),
+                    rss_matches(logged, read, exact, SPLIT_RSS_EVENTS * 4096),
                     format_args!("{logged} (the log's) minus at most {SPLIT_RSS_EVENTS} pages"),
                     &record["victim"][&key],
                 )?;
@@ -310,6 +400,13 @@ impl Run<'_> {
                 )?;
             }
             None => {
+                check(
+                    "the log's OOM (a global one)",
+                    truth.context.oom_memcg.is_none(),
+                    "global_oom",
+                    truth.context.oom_memcg.as_deref().unwrap_or("global_oom"),
+                )?;
+                check_eq("constraint (a global OOM)", &record["constraint"], "global")?;
                 oom_context_matches(record, truth)?;
                 check_eq(
                     "oom_memcg (a global OOM has none)",
@@ -358,9 +455,67 @@ mod tests {
         })
     }
 
+    fn offers() -> Offers {
+        Offers {
+            stack_search: true,
+            auto_path: "fentry".into(),
+            bpf_oom_policy: false,
+        }
+    }
+
     #[test]
     fn a_run_that_matches_its_log_passes_with_its_path() -> Result<()> {
-        assert_eq!(judge(&evidence())?, "tp_btf");
+        assert_eq!(judge(&evidence(), &offers())?, "tp_btf");
+        Ok(())
+    }
+
+    #[test]
+    fn without_the_stack_search_tp_btf_must_say_why_and_carry_no_context() {
+        let without = Offers {
+            stack_search: false,
+            ..offers()
+        };
+        let error = judge(&evidence(), &without).map_err(|e| e.to_string());
+        assert!(
+            error
+                .as_ref()
+                .is_err_and(|e| e.starts_with("ready line (no stack search)")),
+            "{error:?}"
+        );
+        let mut bare = evidence();
+        bare["ready"] = "oomtrace: ready: oom:mark_victim attached via tp_btf (OOM killer context \
+                         unavailable: needs the BPF helper bpf_loop() (5.17+), which this kernel lacks)"
+            .into();
+        // The record still claims a context the kernel cannot have given.
+        let error = judge(&bare, &without).map_err(|e| format!("{e:#}"));
+        assert_eq!(
+            error,
+            Err(
+                "victim 42: constraint (without context): expected null, got \"memcg\"".to_string()
+            )
+        );
+    }
+
+    const CHECK: &str = "kernel              5.10.0-46-amd64 (x86_64)\n\
+        stack search        no: bpf_loop() (5.17+) is not in this kernel\n\
+        BPF OOM policy      absent (no struct bpf_oom_ops)\n\
+        capture path        fentry (every field available)\n";
+
+    #[test]
+    fn check_verdicts_are_held_against_the_btf_names() -> Result<()> {
+        let mut line = json!({"scenario": "check", "exit": 0, "text": CHECK,
+            "btf_names": {"bpf_loop": false, "bpf_oom_ops": false, "bpf_oom_kill_process": false}});
+        let offers = judge_check(&line)?;
+        assert!(!offers.stack_search && !offers.bpf_oom_policy);
+        assert_eq!(offers.auto_path, "fentry");
+        line["btf_names"]["bpf_loop"] = true.into();
+        let error = judge_check(&line).map_err(|e| e.to_string());
+        assert!(
+            error
+                .as_ref()
+                .is_err_and(|e| e.starts_with("check's stack search")),
+            "{error:?}"
+        );
         Ok(())
     }
 
@@ -368,10 +523,14 @@ mod tests {
     fn a_wrong_figure_fails_naming_field_expected_and_got() {
         let mut wrong = evidence();
         wrong["records"][0]["victim"]["rss_anon_bytes"] = 4096.into();
-        let error = judge(&wrong).map_err(|e| format!("{e:#}"));
+        let error = judge(&wrong, &offers()).map_err(|e| format!("{e:#}"));
         assert_eq!(
             error,
-            Err("victim 42: victim.rss_anon_bytes: expected 921600, got 4096".to_string())
+            Err(
+                "victim 42: victim.rss_anon_bytes: expected 921600 (the log's), as the counter \
+                 or its exact per-CPU sum, got 4096"
+                    .to_string()
+            )
         );
     }
 
@@ -379,20 +538,29 @@ mod tests {
     fn a_kill_outside_its_incident_or_namespace_fails() {
         let mut wrong = evidence();
         wrong["records"][0]["incident"]["victims"] = 2.into();
-        assert!(judge(&wrong).is_err(), "a count the log does not show");
+        assert!(
+            judge(&wrong, &offers()).is_err(),
+            "a count the log does not show"
+        );
         let mut wrong = evidence();
         wrong["records"][0]["incident"]["basis"] = "oom_kill_process".into();
-        assert!(judge(&wrong).is_err(), "fentry's basis on tp_btf");
+        assert!(
+            judge(&wrong, &offers()).is_err(),
+            "fentry's basis on tp_btf"
+        );
         let mut wrong = evidence();
         wrong["records"][0]["victim"]["pid_ns_level"] = 1.into();
-        assert!(judge(&wrong).is_err(), "the driver's hogs run on the host");
+        assert!(
+            judge(&wrong, &offers()).is_err(),
+            "the driver's hogs run on the host"
+        );
     }
 
     #[test]
     fn a_path_other_than_the_one_asked_for_fails() {
         let mut wrong = evidence();
         wrong["capture"] = "fentry".into();
-        let error = judge(&wrong).map_err(|e| e.to_string());
+        let error = judge(&wrong, &offers()).map_err(|e| e.to_string());
         assert_eq!(
             error,
             Err("capture: expected fentry, got tp_btf".to_string())

@@ -24,9 +24,7 @@ mount -t tracefs tracefs /sys/kernel/tracing
 echo +memory > /sys/fs/cgroup/cgroup.subtree_control
 hostname oomtrace-vm
 echo "oomtrace-vm: $(uname -r)"
-oomtrace check > /tmp/check.txt 2>&1
-echo "{\"scenario\":\"check\",\"kernel\":\"$(uname -r)\",\"exit\":$?}" >> /dev/EVIDENCE
-cat /tmp/check.txt
+oomtrace check
 oomtrace-vm-guest /dev/EVIDENCE CAPTURES
 echo "oomtrace-vm: done"
 poweroff -f

@@ -12,12 +12,13 @@ mod qemu; // one boot, and the evidence lines it brings back
 use std::{fmt::Write as _, fs};
 
 use anyhow::{Context as _, Result, bail};
-use oomtrace_tests::verify::vm::judge;
+use oomtrace_tests::verify::vm::{Offers, judge, judge_check};
 use serde_json::Value;
 
 use crate::{setup, sh::workspace_root};
 
-/// Capture paths each VM runs every memcg scenario with.
+/// Capture paths each VM runs every scenario with (the global OOM also
+/// with `auto`).
 const CAPTURES: [&str; 3] = ["fentry", "btf", "tracepoint"];
 
 /// A kernel of the matrix.
@@ -28,12 +29,14 @@ struct Kernel {
 }
 
 pub fn vm_test(only: Option<String>) -> Result<()> {
-    if !crate::sh::is_root() {
+    // OOMTRACE_VM_REJUDGE=1: judge the last run's evidence again (after a
+    // change to the judge), without building or booting.
+    let rejudge = std::env::var_os("OOMTRACE_VM_REJUDGE").is_some();
+    if !crate::sh::is_root() && !rejudge {
         bail!(
             "the VM test installs packages and downloads kernels with apt: run `sudo -E cargo xtask vm-test`"
         );
     }
-    setup::ensure()?;
     let mut kernels = kernels::read_matrix(&workspace_root().join("tests/vm/kernels"))?;
     if let Some(only) = &only {
         kernels.retain(|k| &k.name == only);
@@ -47,17 +50,22 @@ pub fn vm_test(only: Option<String>) -> Result<()> {
             arches.push(kernel.arch);
         }
     }
-    let qemus: Vec<&str> = arches.iter().map(|a| a.qemu_package()).collect();
-    setup::install_missing(&[qemus.as_slice(), &["busybox-static", "cpio"]].concat())
-        .context("installing qemu and busybox for the VMs")?;
-    // The guests run the dist artifact itself (built with the hog and guest).
-    crate::dist::ensure_tools()?;
     let work = workspace_root().join("target/vm");
-    fs::create_dir_all(&work)?;
+    if !rejudge {
+        setup::ensure()?;
+        let qemus: Vec<&str> = arches.iter().map(|a| a.qemu_package()).collect();
+        setup::install_missing(&[qemus.as_slice(), &["busybox-static", "cpio"]].concat())
+            .context("installing qemu and busybox for the VMs")?;
+        // The guests run the dist artifact itself (built with the hog and guest).
+        crate::dist::ensure_tools()?;
+        fs::create_dir_all(&work)?;
+    }
     let mut initrds = Vec::new();
     for &arch in &arches {
-        crate::dist::static_binary_for(arch)?;
-        initrds.push((arch, initramfs::build(&work, arch)?));
+        if !rejudge {
+            crate::dist::static_binary_for(arch)?;
+            initrds.push((arch, initramfs::build(&work, arch)?));
+        }
     }
 
     let mut table = String::from("| kernel | scenario |");
@@ -70,13 +78,17 @@ pub fn vm_test(only: Option<String>) -> Result<()> {
     let mut failures = Vec::new();
     for kernel in &kernels {
         let image = kernels::image(kernel, &work)?;
-        let initrd = initrds
-            .iter()
-            .find_map(|(arch, initrd)| (*arch == kernel.arch).then_some(initrd))
-            .context("an initramfs per architecture")?;
-        let results = qemu::boot(kernel, &image, initrd, &work)?;
+        let (results, took) = if rejudge {
+            (qemu::evidence(kernel, &work)?, std::time::Duration::ZERO)
+        } else {
+            let initrd = initrds
+                .iter()
+                .find_map(|(arch, initrd)| (*arch == kernel.arch).then_some(initrd))
+                .context("an initramfs per architecture")?;
+            qemu::boot(kernel, &image, initrd, &work)?
+        };
         let fentry = arch::fentry_offered(&image).unwrap_or(true);
-        report(kernel, &results, fentry, &mut table, &mut failures);
+        report(kernel, &results, took, fentry, &mut table, &mut failures);
     }
     println!("{table}");
     fs::write(work.join("report.md"), &table)?;
@@ -96,18 +108,58 @@ pub fn vm_test(only: Option<String>) -> Result<()> {
 fn report(
     kernel: &Kernel,
     results: &[Value],
+    took: std::time::Duration,
     fentry: bool,
     table: &mut String,
     failures: &mut Vec<String>,
 ) {
-    let release = results
-        .iter()
-        .find(|r| r["scenario"] == "check")
+    let check = results.iter().find(|r| r["scenario"] == "check");
+    let release = check
         .and_then(|r| r["kernel"].as_str())
         .unwrap_or("did not boot");
     let label = format!("{} ({release})", kernel.name);
+    // `oomtrace check` in the guest, against the BTF's names; what it says
+    // the kernel offers is what the runs are judged against.
+    let offers = match check.map(judge_check) {
+        Some(Ok(offers)) => {
+            let _ = writeln!(
+                table,
+                "| {label} | check ({:.0} s in all) | pass (auto: {}; stack search: {}; BPF OOM policy: {}) |{}",
+                took.as_secs_f64(),
+                offers.auto_path,
+                if offers.stack_search { "yes" } else { "no" },
+                if offers.bpf_oom_policy {
+                    "present"
+                } else {
+                    "absent"
+                },
+                " |".repeat(CAPTURES.len() - 1)
+            );
+            offers
+        }
+        failed => {
+            let why = match failed {
+                Some(Err(e)) => format!("{e:#}").replace('\n', " "),
+                _ => "no check line came back from the VM".to_string(),
+            };
+            failures.push(format!("{label} check: {why}"));
+            let _ = writeln!(
+                table,
+                "| {label} | check ({:.0} s in all) | FAIL ({}) |{}",
+                took.as_secs_f64(),
+                why.chars().take(60).collect::<String>(),
+                " |".repeat(CAPTURES.len() - 1)
+            );
+            // Judge the runs as on a kernel that offers everything.
+            Offers {
+                stack_search: true,
+                auto_path: "fentry".to_string(),
+                bpf_oom_policy: false,
+            }
+        }
+    };
     let run = kernel.arch.captures(&CAPTURES);
-    for scenario in ["leaf", "parent", "oom_group"] {
+    for scenario in ["leaf", "parent", "oom_group", "global"] {
         let _ = write!(table, "| {label} | {scenario} |");
         for capture in CAPTURES {
             if !run.contains(&capture) {
@@ -137,6 +189,7 @@ fn report(
                 results,
                 scenario,
                 capture,
+                &offers,
                 &format!("{label} {scenario} --capture {capture}"),
                 failures,
             );
@@ -148,6 +201,7 @@ fn report(
         results,
         "no_btf",
         "auto",
+        &offers,
         &format!("{label} leaf without BTF --capture auto"),
         failures,
     );
@@ -160,6 +214,7 @@ fn report(
         results,
         "global",
         "auto",
+        &offers,
         &format!("{label} global --capture auto"),
         failures,
     );
@@ -169,7 +224,7 @@ fn report(
         " |".repeat(CAPTURES.len() - 1)
     );
     if kernel.arch.is_host() {
-        earlyoom_row(&label, results, table, failures);
+        earlyoom_row(&label, results, &offers, table, failures);
     } else {
         let _ = writeln!(
             table,
@@ -180,11 +235,18 @@ fn report(
 }
 
 /// The userspace OOM killer's row: earlyoom, judged on the sigkill record.
-fn earlyoom_row(label: &str, results: &[Value], table: &mut String, failures: &mut Vec<String>) {
+fn earlyoom_row(
+    label: &str,
+    results: &[Value],
+    offers: &Offers,
+    table: &mut String,
+    failures: &mut Vec<String>,
+) {
     let cell = cell(
         results,
         "earlyoom",
         "auto",
+        offers,
         &format!("{label} earlyoom --sigkill"),
         failures,
     );
@@ -199,6 +261,7 @@ fn cell(
     results: &[Value],
     scenario: &str,
     capture: &str,
+    offers: &Offers,
     what: &str,
     failures: &mut Vec<String>,
 ) -> String {
@@ -209,7 +272,7 @@ fn cell(
         failures.push(format!("{what}: no result came back from the VM"));
         return "FAIL (no result)".to_string();
     };
-    match judge(evidence) {
+    match judge(evidence, offers) {
         Ok(path) => format!("pass ({path})"),
         Err(why) => {
             let why = format!("{why:#}").replace('\n', " ");

@@ -1,15 +1,26 @@
 //! One VM run under qemu (software emulation), and the evidence lines the
 //! guest wrote to its second serial port.
 
-use std::{fs, path::Path, process::Command, time::Instant};
+use std::{
+    fs,
+    path::Path,
+    process::Command,
+    time::{Duration, Instant},
+};
 
 use anyhow::{Context as _, Result};
 use serde_json::Value;
 
 use super::Kernel;
 
-/// Boots `image` and returns the evidence lines the guest wrote.
-pub fn boot(kernel: &Kernel, image: &Path, initrd: &Path, work: &Path) -> Result<Vec<Value>> {
+/// Boots `image` and returns the evidence lines the guest wrote, and how
+/// long the VM ran.
+pub fn boot(
+    kernel: &Kernel,
+    image: &Path,
+    initrd: &Path,
+    work: &Path,
+) -> Result<(Vec<Value>, Duration)> {
     let console = work.join(format!("console-{}.log", kernel.name));
     let results = work.join(format!("results-{}.jsonl", kernel.name));
     fs::write(&results, "")?;
@@ -37,16 +48,13 @@ pub fn boot(kernel: &Kernel, image: &Path, initrd: &Path, work: &Path) -> Result
         .args(arch.evidence_port(&results))
         .status()
         .with_context(|| format!("run {}", arch.qemu()))?;
+    let took = started.elapsed();
     eprintln!(
         "xtask: {} ran for {:.0} s ({status})",
         kernel.name,
-        started.elapsed().as_secs_f64()
+        took.as_secs_f64()
     );
-    let text = fs::read_to_string(&results)?;
-    let lines: Vec<Value> = text
-        .lines()
-        .filter_map(|l| serde_json::from_str(l.trim_matches('\r')).ok())
-        .collect();
+    let lines = evidence(kernel, work)?;
     let console_text = fs::read_to_string(&console).unwrap_or_default();
     if console_text.contains("Oops") || console_text.contains("Kernel panic") {
         eprintln!(
@@ -55,12 +63,26 @@ pub fn boot(kernel: &Kernel, image: &Path, initrd: &Path, work: &Path) -> Result
             console.display()
         );
     }
-    if !status.success() || !text.contains("\"global\"") {
+    // The guest's last run: the global OOM with `--capture auto`.
+    let finished = lines
+        .iter()
+        .any(|l| l["scenario"] == "global" && l["capture"] == "auto");
+    if !status.success() || !finished {
         eprintln!(
             "xtask: {} did not finish; its console:\n{}",
             kernel.name,
             fs::read_to_string(&console).unwrap_or_default()
         );
     }
-    Ok(lines)
+    Ok((lines, took))
+}
+
+/// The evidence lines the kernel's last run left in `work`.
+pub fn evidence(kernel: &Kernel, work: &Path) -> Result<Vec<Value>> {
+    let path = work.join(format!("results-{}.jsonl", kernel.name));
+    let text = fs::read_to_string(&path).with_context(|| format!("read {}", path.display()))?;
+    Ok(text
+        .lines()
+        .filter_map(|l| serde_json::from_str(l.trim_matches('\r')).ok())
+        .collect())
 }
