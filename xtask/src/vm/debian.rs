@@ -223,7 +223,11 @@ pub fn download_package(package: &Package, dir: &Path) -> Result<PathBuf> {
     let deb = dir.join(format!("{}.deb", package.name));
     eprintln!("xtask: downloading {} {}", package.url, package.version);
     download(&package.url, &deb)?;
-    check_sha256(&deb, &package.sha256)?;
+    if let Err(e) = check_sha256(&deb, &package.sha256) {
+        // Not left where a later step could take it for the package.
+        let _ = fs::remove_file(&deb);
+        return Err(e);
+    }
     Ok(deb)
 }
 
