@@ -393,18 +393,19 @@ fn memcg_domain(memcg: u64, out: &mut OomContext) -> Option<u64> {
             .unwrap_or(0)
             .max(0) as u32;
     }
-    if let (Some(usage), Some(max), Some(watermark), Some(failcnt), Some(kills)) = (
-        field::<i64>(memcg, layout!(memcg_usage)),
-        field::<u64>(memcg, layout!(memcg_max)),
-        field::<u64>(memcg, layout!(memcg_watermark)),
-        field::<u64>(memcg, layout!(memcg_failcnt)),
-        field::<i64>(memcg, layout!(memcg_oom_kill_events)),
-    ) {
-        out.memcg_usage_pages = usage.max(0) as u64;
+    // Defined values on every path (see `u64_field`); usage and the kill
+    // count are signed atomics in the kernel.
+    let (usage_ok, usage) = crate::read::u64_field(memcg, layout!(memcg_usage));
+    let (max_ok, max) = crate::read::u64_field(memcg, layout!(memcg_max));
+    let (watermark_ok, watermark) = crate::read::u64_field(memcg, layout!(memcg_watermark));
+    let (failcnt_ok, failcnt) = crate::read::u64_field(memcg, layout!(memcg_failcnt));
+    let (kills_ok, kills) = crate::read::u64_field(memcg, layout!(memcg_oom_kill_events));
+    if usage_ok & max_ok & watermark_ok & failcnt_ok & kills_ok {
+        out.memcg_usage_pages = (usage as i64).max(0) as u64;
         out.memcg_limit_pages = max;
         out.memcg_watermark_pages = watermark;
         out.memcg_failcnt = failcnt;
-        out.memcg_oom_kills = kills.max(0) as u64;
+        out.memcg_oom_kills = (kills as i64).max(0) as u64;
         out.flags |= oom_context::MEMCG_COUNTERS;
     }
     Some(css)

@@ -51,3 +51,28 @@ pub fn u64_or_zero(address: u64) -> u64 {
     };
     value
 }
+
+/// The u64 at `base + offset` and whether it was read: a defined value on
+/// every path (0 when unread), for reads combined before one test. Five
+/// `Option`s matched together let LLVM spill a `None`'s undefined payload,
+/// which verifiers without uninitialized-stack reads (5.10) refuse
+/// (`invalid read from stack`).
+#[inline(always)]
+pub fn u64_field(base: u64, offset: u32) -> (bool, u64) {
+    let Some(offset) = known(offset) else {
+        return (false, 0);
+    };
+    if base == 0 {
+        return (false, 0);
+    }
+    let mut value: u64 = 0;
+    // SAFETY: a fault-tolerant copy into our own stack slot.
+    let ret = unsafe {
+        aya_ebpf::helpers::generated::bpf_probe_read_kernel(
+            core::ptr::addr_of_mut!(value).cast(),
+            8,
+            (base as usize + offset) as *const core::ffi::c_void,
+        )
+    };
+    (ret == 0, value)
+}

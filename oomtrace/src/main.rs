@@ -186,6 +186,13 @@ fn trace(cli: &Cli) -> anyhow::Result<ExitCode> {
         Capture::start(&plan, facilities.loader_btf(), &options)
     })
     .map_err(|error| {
+        // OOMTRACE_VERBOSE=1: the program that failed, with the verifier's
+        // whole log, not only its first line.
+        if let (true, capture::CaptureError::Fentry(feature)) = (oomtrace::verbose(), &error)
+            && let Some(detail) = feature.detail()
+        {
+            eprintln!("oomtrace: {detail}");
+        }
         if error.is_permission_denied() {
             anyhow::Error::new(UserError::NotPrivileged {
                 held: privileges.describe(),
