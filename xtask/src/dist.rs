@@ -80,7 +80,10 @@ pub fn ensure_tools() -> Result<()> {
     setup::install_missing(&["musl-tools", "binutils", "file"])
         .context("installing musl-tools, strip and file for the static binary")?;
     setup::install_missing(&arch::CROSS_PACKAGES)
-        .context("installing clang and curl for the aarch64 cross build")?;
+        .context("installing clang for the aarch64 cross build")?;
+    // The arm64 headers (and the VMs' kernels) come from Debian's archive.
+    setup::install_missing(&crate::vm::debian::TOOLS)
+        .context("installing curl, gpgv, xz and Debian's keyring for the archive downloads")?;
     for arch in ARCHES {
         Cmd::new("rustup")
             .args(["target", "add", arch.musl_target(), "--toolchain", "stable"])

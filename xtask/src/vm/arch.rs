@@ -305,7 +305,7 @@ pub fn cross_env(arch: Arch, cache: &Path) -> Result<Vec<(String, String)>> {
 /// clang and llvm-ar of the LLVM that bpf-linker already needs.
 pub const LLVM_BIN: &str = "/usr/lib/llvm-22/bin";
 /// What `cross_env` needs installed (clang-22 ships clang; llvm-22 llvm-ar).
-pub const CROSS_PACKAGES: [&str; 3] = ["clang-22", "llvm-22", "curl"];
+pub const CROSS_PACKAGES: [&str; 2] = ["clang-22", "llvm-22"];
 
 #[cfg(test)]
 mod tests {

@@ -16,6 +16,11 @@ use sha2::{Digest as _, Sha256};
 
 use crate::sh::{Cmd, pipeline};
 
+/// What fetching from the archive runs: curl, gpgv against Debian's
+/// keyring, and xz for the indexes (present on Debian, named for a
+/// machine that lacks one).
+pub const TOOLS: [&str; 4] = ["curl", "gpgv", "xz-utils", "debian-archive-keyring"];
+
 const ARCHIVE: &str = "https://deb.debian.org/debian";
 const SECURITY_ARCHIVE: &str = "https://deb.debian.org/debian-security";
 /// Indexes older than this are fetched again (kernels move in days).

@@ -4,7 +4,7 @@
 //! with the host tests' own checks (`oomtrace_tests::verify::vm`).
 
 pub(crate) mod arch; // what differs between guest architectures; foreign Debian packages
-mod debian; // packages from the archive's verified indexes, any arch and suite
+pub(crate) mod debian; // packages from the archive's verified indexes, any arch and suite
 mod earlyoom; // Debian's earlyoom and its libraries, for the guest
 mod initramfs; // the guest's root: busybox, the static binaries, /init
 mod kernels; // the matrix, and kernel images from Debian's archive
