@@ -77,31 +77,21 @@ impl Arch {
     /// The machine: software emulation (KVM is not usable on these hosts),
     /// two vCPUs on one host thread (multi-threaded TCG let a guest CPU run
     /// code the other was patching: an int3 oops in 6.12 x86).
-    pub fn machine(self) -> &'static [&'static str] {
+    pub fn machine(self) -> Vec<&'static str> {
+        const COMMON: [&str; 8] = [
+            "-accel",
+            "tcg,thread=single",
+            "-cpu",
+            "max",
+            "-smp",
+            "2",
+            "-m",
+            "512",
+        ];
         match self {
-            Arch::X86_64 => &[
-                "-accel",
-                "tcg,thread=single",
-                "-cpu",
-                "max",
-                "-smp",
-                "2",
-                "-m",
-                "512",
-            ],
+            Arch::X86_64 => COMMON.to_vec(),
             // `virt` has one UART; the evidence port is a 16550 on PCI.
-            Arch::Aarch64 => &[
-                "-M",
-                "virt",
-                "-accel",
-                "tcg,thread=single",
-                "-cpu",
-                "max",
-                "-smp",
-                "2",
-                "-m",
-                "512",
-            ],
+            Arch::Aarch64 => [&["-M", "virt"][..], &COMMON].concat(),
         }
     }
 
