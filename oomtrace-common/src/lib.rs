@@ -45,7 +45,7 @@ pub mod names {
     pub const RECLAIM_BEGIN_BTF: &str = "memcg_reclaim_begin_btf";
     pub const RECLAIM_END_BTF: &str = "memcg_reclaim_end_btf";
     /// One-entry array: 1 once the loader attached the reclaim programs.
-    pub const RECLAIM_TRACKED: &str = "RECLAIM_TRACKED";
+    pub const RECLAIM_SNAPSHOT_BTF: &str = "reclaim_snapshot_btf";
     /// Read-only global: `--pressure` threshold, stall ns per second (0: off).
     pub const PRESSURE_NS: &str = "PRESSURE_NS";
     /// tp_btf program for `--sigkill`.

@@ -37,13 +37,16 @@ const NOEXIST: u64 = 1;
 /// first a SIGKILL target, and the later call wins.
 #[inline(always)]
 pub fn track(pid: u32, tgid: u32, kill_ns: u64, cause: u32, cmdline_taken: bool) {
-    let state = VictimState {
-        kill_ns,
-        tgid,
-        cause,
-        cmdline_taken: cmdline_taken as u32,
-        ..VictimState::default()
-    };
+    // Zeroed word by word, not by a struct literal (see mem).
+    let mut slot = core::mem::MaybeUninit::<VictimState>::uninit();
+    // SAFETY: VictimState is plain data, zeroed here before any read.
+    let state: &mut VictimState = unsafe { &mut *slot.as_mut_ptr() };
+    crate::mem::zero(state);
+    state.kill_ns = kill_ns;
+    state.tgid = tgid;
+    state.cause = cause;
+    state.cmdline_taken = cmdline_taken as u32;
+    let state: &VictimState = state;
     let Some(pending) = PENDING.get_ptr_mut(0) else {
         return;
     };

@@ -47,15 +47,6 @@ pub fn oom_group_of(css: u64) -> Option<bool> {
     field::<u8>(css.wrapping_sub(css_offset), layout!(memcg_oom_group)).map(|v| v != 0)
 }
 
-/// The level below the root of the cgroup of `css`.
-#[inline(always)]
-pub fn level_of(css: u64) -> Option<u32> {
-    let cgroup = pointer(css, layout!(css_cgroup))?;
-    field::<i32>(cgroup, layout!(cgroup_level))
-        .filter(|l| *l >= 0)
-        .map(|l| l as u32)
-}
-
 /// The memory cgroup (`struct cgroup *`) of `task`:
 /// `task->cgroups->subsys[memory_cgrp_id]->cgroup`. On cgroup v1 this is the
 /// memory controller's own hierarchy, not the unified one.

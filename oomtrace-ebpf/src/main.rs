@@ -35,6 +35,7 @@ mod cgroup;
 mod cmdline;
 mod layout;
 mod mark_victim;
+mod mem;
 mod mm;
 mod oom_control;
 mod read;

@@ -4,8 +4,7 @@
 use aya_ebpf::{
     EbpfContext,
     helpers::generated::{bpf_ktime_get_boot_ns, bpf_probe_read_kernel_str},
-    macros::{btf_tracepoint, map, tracepoint},
-    maps::Array,
+    macros::{btf_tracepoint, tracepoint},
     programs::{BtfTracePointContext, TracePointContext},
 };
 use oomtrace_common::{OomKillRecord, TASK_COMM_LEN, capture, valid};
@@ -15,17 +14,6 @@ use crate::{
     layout::{known, layout},
     mm, oom_control, reclaim, task,
 };
-
-/// Slot 0 is set to 1 by the loader once the reclaim programs are attached;
-/// without them the history is unknown, not zero. A map, as a read-only
-/// global is frozen at load, before the loader knows.
-#[map]
-static RECLAIM_TRACKED: Array<u32> = Array::with_max_entries(1, 0);
-
-#[inline(always)]
-fn reclaim_tracked() -> bool {
-    RECLAIM_TRACKED.get(0).is_some_and(|tracked| *tracked != 0)
-}
 
 /// tp_btf: `TP_PROTO(struct task_struct *task, uid_t uid)` (Linux 6.9+, and
 /// stable backports). The loader checks the prototype in BTF first.
@@ -77,22 +65,12 @@ pub fn mark_victim_btf(ctx: BtfTracePointContext) -> u32 {
     }
 
     let (current, read) = task::describe_current(&mut record.trigger);
-    oom_control::take(victim, &mut record.oom);
-    // Reclaim history as of now, before the victim's own last retries.
-    if reclaim_tracked() {
-        let now = record.boot_ns;
-        if record.valid & valid::VICTIM_MEMCG != 0 {
-            reclaim::snapshot(record.victim.memcg.id, now, &mut record.victim_reclaim);
-        }
-        if record.valid & valid::TRIGGER_MEMCG != 0 {
-            reclaim::snapshot(record.trigger.memcg.id, now, &mut record.trigger_reclaim);
-        }
-        if record.oom.flags & oomtrace_common::oom_context::MEMCG != 0 {
-            reclaim::snapshot(record.oom.memcg_id, now, &mut record.oom_reclaim);
-        }
-    }
+    // Before the snapshots, which look at TRIGGER_MEMCG.
     flag(record, read.comm, valid::TRIGGER_COMM);
     flag(record, read.memcg, valid::TRIGGER_MEMCG);
+    oom_control::take(victim, &mut record.oom);
+    // Reclaim history as of the kill, from reclaim_snapshot_btf.
+    reclaim::take(victim, record);
     if current == victim {
         record.valid |= valid::TRIGGER_IS_VICTIM;
     }
@@ -217,8 +195,8 @@ fn begin(record: &mut OomKillRecord, how: u32) {
     record.kind = oomtrace_common::kind::OOM_KILL;
     record.capture = how;
     record.valid = 0;
-    record.victim.comm = [0; TASK_COMM_LEN];
-    record.trigger.comm = [0; TASK_COMM_LEN];
+    crate::mem::zero_comm(&mut record.victim.comm);
+    crate::mem::zero_comm(&mut record.trigger.comm);
     record.victim.pid = 0;
     record.victim.tgid = 0;
     record.oom.flags = 0;

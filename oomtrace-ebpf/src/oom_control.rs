@@ -26,7 +26,7 @@ use oomtrace_common::{
 use crate::{
     OOM_CONTROL, OOM_KILLS,
     layout::{known, layout},
-    read::{address_of, field, pointer},
+    read::{self, address_of, field, pointer},
 };
 
 const SLOTS: usize = STACK_SCAN_CHUNK / 8;
@@ -38,6 +38,15 @@ pub struct Handover {
     /// The victim (`task_struct *`) `context` belongs to; 0 when empty.
     pub victim: u64,
     pub context: OomContext,
+    /// The next chunk [`scan_chunk`] searches. Kept in map memory, not
+    /// taken from bpf_loop's index: the verifier tracks an index it sees
+    /// compared as a constant and checks the callback once per value (100
+    /// times, 21,000 insns); a value read from a map it checks once.
+    pub cursor: u64,
+    /// The search's result (0: not found). In map memory too: a callback
+    /// that writes its caller's stack changes the caller's state, and the
+    /// verifier checks the callback again for each new one.
+    pub found: u64,
     /// A piece of the task's stack being searched.
     pub chunk: [u64; SLOTS],
 }
@@ -80,14 +89,13 @@ fn begin(ctx: &BtfTracePointContext) -> Option<(*mut Handover, u64, u64, u64)> {
     Some((slot, victim, current, leader))
 }
 
-/// What [`scan_chunk`] works with, on the caller's stack.
+/// What [`scan_chunk`] reads (never writes), on the caller's stack.
 #[repr(C)]
 struct Scan {
     stack: u64,
     size: u64,
     leader: u64,
     chunks: u64,
-    found: u64,
 }
 
 /// Finds the oom_control whose `chosen` is `leader`, the victim's thread
@@ -117,12 +125,17 @@ fn find(current: u64, leader: u64) -> Option<u64> {
     }
     let window = size.min(u64::from(MAX_STACK_SCAN));
     let step = STACK_SCAN_CHUNK as u64 - OVERLAP;
+    let handover = OOM_CONTROL.get_ptr_mut(0)?;
+    // SAFETY: per-CPU slot, this program's only user on this CPU.
+    unsafe {
+        (*handover).cursor = 0;
+        (*handover).found = 0;
+    };
     let mut scan = Scan {
         stack,
         size,
         leader,
         chunks: window.saturating_sub(STACK_SCAN_CHUNK as u64) / step + 1,
-        found: 0,
     };
     let callback: extern "C" fn(u64, *mut Scan) -> i64 = scan_chunk;
     // SAFETY: the callback reads and writes only `scan`, which outlives
@@ -136,25 +149,30 @@ fn find(current: u64, leader: u64) -> Option<u64> {
             0,
         )
     };
-    (scan.found != 0).then_some(scan.found)
+    // SAFETY: per-CPU slot; the search is over.
+    let found = unsafe { (*handover).found };
+    (found != 0).then_some(found)
 }
 
 /// One chunk of [`find`]: 0 to go on, 1 to stop.
-extern "C" fn scan_chunk(index: u64, scan: *mut Scan) -> i64 {
+extern "C" fn scan_chunk(_index: u64, scan: *mut Scan) -> i64 {
     // SAFETY: bpf_loop passes find's `scan` back.
-    let scan = unsafe { &mut *scan };
-    if index >= scan.chunks || index >= u64::from(MAX_CHUNKS) {
-        return 1;
-    }
+    let scan = unsafe { &*scan };
     let Some(handover) = OOM_CONTROL.get_ptr_mut(0) else {
         return 1;
     };
     // SAFETY: per-CPU slot, this program's only user on this CPU.
-    let chunk = unsafe { &mut (*handover).chunk };
+    let handover = unsafe { &mut *handover };
+    let index = handover.cursor;
+    if index >= scan.chunks || index >= u64::from(MAX_CHUNKS) {
+        return 1;
+    }
+    handover.cursor = index + 1;
+    let chunk = &mut handover.chunk;
     match scan_one(scan, index, chunk) {
         Some(0) => 0,
         Some(found) => {
-            scan.found = found;
+            handover.found = found;
             1
         }
         None => 1,
@@ -202,6 +220,22 @@ fn scan_one(scan: &Scan, index: u64, chunk: &mut [u64; SLOTS]) -> Option<u64> {
     Some(best)
 }
 
+/// The kernfs id of the memcg whose limit the OOM for `victim` hit, from
+/// the context an OOM-context program left (without taking it); 0 for a
+/// machine-wide OOM or none left.
+#[inline(always)]
+pub fn oom_memcg_id(victim: u64) -> u64 {
+    let Some(handover) = OOM_CONTROL.get_ptr(0) else {
+        return 0;
+    };
+    // SAFETY: this CPU's slot, filled before us for this event.
+    let handover = unsafe { &*handover };
+    let ours = is_zero(handover.victim ^ victim) & (1 ^ is_zero(victim));
+    let memcg =
+        u64::from(handover.context.flags & oom_context::MEMCG) / u64::from(oom_context::MEMCG);
+    handover.context.memcg_id & (ours & memcg).wrapping_neg()
+}
+
 /// The context `oom_control_btf` left for `victim`, once.
 #[inline(always)]
 pub fn take(victim: u64, out: &mut OomContext) {
@@ -211,7 +245,7 @@ pub fn take(victim: u64, out: &mut OomContext) {
     // SAFETY: as above.
     let handover = unsafe { &mut *handover };
     if handover.victim == victim && victim != 0 {
-        *out = handover.context;
+        crate::mem::copy(out, &handover.context);
     }
     handover.victim = 0;
 }
@@ -248,7 +282,7 @@ impl Member {
 /// comparisons and, BPF having no set-on-condition instruction, turns them
 /// back into branches; an empty asm block keeps them arithmetic.
 #[inline(always)]
-fn opaque(mut x: u64) -> u64 {
+pub(crate) fn opaque(mut x: u64) -> u64 {
     // SAFETY: a register move onto itself. (An empty asm block leaves two
     // BTF line records on one instruction, which the kernel refuses.)
     unsafe { core::arch::asm!("{0} = {0}", inlateout(reg) x, options(pure, nomem, nostack)) };
@@ -257,13 +291,13 @@ fn opaque(mut x: u64) -> u64 {
 
 /// 1 if `x` is zero, else 0, without a branch.
 #[inline(always)]
-fn is_zero(x: u64) -> u64 {
+pub(crate) fn is_zero(x: u64) -> u64 {
     opaque(opaque(x | x.wrapping_neg()) >> 63) ^ 1
 }
 
 /// 1 if `a < b` for values below 2^62, else 0, without a branch.
 #[inline(always)]
-fn below(a: u64, b: u64) -> u64 {
+pub(crate) fn below(a: u64, b: u64) -> u64 {
     opaque(opaque(a.wrapping_sub(b)) >> 63)
 }
 
@@ -420,42 +454,70 @@ fn walk_to_domain(victim_css: u64, domain: Option<u64>, out: &mut OomContext) {
     if victim_css == 0 {
         return;
     }
+    // Branch-free: every step reads with zero for unreadable and folds
+    // its tests into masks. With branches (the walk stops at the domain, a
+    // missing parent, a group found on the way) each of the 17 steps split
+    // the verifier's paths, and it checked the steps after a split once
+    // per path: 12,000 insns. A step after the end changes nothing.
+    let (Some(css_parent), Some(memcg_css), Some(oom_group), Some(css_cgroup), Some(cgroup_level)) = (
+        known(layout!(css_parent)),
+        known(layout!(memcg_css)),
+        known(layout!(memcg_oom_group)),
+        known(layout!(css_cgroup)),
+        known(layout!(cgroup_level)),
+    ) else {
+        return walk_without_oom_group(victim_css, domain, out);
+    };
+    let domain = domain.unwrap_or(0);
+    let has_domain = 1 ^ is_zero(domain);
+    let memcg_oom = u64::from(out.flags & oom_context::MEMCG != 0);
     let mut node = victim_css;
-    let readable = known(layout!(memcg_oom_group)).is_some();
-    let memcg_oom = out.flags & oom_context::MEMCG != 0;
-    // The highest memcg with the flag so far, and its level (0 when its
-    // level could not be read: the flag alone decides the group kill).
-    // Plain values, not an Option: LLVM leaves a None's payload undefined
-    // and may spill it, which the verifier refuses (`R4 !read_ok`).
-    let mut group = false;
-    let mut group_level: u32 = 0;
+    let (mut done, mut group, mut group_level) = (0u64, 0u64, 0u64);
+    let (mut contains, mut ended, mut ended_group, mut ended_level) = (0u64, 0u64, 0u64, 0u64);
     for _ in 0..oomtrace_common::CGROUP_MAX_DEPTH + 1 {
-        let parent = pointer(node, layout!(css_parent));
-        // The root memcg never kills as a group (nor can it be set).
-        if readable && parent.is_some() && crate::cgroup::oom_group_of(node) == Some(true) {
-            group = true;
-            group_level = crate::cgroup::level_of(node).unwrap_or(0);
-        }
-        let at_domain = domain == Some(node);
-        if at_domain {
-            out.flags |= oom_context::MEMCG_CONTAINS_VICTIM;
-        }
-        // A memcg OOM whose domain was not found on the way is not walked.
-        if at_domain || (parent.is_none() && !memcg_oom) {
-            if readable {
-                out.flags |= oom_context::OOM_GROUP_READ;
-                if group {
-                    out.flags |= oom_context::OOM_GROUP;
-                    out.oom_group_level = group_level;
-                }
-            }
-            return;
-        }
-        match parent {
-            Some(parent) => node = parent,
-            None => return,
+        let active = 1 ^ done;
+        let parent = read::u64_or_zero(node + css_parent as u64);
+        let has_parent = 1 ^ is_zero(parent);
+        // The root's memory.oom.group is never looked at.
+        let memcg = node.wrapping_sub(memcg_css as u64);
+        let set = 1 ^ is_zero(read::u8_or_zero(memcg + oom_group as u64));
+        let hit = active & has_parent & set;
+        let cgroup = read::u64_or_zero(node + css_cgroup as u64);
+        let level = read::u32_or_zero(cgroup + cgroup_level as u64);
+        group |= hit;
+        group_level ^= (group_level ^ level) & hit.wrapping_neg();
+        let at_domain = active & has_domain & is_zero(node ^ domain);
+        let finish = at_domain | (active & (1 ^ has_parent) & (1 ^ memcg_oom));
+        contains |= at_domain;
+        ended |= finish;
+        ended_group |= finish & group;
+        ended_level ^= (ended_level ^ group_level) & finish.wrapping_neg();
+        done |= finish | (1 ^ has_parent);
+        node ^= (node ^ parent) & has_parent.wrapping_neg();
+    }
+    let bit = |on: u64, flag: u32| (on as u32 & 1) * flag;
+    out.flags |= bit(contains, oom_context::MEMCG_CONTAINS_VICTIM)
+        | bit(ended, oom_context::OOM_GROUP_READ)
+        | bit(ended_group, oom_context::OOM_GROUP);
+    out.oom_group_level = (ended_level as u32) * (ended_group as u32 & 1);
+}
+
+/// [`walk_to_domain`] on a kernel without memory.oom.group in its BTF:
+/// only whether the domain contains the victim.
+#[inline(always)]
+fn walk_without_oom_group(victim_css: u64, domain: Option<u64>, out: &mut OomContext) {
+    let Some(domain) = domain else {
+        return;
+    };
+    let mut node = victim_css;
+    let mut contains = is_zero(node ^ domain);
+    if let Some(css_parent) = known(layout!(css_parent)) {
+        for _ in 0..oomtrace_common::CGROUP_MAX_DEPTH {
+            node = read::u64_or_zero(node + css_parent as u64);
+            contains |= is_zero(node ^ domain);
         }
     }
+    out.flags |= (contains as u32 & 1) * oom_context::MEMCG_CONTAINS_VICTIM;
 }
 
 /// An `oom_kill_process()` call in progress, keyed by the task running it.

@@ -52,6 +52,34 @@ pub fn u64_or_zero(address: u64) -> u64 {
     value
 }
 
+/// The `T` at `address` widened to u64, or 0 when the read faults: for
+/// branch-free code (see [`u64_or_zero`]).
+#[inline(always)]
+fn or_zero<T: Copy + Into<u64>>(address: u64, zero: T) -> u64 {
+    let mut value: T = zero;
+    // SAFETY: a fault-tolerant copy into our own stack slot.
+    unsafe {
+        aya_ebpf::helpers::generated::bpf_probe_read_kernel(
+            core::ptr::addr_of_mut!(value).cast(),
+            core::mem::size_of::<T>() as u32,
+            address as *const core::ffi::c_void,
+        )
+    };
+    value.into()
+}
+
+/// The u32 at `address`, or 0 (see [`or_zero`]).
+#[inline(always)]
+pub fn u32_or_zero(address: u64) -> u64 {
+    or_zero(address, 0u32)
+}
+
+/// The byte at `address`, or 0 (see [`or_zero`]).
+#[inline(always)]
+pub fn u8_or_zero(address: u64) -> u64 {
+    or_zero(address, 0u8)
+}
+
 /// The u64 at `base + offset` and whether it was read: a defined value on
 /// every path (0 when unread), for reads combined before one test. Five
 /// `Option`s matched together let LLVM spill a `None`'s undefined payload,

@@ -6,7 +6,10 @@
 use aya_ebpf::{
     helpers::{
         bpf_get_current_pid_tgid,
-        generated::{bpf_get_current_task, bpf_ktime_get_boot_ns, bpf_map_update_elem},
+        generated::{
+            bpf_get_current_task, bpf_ktime_get_boot_ns, bpf_map_lookup_elem, bpf_map_update_elem,
+            bpf_probe_read_kernel,
+        },
     },
     macros::{btf_tracepoint, map},
     maps::{LruHashMap, PerCpuArray},
@@ -20,6 +23,7 @@ use oomtrace_common::{
 use crate::{
     cgroup,
     layout::layout,
+    oom_control::below,
     read::{field, pointer},
 };
 
@@ -87,31 +91,164 @@ pub fn memcg_reclaim_end_btf(ctx: BtfTracePointContext) -> u32 {
     0
 }
 
-/// The reclaim history of memcg `id` as of `now`, for a kill record.
-#[inline(always)]
-pub fn snapshot(id: u64, now: u64, out: &mut ReclaimSnapshot) {
-    *out = ReclaimSnapshot {
-        taken: 1,
-        ..ReclaimSnapshot::default()
+/// The three snapshots of a kill record, from [`reclaim_snapshot_btf`] to
+/// `mark_victim_btf` (per CPU: both run for one event on one CPU).
+#[repr(C)]
+pub struct Snapshots {
+    /// The victim (`task_struct *`) they were taken for; 0 when taken.
+    pub victim: u64,
+    pub victim_memcg: ReclaimSnapshot,
+    pub trigger_memcg: ReclaimSnapshot,
+    pub oom_memcg: ReclaimSnapshot,
+}
+
+#[map]
+static SNAPSHOTS: PerCpuArray<Snapshots> = PerCpuArray::with_max_entries(1, 0);
+
+/// `tp_btf/mark_victim`, attached after the OOM-context programs and
+/// before `mark_victim_btf` (programs on one tracepoint run in attach
+/// order): the reclaim history of the victim's, the trigger's and the OOM
+/// memcg as of the kill. A program of its own so that the verifier checks
+/// it once, not once for each of `mark_victim_btf`'s paths; attached only
+/// with the reclaim programs, so a record without it says "unknown", not
+/// "no reclaim".
+#[btf_tracepoint(function = "mark_victim")]
+pub fn reclaim_snapshot_btf(ctx: BtfTracePointContext) -> u32 {
+    let Some(slot) = SNAPSHOTS.get_ptr_mut(0) else {
+        return 0;
     };
-    let Some(stats) = RECLAIM.get_ptr(id) else {
-        // Watched, and no reclaim: zeroes are the truth.
+    // SAFETY: this CPU's slot; mark_victim_btf reads it after us.
+    let slot = unsafe { &mut *slot };
+    // A plain number: the verifier refuses arithmetic on the trusted
+    // pointer tp_btf hands over, and the masks below are arithmetic.
+    let Some(victim) = crate::read::address_of(ctx.arg::<*const u8>(0)) else {
+        return 0;
+    };
+    // SAFETY: helpers without arguments.
+    let (now, current) = unsafe { (bpf_ktime_get_boot_ns(), bpf_get_current_task()) };
+    let oom = crate::oom_control::oom_memcg_id(victim);
+    let present = |id: u64| 1 ^ crate::oom_control::is_zero(id);
+    let (victim_memcg, trigger_memcg) = (memcg_id_or_zero(victim), memcg_id_or_zero(current));
+    snapshot(
+        victim_memcg,
+        present(victim_memcg),
+        now,
+        &mut slot.victim_memcg,
+    );
+    snapshot(
+        trigger_memcg,
+        present(trigger_memcg),
+        now,
+        &mut slot.trigger_memcg,
+    );
+    snapshot(oom, present(oom), now, &mut slot.oom_memcg);
+    slot.victim = victim;
+    0
+}
+
+/// Hands `mark_victim_btf` the snapshots taken for `victim`, once; false
+/// when there are none (the reclaim programs are not attached).
+#[inline(always)]
+pub fn take(victim: u64, record: &mut oomtrace_common::OomKillRecord) -> bool {
+    let Some(slot) = SNAPSHOTS.get_ptr_mut(0) else {
+        return false;
+    };
+    // SAFETY: this CPU's slot, filled by reclaim_snapshot_btf.
+    let slot = unsafe { &mut *slot };
+    let ours = slot.victim == victim && victim != 0;
+    if ours {
+        crate::mem::copy(&mut record.victim_reclaim, &slot.victim_memcg);
+        crate::mem::copy(&mut record.trigger_reclaim, &slot.trigger_memcg);
+        crate::mem::copy(&mut record.oom_reclaim, &slot.oom_memcg);
+    }
+    slot.victim = 0;
+    ours
+}
+
+/// The kernfs id of `task`'s memory cgroup, 0 when unreadable: reads that
+/// fail give 0 instead of a branch.
+#[inline(always)]
+fn memcg_id_or_zero(task: u64) -> u64 {
+    let (Some(css_cgroup), Some(cgroup_kn), Some(kn_id)) = (
+        crate::layout::known(layout!(css_cgroup)),
+        crate::layout::known(layout!(cgroup_kn)),
+        crate::layout::known(layout!(kn_id)),
+    ) else {
+        return 0;
+    };
+    let css = cgroup::memory_css_or_zero(task);
+    let cgroup = crate::read::u64_or_zero(css + css_cgroup as u64);
+    let kn = crate::read::u64_or_zero(cgroup + cgroup_kn as u64);
+    // A NULL on the way reads from a small address: it faults, giving 0.
+    crate::read::u64_or_zero(kn + kn_id as u64)
+        & (1 ^ crate::oom_control::is_zero(css)).wrapping_neg()
+}
+
+/// Where [`snapshot`] copies a memcg's history to read it: one path for
+/// the verifier whether or not the memcg has an entry.
+#[map]
+static RECLAIM_COPY: PerCpuArray<ReclaimStats> = PerCpuArray::with_max_entries(1, 0);
+
+/// The reclaim history of memcg `id` as of `now`, for a kill record;
+/// `take` (0 or 1) says whether the record has that memcg (else all zero).
+///
+/// No branch on what the map holds: the entry (or NULL) is copied with a
+/// fault-tolerant read, which zeroes the copy for a memcg never reclaimed
+/// ("watched, and no reclaim": zeroes are the truth), and the window's
+/// buckets are summed unrolled with masks. Branches and the bucket loop
+/// made the three snapshots of a kill record 8,000 of the verifier's insns.
+#[inline(always)]
+fn snapshot(id: u64, take: u64, now: u64, out: &mut ReclaimSnapshot) {
+    crate::mem::zero(out);
+    let Some(copy) = RECLAIM_COPY.get_ptr_mut(0) else {
         return;
     };
-    // SAFETY: a map value; concurrent writers only add.
-    let stats = unsafe { &*stats };
+    // kernfs ids start at 1: 0 finds nothing.
+    let key = id & take.wrapping_neg();
+    // SAFETY: a valid map and key; the result may be NULL, which the read
+    // below turns into zeroes.
+    let entry = unsafe {
+        bpf_map_lookup_elem(
+            core::ptr::addr_of!(RECLAIM).cast_mut().cast(),
+            core::ptr::addr_of!(key).cast(),
+        )
+    };
+    // SAFETY: a fault-tolerant copy into this CPU's slot; concurrent
+    // writers of the entry only add.
+    unsafe {
+        bpf_probe_read_kernel(
+            copy.cast(),
+            core::mem::size_of::<ReclaimStats>() as u32,
+            entry.cast_const(),
+        )
+    };
+    // SAFETY: this CPU's slot, filled above.
+    let stats = unsafe { &*copy };
+    out.taken = take;
     out.stalls = stats.stalls;
     out.stall_ns = stats.stall_ns;
     out.max_stall_ns = stats.max_stall_ns;
     out.reclaimed_pages = stats.reclaimed_pages;
     let second = now / 1_000_000_000;
-    for bucket in &stats.buckets {
-        if bucket.second <= second && bucket.second + RECLAIM_WINDOW_SECS > second {
-            out.window_stalls += bucket.stalls;
-            out.window_stall_ns += bucket.stall_ns;
-            out.window_reclaimed_pages += bucket.reclaimed_pages;
-        }
+    let (mut stalls, mut stall_ns, mut reclaimed) = (0u64, 0u64, 0u64);
+    macro_rules! each_bucket {
+        ($($i:literal)*) => { $({
+            let bucket = &stats.buckets[$i];
+            // All ones when bucket.second <= second < bucket.second +
+            // window (seconds since boot: far below 2^62), else 0.
+            let future = below(second, bucket.second);
+            let recent = below(second.wrapping_sub(bucket.second), RECLAIM_WINDOW_SECS);
+            let keep = (recent & (1 ^ future)).wrapping_neg();
+            stalls += bucket.stalls & keep;
+            stall_ns += bucket.stall_ns & keep;
+            reclaimed += bucket.reclaimed_pages & keep;
+        })* };
     }
+    const _: () = assert!(RECLAIM_BUCKETS == 16);
+    each_bucket!(0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15);
+    out.window_stalls = stalls;
+    out.window_stall_ns = stall_ns;
+    out.window_reclaimed_pages = reclaimed;
 }
 
 /// (kernfs id, level) of the cgroup of a memory css.

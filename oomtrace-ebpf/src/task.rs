@@ -1,8 +1,6 @@
 //! Who a task is: pid, tgid, comm and memory cgroup.
 
-use aya_ebpf::helpers::{
-    bpf_get_current_comm, bpf_get_current_pid_tgid, generated::bpf_get_current_task,
-};
+use aya_ebpf::helpers::{bpf_get_current_pid_tgid, generated::bpf_get_current_task};
 use oomtrace_common::{TASK_COMM_LEN, TaskRef};
 
 use crate::{
@@ -57,9 +55,19 @@ pub fn describe(task: u64, out: &mut TaskRef) -> Read {
         out.tgid = tgid as u32;
         read.tgid = true;
     }
-    if let Some(comm) = field::<[u8; TASK_COMM_LEN]>(task, layout!(task_comm)) {
-        out.comm = comm;
-        read.comm = true;
+    // Straight into the record: a copy through the stack is a memcpy call.
+    if let Some(offset) = crate::layout::known(layout!(task_comm))
+        && task != 0
+    {
+        // SAFETY: a fault-tolerant copy of TASK_COMM_LEN bytes into `out.comm`.
+        let ret = unsafe {
+            aya_ebpf::helpers::generated::bpf_probe_read_kernel(
+                out.comm.as_mut_ptr().cast(),
+                TASK_COMM_LEN as u32,
+                (task as usize + offset) as *const core::ffi::c_void,
+            )
+        };
+        read.comm = ret == 0;
     }
     if let Some(memcg) = cgroup::memory_cgroup_of(task) {
         read.memcg = cgroup::describe(memcg, &mut out.memcg);
@@ -80,10 +88,16 @@ pub fn describe_current(out: &mut TaskRef) -> (u64, Read) {
         comm: false,
         memcg: false,
     };
-    if let Ok(comm) = bpf_get_current_comm() {
-        out.comm = comm;
-        read.comm = true;
-    }
+    // Into the record directly: aya's wrapper zeroes a stack copy first
+    // (a memset call) and then copies it (a memcpy call).
+    // SAFETY: `out.comm` has room for TASK_COMM_LEN bytes.
+    let ret = unsafe {
+        aya_ebpf::helpers::generated::bpf_get_current_comm(
+            out.comm.as_mut_ptr().cast(),
+            TASK_COMM_LEN as u32,
+        )
+    };
+    read.comm = ret == 0;
     // SAFETY: helper without arguments.
     let task = unsafe { bpf_get_current_task() };
     if let Some(memcg) = cgroup::memory_cgroup_of(task) {

@@ -3,7 +3,6 @@
 
 use aya::{
     Ebpf,
-    maps::Array,
     programs::{BtfTracePoint, ProgramError, TracePoint},
 };
 use oomtrace_common::names;
@@ -91,16 +90,6 @@ impl FeatureResults {
 }
 
 const SIGKILL_NOT_ASKED: &str = "not asked for (--sigkill)";
-
-/// Tells `mark_victim_btf` the reclaim programs run. A map, not a read-only
-/// global: those are frozen at load, before anything is attached.
-pub(super) fn set_reclaim_tracked(ebpf: &mut Ebpf) -> Result<(), CaptureError> {
-    let name = names::RECLAIM_TRACKED;
-    let map = ebpf.map_mut(name).ok_or(CaptureError::MissingMap(name))?;
-    let failed = |source| CaptureError::Map { name, source };
-    let mut tracked: Array<_, u32> = Array::try_from(map).map_err(failed)?;
-    tracked.set(0, 1, 0).map_err(failed)
-}
 
 /// Loads every tp_btf feature and `mark_victim_btf`, this one on a thread
 /// of its own: it is the costliest for the verifier, which checks each

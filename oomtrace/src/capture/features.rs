@@ -134,7 +134,10 @@ pub const FEATURES: &[Feature] = &[
     },
     Feature {
         id: FeatureId::Reclaim,
+        // The kill record's snapshots first: attached last, so a history is
+        // zero, not unknown, only once both reclaim hooks run.
         programs: &[
+            tp_btf(names::RECLAIM_SNAPSHOT_BTF, "mark_victim"),
             tp_btf(names::RECLAIM_END_BTF, "mm_vmscan_memcg_reclaim_end"),
             tp_btf(names::RECLAIM_BEGIN_BTF, "mm_vmscan_memcg_reclaim_begin"),
         ],

@@ -247,11 +247,6 @@ impl Capture {
                 if results.fentry_attached {
                     path = CapturePath::Fentry;
                 }
-                if results.reclaim.is_ok() {
-                    // Only now: a history is zero, not unknown, only while
-                    // the reclaim programs run.
-                    attach::set_reclaim_tracked(&mut ebpf)?;
-                }
                 attach::attach_main_btf(&mut ebpf)?;
                 results
             }

@@ -112,8 +112,9 @@ pub fn programs_of(pid: u32) -> Result<BTreeMap<String, Counters>> {
 /// The source name of one of oomtrace's programs from the kernel's
 /// 15-character copy, when only one name fits it.
 pub fn full_name(short: &str) -> Option<&'static str> {
-    const PROGRAMS: [&str; 13] = [
+    const PROGRAMS: [&str; 14] = [
         "mark_victim_btf",
+        "reclaim_snapshot_btf",
         "mark_victim_tracepoint",
         "oom_control_btf",
         "oom_control_fentry_btf",
