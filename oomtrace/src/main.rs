@@ -109,6 +109,8 @@ fn trace(cli: &Cli) -> anyhow::Result<ExitCode> {
         }
         .into());
     }
+    // First: it takes longest and needs nothing from what follows.
+    let loader = capture::LoaderPrefetch::start();
     let mut output =
         Output::open(cli.output.as_deref(), cli.format).map_err(|source| UserError::Output {
             path: cli.output.clone().unwrap_or_default(),
@@ -183,7 +185,7 @@ fn trace(cli: &Cli) -> anyhow::Result<ExitCode> {
         sigkill: cli.sigkill,
     };
     let capture = capture::timing::phase("capture (load, verify, attach)", || {
-        Capture::start(&plan, facilities.loader_btf(), &options)
+        Capture::start(&plan, facilities.loader_btf(), &options, loader)
     })
     .map_err(|error| {
         // OOMTRACE_VERBOSE=1: the program that failed, with the verifier's

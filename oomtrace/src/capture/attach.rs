@@ -44,15 +44,17 @@ impl FeatureResults {
         }
     }
 
-    /// Tries each of [`FEATURES`] in order on the tp_btf path.
-    pub fn attach(
+    /// Tries each of `features` (a part of [`FEATURES`], in order).
+    fn attach_some(
+        &mut self,
+        features: &[features::Feature],
         ebpf: &mut dyn ProgramSet,
         kernel_btf: &aya::Btf,
         plan: &Plan,
         options: &Options,
-    ) -> Result<FeatureResults, CaptureError> {
-        let mut results = FeatureResults::tracepoint(options);
-        for feature in FEATURES {
+    ) -> Result<(), CaptureError> {
+        let results = self;
+        for feature in features {
             let wanted = match feature.enable {
                 Enable::Always => Ok(()),
                 Enable::SigkillFlag if options.sigkill => Ok(()),
@@ -85,17 +87,20 @@ impl FeatureResults {
                 FeatureId::Sigkill => results.sigkills = result,
             }
         }
-        Ok(results)
+        Ok(())
     }
 }
 
 const SIGKILL_NOT_ASKED: &str = "not asked for (--sigkill)";
 
-/// Loads every tp_btf feature and `mark_victim_btf`, this one on a thread
-/// of its own: it is the costliest for the verifier, which checks each
-/// program on the loading thread, so it runs beside the others' on a
-/// second CPU. Attaches the features meanwhile, in order, and returns
-/// with `mark_victim_btf` loaded, not attached.
+/// Loads every tp_btf feature and `mark_victim_btf`. The verifier checks
+/// a program on the thread that loads it, so the load is shared out over
+/// two CPUs by cost: a second thread loads `mark_victim_btf` (the
+/// costliest) and then the reclaim feature's costliest program, while this
+/// one goes through the features in order, loading and attaching; it
+/// waits for the second thread only when it reaches the reclaim feature,
+/// whose load then skips what is loaded already. Returns with
+/// `mark_victim_btf` loaded, not attached.
 pub(super) fn load_btf(
     ebpf: &mut Ebpf,
     kernel_btf: &aya::Btf,
@@ -108,20 +113,44 @@ pub(super) fn load_btf(
         .remove(name)
         .ok_or(CaptureError::MissingProgram(name))?;
     let main: &mut BtfTracePoint = main.try_into().map_err(program_failed(name))?;
+    // Loaded ahead only where it would be: its failure is reported when
+    // the feature loads it again.
+    let ahead = names::RECLAIM_END_BTF;
+    let reclaim_end = programs.remove(ahead);
     let mut programs = Programs(programs);
+    let (before, after) = FEATURES.split_at(
+        FEATURES
+            .iter()
+            .position(|feature| feature.id == FeatureId::Reclaim)
+            .unwrap_or(FEATURES.len()),
+    );
     std::thread::scope(|scope| {
-        let loading = scope.spawn(|| {
+        let loading = scope.spawn(move || {
             let timer = timing::Timer::start();
             let loaded = main.load("mark_victim", kernel_btf);
-            timer.done(format!("load {name} (own thread)"));
-            loaded
+            timer.done(format!("load {name} (second thread)"));
+            let reclaim_end = reclaim_end.map(|program| {
+                let timer = timing::Timer::start();
+                if let Ok(program) = <&mut BtfTracePoint>::try_from(&mut *program) {
+                    let _ = program.load("mm_vmscan_memcg_reclaim_end", kernel_btf);
+                }
+                timer.done(format!("load {ahead} ahead (second thread)"));
+                program
+            });
+            (loaded, reclaim_end)
         });
-        let results = FeatureResults::attach(&mut programs, kernel_btf, plan, options);
-        let loaded = loading
+        let mut results = FeatureResults::tracepoint(options);
+        let first = results.attach_some(before, &mut programs, kernel_btf, plan, options);
+        let (loaded, reclaim_end) = loading
             .join()
             .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        if let Some(program) = reclaim_end {
+            programs.0.insert(ahead, program);
+        }
+        first?;
+        results.attach_some(after, &mut programs, kernel_btf, plan, options)?;
         loaded.map_err(program_failed(name))?;
-        results
+        Ok(results)
     })
 }
 

@@ -6,8 +6,11 @@
 //! written to [`DEFAULT_DIR`] after a start that parsed, keyed by the BTF's
 //! identity (its size and a hash of all of its bytes, the kernel release)
 //! and by this binary's (version, size and mtime of the executable, hash
-//! of the eBPF object). A later start reads the BTF bytes, hashes them and
-//! uses the entry only if every part of the key is equal: a new kernel, a
+//! of the eBPF object). The BTF is named by the kernel image's GNU build
+//! id (`/sys/kernel/notes`, a hash of the linked image, BTF included) and
+//! the BTF's size, which a start learns without reading the BTF; where a
+//! kernel has no build id, by a hash of all of the BTF's bytes. The entry
+//! is used only if every part of the key is equal: a new kernel, a
 //! rebuilt binary or a changed BTF parses again. A missing, unreadable or
 //! malformed entry is the same as none.
 //!
@@ -30,7 +33,9 @@ use serde::{Deserialize, Serialize};
 pub const DEFAULT_DIR: &str = "/var/cache/oomtrace";
 const FILE: &str = "btf-facts.json";
 /// Bumped when the entry's meaning changes.
-const FORMAT: u32 = 2;
+const FORMAT: u32 = 3;
+/// Where the running kernel's ELF notes are, its build id among them.
+const KERNEL_NOTES: &str = "/sys/kernel/notes";
 
 /// OOMTRACE_CACHE: a directory, or `none` for no cache.
 pub fn dir() -> Option<PathBuf> {
@@ -53,11 +58,37 @@ pub struct Key {
     object: u64,
     release: String,
     btf_size: u64,
+    /// The kernel image's build id (hex); empty when it has none, and then
+    /// `btf_hash` names the BTF.
+    build_id: String,
     btf_hash: u64,
 }
 
 impl Key {
+    /// The key of the running kernel's BTF at `btf_path` without reading
+    /// it: its build id and size. `None` when the kernel has no build id.
+    pub fn of_running_kernel(btf_path: &Path, object: &[u8]) -> Option<Key> {
+        let build_id = build_id(&fs::read(KERNEL_NOTES).ok()?)?;
+        let btf_size = fs::metadata(btf_path).ok()?.len();
+        Some(Key {
+            btf_size,
+            build_id,
+            btf_hash: 0,
+            ..Key::of_binary(object)
+        })
+    }
+
+    /// The key of `btf`'s bytes (a kernel without a build id).
     pub fn new(btf: &[u8], object: &[u8]) -> Key {
+        Key {
+            btf_size: btf.len() as u64,
+            btf_hash: hash(btf),
+            ..Key::of_binary(object)
+        }
+    }
+
+    /// This binary and kernel release, the BTF part left empty.
+    fn of_binary(object: &[u8]) -> Key {
         let exe = fs::metadata("/proc/self/exe")
             .map(|m| (m.size(), m.mtime() * 1_000_000_000 + m.mtime_nsec()))
             .unwrap_or((0, 0));
@@ -70,10 +101,36 @@ impl Key {
                 .unwrap_or_default()
                 .trim()
                 .to_string(),
-            btf_size: btf.len() as u64,
-            btf_hash: hash(btf),
+            btf_size: 0,
+            build_id: String::new(),
+            btf_hash: 0,
         }
     }
+}
+
+/// NT_GNU_BUILD_ID.
+const NT_GNU_BUILD_ID: u32 = 3;
+
+/// The GNU build id in a kernel's ELF notes (native-endian records of
+/// name size, descriptor size, type, then the name and the descriptor,
+/// each padded to 4 bytes), as hex.
+fn build_id(notes: &[u8]) -> Option<String> {
+    let word = |at: usize| -> Option<u32> {
+        Some(u32::from_ne_bytes(notes.get(at..at + 4)?.try_into().ok()?))
+    };
+    let padded = |n: u32| (n as usize).div_ceil(4) * 4;
+    let mut at = 0;
+    while at + 12 <= notes.len() {
+        let (name_size, desc_size, kind) = (word(at)?, word(at + 4)?, word(at + 8)?);
+        let name = notes.get(at + 12..at + 12 + name_size as usize)?;
+        let desc_at = at + 12 + padded(name_size);
+        let desc = notes.get(desc_at..desc_at + desc_size as usize)?;
+        if kind == NT_GNU_BUILD_ID && name == b"GNU\0" && !desc.is_empty() {
+            return Some(desc.iter().map(|b| format!("{b:02x}")).collect());
+        }
+        at = desc_at + padded(desc_size);
+    }
+    None
 }
 
 /// What a start resolved from the BTF.
@@ -295,6 +352,33 @@ mod tests {
         fs::write(dir.join(FILE), b"{not json").expect("write");
         assert!(load(&dir, &key).is_none());
         let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn the_build_id_is_found_among_the_kernels_notes() {
+        let note = |name: &[u8], kind: u32, desc: &[u8]| {
+            let mut out = Vec::new();
+            for word in [name.len() as u32, desc.len() as u32, kind] {
+                out.extend_from_slice(&word.to_ne_bytes());
+            }
+            for part in [name, desc] {
+                out.extend_from_slice(part);
+                out.resize(out.len().div_ceil(4) * 4, 0);
+            }
+            out
+        };
+        // Xen's and Linux's own notes around it, as the kernel has them.
+        let mut notes = note(b"Xen\0", 6, &[1, 2, 3]);
+        notes.extend(note(
+            b"GNU\0",
+            NT_GNU_BUILD_ID,
+            &[0x4a, 0x5a, 0x9b, 0x0a, 0xff],
+        ));
+        notes.extend(note(b"Linux\0", 6, &[0; 4]));
+        assert_eq!(build_id(&notes).as_deref(), Some("4a5a9b0aff"));
+        assert_eq!(build_id(&note(b"Linux\0", 6, &[0; 4])), None);
+        assert_eq!(build_id(&notes[..20]), None);
+        assert_eq!(build_id(&[]), None);
     }
 
     #[test]

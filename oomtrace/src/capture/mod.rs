@@ -116,6 +116,31 @@ pub fn probe_fentry(kernel_btf: &aya::Btf) -> Result<(), FeatureError> {
         .map_err(|source| FeatureError::program(name, source))
 }
 
+/// aya's loader, being made on a thread of its own. `EbpfLoader::new()`
+/// reads and parses the kernel's whole BTF (~20 ms here, the largest part
+/// of a start from the cache) even though [`Capture::start`] then hands it
+/// the BTF to use: begun first thing, that runs beside the rest of the
+/// start instead of in front of the verifier.
+pub struct LoaderPrefetch(Option<std::thread::JoinHandle<EbpfLoader<'static>>>);
+
+impl LoaderPrefetch {
+    /// Starts making the loader; made in place later if no thread starts.
+    pub fn start() -> LoaderPrefetch {
+        let thread = std::thread::Builder::new()
+            .name("aya-loader".into())
+            .spawn(|| timing::phase("aya loader (its own BTF parse)", EbpfLoader::new));
+        LoaderPrefetch(thread.ok())
+    }
+
+    fn take<'a>(self) -> EbpfLoader<'a> {
+        match self.0.map(std::thread::JoinHandle::join) {
+            Some(Ok(loader)) => loader,
+            Some(Err(panic)) => std::panic::resume_unwind(panic),
+            None => EbpfLoader::new(),
+        }
+    }
+}
+
 fn take_map(ebpf: &mut Ebpf, name: &'static str) -> Result<aya::maps::Map, CaptureError> {
     ebpf.take_map(name).ok_or(CaptureError::MissingMap(name))
 }
@@ -222,6 +247,7 @@ impl Capture {
         plan: &Plan,
         loader_btf: Option<&aya::Btf>,
         options: &Options,
+        loader: LoaderPrefetch,
     ) -> Result<Capture, CaptureError> {
         let kernel_btf = match (plan.path, loader_btf) {
             (CapturePath::TpBtf | CapturePath::Fentry, Some(btf)) => Some(btf),
@@ -230,8 +256,9 @@ impl Capture {
             }
             (CapturePath::Tracepoint, _) => None,
         };
+        let mut loader = timing::phase("aya loader (waited for)", || loader.take());
         let mut ebpf = timing::phase("object load (maps, BTF)", || {
-            EbpfLoader::new()
+            loader
                 .btf(kernel_btf)
                 .override_global(names::LAYOUT, &plan.layout, true)
                 .override_global(names::PRESSURE_NS, &options.pressure_ns, true)

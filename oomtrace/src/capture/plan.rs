@@ -243,6 +243,21 @@ fn btf_facts(
     Option<aya::Btf>,
 ) {
     let path = Path::new(btf::VMLINUX_BTF);
+    // Named by the kernel's build id, a cached entry is found without
+    // reading the BTF (5 ms in 4 KiB reads).
+    let named = cache_dir.and_then(|_| cache::Key::of_running_kernel(path, super::EBPF_OBJECT));
+    let look_up = |dir: &Path, key: &cache::Key| {
+        timing::phase("cache read", || {
+            let facts = cache::load(dir, key)?;
+            let loader = facts.loader_btf()?;
+            Some((facts, loader))
+        })
+    };
+    if let (Some(dir), Some(key)) = (cache_dir, &named)
+        && let Some((facts, loader)) = look_up(dir, key)
+    {
+        return (Err(BtfError::Cached), Some(Cache::Hit(facts)), Some(loader));
+    }
     let data = match timing::phase("BTF read", || btf::read(path)) {
         Ok(data) => data,
         Err(e) => return (Err(e), None, None),
@@ -251,15 +266,16 @@ fn btf_facts(
         let (types, loader) = parse_btf_twice(data, path);
         return (types, None, loader);
     };
-    let key = timing::phase("BTF hash", || cache::Key::new(&data, super::EBPF_OBJECT));
-    let hit = timing::phase("cache read", || {
-        let facts = cache::load(dir, &key)?;
-        let loader = facts.loader_btf()?;
-        Some((facts, loader))
-    });
-    if let Some((facts, loader)) = hit {
-        return (Err(BtfError::Cached), Some(Cache::Hit(facts)), Some(loader));
-    }
+    let key = match named {
+        Some(key) => key,
+        None => {
+            let key = timing::phase("BTF hash", || cache::Key::new(&data, super::EBPF_OBJECT));
+            if let Some((facts, loader)) = look_up(dir, &key) {
+                return (Err(BtfError::Cached), Some(Cache::Hit(facts)), Some(loader));
+            }
+            key
+        }
+    };
     let (types, loader) = parse_btf_twice(data, path);
     (types, Some(Cache::Miss(dir.to_path_buf(), key)), loader)
 }
