@@ -132,6 +132,13 @@ impl LoaderPrefetch {
         LoaderPrefetch(thread.ok())
     }
 
+    /// aya's probes of what the kernel supports (a dozen tiny loads it
+    /// makes once, at its first object load), made now by the caller,
+    /// which would otherwise wait for [`LoaderPrefetch::start`]'s thread.
+    pub fn probe_features(&self) {
+        timing::phase("aya feature probes", aya::features);
+    }
+
     fn take<'a>(self) -> EbpfLoader<'a> {
         match self.0.map(std::thread::JoinHandle::join) {
             Some(Ok(loader)) => loader,
