@@ -3,7 +3,7 @@
 
 /// The kill's `struct oom_control` is searched for in the current task's
 /// kernel stack, from its top down, in chunks of this many bytes.
-pub const STACK_SCAN_CHUNK: usize = 256;
+pub const STACK_SCAN_CHUNK: usize = 128;
 /// Most of the kernel stack searched, from its top: 16 KiB, the whole
 /// stack on x86-64 and arm64. (KASAN doubles the stack; scanning 32 KiB
 /// would take the verifier past its 1M-instruction budget, and the
