@@ -20,6 +20,7 @@ pub const MIN_KILLS_FOR_P99: usize = 20;
 /// Start to ready, median of the runs, in ms.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Starts {
+    /// Warm starts (and oomkill's); oomtrace starts cold once.
     pub runs: usize,
     pub oomkill_ms: Option<f64>,
     pub oomtrace_cold_ms: f64,
@@ -109,11 +110,11 @@ impl Peer {
         let s = &self.starts;
         let mut cell = match (s.oomkill_ms, s.ratios()) {
             (Some(peer), Some((cold, warm))) => format!(
-                "start to ready (median of {}): oomtrace cold {:.0} ms, warm {:.0} ms; \
+                "start to ready: oomtrace cold {:.0} ms, warm {:.0} ms (median of {}); \
                  oomkill {peer:.0} ms: {cold:.1}x / {warm:.1}x (goal <= {START_RATIO_GOAL}x: {})",
-                s.runs,
                 s.oomtrace_cold_ms,
                 s.oomtrace_warm_ms,
+                s.runs,
                 if cold <= START_RATIO_GOAL {
                     "met"
                 } else if warm <= START_RATIO_GOAL {
@@ -123,11 +124,11 @@ impl Peer {
                 }
             ),
             _ => format!(
-                "start to ready (median of {}): oomtrace cold {:.0} ms, warm {:.0} ms; \
+                "start to ready: oomtrace cold {:.0} ms, warm {:.0} ms (median of {}); \
                  oomkill did not start ({})",
-                s.runs,
                 s.oomtrace_cold_ms,
                 s.oomtrace_warm_ms,
+                s.runs,
                 short(s.oomkill_error.as_deref().unwrap_or("no time"))
             ),
         };
@@ -239,7 +240,7 @@ pub fn judge(evidence: &Value) -> Result<Peer> {
         numbers(&starts["oomtrace_warm_ms"]),
     );
     let starts = Starts {
-        runs: cold.len(),
+        runs: warm.len(),
         oomkill_ms: median(&mut peer),
         oomtrace_cold_ms: median(&mut cold).context("no oomtrace cold start came back")?,
         oomtrace_warm_ms: median(&mut warm).context("no oomtrace warm start came back")?,
