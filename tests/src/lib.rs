@@ -12,6 +12,7 @@ pub mod hog;
 pub mod http;
 pub mod kernel;
 pub mod kmsg;
+pub mod oomkill;
 pub mod schema;
 pub mod system;
 pub mod tracefs;

@@ -10,8 +10,8 @@
 //! "exit", "text", "btf_names"}); then one per run: {"scenario",
 //! "capture", "ready", "records", "kmsg", "victims" (the chosen one
 //! first), "vmstat_delta", "domain", "memory_events", "tracer_exit",
-//! "error"}; the `earlyoom` scenario's line has its own fields (see
-//! [`earlyoom`]).
+//! "error"}; the `earlyoom` and `oomkill` scenarios' lines have their own
+//! fields (see [`earlyoom`] and [`oomkill_peer`]).
 
 use std::{
     fs,
@@ -26,8 +26,10 @@ use oomtrace_tests::{
     cgroup::Hierarchy,
     hog::{self, HogOptions},
     kmsg,
-    system::vmstat_oom_kill,
+    oomkill::Oomkill,
+    system::{oomtrace_bin, vmstat_oom_kill},
     verify::DomainFiles,
+    wait::Deadline,
 };
 use serde_json::{Value, json};
 
@@ -91,6 +93,11 @@ fn main() {
             .into();
         line
     });
+    write_line(&mut out, &line);
+    // The C peer (libbpf-tools oomkill) beside oomtrace: who is tracing
+    // first, whether both see every kill, and how soon oomtrace's line is
+    // read after the kill.
+    let line = oomkill_peer();
     write_line(&mut out, &line);
     // A userspace OOM killer (Debian's earlyoom) exhausting the guest's
     // memory before the kernel would: --sigkill must name it.
@@ -389,4 +396,252 @@ fn spawn_ignoring_sigterm<T>(spawn: impl FnOnce() -> Result<T>) -> Result<T> {
     // SAFETY: as above.
     unsafe { libc::signal(libc::SIGTERM, libc::SIG_DFL) };
     spawned
+}
+
+/// Where the initramfs puts Debian's libbpf-tools oomkill (the package's
+/// own path).
+const OOMKILL: &str = "/usr/sbin/oomkill";
+/// Starts of each of oomkill and oomtrace warm, one after the other so
+/// that whatever slows the VM hits both alike (oomtrace cold once, first).
+const START_RUNS: usize = 3;
+/// Kills both see at once, one after the other, unless the kernel's
+/// command line asks for more with `oomtrace_vm_kills=N` (the VM that
+/// measures latency: see xtask's vm module).
+const PEER_KILLS: usize = 5;
+const KILLS_PARAMETER: &str = "oomtrace_vm_kills=";
+/// The peer scenario's cgroup and hog: small, so that a kill is quick
+/// under emulation.
+const PEER_LIMIT: u64 = 16 * MIB;
+const PEER_HOG_MIB: u64 = 48;
+/// How long a kill's record (or oomkill's line) may take before it counts
+/// as missed; after this many misses by oomtrace the kills stop.
+const LINE_TIMEOUT: Duration = Duration::from_secs(5);
+const MAX_MISSES: usize = 3;
+/// Where the scenario's oomtrace keeps its BTF cache (empty at first).
+const PEER_CACHE: &str = "/tmp/oomtrace-peer-cache";
+
+/// libbpf-tools oomkill beside oomtrace. First start to ready: oomtrace
+/// with an empty BTF cache (cold, filling it), then [`START_RUNS`] times
+/// oomkill (spawn to its `Tracing OOM kills` line) and oomtrace with that
+/// cache (warm; spawn to the ready line); the last two stay. Then, with
+/// the console quiet (`dmesg -n 1`: the kernel logs its OOM reports but
+/// does not print them to the serial console), kills in a limited cgroup
+/// one after the other: each victim's pid, oomtrace's record's `boot_ns`
+/// and when its line was read (CLOCK_BOOTTIME, the same clock), when
+/// oomkill's line was read. The line: {"scenario": "oomkill", "capture":
+/// "auto", "starts": {"oomkill_ms", "oomtrace_cold_ms", "oomtrace_warm_ms",
+/// "oomkill_error"}, "kills": [{"pid", "boot_ns", "oomtrace_read_ns",
+/// "oomkill_read_ns"}], "oomtrace_victims", "oomkill_victims" (every kill
+/// each reported), "oomkill_error", "oomkill_other_lines",
+/// "console_loglevel", "vmstat_delta", "tracer_exit", "seconds", "error"}.
+fn oomkill_peer() -> Value {
+    let started = std::time::Instant::now();
+    let mut line = json!({"scenario": "oomkill", "capture": "auto"});
+    let result = (|| -> Result<()> {
+        // Not in every guest (x86_64 ones only): say so before starting.
+        if !Path::new(OOMKILL).exists() {
+            bail!("{OOMKILL} is not in this guest");
+        }
+        let _ = fs::remove_dir_all(PEER_CACHE);
+        let (starts, tracer, peer) = starts()?;
+        line["oomkill_error"] = starts["oomkill_error"].clone();
+        line["starts"] = starts;
+        peer_kills(&mut line, tracer, peer)
+    })();
+    let _ = fs::remove_dir_all(PEER_CACHE);
+    if let Err(e) = result {
+        line["error"] = format!("{e:#}").into();
+    }
+    line["seconds"] = started.elapsed().as_secs_f64().into();
+    line
+}
+
+fn ms_since(started: std::time::Instant) -> f64 {
+    started.elapsed().as_secs_f64() * 1000.0
+}
+
+/// oomtrace started with the scenario's cache, and its spawn to ready in
+/// ms.
+fn timed_oomtrace() -> Result<(Tracer, f64)> {
+    let begun = std::time::Instant::now();
+    let mut tracer = Tracer::spawn(
+        std::process::Command::new(oomtrace_bin())
+            .args(["--format", "json", "--store", "none"])
+            .env("OOMTRACE_CACHE", PEER_CACHE),
+    )?;
+    tracer.wait_ready(TIMEOUT)?;
+    Ok((tracer, ms_since(begun)))
+}
+
+/// The starts' times, and the last run's oomtrace and oomkill, still
+/// running (no oomkill if it did not start: the peer's failure, noted,
+/// after which it is not started again; oomtrace's is an error).
+fn starts() -> Result<(Value, Tracer, Option<Oomkill>)> {
+    let (mut peer_ms, mut warm) = (Vec::new(), Vec::new());
+    let (tracer, cold) = timed_oomtrace()?;
+    tracer.stop()?;
+    let mut peer_error = None;
+    let mut last: Option<(Tracer, Option<Oomkill>)> = None;
+    for _ in 0..START_RUNS {
+        // The previous run's go first: each start runs alone.
+        if let Some((tracer, peer)) = last.take() {
+            drop(peer);
+            tracer.stop()?;
+        }
+        let mut peer = None;
+        if peer_error.is_none() {
+            let begun = std::time::Instant::now();
+            match Oomkill::spawn(Path::new(OOMKILL)).and_then(|mut oomkill| {
+                oomkill.wait_tracing(TIMEOUT)?;
+                Ok(oomkill)
+            }) {
+                Ok(oomkill) => {
+                    peer_ms.push(ms_since(begun));
+                    peer = Some(oomkill);
+                }
+                Err(e) => peer_error = Some(format!("{e:#}")),
+            }
+        }
+        // oomkill (idle: it polls 10 times a second) keeps running while
+        // oomtrace starts, as it will trace beside it.
+        let (tracer, ms) = timed_oomtrace()?;
+        warm.push(ms);
+        last = Some((tracer, peer));
+    }
+    let (tracer, peer) = last.context("no start ran")?;
+    let times = json!({
+        "oomkill_ms": peer_ms,
+        "oomtrace_cold_ms": [cold],
+        "oomtrace_warm_ms": warm,
+        "oomkill_error": peer_error,
+    });
+    Ok((times, tracer, peer))
+}
+
+/// How many kills: [`PEER_KILLS`], or what the kernel's command line says.
+fn requested_kills() -> usize {
+    fs::read_to_string("/proc/cmdline")
+        .ok()
+        .and_then(|cmdline| {
+            cmdline
+                .split_whitespace()
+                .find_map(|p| p.strip_prefix(KILLS_PARAMETER)?.parse().ok())
+        })
+        .unwrap_or(PEER_KILLS)
+}
+
+/// Both attached, the console quiet, kill after kill.
+fn peer_kills(line: &mut Value, mut tracer: Tracer, mut peer: Option<Oomkill>) -> Result<()> {
+    let quiet = QuietConsole::set()?;
+    line["console_loglevel"] = console_loglevel()?.into();
+    let cgroup = TestCgroup::new("peer", PEER_LIMIT)?;
+    let before = vmstat_oom_kill()?;
+    let (mut kills, mut ours, mut theirs) = (Vec::new(), Vec::new(), Vec::new());
+    let mut misses = 0;
+    for _ in 0..requested_kills() {
+        let pid = hog::oom_kill(
+            &cgroup.dir,
+            PEER_HOG_MIB,
+            None,
+            &HogOptions::default(),
+            TIMEOUT,
+        )?;
+        let mut kill = json!({"pid": pid});
+        let deadline = Deadline::after(LINE_TIMEOUT);
+        while let Some((read_at, record)) = tracer.next_record_read_at(deadline.left()) {
+            if record["type"] != "oom_kill" {
+                continue;
+            }
+            let victim = record["victim"]["pid"].as_u64();
+            ours.push(victim);
+            if victim == Some(u64::from(pid)) {
+                kill["boot_ns"] = record["boot_ns"].clone();
+                kill["oomtrace_read_ns"] = read_at.into();
+                break;
+            }
+        }
+        if let Some(oomkill) = &mut peer {
+            let deadline = Deadline::after(LINE_TIMEOUT);
+            while let Some((read_at, seen)) = oomkill.next_kill(deadline.left()) {
+                theirs.push(seen.victim_pid);
+                if seen.victim_pid == pid {
+                    kill["oomkill_read_ns"] = read_at.into();
+                    break;
+                }
+            }
+        }
+        if kill["oomtrace_read_ns"].is_null() {
+            misses += 1;
+        }
+        kills.push(kill);
+        if misses >= MAX_MISSES {
+            break;
+        }
+    }
+    // Late arrivals still count as seen.
+    for record in tracer.drain(Duration::from_millis(300)) {
+        if record["type"] == "oom_kill" {
+            ours.push(record["victim"]["pid"].as_u64());
+        }
+    }
+    if let Some(oomkill) = &mut peer {
+        while let Some((_, seen)) = oomkill.next_kill(Duration::from_millis(300)) {
+            theirs.push(seen.victim_pid);
+        }
+        line["oomkill_other_lines"] = oomkill.other_lines.clone().into();
+    }
+    line["vmstat_delta"] = (vmstat_oom_kill()? - before).into();
+    drop(peer);
+    let (status, rest, stderr) = tracer.stop()?;
+    drop(quiet);
+    for record in rest {
+        if record["type"] == "oom_kill" {
+            ours.push(record["victim"]["pid"].as_u64());
+        }
+    }
+    line["kills"] = kills.into();
+    line["oomtrace_victims"] = ours.into();
+    line["oomkill_victims"] = theirs.into();
+    line["tracer_exit"] = json!({"success": status.success(), "stderr": stderr});
+    Ok(())
+}
+
+const PRINTK: &str = "/proc/sys/kernel/printk";
+
+/// The console log level (the first of kernel.printk's four numbers).
+fn console_loglevel() -> Result<String> {
+    let text = fs::read_to_string(PRINTK).context("read kernel.printk")?;
+    text.split_whitespace()
+        .next()
+        .map(str::to_string)
+        .context("kernel.printk is empty")
+}
+
+/// `dmesg -n 1` while this lives (OOM reports logged, not printed to the
+/// serial console, which the kernel does with interrupts off); the level
+/// before comes back on drop.
+struct QuietConsole {
+    was: String,
+}
+
+impl QuietConsole {
+    fn set() -> Result<QuietConsole> {
+        let was = console_loglevel()?;
+        fs::write(PRINTK, "1").context("set the console log level")?;
+        if console_loglevel()? != "1" {
+            bail!("the console log level did not change");
+        }
+        Ok(QuietConsole { was })
+    }
+}
+
+impl Drop for QuietConsole {
+    fn drop(&mut self) {
+        if let Err(error) = fs::write(PRINTK, &self.was) {
+            eprintln!(
+                "vm-guest: cannot restore the console log level {}: {error}",
+                self.was
+            );
+        }
+    }
 }

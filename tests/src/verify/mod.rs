@@ -5,6 +5,7 @@
 //! record had, so a judge can report it without catching panics.
 
 pub mod earlyoom;
+pub mod oomkill;
 pub mod vm;
 
 use std::fmt;

@@ -18,6 +18,8 @@ export PATH=/bin OOMTRACE_BIN=/bin/oomtrace OOMTRACE_READY_SECS=@READY_SECS@
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs dev /dev
+mkdir -p /dev/pts
+mount -t devpts devpts /dev/pts
 mount -t tmpfs tmp /tmp
 mount -t cgroup2 cgroup2 /sys/fs/cgroup
 mount -t tracefs tracefs /sys/kernel/tracing
@@ -66,9 +68,12 @@ pub fn build(work: &Path, arch: Arch) -> Result<PathBuf> {
         fs::copy(release.join(bin), root.join("bin").join(bin))
             .with_context(|| format!("copy {bin}"))?;
     }
-    // The userspace OOM killer of the `earlyoom` scenario (from the host's
-    // apt, with the host's libraries: x86_64 guests only).
+    // The C peer of the `oomkill` scenario, with its libraries from
+    // Debian's archive (glibc among them, which earlyoom then uses too),
+    // and the userspace OOM killer of the `earlyoom` scenario (from the
+    // host's apt): x86_64 guests only.
     if arch.is_host() {
+        super::oomkill::install(&root, work)?;
         super::earlyoom::install(&root, work)?;
     }
     // The guest driver provokes a global OOM only where this exists.

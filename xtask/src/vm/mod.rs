@@ -8,12 +8,16 @@ pub(crate) mod debian; // packages from the archive's verified indexes, any arch
 mod earlyoom; // Debian's earlyoom and its libraries, for the guest
 mod initramfs; // the guest's root: busybox, the static binaries, /init
 mod kernels; // the matrix, and kernel images from Debian's archive
+mod oomkill; // Debian's libbpf-tools oomkill and its libraries, for the guest
 mod qemu; // one boot, and the evidence lines it brings back
 
 use std::{fmt::Write as _, fs};
 
 use anyhow::{Context as _, Result, bail};
-use oomtrace_tests::verify::vm::{Offers, judge, judge_check};
+use oomtrace_tests::verify::{
+    oomkill as peer,
+    vm::{Offers, judge, judge_check},
+};
 use serde_json::Value;
 
 use crate::{setup, sh::workspace_root};
@@ -21,6 +25,13 @@ use crate::{setup, sh::workspace_root};
 /// Capture paths each VM runs every scenario with (the global OOM also
 /// with `auto`).
 const CAPTURES: [&str; 3] = ["fentry", "btf", "tracepoint"];
+
+/// The kernel whose VM also measures oomtrace's kill -> JSON line latency
+/// over [`LATENCY_KILLS`] kills (the one issue 17 measured); the other
+/// x86_64 VMs see a few kills side by side with libbpf-tools oomkill, to
+/// keep the matrix short.
+const LATENCY_KERNEL: &str = "6.12";
+const LATENCY_KILLS: u32 = 50;
 
 /// A kernel of the matrix.
 struct Kernel {
@@ -226,13 +237,64 @@ fn report(
     );
     if kernel.arch.is_host() {
         earlyoom_row(&label, results, &offers, table, failures);
+        oomkill_rows(&label, results, table, failures);
     } else {
-        let _ = writeln!(
-            table,
-            "| {label} | earlyoom, --sigkill (auto) | not run (x86_64 guests only) |{}",
-            " |".repeat(CAPTURES.len() - 1)
-        );
+        for scenario in [
+            "earlyoom, --sigkill (auto)",
+            "libbpf-tools oomkill beside it (auto)",
+            "kill -> JSON line (auto)",
+        ] {
+            let _ = writeln!(
+                table,
+                "| {label} | {scenario} | not run (x86_64 guests only) |{}",
+                " |".repeat(CAPTURES.len() - 1)
+            );
+        }
     }
+}
+
+/// The C peer's rows: libbpf-tools oomkill's start beside oomtrace's and
+/// whether both saw every kill, then oomtrace's kill-to-line latency on
+/// those kills. The goals are reported, not judged; oomtrace missing a
+/// kill fails, oomkill missing one is a note in the cell (and on stderr).
+fn oomkill_rows(label: &str, results: &[Value], table: &mut String, failures: &mut Vec<String>) {
+    let rest = " |".repeat(CAPTURES.len() - 1);
+    let evidence = results.iter().find(|r| r["scenario"] == "oomkill");
+    let peer = evidence
+        .context("no result came back from the VM")
+        .and_then(peer::judge);
+    let (start, latency) = match peer {
+        Ok(peer) => {
+            for failure in peer.failures() {
+                failures.push(format!(
+                    "{label} libbpf-tools oomkill beside oomtrace: {failure}"
+                ));
+            }
+            if !peer.oomkill_saw_every_kill() {
+                eprintln!(
+                    "xtask: note: {label}: libbpf-tools oomkill did not report every kill: {}",
+                    peer.start_cell()
+                );
+            }
+            (peer.start_cell(), peer.latency_cell())
+        }
+        Err(why) => {
+            let why = format!("{why:#}").replace('\n', " ");
+            failures.push(format!(
+                "{label} libbpf-tools oomkill beside oomtrace: {why}"
+            ));
+            let cell = format!("FAIL ({})", why.chars().take(60).collect::<String>());
+            (cell.clone(), cell)
+        }
+    };
+    let _ = writeln!(
+        table,
+        "| {label} | libbpf-tools oomkill beside it (auto) | {start} |{rest}"
+    );
+    let _ = writeln!(
+        table,
+        "| {label} | kill -> JSON line (auto) | {latency} |{rest}"
+    );
 }
 
 /// The userspace OOM killer's row: earlyoom, judged on the sigkill record.

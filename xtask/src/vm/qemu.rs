@@ -32,7 +32,6 @@ pub fn boot(
     );
     let started = Instant::now();
     let arch = kernel.arch;
-    let (console_tty, _) = arch.ttys();
     let status = Command::new("timeout")
         .arg(kernel.arch.vm_timeout().as_secs().to_string())
         .arg(arch.qemu())
@@ -42,7 +41,7 @@ pub fn boot(
         .arg(image)
         .arg("-initrd")
         .arg(initrd)
-        .args(["-append", &format!("console={console_tty} quiet panic=-1")])
+        .args(["-append", &command_line(kernel)])
         .arg("-serial")
         .arg(format!("file:{}", console.display()))
         .args(arch.evidence_port(&results))
@@ -75,6 +74,19 @@ pub fn boot(
         );
     }
     Ok((lines, took))
+}
+
+/// The guest kernel's command line: its console, and for the latency
+/// VM the number of kills its driver makes beside libbpf-tools oomkill
+/// (read from /proc/cmdline; the kernel hands the unknown parameter to
+/// /init's environment, where nothing reads it).
+fn command_line(kernel: &Kernel) -> String {
+    let (console, _) = kernel.arch.ttys();
+    let mut line = format!("console={console} quiet panic=-1");
+    if kernel.name == super::LATENCY_KERNEL {
+        line.push_str(&format!(" oomtrace_vm_kills={}", super::LATENCY_KILLS));
+    }
+    line
 }
 
 /// The evidence lines the kernel's last run left in `work`.
