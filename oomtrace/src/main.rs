@@ -186,7 +186,7 @@ fn trace(cli: &Cli) -> anyhow::Result<ExitCode> {
         sigkill: cli.sigkill,
     };
     let capture = capture::timing::phase("capture (load, verify, attach)", || {
-        Capture::start(&plan, facilities.loader_btf(), &options, loader)
+        Capture::start(&plan, || facilities.loader_btf(), &options, loader)
     })
     .map_err(|error| {
         // OOMTRACE_VERBOSE=1: the program that failed, with the verifier's

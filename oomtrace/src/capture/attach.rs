@@ -93,14 +93,11 @@ impl FeatureResults {
 
 const SIGKILL_NOT_ASKED: &str = "not asked for (--sigkill)";
 
-/// Loads every tp_btf feature and `mark_victim_btf`. The verifier checks
-/// a program on the thread that loads it, so the load is shared out over
-/// two CPUs by cost: a second thread loads `mark_victim_btf` (the
-/// costliest) and then the reclaim feature's kill-record snapshots, which
-/// evens out the insns the two verify (13,700 and 13,500 here), while this
-/// one goes through the features in order, loading and attaching; it
-/// waits for the second thread only when it reaches the reclaim feature,
-/// whose load then skips what is loaded already. Returns with
+/// Loads every tp_btf feature and `mark_victim_btf`, this one on a thread
+/// of its own: the verifier checks a program on the thread that loads it,
+/// and `mark_victim_btf` (11,700 insns) is about as much as all the
+/// others together (13,500), so it runs beside them on a second CPU.
+/// Attaches the features meanwhile, in order, and returns with
 /// `mark_victim_btf` loaded, not attached.
 pub(super) fn load_btf(
     ebpf: &mut Ebpf,
@@ -114,42 +111,20 @@ pub(super) fn load_btf(
         .remove(name)
         .ok_or(CaptureError::MissingProgram(name))?;
     let main: &mut BtfTracePoint = main.try_into().map_err(program_failed(name))?;
-    // Loaded ahead only where it would be: its failure is reported when
-    // the feature loads it again.
-    let ahead = names::RECLAIM_SNAPSHOT_BTF;
-    let ahead_program = programs.remove(ahead);
     let mut programs = Programs(programs);
-    let (before, after) = FEATURES.split_at(
-        FEATURES
-            .iter()
-            .position(|feature| feature.id == FeatureId::Reclaim)
-            .unwrap_or(FEATURES.len()),
-    );
     std::thread::scope(|scope| {
-        let loading = scope.spawn(move || {
+        let loading = scope.spawn(|| {
             let timer = timing::Timer::start();
             let loaded = main.load("mark_victim", kernel_btf);
             timer.done(format!("load {name} (second thread)"));
-            let ahead_program = ahead_program.map(|program| {
-                let timer = timing::Timer::start();
-                if let Ok(program) = <&mut BtfTracePoint>::try_from(&mut *program) {
-                    let _ = program.load("mark_victim", kernel_btf);
-                }
-                timer.done(format!("load {ahead} ahead (second thread)"));
-                program
-            });
-            (loaded, ahead_program)
+            loaded
         });
         let mut results = FeatureResults::tracepoint(options);
-        let first = results.attach_some(before, &mut programs, kernel_btf, plan, options);
-        let (loaded, ahead_program) = loading
+        let attached = results.attach_some(FEATURES, &mut programs, kernel_btf, plan, options);
+        let loaded = loading
             .join()
             .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-        if let Some(program) = ahead_program {
-            programs.0.insert(ahead, program);
-        }
-        first?;
-        results.attach_some(after, &mut programs, kernel_btf, plan, options)?;
+        attached?;
         loaded.map_err(program_failed(name))?;
         Ok(results)
     })

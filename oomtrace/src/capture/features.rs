@@ -319,8 +319,6 @@ fn load(
     let name = program.name;
     let failed = |e| FeatureError::program(name, e);
     match program.hook {
-        // Loaded ahead on another thread (see attach::load_btf).
-        Hook::TpBtf(_) if typed::<BtfTracePoint>(ebpf, name)?.fd().is_ok() => Ok(()),
         Hook::TpBtf(tracepoint) => typed::<BtfTracePoint>(ebpf, name)?
             .load(tracepoint, kernel_btf)
             .map_err(failed),

@@ -118,9 +118,13 @@ pub fn probe_fentry(kernel_btf: &aya::Btf) -> Result<(), FeatureError> {
 
 /// aya's loader, being made on a thread of its own. `EbpfLoader::new()`
 /// reads and parses the kernel's whole BTF (~20 ms here, the largest part
-/// of a start from the cache) even though [`Capture::start`] then hands it
-/// the BTF to use: begun first thing, that runs beside the rest of the
-/// start instead of in front of the verifier.
+/// of a start from the cache, and ~10 MiB at its peak) even though
+/// [`Capture::start`] then hands it the BTF to use (aya issue #1172, no
+/// way around it in aya 0.14's API). The thread it is made on first
+/// takes a root of its own (`unshare(CLONE_FS)`, then `chroot` into a
+/// directory without `/sys`: a thread's root is its own once its fs
+/// context is), where aya finds no BTF to parse, and ends with it. Where
+/// that is refused (no CAP_SYS_CHROOT) aya parses, beside the probe.
 pub struct LoaderPrefetch(Option<std::thread::JoinHandle<EbpfLoader<'static>>>);
 
 impl LoaderPrefetch {
@@ -128,7 +132,13 @@ impl LoaderPrefetch {
     pub fn start() -> LoaderPrefetch {
         let thread = std::thread::Builder::new()
             .name("aya-loader".into())
-            .spawn(|| timing::phase("aya loader (its own BTF parse)", EbpfLoader::new));
+            .spawn(|| {
+                if without_kernel_btf_in_sight() {
+                    timing::phase("aya loader (no BTF in sight)", EbpfLoader::new)
+                } else {
+                    timing::phase("aya loader (its own BTF parse)", EbpfLoader::new)
+                }
+            });
         LoaderPrefetch(thread.ok())
     }
 
@@ -145,6 +155,18 @@ impl LoaderPrefetch {
             Some(Err(panic)) => std::panic::resume_unwind(panic),
             None => EbpfLoader::new(),
         }
+    }
+}
+
+/// Gives the calling thread (only) a root where `/sys/kernel/btf/vmlinux`
+/// does not exist; false if refused. The thread must end afterwards.
+fn without_kernel_btf_in_sight() -> bool {
+    // SAFETY: unshare(CLONE_FS) copies this thread's fs context (root,
+    // cwd, umask) so that the chroot after it changes this thread's root
+    // alone; neither touches memory. /proc/self/fdinfo holds only numbered
+    // files.
+    unsafe {
+        libc::unshare(libc::CLONE_FS) == 0 && libc::chroot(c"/proc/self/fdinfo".as_ptr()) == 0
     }
 }
 
@@ -250,29 +272,42 @@ impl CaptureError {
 impl Capture {
     /// Loads the object with `plan`'s layout, loads and attaches the chosen
     /// program and the optional features, and returns the maps to read.
-    pub fn start(
+    /// `loader_btf` gives the BTF aya looks attach points up in; it is
+    /// called beside the object load, which does not need it (the object
+    /// has no CO-RE relocations: offsets come from the layout).
+    pub fn start<'b>(
         plan: &Plan,
-        loader_btf: Option<&aya::Btf>,
+        loader_btf: impl FnOnce() -> Option<&'b aya::Btf> + Send,
         options: &Options,
         loader: LoaderPrefetch,
     ) -> Result<Capture, CaptureError> {
-        let kernel_btf = match (plan.path, loader_btf) {
-            (CapturePath::TpBtf | CapturePath::Fentry, Some(btf)) => Some(btf),
-            (CapturePath::TpBtf | CapturePath::Fentry, None) => {
-                return Err(CaptureError::LoaderBtf);
-            }
-            (CapturePath::Tracepoint, _) => None,
+        let wants_btf = plan.path != CapturePath::Tracepoint;
+        let (ebpf, loader_btf) = std::thread::scope(|scope| {
+            let btf = wants_btf.then(|| scope.spawn(loader_btf));
+            let mut loader = timing::phase("aya loader (waited for)", || loader.take());
+            let ebpf = timing::phase("object load (maps, BTF)", || {
+                loader
+                    .btf(None)
+                    .override_global(names::LAYOUT, &plan.layout, true)
+                    .override_global(names::PRESSURE_NS, &options.pressure_ns, true)
+                    .map_max_entries(names::EVENTS, options.ring_buffer_bytes)
+                    .load(EBPF_OBJECT)
+            });
+            let btf = btf.map(|thread| {
+                timing::phase("aya's BTF (waited for)", || {
+                    thread
+                        .join()
+                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+                })
+            });
+            (ebpf, btf.flatten())
+        });
+        let mut ebpf = ebpf.map_err(CaptureError::Load)?;
+        let kernel_btf = match (wants_btf, loader_btf) {
+            (true, Some(btf)) => Some(btf),
+            (true, None) => return Err(CaptureError::LoaderBtf),
+            (false, _) => None,
         };
-        let mut loader = timing::phase("aya loader (waited for)", || loader.take());
-        let mut ebpf = timing::phase("object load (maps, BTF)", || {
-            loader
-                .btf(kernel_btf)
-                .override_global(names::LAYOUT, &plan.layout, true)
-                .override_global(names::PRESSURE_NS, &options.pressure_ns, true)
-                .map_max_entries(names::EVENTS, options.ring_buffer_bytes)
-                .load(EBPF_OBJECT)
-        })
-        .map_err(CaptureError::Load)?;
 
         let mut path = plan.path;
         let results = match kernel_btf {

@@ -21,8 +21,12 @@ pub struct Facilities {
     pub btf: Result<KernelTypes, BtfError>,
     /// What a start needs from this BTF, from the cache.
     cache: Option<Cache>,
-    /// The same BTF parsed by aya, which needs it to load tp_btf programs.
-    loader_btf: Option<aya::Btf>,
+    /// The same BTF parsed by aya, which needs it to load tp_btf programs:
+    /// from a cache hit, the small synthetic one, made when first asked
+    /// for (see [`Self::loader_btf`]).
+    loader_btf: std::sync::OnceLock<Option<aya::Btf>>,
+    /// The synthetic one being made, from the cache hit on.
+    synthetic: std::sync::Mutex<Option<std::thread::JoinHandle<Option<aya::Btf>>>>,
     pub tracefs: Result<PathBuf, io::Error>,
     pub mark_victim_format: Option<Result<EventFormat, io::Error>>,
 }
@@ -38,11 +42,28 @@ impl Facilities {
     /// when it did not.
     pub fn probe_cached(cache_dir: Option<&Path>) -> Facilities {
         let (btf, cache, loader_btf) = btf_facts(cache_dir);
+        // Made beside the rest of the start: it is the longest part of one
+        // from the cache (~8 ms for a kernel's 150,000 type ids).
+        let synthetic = match &cache {
+            Some(Cache::Hit(facts)) => {
+                let facts = facts.clone();
+                std::thread::Builder::new()
+                    .name("synthetic-btf".into())
+                    .spawn(move || {
+                        timing::phase("synthetic BTF for aya (from the cache)", || {
+                            facts.loader_btf()
+                        })
+                    })
+                    .ok()
+            }
+            _ => None,
+        };
         let tracefs = tracefs::find().ok_or_else(|| io::Error::from(io::ErrorKind::NotFound));
         let mut facilities = Facilities {
             btf,
             cache,
-            loader_btf,
+            loader_btf: loader_btf.map(|btf| Some(btf).into()).unwrap_or_default(),
+            synthetic: synthetic.into(),
             tracefs,
             mark_victim_format: None,
         };
@@ -59,8 +80,8 @@ impl Facilities {
     /// cache for the next start. Slow (it resolves the layout again):
     /// call it once ready. Failing to write only costs the next start.
     pub fn fill_cache(&self) {
-        let (Some(Cache::Miss(dir, key)), Ok(types), Some(loader)) =
-            (&self.cache, &self.btf, &self.loader_btf)
+        let (Some(Cache::Miss(dir, key)), Ok(types), Some(Some(loader))) =
+            (&self.cache, &self.btf, self.loader_btf.get())
         else {
             return;
         };
@@ -90,9 +111,22 @@ impl Facilities {
             .map(|dir| tracefs::read_format(dir, "oom", "mark_victim"));
     }
 
-    /// The kernel BTF as the loader needs it.
+    /// The kernel BTF as the loader needs it: from a cache hit, the
+    /// synthetic one its thread makes (waited for here, or made here if no
+    /// thread started).
     pub fn loader_btf(&self) -> Option<&aya::Btf> {
-        self.loader_btf.as_ref()
+        self.loader_btf
+            .get_or_init(|| {
+                let thread = self.synthetic.lock().ok().and_then(|mut slot| slot.take());
+                match (thread, &self.cache) {
+                    (Some(thread), _) => thread
+                        .join()
+                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+                    (None, Some(Cache::Hit(facts))) => facts.loader_btf(),
+                    (None, _) => None,
+                }
+            })
+            .as_ref()
     }
 
     /// Picks the richest capture path allowed by `preference` and
@@ -246,17 +280,12 @@ fn btf_facts(
     // Named by the kernel's build id, a cached entry is found without
     // reading the BTF (5 ms in 4 KiB reads).
     let named = cache_dir.and_then(|_| cache::Key::of_running_kernel(path, super::EBPF_OBJECT));
-    let look_up = |dir: &Path, key: &cache::Key| {
-        timing::phase("cache read", || {
-            let facts = cache::load(dir, key)?;
-            let loader = facts.loader_btf()?;
-            Some((facts, loader))
-        })
-    };
+    let look_up =
+        |dir: &Path, key: &cache::Key| timing::phase("cache read", || cache::load(dir, key));
     if let (Some(dir), Some(key)) = (cache_dir, &named)
-        && let Some((facts, loader)) = look_up(dir, key)
+        && let Some(facts) = look_up(dir, key)
     {
-        return (Err(BtfError::Cached), Some(Cache::Hit(facts)), Some(loader));
+        return (Err(BtfError::Cached), Some(Cache::Hit(facts)), None);
     }
     let data = match timing::phase("BTF read", || btf::read(path)) {
         Ok(data) => data,
@@ -270,8 +299,8 @@ fn btf_facts(
         Some(key) => key,
         None => {
             let key = timing::phase("BTF hash", || cache::Key::new(&data, super::EBPF_OBJECT));
-            if let Some((facts, loader)) = look_up(dir, &key) {
-                return (Err(BtfError::Cached), Some(Cache::Hit(facts)), Some(loader));
+            if let Some(facts) = look_up(dir, &key) {
+                return (Err(BtfError::Cached), Some(Cache::Hit(facts)), None);
             }
             key
         }
@@ -471,7 +500,8 @@ mod tests {
                 source: io::ErrorKind::NotFound.into(),
             }),
             cache: None,
-            loader_btf: None,
+            loader_btf: Default::default(),
+            synthetic: Default::default(),
             tracefs: if format.is_some() {
                 Ok("/sys/kernel/tracing".into())
             } else {
