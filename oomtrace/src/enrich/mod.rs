@@ -59,6 +59,8 @@ pub struct Enricher {
     reclaim: Option<ReclaimHistory>,
     /// Rows of the candidate table; 0 turns it off.
     candidates: usize,
+    /// The last OOM domains' cgroup directories, kept open.
+    dirs: candidates::Dirs,
     pod_logs: PodLogs,
     names: names::ContainerNames,
     history: History,
@@ -80,6 +82,7 @@ impl Enricher {
             page_size,
             reclaim: reclaim_tracked.then(ReclaimHistory::default),
             candidates: settings.candidates,
+            dirs: candidates::Dirs::default(),
             pod_logs: PodLogs::new(settings.kubelet_log_dir),
             names: names::ContainerNames::new(settings.containers),
             history,
@@ -148,6 +151,13 @@ impl Enricher {
                     trend.as_ref().map(|(summary, _)| summary),
                 )
             });
+        // The trigger is most often the victim itself, or in its cgroup.
+        let trigger_memcg = kill.trigger.memcg.as_ref().map(|m| {
+            match victim_memcg.as_ref().filter(|v| v.id == m.id) {
+                Some(same) => same.clone(),
+                None => self.memcg(m, &reclaim),
+            }
+        });
         let kubelet_adj = victim_memcg
             .as_ref()
             .and_then(|m| m.k8s.as_ref())
@@ -186,7 +196,7 @@ impl Enricher {
                 pid: kill.trigger.pid,
                 tgid: kill.trigger.tgid,
                 comm: kill.trigger.comm.as_deref().map(kernel_text),
-                memcg: kill.trigger.memcg.as_ref().map(|m| self.memcg(m, &reclaim)),
+                memcg: trigger_memcg,
                 is_victim: kill.trigger.is_victim,
             },
             constraint: oom.and_then(|o| o.constraint),
@@ -391,7 +401,7 @@ impl Enricher {
 
     /// The OOM domain's other processes, when the domain is known.
     fn candidates(
-        &self,
+        &mut self,
         kill: &OomKill,
         oom: &OomControl,
         oom_memcg: Option<&OomMemcgReport>,
@@ -400,7 +410,7 @@ impl Enricher {
             return None;
         }
         let dir;
-        let domain = match oom.constraint? {
+        let memcg = match oom.constraint? {
             Constraint::Memcg => {
                 let path = oom_memcg?.path.as_deref()?;
                 dir = self
@@ -408,21 +418,37 @@ impl Enricher {
                     .as_ref()?
                     .mount
                     .join(path.trim_start_matches('/'));
-                Domain::Memcg(&dir)
+                Some((oom_memcg?.id, dir.as_path()))
             }
             // cpuset and mempolicy OOMs weigh the processes whose allowed
             // nodes overlap; all processes is the superset.
-            Constraint::Global | Constraint::Cpuset | Constraint::Mempolicy => Domain::Global,
+            Constraint::Global | Constraint::Cpuset | Constraint::Mempolicy => None,
         };
         let taken_after_us = clock::boot_ns_now().saturating_sub(kill.boot_ns) / 1000;
         let victim_tgid = kill.victim.tgid.or(kill.victim.pid);
-        let scanned = candidates::scan(
-            domain,
-            victim_tgid,
-            oom.totalpages,
-            self.page_size,
-            self.candidates,
-        );
+        let (page_size, rows) = (self.page_size, self.candidates);
+        let scan = |domain: Domain<'_>| {
+            candidates::scan(domain, victim_tgid, oom.totalpages, page_size, rows)
+        };
+        let scanned = match memcg {
+            // The domain's directory kept open from an earlier kill in it
+            // (or opened now for the next): no walk of the mount's path.
+            Some((id, path)) => {
+                let from_open = self
+                    .dirs
+                    .get(id, path)
+                    .map(|open| scan(Domain::Open(open, path)));
+                match from_open {
+                    Some(Some(scanned)) => scanned,
+                    Some(None) => {
+                        self.dirs.forget(id);
+                        scan(Domain::Memcg(path))?
+                    }
+                    None => scan(Domain::Memcg(path))?,
+                }
+            }
+            None => scan(Domain::Global)?,
+        };
         Some(candidates::report(taken_after_us, scanned))
     }
 
@@ -551,6 +577,7 @@ mod tests {
             page_size: 4096,
             reclaim: None,
             candidates: 10,
+            dirs: candidates::Dirs::default(),
             pod_logs: PodLogs::new("/nonexistent".into()),
             names: names::ContainerNames::new(names::Sources {
                 docker_socket: "/nonexistent/docker.sock".into(),

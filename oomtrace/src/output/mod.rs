@@ -203,7 +203,8 @@ impl Output {
         as_text: fn(&mut dyn Write, &R) -> io::Result<()>,
         stored: bool,
     ) -> io::Result<()> {
-        let mut bytes = Vec::with_capacity(1024);
+        // A kill's line is 2-4 KB: one allocation, no regrowth.
+        let mut bytes = Vec::with_capacity(4096);
         match self.format {
             Format::Json => {
                 serde_json::to_writer(&mut bytes, report).map_err(io::Error::other)?;
