@@ -23,8 +23,10 @@ const UNKILLABLE: i64 = -1000;
 pub enum Domain<'a> {
     /// A memcg OOM: the processes in this cgroup directory's subtree.
     Memcg(&'a Path),
-    /// The same, with its directory held open by a [`Dirs`] cache.
-    Open(&'a File, &'a Path),
+    /// The same, with its directory held open by a [`Dirs`] cache; the
+    /// `cgroup.procs` read is left open in the Vec, for the caller to close
+    /// once the record is out.
+    Open(&'a File, &'a Path, &'a mut Vec<File>),
     /// A global OOM: every process.
     Global,
 }
@@ -211,8 +213,9 @@ fn number<T: std::str::FromStr>(text: &[u8]) -> Option<T> {
     std::str::from_utf8(text).ok()?.trim().parse().ok()
 }
 
-/// Reads `dir`'s `cgroup.procs` into `buf`, reusing its capacity.
-fn read_procs_at(dir: &File, buf: &mut Vec<u8>) -> io::Result<usize> {
+/// Reads `dir`'s `cgroup.procs` into `buf`, reusing its capacity; the
+/// file is handed back, still open, for the caller to close when it can.
+fn read_procs_at(dir: &File, buf: &mut Vec<u8>) -> io::Result<(usize, File)> {
     const PROCS: &CStr = c"cgroup.procs";
     // SAFETY: a valid directory descriptor and a NUL-terminated name; the
     // descriptor returned is owned by the File.
@@ -228,14 +231,23 @@ fn read_procs_at(dir: &File, buf: &mut Vec<u8>) -> io::Result<usize> {
     }
     // SAFETY: `fd` was just opened and nothing else owns it.
     let mut file = unsafe { File::from_raw_fd(fd) };
-    read_file_into(&mut file, buf)
+    let len = read_file_into(&mut file, buf)?;
+    Ok((len, file))
 }
 
 /// Process ids in the cgroup directory held open as `dir` and its
 /// descendants; `Err` when its `cgroup.procs` cannot be opened (the cgroup
 /// is gone).
-fn pids_in_open_subtree(dir: &File, path: &Path, buf: &mut Vec<u8>) -> io::Result<Vec<u32>> {
-    let len = read_procs_at(dir, buf)?;
+fn pids_in_open_subtree(
+    dir: &File,
+    path: &Path,
+    buf: &mut Vec<u8>,
+    close_later: &mut Vec<File>,
+) -> io::Result<Vec<u32>> {
+    let (len, procs) = read_procs_at(dir, buf)?;
+    // Closing a cgroup v1 `cgroup.procs` costs the kernel some microseconds
+    // (its pid list's release): after the record's line, not before.
+    close_later.push(procs);
     let mut pids: Vec<u32> = buf[..len]
         .split(|b| *b == b'\n')
         .filter_map(number::<u32>)
@@ -315,10 +327,12 @@ pub fn scan(
     let mut buf = Vec::new();
     let pids = match domain {
         Domain::Memcg(dir) => pids_in_subtree(dir, &mut buf),
-        Domain::Open(dir, path) => match pids_in_open_subtree(dir, path, &mut buf) {
-            Ok(pids) => pids,
-            Err(_) => return None,
-        },
+        Domain::Open(dir, path, close_later) => {
+            match pids_in_open_subtree(dir, path, &mut buf, close_later) {
+                Ok(pids) => pids,
+                Err(_) => return None,
+            }
+        }
         Domain::Global => all_pids(Path::new("/proc")),
     };
     let mut path = String::with_capacity(32);
@@ -482,7 +496,9 @@ mod tests {
         let mut dirs = Dirs::default();
         assert!(dirs.get(ino + 1, &dir).is_none(), "another cgroup's id");
         let open = dirs.get(ino, &dir).expect("opened");
-        let mut pids = pids_in_open_subtree(open, &dir, &mut Vec::new()).expect("read");
+        let mut kept = Vec::new();
+        let mut pids = pids_in_open_subtree(open, &dir, &mut Vec::new(), &mut kept).expect("read");
+        assert_eq!(kept.len(), 1, "its cgroup.procs, left open for later");
         pids.sort_unstable();
         assert_eq!(pids, [1, 2, 3], "its subtree too");
         assert_eq!(dirs.open.len(), 1);
@@ -497,7 +513,7 @@ mod tests {
         fs::create_dir_all(&dir).expect("mkdir");
         fs::write(dir.join("cgroup.procs"), "9\n").expect("write");
         let open = dirs.get(ino, &dir).expect("kept");
-        assert!(pids_in_open_subtree(open, &dir, &mut Vec::new()).is_err());
+        assert!(pids_in_open_subtree(open, &dir, &mut Vec::new(), &mut kept).is_err());
         dirs.forget(ino);
         let new_ino = fs::metadata(&dir).expect("stat").ino();
         assert!(dirs.get(ino, &dir).is_none() || new_ino == ino);

@@ -61,6 +61,9 @@ pub struct Enricher {
     candidates: usize,
     /// The last OOM domains' cgroup directories, kept open.
     dirs: candidates::Dirs,
+    /// Files read for a record, closed once the records of its event are
+    /// written ([`Enricher::after_line`]).
+    close_later: Vec<std::fs::File>,
     pod_logs: PodLogs,
     names: names::ContainerNames,
     history: History,
@@ -83,6 +86,7 @@ impl Enricher {
             reclaim: reclaim_tracked.then(ReclaimHistory::default),
             candidates: settings.candidates,
             dirs: candidates::Dirs::default(),
+            close_later: Vec::new(),
             pod_logs: PodLogs::new(settings.kubelet_log_dir),
             names: names::ContainerNames::new(settings.containers),
             history,
@@ -219,6 +223,12 @@ impl Enricher {
             attach_runtime(&mut report, cmdline, CapturedAt::Kill);
         }
         report
+    }
+
+    /// An event's records are written: what was left for later is done
+    /// now (closing the files read for them).
+    pub fn after_line(&mut self) {
+        self.close_later.clear();
     }
 
     /// A SIGKILL and its sender.
@@ -426,6 +436,10 @@ impl Enricher {
         };
         let taken_after_us = clock::boot_ns_now().saturating_sub(kill.boot_ns) / 1000;
         let victim_tgid = kill.victim.tgid.or(kill.victim.pid);
+        // Closed after each line; a caller that never says so keeps a few.
+        if self.close_later.len() >= 8 {
+            self.close_later.clear();
+        }
         let (page_size, rows) = (self.page_size, self.candidates);
         let scan = |domain: Domain<'_>| {
             candidates::scan(domain, victim_tgid, oom.totalpages, page_size, rows)
@@ -437,7 +451,7 @@ impl Enricher {
                 let from_open = self
                     .dirs
                     .get(id, path)
-                    .map(|open| scan(Domain::Open(open, path)));
+                    .map(|open| scan(Domain::Open(open, path, &mut self.close_later)));
                 match from_open {
                     Some(Some(scanned)) => scanned,
                     Some(None) => {
@@ -578,6 +592,7 @@ mod tests {
             reclaim: None,
             candidates: 10,
             dirs: candidates::Dirs::default(),
+            close_later: Vec::new(),
             pod_logs: PodLogs::new("/nonexistent".into()),
             names: names::ContainerNames::new(names::Sources {
                 docker_socket: "/nonexistent/docker.sock".into(),
