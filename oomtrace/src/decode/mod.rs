@@ -78,24 +78,21 @@ pub fn entry(bytes: &[u8]) -> Result<Decoded, BadEntry> {
     match kind {
         kind::OOM_KILL => {
             let (record, cmdline) = with_cmdline::<OomKillRecord>(kind, bytes)?;
+            // Moved, not cloned: up to 16 KiB of arguments and environment.
+            let (cmdline, bad_cmdline) = split(cmdline);
             Ok(Decoded {
-                event: Event::Kill(
-                    Box::new(OomKill::from_record(&record)),
-                    cmdline.clone().ok().flatten(),
-                ),
-                bad_cmdline: cmdline.err(),
+                event: Event::Kill(Box::new(OomKill::from_record(&record)), cmdline),
+                bad_cmdline,
             })
         }
         kind::MEMCG_PRESSURE => copy::<PressureRecord>(kind, bytes)
             .map(|r| whole(Event::Pressure(Pressure::from_record(&r)))),
         kind::OOM_OUTCOME => {
             let (record, cmdline) = with_cmdline::<OutcomeRecord>(kind, bytes)?;
+            let (cmdline, bad_cmdline) = split(cmdline);
             Ok(Decoded {
-                event: Event::Outcome(
-                    Outcome::from_record(&record),
-                    cmdline.clone().ok().flatten(),
-                ),
-                bad_cmdline: cmdline.err(),
+                event: Event::Outcome(Outcome::from_record(&record), cmdline),
+                bad_cmdline,
             })
         }
         kind::SIGKILL => copy::<SigkillRecord>(kind, bytes)
@@ -109,6 +106,14 @@ pub fn entry(bytes: &[u8]) -> Result<Decoded, BadEntry> {
 /// A record, and the command line the kernel side may have sent after it.
 /// A record too short is refused; a malformed command line after a whole
 /// record costs only the command line.
+/// The command line, or why it was left out.
+fn split(cmdline: Result<Option<Cmdline>, BadEntry>) -> (Option<Cmdline>, Option<BadEntry>) {
+    match cmdline {
+        Ok(cmdline) => (cmdline, None),
+        Err(bad) => (None, Some(bad)),
+    }
+}
+
 fn with_cmdline<T: aya::Pod>(
     kind: u32,
     bytes: &[u8],

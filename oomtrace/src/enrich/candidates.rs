@@ -4,10 +4,14 @@
 //! not from the kernel's task table, which the log drops when rate limited.
 
 use std::{
-    fs::{self, File},
+    ffi::CStr,
+    fs::{self, File, OpenOptions},
     io::{self, Read as _},
-    os::unix::fs::MetadataExt as _,
-    path::Path,
+    os::{
+        fd::{AsRawFd as _, FromRawFd as _},
+        unix::fs::{MetadataExt as _, OpenOptionsExt as _},
+    },
+    path::{Path, PathBuf},
 };
 
 use crate::report::{CandidateReport, CandidatesReport, kernel_text};
@@ -19,8 +23,62 @@ const UNKILLABLE: i64 = -1000;
 pub enum Domain<'a> {
     /// A memcg OOM: the processes in this cgroup directory's subtree.
     Memcg(&'a Path),
+    /// The same, with its directory held open by a [`Dirs`] cache; the
+    /// `cgroup.procs` read is left open in the Vec, for the caller to close
+    /// once the record is out.
+    Open(&'a File, &'a Path, &'a mut Vec<File>),
     /// A global OOM: every process.
     Global,
+}
+
+/// How many OOM domains' directories [`Dirs`] keeps open.
+const DIRS_KEPT: usize = 8;
+
+/// The directories of the memcgs whose OOMs were scanned last, held open
+/// (`O_PATH`: no read access, no lock on the cgroup): a kill in one of
+/// them opens its `cgroup.procs` relative to it, without walking the
+/// cgroup mount's path again. Only the directory is kept, never the
+/// `cgroup.procs` file: cgroup v1 hands a file kept open its list of pids
+/// from the last read for a while, so each scan opens it afresh.
+#[derive(Default)]
+pub struct Dirs {
+    /// (memcg id, path, directory), the most recently used last.
+    open: Vec<(u64, PathBuf, File)>,
+}
+
+impl Dirs {
+    /// The directory of memcg `id` at `path`, opened now or kept from an
+    /// earlier kill. `None` when it cannot be opened, or its inode is not
+    /// `id` (then it is another cgroup of that name, or not a cgroup).
+    pub fn get(&mut self, id: u64, path: &Path) -> Option<&File> {
+        if let Some(at) = self
+            .open
+            .iter()
+            .position(|(kept, kept_path, _)| *kept == id && kept_path == path)
+        {
+            let entry = self.open.remove(at);
+            self.open.push(entry);
+        } else {
+            let dir = OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_PATH | libc::O_DIRECTORY)
+                .open(path)
+                .ok()?;
+            if dir.metadata().ok()?.ino() != id {
+                return None;
+            }
+            if self.open.len() >= DIRS_KEPT {
+                self.open.remove(0);
+            }
+            self.open.push((id, path.to_path_buf(), dir));
+        }
+        self.open.last().map(|(_, _, dir)| dir)
+    }
+
+    /// Drops memcg `id`'s directory: it failed (removed since).
+    pub fn forget(&mut self, id: u64) {
+        self.open.retain(|(kept, _, _)| *kept != id);
+    }
 }
 
 /// One process as /proc shows it; memory in bytes.
@@ -132,7 +190,10 @@ fn unescape_status_name(name: &[u8]) -> Vec<u8> {
 /// Reads a small generated file (procfs, cgroupfs: their size is 0, so no
 /// stat for a size hint) into `buf`, reusing its capacity; the length read.
 fn read_into(path: &Path, buf: &mut Vec<u8>) -> io::Result<usize> {
-    let mut file = File::open(path)?;
+    read_file_into(&mut File::open(path)?, buf)
+}
+
+fn read_file_into(file: &mut File, buf: &mut Vec<u8>) -> io::Result<usize> {
     let mut len = 0;
     loop {
         if buf.len() - len < 1024 {
@@ -150,6 +211,58 @@ fn read_into(path: &Path, buf: &mut Vec<u8>) -> io::Result<usize> {
 /// A text file's first number (`oom_score_adj`, `oom_score`).
 fn number<T: std::str::FromStr>(text: &[u8]) -> Option<T> {
     std::str::from_utf8(text).ok()?.trim().parse().ok()
+}
+
+/// Reads `dir`'s `cgroup.procs` into `buf`, reusing its capacity; the
+/// file is handed back, still open, for the caller to close when it can.
+fn read_procs_at(dir: &File, buf: &mut Vec<u8>) -> io::Result<(usize, File)> {
+    const PROCS: &CStr = c"cgroup.procs";
+    // SAFETY: a valid directory descriptor and a NUL-terminated name; the
+    // descriptor returned is owned by the File.
+    let fd = unsafe {
+        libc::openat(
+            dir.as_raw_fd(),
+            PROCS.as_ptr(),
+            libc::O_RDONLY | libc::O_CLOEXEC,
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` was just opened and nothing else owns it.
+    let mut file = unsafe { File::from_raw_fd(fd) };
+    let len = read_file_into(&mut file, buf)?;
+    Ok((len, file))
+}
+
+/// Process ids in the cgroup directory held open as `dir` and its
+/// descendants; `Err` when its `cgroup.procs` cannot be opened (the cgroup
+/// is gone).
+fn pids_in_open_subtree(
+    dir: &File,
+    path: &Path,
+    buf: &mut Vec<u8>,
+    close_later: &mut Vec<File>,
+) -> io::Result<Vec<u32>> {
+    let (len, procs) = read_procs_at(dir, buf)?;
+    // Closing a cgroup v1 `cgroup.procs` costs the kernel some microseconds
+    // (its pid list's release): after the record's line, not before.
+    close_later.push(procs);
+    let mut pids: Vec<u32> = buf[..len]
+        .split(|b| *b == b'\n')
+        .filter_map(number::<u32>)
+        .collect();
+    // A leaf (2 links: see pids_in_subtree) is all there is.
+    if !dir.metadata().is_ok_and(|m| m.nlink() == 2)
+        && let Ok(entries) = fs::read_dir(path)
+    {
+        for entry in entries.flatten() {
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                pids.extend(pids_in_subtree(&entry.path(), buf));
+            }
+        }
+    }
+    Ok(pids)
 }
 
 /// Process ids in a cgroup directory and its descendants.
@@ -203,16 +316,23 @@ fn proc_file<'p>(path: &'p mut String, pid: u32, name: &str) -> &'p Path {
 /// The top `limit` processes of `domain` by badness, the victim's process
 /// (`victim_tgid`) left out. Two files per process (`status`,
 /// `oom_score_adj`), one buffer for all; `oom_score` only for the rows kept.
+/// `None` when an [`Domain::Open`] directory failed: see [`Dirs::forget`].
 pub fn scan(
     domain: Domain<'_>,
     victim_tgid: Option<u32>,
     totalpages: u64,
     page_size: u64,
     limit: usize,
-) -> (usize, Vec<CandidateReport>) {
+) -> Option<(usize, Vec<CandidateReport>)> {
     let mut buf = Vec::new();
     let pids = match domain {
         Domain::Memcg(dir) => pids_in_subtree(dir, &mut buf),
+        Domain::Open(dir, path, close_later) => {
+            match pids_in_open_subtree(dir, path, &mut buf, close_later) {
+                Ok(pids) => pids,
+                Err(_) => return None,
+            }
+        }
         Domain::Global => all_pids(Path::new("/proc")),
     };
     let mut path = String::with_capacity(32);
@@ -263,7 +383,7 @@ pub fn scan(
             .ok()
             .and_then(|len| number(&buf[..len]));
     }
-    (seen, rows)
+    Some((seen, rows))
 }
 
 /// The candidates record part.
@@ -355,6 +475,48 @@ mod tests {
         let mut leaf = pids_in_subtree(&root.join("a/b"), &mut Vec::new());
         leaf.sort_unstable();
         assert_eq!(leaf, [4, 5]);
+    }
+
+    #[test]
+    fn a_kept_directory_is_its_memcgs_and_fails_once_removed() {
+        /// Removed however the test ends.
+        struct Scratch(std::path::PathBuf);
+        impl Drop for Scratch {
+            fn drop(&mut self) {
+                let _ = fs::remove_dir_all(&self.0);
+            }
+        }
+        let root =
+            Scratch(std::env::temp_dir().join(format!("oomtrace-dirs-{}", std::process::id())));
+        let dir = root.0.join("cg");
+        fs::create_dir_all(dir.join("child")).expect("mkdir");
+        fs::write(dir.join("cgroup.procs"), "1\n2\n").expect("write");
+        fs::write(dir.join("child/cgroup.procs"), "3\n").expect("write");
+        let ino = fs::metadata(&dir).expect("stat").ino();
+        let mut dirs = Dirs::default();
+        assert!(dirs.get(ino + 1, &dir).is_none(), "another cgroup's id");
+        let open = dirs.get(ino, &dir).expect("opened");
+        let mut kept = Vec::new();
+        let mut pids = pids_in_open_subtree(open, &dir, &mut Vec::new(), &mut kept).expect("read");
+        assert_eq!(kept.len(), 1, "its cgroup.procs, left open for later");
+        pids.sort_unstable();
+        assert_eq!(pids, [1, 2, 3], "its subtree too");
+        assert_eq!(dirs.open.len(), 1);
+        // Kept: the same one again, however many others come after.
+        for other in 0..DIRS_KEPT as u64 {
+            let _ = dirs.get(ino + 2 + other, &root.0);
+        }
+        assert!(dirs.get(ino, &dir).is_some());
+        assert!(dirs.open.len() <= DIRS_KEPT);
+        // Removed (and made again under the same name): the kept one fails.
+        fs::remove_dir_all(&dir).expect("rm");
+        fs::create_dir_all(&dir).expect("mkdir");
+        fs::write(dir.join("cgroup.procs"), "9\n").expect("write");
+        let open = dirs.get(ino, &dir).expect("kept");
+        assert!(pids_in_open_subtree(open, &dir, &mut Vec::new(), &mut kept).is_err());
+        dirs.forget(ino);
+        let new_ino = fs::metadata(&dir).expect("stat").ino();
+        assert!(dirs.get(ino, &dir).is_none() || new_ino == ino);
     }
 
     proptest::proptest! {

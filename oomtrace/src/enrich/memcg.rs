@@ -30,7 +30,11 @@ impl Enricher {
             .memory
             .as_ref()
             .is_some_and(|m| m.version == CgroupVersion::V2);
-        let (k8s, service) = self.workload(path.as_deref());
+        // Most often the victim's own cgroup: its owners are known already.
+        let (k8s, service) = match victim.filter(|v| v.path.is_some() && v.path == path) {
+            Some(v) => (v.k8s.clone(), v.service.clone()),
+            None => self.workload(path.as_deref()),
+        };
         OomMemcgReport {
             id: memcg.id,
             path,

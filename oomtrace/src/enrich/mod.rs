@@ -59,6 +59,11 @@ pub struct Enricher {
     reclaim: Option<ReclaimHistory>,
     /// Rows of the candidate table; 0 turns it off.
     candidates: usize,
+    /// The last OOM domains' cgroup directories, kept open.
+    dirs: candidates::Dirs,
+    /// Files read for a record, closed once the records of its event are
+    /// written ([`Enricher::after_line`]).
+    close_later: Vec<std::fs::File>,
     pod_logs: PodLogs,
     names: names::ContainerNames,
     history: History,
@@ -80,6 +85,8 @@ impl Enricher {
             page_size,
             reclaim: reclaim_tracked.then(ReclaimHistory::default),
             candidates: settings.candidates,
+            dirs: candidates::Dirs::default(),
+            close_later: Vec::new(),
             pod_logs: PodLogs::new(settings.kubelet_log_dir),
             names: names::ContainerNames::new(settings.containers),
             history,
@@ -148,6 +155,13 @@ impl Enricher {
                     trend.as_ref().map(|(summary, _)| summary),
                 )
             });
+        // The trigger is most often the victim itself, or in its cgroup.
+        let trigger_memcg = kill.trigger.memcg.as_ref().map(|m| {
+            match victim_memcg.as_ref().filter(|v| v.id == m.id) {
+                Some(same) => same.clone(),
+                None => self.memcg(m, &reclaim),
+            }
+        });
         let kubelet_adj = victim_memcg
             .as_ref()
             .and_then(|m| m.k8s.as_ref())
@@ -186,7 +200,7 @@ impl Enricher {
                 pid: kill.trigger.pid,
                 tgid: kill.trigger.tgid,
                 comm: kill.trigger.comm.as_deref().map(kernel_text),
-                memcg: kill.trigger.memcg.as_ref().map(|m| self.memcg(m, &reclaim)),
+                memcg: trigger_memcg,
                 is_victim: kill.trigger.is_victim,
             },
             constraint: oom.and_then(|o| o.constraint),
@@ -209,6 +223,12 @@ impl Enricher {
             attach_runtime(&mut report, cmdline, CapturedAt::Kill);
         }
         report
+    }
+
+    /// An event's records are written: what was left for later is done
+    /// now (closing the files read for them).
+    pub fn after_line(&mut self) {
+        self.close_later.clear();
     }
 
     /// A SIGKILL and its sender.
@@ -391,7 +411,7 @@ impl Enricher {
 
     /// The OOM domain's other processes, when the domain is known.
     fn candidates(
-        &self,
+        &mut self,
         kill: &OomKill,
         oom: &OomControl,
         oom_memcg: Option<&OomMemcgReport>,
@@ -400,7 +420,7 @@ impl Enricher {
             return None;
         }
         let dir;
-        let domain = match oom.constraint? {
+        let memcg = match oom.constraint? {
             Constraint::Memcg => {
                 let path = oom_memcg?.path.as_deref()?;
                 dir = self
@@ -408,21 +428,41 @@ impl Enricher {
                     .as_ref()?
                     .mount
                     .join(path.trim_start_matches('/'));
-                Domain::Memcg(&dir)
+                Some((oom_memcg?.id, dir.as_path()))
             }
             // cpuset and mempolicy OOMs weigh the processes whose allowed
             // nodes overlap; all processes is the superset.
-            Constraint::Global | Constraint::Cpuset | Constraint::Mempolicy => Domain::Global,
+            Constraint::Global | Constraint::Cpuset | Constraint::Mempolicy => None,
         };
         let taken_after_us = clock::boot_ns_now().saturating_sub(kill.boot_ns) / 1000;
         let victim_tgid = kill.victim.tgid.or(kill.victim.pid);
-        let scanned = candidates::scan(
-            domain,
-            victim_tgid,
-            oom.totalpages,
-            self.page_size,
-            self.candidates,
-        );
+        // Closed after each line; a caller that never says so keeps a few.
+        if self.close_later.len() >= 8 {
+            self.close_later.clear();
+        }
+        let (page_size, rows) = (self.page_size, self.candidates);
+        let scan = |domain: Domain<'_>| {
+            candidates::scan(domain, victim_tgid, oom.totalpages, page_size, rows)
+        };
+        let scanned = match memcg {
+            // The domain's directory kept open from an earlier kill in it
+            // (or opened now for the next): no walk of the mount's path.
+            Some((id, path)) => {
+                let from_open = self
+                    .dirs
+                    .get(id, path)
+                    .map(|open| scan(Domain::Open(open, path, &mut self.close_later)));
+                match from_open {
+                    Some(Some(scanned)) => scanned,
+                    Some(None) => {
+                        self.dirs.forget(id);
+                        scan(Domain::Memcg(path))?
+                    }
+                    None => scan(Domain::Memcg(path))?,
+                }
+            }
+            None => scan(Domain::Global)?,
+        };
         Some(candidates::report(taken_after_us, scanned))
     }
 
@@ -551,6 +591,8 @@ mod tests {
             page_size: 4096,
             reclaim: None,
             candidates: 10,
+            dirs: candidates::Dirs::default(),
+            close_later: Vec::new(),
             pod_logs: PodLogs::new("/nonexistent".into()),
             names: names::ContainerNames::new(names::Sources {
                 docker_socket: "/nonexistent/docker.sock".into(),

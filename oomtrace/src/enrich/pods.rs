@@ -4,12 +4,30 @@
 //! `<dir>/containers/<pod>_<namespace>_<container>-<container id>.log`.
 //! Kubernetes names never contain `_`, so the split is unambiguous.
 
-use std::{fs, path::PathBuf};
+use std::{cell::RefCell, collections::HashMap, fs, path::PathBuf};
+
+/// Names kept per pod and per container before the caches start over: a
+/// node runs at most a few hundred pods.
+const CACHED: usize = 1024;
 
 /// The kubelet's log root (`/var/log` on a node; wherever a DaemonSet
 /// mounts it).
 pub struct PodLogs {
     dir: PathBuf,
+    /// Names found, kept: a pod UID's namespace and name, and a container
+    /// id's name, never change, so a later kill in the same pod or
+    /// container lists no directory (a node's `pods/` and `containers/`
+    /// hold an entry per pod and per container). What was not found is
+    /// looked for again next time (its logs may appear).
+    found: RefCell<Found>,
+}
+
+#[derive(Default)]
+struct Found {
+    /// pod UID -> (namespace, pod name)
+    pods: HashMap<String, (String, String)>,
+    /// (pod UID, container id) -> container name
+    containers: HashMap<(String, String), String>,
 }
 
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -21,17 +39,41 @@ pub struct Names {
 
 impl PodLogs {
     pub fn new(dir: PathBuf) -> PodLogs {
-        PodLogs { dir }
+        PodLogs {
+            dir,
+            found: RefCell::default(),
+        }
     }
 
     /// Names for a pod UID and, when given, one of its container ids.
     /// Whatever the directories do not show (not a Kubernetes node, a
     /// container whose logs are gone) stays `None`.
     pub fn names(&self, pod_uid: &str, container_id: Option<&str>) -> Names {
-        let Some((namespace, pod_name)) = self.pod(pod_uid) else {
+        let cached = self.found.borrow().pods.get(pod_uid).cloned();
+        let Some((namespace, pod_name)) = cached.or_else(|| {
+            let found = self.pod(pod_uid)?;
+            let pods = &mut self.found.borrow_mut().pods;
+            if pods.len() >= CACHED {
+                pods.clear();
+            }
+            pods.insert(pod_uid.to_string(), found.clone());
+            Some(found)
+        }) else {
             return Names::default();
         };
-        let container_name = container_id.and_then(|id| self.container(&namespace, &pod_name, id));
+        let container_name = container_id.and_then(|id| {
+            let key = (pod_uid.to_string(), id.to_string());
+            if let Some(name) = self.found.borrow().containers.get(&key) {
+                return Some(name.clone());
+            }
+            let name = self.container(&namespace, &pod_name, id)?;
+            let containers = &mut self.found.borrow_mut().containers;
+            if containers.len() >= CACHED {
+                containers.clear();
+            }
+            containers.insert(key, name.clone());
+            Some(name)
+        });
         Names {
             namespace: Some(namespace),
             pod_name: Some(pod_name),
@@ -154,6 +196,31 @@ mod tests {
         assert_eq!(
             PodLogs::new(root.join("missing")).names(UID, None),
             Names::default()
+        );
+        // Found names are kept (no directory listed again); what was not
+        // found is looked for again, and found once its logs appear.
+        let late = "0".repeat(63) + "1";
+        assert_eq!(logs.names(UID, Some(&late)).container_name, None);
+        fs::write(
+            containers.join(format!("cart-7f9c_shop_sidecar-{late}.log")),
+            "",
+        )
+        .expect("write");
+        let _ = fs::remove_dir_all(root.join("pods"));
+        assert_eq!(
+            logs.names(UID, Some(&late)).container_name.as_deref(),
+            Some("sidecar"),
+            "the pod's names from the cache, the new container's from its link"
+        );
+        let _ = fs::remove_dir_all(&containers);
+        assert_eq!(
+            logs.names(UID, Some(ID)),
+            Names {
+                namespace: Some("shop".into()),
+                pod_name: Some("cart-7f9c".into()),
+                container_name: Some("api".into()),
+            },
+            "from the cache, with the logs gone"
         );
         let _ = fs::remove_dir_all(&root);
     }

@@ -203,7 +203,8 @@ impl Output {
         as_text: fn(&mut dyn Write, &R) -> io::Result<()>,
         stored: bool,
     ) -> io::Result<()> {
-        let mut bytes = Vec::with_capacity(1024);
+        // A kill's line is 2-4 KB: one allocation, no regrowth.
+        let mut bytes = Vec::with_capacity(4096);
         match self.format {
             Format::Json => {
                 serde_json::to_writer(&mut bytes, report).map_err(io::Error::other)?;
@@ -309,6 +310,12 @@ fn fits_empty_pipe(pipe: &File, len: usize) -> bool {
     let rc = unsafe { libc::ioctl(fd, libc::FIONREAD, &mut unread) };
     if rc != 0 || unread != 0 {
         return false;
+    }
+    // An empty pipe holds at least a page, however small it was made: a
+    // write of up to PIPE_BUF bytes (a kill's line, most often) fits
+    // without asking its size.
+    if len <= libc::PIPE_BUF {
+        return true;
     }
     // SAFETY: F_GETPIPE_SZ takes no argument and only returns a size.
     let size = unsafe { libc::fcntl(fd, libc::F_GETPIPE_SZ) };

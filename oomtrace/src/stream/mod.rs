@@ -185,6 +185,7 @@ impl Streamer {
                 }
             };
             self.write(records)?;
+            self.enricher.after_line();
             if self.correlator.done() {
                 return Ok(());
             }

@@ -111,3 +111,43 @@ fn the_candidate_table_shows_who_else_was_in_the_oom_domain() -> Result<()> {
     );
     Ok(())
 }
+
+/// oomtrace keeps an OOM domain's directory open between kills; the table
+/// of a later kill there is still read afresh: who is in the cgroup then.
+#[test]
+fn a_later_kill_in_the_same_cgroup_lists_who_is_there_then() -> Result<()> {
+    let _serial = setup();
+    let mut tracer = Tracer::start(&[])?;
+    let cgroup = TestCgroup::new("candidates-again", 48 * MIB)?;
+    let options = HogOptions::default();
+    let table_of = |record: &serde_json::Value| -> Result<Vec<u64>> {
+        let top = record["candidates"]["top"].as_array().context("top")?;
+        Ok(top.iter().filter_map(|t| t["pid"].as_u64()).collect())
+    };
+    let mut first = Hog::spawn("hold", 4, &cgroup.dir, Some(0), &options)?;
+    first.go()?;
+    first.wait_held(TIMEOUT)?;
+    let victim = oomtrace_tests::hog::oom_kill(&cgroup.dir, 200, Some(1000), &options, TIMEOUT)?;
+    let record = record_for(&mut tracer, victim)?;
+    assert_eq!(
+        table_of(&record)?,
+        [u64::from(first.pid)],
+        "{}",
+        record["candidates"]
+    );
+    // The first bystander leaves, another comes.
+    drop(first);
+    let mut second = Hog::spawn("hold", 4, &cgroup.dir, Some(0), &options)?;
+    second.go()?;
+    second.wait_held(TIMEOUT)?;
+    let victim = oomtrace_tests::hog::oom_kill(&cgroup.dir, 200, Some(1000), &options, TIMEOUT)?;
+    let record = record_for(&mut tracer, victim)?;
+    assert_eq!(
+        table_of(&record)?,
+        [u64::from(second.pid)],
+        "the second kill's table is of the second bystander alone: {}",
+        record["candidates"]
+    );
+    assert_eq!(record["candidates"]["processes"], 1);
+    Ok(())
+}
