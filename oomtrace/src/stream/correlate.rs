@@ -26,6 +26,15 @@ use crate::{
 /// unless stuck in the kernel, which the record must not wait for.
 pub const WAIT_FOR_EXIT: Duration = Duration::from_millis(500);
 
+/// How long a kill waits for the end of its incident from fentry (the
+/// fexit of `oom_kill_process()`, which comes right after the kernel has
+/// marked every victim). Normally microseconds; longer than
+/// [`WAIT_FOR_EXIT`] because under emulation (the arm64 VMs) a group
+/// kill's marking and logging took more than that once, and the records
+/// went out without their victim count. Only a lost fexit record makes a
+/// kill wait this long.
+pub const WAIT_FOR_INCIDENT: Duration = Duration::from_secs(3);
+
 /// How long a kernel SIGKILL waits for its OOM kill record. The OOM
 /// killer's SIGKILL and mark_victim happen microseconds apart on one CPU;
 /// records from different CPUs may reach the ring buffer out of order.
@@ -90,6 +99,9 @@ struct PendingKill {
     /// Written when its command line is in, or at `until` without it.
     ready: bool,
     until: Instant,
+    /// When it came: its wait for the victim's exit ends [`WAIT_FOR_EXIT`]
+    /// after, whatever its incident's end took.
+    received: Instant,
     report: KillReport,
     /// The victim's exit, written right after its kill.
     outcome: Option<OutcomeReport>,
@@ -154,9 +166,20 @@ impl Correlator {
         self.held
             .retain(|h| h.report.target.tgid.is_none() || h.report.target.tgid != victim);
         let wait = !has_cmdline && self.exits_traced && report.victim.pid.is_some();
+        // A sequence incident closes by the group window: only fentry's
+        // needs the longer wait.
+        let from_fentry = incident.is_some()
+            && report.incident.as_ref().and_then(|i| i.basis)
+                == Some(IncidentBasis::OomKillProcess);
         self.kills.push_back(PendingKill {
             ready: !wait,
-            until: now + WAIT_FOR_EXIT,
+            until: now
+                + if from_fentry {
+                    WAIT_FOR_INCIDENT
+                } else {
+                    WAIT_FOR_EXIT
+                },
+            received: now,
             incident,
             report,
             outcome: None,
@@ -288,6 +311,8 @@ impl Correlator {
         for kill in &mut self.kills {
             if kill.incident == Some(end.incident_ns) {
                 kill.incident = None;
+                // Back to the exit's wait, now that the incident is in.
+                kill.until = (kill.received + WAIT_FOR_EXIT).max(now);
                 if let Some(incident) = &mut kill.report.incident {
                     incident.victims = Some(end.victims);
                 }
@@ -517,6 +542,56 @@ mod tests {
             })
             .collect();
         assert_eq!(victims, [Some(2), Some(2)]);
+    }
+
+    #[test]
+    fn an_incident_end_later_than_an_exit_wait_still_gives_the_count() {
+        let t = Instant::now();
+        let mut c = Correlator::new(Filter::default(), None, false);
+        let mut k = kill(30);
+        k.incident = Some(IncidentReport {
+            id: 778,
+            victims: None,
+            seq: 1,
+            chosen_pid: 30,
+            group_member: false,
+            basis: Some(IncidentBasis::OomKillProcess),
+        });
+        assert!(c.kill(t, k, true).is_empty());
+        // Past the exit's wait, not the incident's: still held.
+        let late = t + WAIT_FOR_EXIT + ms(300);
+        assert!(c.release(late, false).is_empty());
+        let written = c.incident_end(
+            late,
+            IncidentEnd {
+                incident_ns: 778,
+                victims: 3,
+            },
+        );
+        let victims: Vec<_> = written
+            .iter()
+            .map(|r| match r {
+                Record::Kill(k) => k.incident.as_ref().and_then(|i| i.victims),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(victims, [Some(3)]);
+        // A lost end: written with an unknown count at the incident's wait.
+        let mut k = kill(31);
+        k.incident = Some(IncidentReport {
+            id: 779,
+            victims: None,
+            seq: 1,
+            chosen_pid: 31,
+            group_member: false,
+            basis: Some(IncidentBasis::OomKillProcess),
+        });
+        assert!(c.kill(late, k, true).is_empty());
+        assert!(
+            c.release(late + WAIT_FOR_INCIDENT - ms(1), false)
+                .is_empty()
+        );
+        assert_eq!(c.release(late + WAIT_FOR_INCIDENT, false).len(), 1);
     }
 
     /// A kill as the tracepoint or stack-search path sends it: no incident,
