@@ -20,7 +20,7 @@
 //! counted in `LOST`, never dropped silently.
 #![no_std]
 #![no_main]
-// Inline asm on the BPF target (see oom_control::opaque); the crate is
+// Inline asm on the BPF target (see mask::opaque); the crate is
 // built with nightly anyway (-Z build-std).
 #![feature(asm_experimental_arch)]
 // Atomic add on map values (see reclaim::add).
@@ -35,6 +35,7 @@ mod cgroup;
 mod cmdline;
 mod layout;
 mod mark_victim;
+mod mask;
 mod mem;
 mod mm;
 mod oom_control;

@@ -65,7 +65,6 @@ pub fn mark_victim_btf(ctx: BtfTracePointContext) -> u32 {
     }
 
     let (current, read) = task::describe_current(&mut record.trigger);
-    // Before the snapshots, which look at TRIGGER_MEMCG.
     flag(record, read.comm, valid::TRIGGER_COMM);
     flag(record, read.memcg, valid::TRIGGER_MEMCG);
     oom_control::take(victim, &mut record.oom);

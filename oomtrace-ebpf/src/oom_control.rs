@@ -26,6 +26,7 @@ use oomtrace_common::{
 use crate::{
     OOM_CONTROL, OOM_KILLS,
     layout::{known, layout},
+    mask::{below, is_zero, opaque},
     read::{self, address_of, field, pointer},
 };
 
@@ -276,29 +277,6 @@ impl Member {
         let value = unsafe { *chunk.as_ptr().add((slot + self.word) & (SLOTS - 1)) };
         value >> self.shift
     }
-}
-
-/// `x`, hidden from the optimizer. LLVM recognises the bit tricks below as
-/// comparisons and, BPF having no set-on-condition instruction, turns them
-/// back into branches; an empty asm block keeps them arithmetic.
-#[inline(always)]
-pub(crate) fn opaque(mut x: u64) -> u64 {
-    // SAFETY: a register move onto itself. (An empty asm block leaves two
-    // BTF line records on one instruction, which the kernel refuses.)
-    unsafe { core::arch::asm!("{0} = {0}", inlateout(reg) x, options(pure, nomem, nostack)) };
-    x
-}
-
-/// 1 if `x` is zero, else 0, without a branch.
-#[inline(always)]
-pub(crate) fn is_zero(x: u64) -> u64 {
-    opaque(opaque(x | x.wrapping_neg()) >> 63) ^ 1
-}
-
-/// 1 if `a < b` for values below 2^62, else 0, without a branch.
-#[inline(always)]
-pub(crate) fn below(a: u64, b: u64) -> u64 {
-    opaque(opaque(a.wrapping_sub(b)) >> 63)
 }
 
 /// Without a memcg the OOM domain is the machine or its allowed NUMA

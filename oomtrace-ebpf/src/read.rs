@@ -34,57 +34,47 @@ pub fn address_of<T>(pointer: *const T) -> Option<u64> {
     unsafe { bpf_probe_read_kernel(core::ptr::addr_of!(slot)).ok() }
 }
 
-/// The u64 at `address`, or 0 when the read faults (the helper zeroes its
-/// buffer then). Always a defined value: an `Option` whose `None` payload
-/// LLVM leaves undefined may be spilled from an uninitialized register,
-/// which the verifier refuses (`R4 !read_ok`).
+/// The `T` at `address` and whether it was read; `zero` when it was not
+/// (the helper zeroes its buffer on a fault). Always a defined value: an
+/// `Option` whose `None` payload LLVM leaves undefined may be spilled from
+/// an uninitialized register, which the verifier refuses (`R4 !read_ok`),
+/// and branch-free code needs a value on every path.
 #[inline(always)]
-pub fn u64_or_zero(address: u64) -> u64 {
-    let mut value: u64 = 0;
-    // SAFETY: a fault-tolerant copy into our own stack slot.
-    unsafe {
-        aya_ebpf::helpers::generated::bpf_probe_read_kernel(
-            core::ptr::addr_of_mut!(value).cast(),
-            8,
-            address as *const core::ffi::c_void,
-        )
-    };
-    value
-}
-
-/// The `T` at `address` widened to u64, or 0 when the read faults: for
-/// branch-free code (see [`u64_or_zero`]).
-#[inline(always)]
-fn or_zero<T: Copy + Into<u64>>(address: u64, zero: T) -> u64 {
+fn read_or<T: Copy>(address: u64, zero: T) -> (bool, T) {
     let mut value: T = zero;
     // SAFETY: a fault-tolerant copy into our own stack slot.
-    unsafe {
+    let ret = unsafe {
         aya_ebpf::helpers::generated::bpf_probe_read_kernel(
             core::ptr::addr_of_mut!(value).cast(),
             core::mem::size_of::<T>() as u32,
             address as *const core::ffi::c_void,
         )
     };
-    value.into()
+    (ret == 0, value)
 }
 
-/// The u32 at `address`, or 0 (see [`or_zero`]).
+/// The u64 at `address`, or 0 when the read faults (see [`read_or`]).
+#[inline(always)]
+pub fn u64_or_zero(address: u64) -> u64 {
+    read_or(address, 0u64).1
+}
+
+/// The u32 at `address` widened, or 0 (see [`read_or`]).
 #[inline(always)]
 pub fn u32_or_zero(address: u64) -> u64 {
-    or_zero(address, 0u32)
+    read_or(address, 0u32).1.into()
 }
 
-/// The byte at `address`, or 0 (see [`or_zero`]).
+/// The byte at `address` widened, or 0 (see [`read_or`]).
 #[inline(always)]
 pub fn u8_or_zero(address: u64) -> u64 {
-    or_zero(address, 0u8)
+    read_or(address, 0u8).1.into()
 }
 
-/// The u64 at `base + offset` and whether it was read: a defined value on
-/// every path (0 when unread), for reads combined before one test. Five
-/// `Option`s matched together let LLVM spill a `None`'s undefined payload,
-/// which verifiers without uninitialized-stack reads (5.10) refuse
-/// (`invalid read from stack`).
+/// The u64 at `base + offset` and whether it was read (0 when unread),
+/// for reads combined before one test: five `Option`s matched together
+/// let LLVM spill a `None`'s undefined payload, which verifiers without
+/// uninitialized-stack reads (5.10) refuse (`invalid read from stack`).
 #[inline(always)]
 pub fn u64_field(base: u64, offset: u32) -> (bool, u64) {
     let Some(offset) = known(offset) else {
@@ -93,14 +83,5 @@ pub fn u64_field(base: u64, offset: u32) -> (bool, u64) {
     if base == 0 {
         return (false, 0);
     }
-    let mut value: u64 = 0;
-    // SAFETY: a fault-tolerant copy into our own stack slot.
-    let ret = unsafe {
-        aya_ebpf::helpers::generated::bpf_probe_read_kernel(
-            core::ptr::addr_of_mut!(value).cast(),
-            8,
-            (base as usize + offset) as *const core::ffi::c_void,
-        )
-    };
-    (ret == 0, value)
+    read_or(base + offset as u64, 0u64)
 }

@@ -23,7 +23,7 @@ use oomtrace_common::{
 use crate::{
     cgroup,
     layout::layout,
-    oom_control::below,
+    mask::{below, is_zero},
     read::{field, pointer},
 };
 
@@ -127,31 +127,19 @@ pub fn reclaim_snapshot_btf(ctx: BtfTracePointContext) -> u32 {
     // SAFETY: helpers without arguments.
     let (now, current) = unsafe { (bpf_ktime_get_boot_ns(), bpf_get_current_task()) };
     let oom = crate::oom_control::oom_memcg_id(victim);
-    let present = |id: u64| 1 ^ crate::oom_control::is_zero(id);
-    let (victim_memcg, trigger_memcg) = (memcg_id_or_zero(victim), memcg_id_or_zero(current));
-    snapshot(
-        victim_memcg,
-        present(victim_memcg),
-        now,
-        &mut slot.victim_memcg,
-    );
-    snapshot(
-        trigger_memcg,
-        present(trigger_memcg),
-        now,
-        &mut slot.trigger_memcg,
-    );
-    snapshot(oom, present(oom), now, &mut slot.oom_memcg);
+    snapshot(memcg_id_or_zero(victim), now, &mut slot.victim_memcg);
+    snapshot(memcg_id_or_zero(current), now, &mut slot.trigger_memcg);
+    snapshot(oom, now, &mut slot.oom_memcg);
     slot.victim = victim;
     0
 }
 
-/// Hands `mark_victim_btf` the snapshots taken for `victim`, once; false
-/// when there are none (the reclaim programs are not attached).
+/// Hands `mark_victim_btf` the snapshots taken for `victim`, once; none
+/// (`taken` stays 0: unknown) when the reclaim programs are not attached.
 #[inline(always)]
-pub fn take(victim: u64, record: &mut oomtrace_common::OomKillRecord) -> bool {
+pub fn take(victim: u64, record: &mut oomtrace_common::OomKillRecord) {
     let Some(slot) = SNAPSHOTS.get_ptr_mut(0) else {
-        return false;
+        return;
     };
     // SAFETY: this CPU's slot, filled by reclaim_snapshot_btf.
     let slot = unsafe { &mut *slot };
@@ -162,7 +150,6 @@ pub fn take(victim: u64, record: &mut oomtrace_common::OomKillRecord) -> bool {
         crate::mem::copy(&mut record.oom_reclaim, &slot.oom_memcg);
     }
     slot.victim = 0;
-    ours
 }
 
 /// The kernfs id of `task`'s memory cgroup, 0 when unreadable: reads that
@@ -181,7 +168,6 @@ fn memcg_id_or_zero(task: u64) -> u64 {
     let kn = crate::read::u64_or_zero(cgroup + cgroup_kn as u64);
     // A NULL on the way reads from a small address: it faults, giving 0.
     crate::read::u64_or_zero(kn + kn_id as u64)
-        & (1 ^ crate::oom_control::is_zero(css)).wrapping_neg()
 }
 
 /// Where [`snapshot`] copies a memcg's history to read it: one path for
@@ -189,8 +175,8 @@ fn memcg_id_or_zero(task: u64) -> u64 {
 #[map]
 static RECLAIM_COPY: PerCpuArray<ReclaimStats> = PerCpuArray::with_max_entries(1, 0);
 
-/// The reclaim history of memcg `id` as of `now`, for a kill record;
-/// `take` (0 or 1) says whether the record has that memcg (else all zero).
+/// The reclaim history of memcg `id` as of `now`, for a kill record; id 0
+/// (the memcg unreadable) leaves it all zero, `taken` included.
 ///
 /// No branch on what the map holds: the entry (or NULL) is copied with a
 /// fault-tolerant read, which zeroes the copy for a memcg never reclaimed
@@ -198,19 +184,18 @@ static RECLAIM_COPY: PerCpuArray<ReclaimStats> = PerCpuArray::with_max_entries(1
 /// buckets are summed unrolled with masks. Branches and the bucket loop
 /// made the three snapshots of a kill record 8,000 of the verifier's insns.
 #[inline(always)]
-fn snapshot(id: u64, take: u64, now: u64, out: &mut ReclaimSnapshot) {
+fn snapshot(id: u64, now: u64, out: &mut ReclaimSnapshot) {
     crate::mem::zero(out);
     let Some(copy) = RECLAIM_COPY.get_ptr_mut(0) else {
         return;
     };
-    // kernfs ids start at 1: 0 finds nothing.
-    let key = id & take.wrapping_neg();
-    // SAFETY: a valid map and key; the result may be NULL, which the read
-    // below turns into zeroes.
+    // SAFETY: a valid map and key (kernfs ids start at 1: 0 finds
+    // nothing); the result may be NULL, which the read below turns into
+    // zeroes.
     let entry = unsafe {
         bpf_map_lookup_elem(
             core::ptr::addr_of!(RECLAIM).cast_mut().cast(),
-            core::ptr::addr_of!(key).cast(),
+            core::ptr::addr_of!(id).cast(),
         )
     };
     // SAFETY: a fault-tolerant copy into this CPU's slot; concurrent
@@ -224,7 +209,7 @@ fn snapshot(id: u64, take: u64, now: u64, out: &mut ReclaimSnapshot) {
     };
     // SAFETY: this CPU's slot, filled above.
     let stats = unsafe { &*copy };
-    out.taken = take;
+    out.taken = 1 ^ is_zero(id);
     out.stalls = stats.stalls;
     out.stall_ns = stats.stall_ns;
     out.max_stall_ns = stats.max_stall_ns;

@@ -168,7 +168,6 @@ fn trace(cli: &Cli) -> anyhow::Result<ExitCode> {
     let mut facilities = capture::timing::phase("probe (BTF, tracefs)", || {
         Facilities::probe_cached(cache_dir.as_deref())
     });
-    loader.probe_features();
     let plan = match facilities.plan(cli.capture) {
         Ok(plan) => plan,
         Err(_) => {

@@ -142,13 +142,6 @@ impl LoaderPrefetch {
         LoaderPrefetch(thread.ok())
     }
 
-    /// aya's probes of what the kernel supports (a dozen tiny loads it
-    /// makes once, at its first object load), made now by the caller,
-    /// which would otherwise wait for [`LoaderPrefetch::start`]'s thread.
-    pub fn probe_features(&self) {
-        timing::phase("aya feature probes", aya::features);
-    }
-
     fn take<'a>(self) -> EbpfLoader<'a> {
         match self.0.map(std::thread::JoinHandle::join) {
             Some(Ok(loader)) => loader,
@@ -273,36 +266,30 @@ impl Capture {
     /// Loads the object with `plan`'s layout, loads and attaches the chosen
     /// program and the optional features, and returns the maps to read.
     /// `loader_btf` gives the BTF aya looks attach points up in; it is
-    /// called beside the object load, which does not need it (the object
-    /// has no CO-RE relocations: offsets come from the layout).
+    /// asked for after the object load, which does not need it (the object
+    /// has no CO-RE relocations: offsets come from the layout), so that a
+    /// BTF still being made (see [`Facilities::loader_btf`]) is made
+    /// meanwhile.
     pub fn start<'b>(
         plan: &Plan,
-        loader_btf: impl FnOnce() -> Option<&'b aya::Btf> + Send,
+        loader_btf: impl FnOnce() -> Option<&'b aya::Btf>,
         options: &Options,
         loader: LoaderPrefetch,
     ) -> Result<Capture, CaptureError> {
-        let wants_btf = plan.path != CapturePath::Tracepoint;
-        let (ebpf, loader_btf) = std::thread::scope(|scope| {
-            let btf = wants_btf.then(|| scope.spawn(loader_btf));
-            let mut loader = timing::phase("aya loader (waited for)", || loader.take());
-            let ebpf = timing::phase("object load (maps, BTF)", || {
-                loader
-                    .btf(None)
-                    .override_global(names::LAYOUT, &plan.layout, true)
-                    .override_global(names::PRESSURE_NS, &options.pressure_ns, true)
-                    .map_max_entries(names::EVENTS, options.ring_buffer_bytes)
-                    .load(EBPF_OBJECT)
-            });
-            let btf = btf.map(|thread| {
-                timing::phase("aya's BTF (waited for)", || {
-                    thread
-                        .join()
-                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-                })
-            });
-            (ebpf, btf.flatten())
+        let mut loader = timing::phase("aya loader (waited for)", || loader.take());
+        let ebpf = timing::phase("object load (maps, BTF)", || {
+            loader
+                .btf(None)
+                .override_global(names::LAYOUT, &plan.layout, true)
+                .override_global(names::PRESSURE_NS, &options.pressure_ns, true)
+                .map_max_entries(names::EVENTS, options.ring_buffer_bytes)
+                .load(EBPF_OBJECT)
         });
         let mut ebpf = ebpf.map_err(CaptureError::Load)?;
+        let wants_btf = plan.path != CapturePath::Tracepoint;
+        let loader_btf = wants_btf
+            .then(|| timing::phase("aya's BTF (waited for)", loader_btf))
+            .flatten();
         let kernel_btf = match (wants_btf, loader_btf) {
             (true, Some(btf)) => Some(btf),
             (true, None) => return Err(CaptureError::LoaderBtf),
