@@ -69,8 +69,9 @@ pub struct Cli {
     pub kubelet_log_dir: PathBuf,
 
     /// The Docker Engine API socket that names Docker containers (name,
-    /// image, compose labels), asked read-only after a kill, at most 150 ms
-    /// per container. Mount the node's socket read-only there in a pod.
+    /// image, compose labels), asked read-only for a container a record
+    /// names (a kill, a SIGKILL, a pressure warning), at most 150 ms per
+    /// container, then cached. Mount the node's socket read-only there in a pod.
     #[arg(long, value_name = "PATH", default_value = "/var/run/docker.sock")]
     pub docker_socket: PathBuf,
 

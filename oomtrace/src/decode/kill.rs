@@ -174,6 +174,17 @@ pub struct OomKill {
 }
 
 impl OomKill {
+    /// Whether the kernel kills the victim's memory.oom.group, from what
+    /// the kernel side read: the walk up to the OOM domain (the stack
+    /// search and fentry), else the victim's memcg's own flag when set (the
+    /// walk starts there); `None` when neither says.
+    pub fn group_kill(&self) -> Option<bool> {
+        match self.oom.as_ref().and_then(|o| o.oom_group) {
+            Some(level) => Some(level.is_some()),
+            None => self.victim.memcg_oom_group.filter(|set| *set),
+        }
+    }
+
     pub(super) fn from_record(record: &OomKillRecord) -> OomKill {
         let has = |bit: u32| record.valid & bit != 0;
         let when = |bit: u32, value: u64| has(bit).then_some(value);

@@ -103,9 +103,6 @@ pub fn entry(bytes: &[u8]) -> Result<Decoded, BadEntry> {
     }
 }
 
-/// A record, and the command line the kernel side may have sent after it.
-/// A record too short is refused; a malformed command line after a whole
-/// record costs only the command line.
 /// The command line, or why it was left out.
 fn split(cmdline: Result<Option<Cmdline>, BadEntry>) -> (Option<Cmdline>, Option<BadEntry>) {
     match cmdline {
@@ -114,6 +111,9 @@ fn split(cmdline: Result<Option<Cmdline>, BadEntry>) -> (Option<Cmdline>, Option
     }
 }
 
+/// A record, and the command line the kernel side may have sent after it.
+/// A record too short is refused; a malformed command line after a whole
+/// record costs only the command line.
 fn with_cmdline<T: aya::Pod>(
     kind: u32,
     bytes: &[u8],

@@ -366,12 +366,7 @@ impl Enricher {
     ) -> crate::report::FateReport {
         let victim = &kill.victim;
         let unit = fate::unit_of(victim_memcg);
-        // The kernel's own walk up to the OOM domain, else the victim's
-        // memcg's own flag when set (the walk starts there).
-        let group_kill = match kill.oom.as_ref().and_then(|o| o.oom_group) {
-            Some(level) => Some(level.is_some()),
-            None => victim.memcg_oom_group.filter(|set| *set),
-        };
+        let group_kill = kill.group_kill();
         let level = victim.pid_ns_level;
         let namespace_init = match (level, victim.ns_pid) {
             (Some(level), Some(ns_pid)) if level > 0 && ns_pid != 1 => self

@@ -161,14 +161,8 @@ impl Streamer {
             let records = match decoded.event {
                 Event::Kill(kill, cmdline) => {
                     let report = self.enricher.report(&kill, cmdline.as_ref());
-                    // What the kernel side read of memory.oom.group: the
-                    // walk to the OOM domain, or the victim's own flag set.
-                    let oom_group = match kill.oom.as_ref().and_then(|o| o.oom_group) {
-                        Some(level) => Some(level.is_some()),
-                        None => kill.victim.memcg_oom_group.filter(|set| *set),
-                    };
                     self.correlator
-                        .kill_in_oom(now, report, cmdline.is_some(), oom_group)
+                        .kill_in_oom(now, report, cmdline.is_some(), kill.group_kill())
                 }
                 Event::Sigkill(sigkill) => {
                     let report = self.enricher.sigkill(&sigkill);
