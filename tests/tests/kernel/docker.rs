@@ -512,8 +512,6 @@ fn docker_stop_of_a_container_ignoring_sigterm_is_a_runtime_stop_by_runc_after_i
         "the runc kill 15: {record}"
     );
     assert_eq!(sigterm["sender"]["comm"], "runc");
-    assert_ne!(u64::from(std::process::id()), term_runc);
-    assert_ne!(shim_pid, term_runc, "the shim ran runc, it did not signal");
     // Docker waits its second after the SIGTERM is sent, then has the
     // SIGKILL sent: at least 1 s, at most what `docker stop` took.
     let grace_us = sigterm["grace_us"].as_u64().context("grace_us")?;

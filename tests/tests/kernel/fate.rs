@@ -190,9 +190,11 @@ fn child_kill(docker_layout: bool) -> Result<()> {
     assert_eq!(fate["unit_exits"], false);
     assert_eq!(fate["main_pid"], init, "the namespace's pid 1, by NSpid");
     // The fate, checked on the processes themselves.
-    std::thread::sleep(Duration::from_millis(200));
+    let gone = oomtrace_tests::wait::poll(TIMEOUT, Duration::from_millis(10), || {
+        Ok((!alive(victim)).then_some(()))
+    })?;
+    assert!(gone.is_some(), "the killed child ({victim}) is gone");
     assert!(alive(init), "pid 1 ({init}) runs on after its child's kill");
-    assert!(!alive(victim));
     Ok(())
 }
 
@@ -223,7 +225,8 @@ fn the_pid_1_of_a_namespace_killed_is_its_main_process() -> Result<()> {
     assert_eq!(fate["unit_exits"], true);
     assert_eq!(fate["main_pid"], victim);
     // The namespace ended with its init: nothing of it is left.
-    let status = ns.child.wait().context("the namespace's parent")?;
+    let status = oomtrace_tests::wait::exit_of(&mut ns.child, TIMEOUT)?
+        .context("the namespace's parent did not end with its init")?;
     assert!(!status.success(), "unshare reports its child's kill");
     Ok(())
 }

@@ -344,12 +344,7 @@ impl RuncContainer {
         std::fs::create_dir_all(&bin)?;
         std::fs::copy("/bin/busybox", bin.join("busybox")).context("busybox-static")?;
         std::os::unix::fs::symlink("busybox", bin.join("sleep"))?;
-        let status = Command::new("runc")
-            .arg("spec")
-            .current_dir(&bundle.path)
-            .status()
-            .context("runc spec")?;
-        ensure!(status.success(), "runc spec: {status}");
+        runc(Command::new("runc").arg("spec").current_dir(&bundle.path))?;
         let id = format!("oomtrace-test-sigkill-{}", std::process::id());
         let cgroup = format!("/{id}");
         let config_path = bundle.path.join("config.json");
@@ -367,21 +362,34 @@ impl RuncContainer {
             cgroup,
             _bundle: bundle,
         };
-        let status = Command::new("runc")
+        // Without pipes: the detached container would hold them open, and
+        // a reader would wait for their end.
+        let mut run = Command::new("runc")
             .args(["run", "--detach", &container.id])
             .current_dir(&container._bundle.path)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .status()
+            .spawn()
             .context("runc run")?;
+        let status = oomtrace_tests::wait::exit_of(&mut run, TIMEOUT)?;
+        if status.is_none() {
+            let _ = run.kill();
+            let _ = run.wait();
+        }
+        let status = status.context("runc run did not finish in time")?;
         ensure!(status.success(), "runc run: {status}");
         Ok(container)
     }
 
+    /// runc's own state of it.
+    fn state(&self) -> Result<Value> {
+        let state = runc(Command::new("runc").args(["state", &self.id]))?;
+        serde_json::from_slice(&state).context("runc state")
+    }
+
     /// Its init's pid, as the host sees it, from runc's own state.
     fn pid(&self) -> Result<u32> {
-        let state = Command::new("runc").args(["state", &self.id]).output()?;
-        let state: Value = serde_json::from_slice(&state.stdout).context("runc state")?;
+        let state = self.state()?;
         state["pid"]
             .as_u64()
             .and_then(|p| u32::try_from(p).ok())
@@ -389,9 +397,10 @@ impl RuncContainer {
     }
 
     fn status(&self) -> Result<String> {
-        let state = Command::new("runc").args(["state", &self.id]).output()?;
-        let state: Value = serde_json::from_slice(&state.stdout).context("runc state")?;
-        Ok(state["status"].as_str().unwrap_or_default().to_string())
+        Ok(self.state()?["status"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string())
     }
 
     /// `runc kill ID SIGNAL`; runc's own pid.
@@ -401,25 +410,39 @@ impl RuncContainer {
             .spawn()
             .context("runc kill")?;
         let pid = runc.id();
-        let status = runc.wait()?;
+        let Some(status) = oomtrace_tests::wait::exit_of(&mut runc, TIMEOUT)? else {
+            let _ = runc.kill();
+            let _ = runc.wait();
+            anyhow::bail!("runc kill {signal} did not finish within {TIMEOUT:?}");
+        };
         ensure!(status.success(), "runc kill {signal}: {status}");
         Ok(pid)
     }
 }
 
+/// A runc command that must succeed within [`TIMEOUT`]; its stdout.
+fn runc(command: &mut Command) -> Result<Vec<u8>> {
+    let out = oomtrace_tests::docker::output_within(command, TIMEOUT)?;
+    ensure!(
+        out.status.success(),
+        "{command:?}: {}: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(out.stdout)
+}
+
 impl Drop for RuncContainer {
     fn drop(&mut self) {
-        let _ = Command::new("runc")
-            .args(["delete", "--force", &self.id])
-            .stderr(Stdio::null())
-            .status();
-        // runc removes them; a failed run may not have.
-        if let Ok(hierarchies) = std::fs::read_dir("/sys/fs/cgroup") {
-            for hierarchy in hierarchies.flatten() {
-                let _ = std::fs::remove_dir(hierarchy.path().join(&self.cgroup[1..]));
-            }
+        let _ = oomtrace_tests::docker::output_within(
+            Command::new("runc").args(["delete", "--force", &self.id]),
+            TIMEOUT,
+        );
+        // runc removes them; a failed run may not have, and may have left
+        // its `sleep` in them: killed first.
+        for hierarchy in oomtrace_tests::docker::cgroup_hierarchies() {
+            oomtrace_tests::docker::remove_cgroup_tree(&hierarchy.join(&self.cgroup[1..]));
         }
-        let _ = std::fs::remove_dir(format!("/sys/fs/cgroup{}", self.cgroup));
     }
 }
 
