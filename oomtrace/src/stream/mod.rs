@@ -17,7 +17,7 @@ use self::correlate::{Correlator, Record};
 use crate::{
     capture::{Capture, LostCounter},
     decode::{self, Event},
-    enrich::{Enricher, Settings},
+    enrich::{Enricher, Settings, clock},
     filter::Filter,
     output::{Output, metrics::Metrics},
     report::LostStage,
@@ -37,6 +37,8 @@ struct Streamer {
     lost_reported: u64,
     /// `--metrics`: counts what is written.
     metrics: Option<Arc<Metrics>>,
+    /// OOMTRACE_VERBOSE=1: each kill's path from the kernel to its line.
+    timing: bool,
 }
 
 /// Streams records until SIGINT/SIGTERM, `limits`, or a closed output; all
@@ -72,6 +74,7 @@ pub async fn run(
         correlator: Correlator::new(filter, limits.count, aftermath.is_ok()),
         lost_reported: 0,
         metrics,
+        timing: crate::verbose(),
     };
     let deadline = limits.duration.map(|d| Instant::now() + d);
     on_ready();
@@ -125,6 +128,44 @@ pub async fn run(
     }
 }
 
+/// OOMTRACE_VERBOSE=1: where a kill's time went on its way to its line,
+/// each instant on the boot clock of the kernel's timestamp of the kill.
+struct KillTiming {
+    pid: Option<u32>,
+    kill: u64,
+    read: u64,
+    decoded: u64,
+    built: u64,
+    /// The record's `candidates.taken_after_us`.
+    candidates_us: Option<u64>,
+}
+
+impl KillTiming {
+    /// Printed after the line (or when the kill is held for correlation),
+    /// so the print never delays it.
+    fn print(&self, written: Option<u64>) {
+        // One write: stderr is unbuffered, and eprintln! writes each piece.
+        let _ = io::Write::write_all(&mut io::stderr(), self.line(written).as_bytes());
+    }
+
+    fn line(&self, written: Option<u64>) -> String {
+        let us = |at: u64| at.saturating_sub(self.kill) / 1000;
+        let candidates = self
+            .candidates_us
+            .map_or(String::new(), |c| format!(", candidates at {c}"));
+        let written = written.map_or("held for correlation".to_string(), |w| {
+            format!("written at {}", us(w))
+        });
+        format!(
+            "oomtrace: kill of {}: read at {} us, decoded at {}, record at {}{candidates}, {written}\n",
+            self.pid.map_or("?".to_string(), |p| p.to_string()),
+            us(self.read),
+            us(self.decoded),
+            us(self.built),
+        )
+    }
+}
+
 impl Streamer {
     fn metrics(&self, update: impl FnOnce(&Metrics)) {
         if let Some(metrics) = &self.metrics {
@@ -141,6 +182,7 @@ impl Streamer {
         lost: &LostCounter,
     ) -> io::Result<()> {
         while let Some(item) = events.next() {
+            let read_ns = self.timing.then(clock::boot_ns_now);
             let decoded = decode::entry(&item);
             drop(item);
             let decoded = match decoded {
@@ -158,9 +200,21 @@ impl Streamer {
                 );
             }
             let now = std::time::Instant::now();
+            let mut timed = None;
             let records = match decoded.event {
                 Event::Kill(kill, cmdline) => {
+                    let decoded_ns = read_ns.map(|_| clock::boot_ns_now());
                     let report = self.enricher.report(&kill, cmdline.as_ref());
+                    if let (Some(read), Some(decoded)) = (read_ns, decoded_ns) {
+                        timed = Some(KillTiming {
+                            pid: kill.victim.pid,
+                            kill: kill.boot_ns,
+                            read,
+                            decoded,
+                            built: clock::boot_ns_now(),
+                            candidates_us: report.candidates.as_ref().map(|c| c.taken_after_us),
+                        });
+                    }
                     self.correlator
                         .kill_in_oom(now, report, cmdline.is_some(), kill.group_kill())
                 }
@@ -178,7 +232,16 @@ impl Streamer {
                     self.correlator.pressure(report)
                 }
             };
+            // Whether the timed kill's own line goes out now.
+            let released = timed.as_ref().is_some_and(|t| {
+                records
+                    .iter()
+                    .any(|r| matches!(r, Record::Kill(k) if k.victim.pid == t.pid))
+            });
             self.write(records)?;
+            if let Some(timed) = timed {
+                timed.print(released.then(clock::boot_ns_now));
+            }
             self.enricher.after_line();
             if self.correlator.done() {
                 return Ok(());
@@ -242,5 +305,27 @@ impl Streamer {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::KillTiming;
+
+    #[test]
+    fn a_kills_timing_is_in_us_after_the_kill() {
+        let timing = KillTiming {
+            pid: Some(42),
+            kill: 1_000_000,
+            read: 1_097_400,
+            decoded: 1_109_000,
+            built: 1_216_900,
+            candidates_us: Some(133),
+        };
+        assert_eq!(
+            timing.line(Some(1_305_000)),
+            "oomtrace: kill of 42: read at 97 us, decoded at 109, record at 216, candidates at 133, written at 305\n"
+        );
+        assert!(timing.line(None).ends_with(", held for correlation\n"));
     }
 }

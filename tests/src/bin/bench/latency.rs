@@ -1,8 +1,13 @@
-//! Kernel capture time to the line being read here, kill after kill, for
-//! oomtrace (its full JSON record; capture time = the record's boot_ns)
-//! and for bpftrace on the same kills (`tracepoint:oom:mark_victim`
-//! printing the pid and its own `nsecs`), both attached at once. Twice:
-//! with the console's log level as it is (on this VM every OOM report is
+//! The kill to the line being read here, kill after kill, for oomtrace
+//! (its full JSON record) and for bpftrace on the same kills
+//! (`tracepoint:oom:mark_victim` printing the pid and its own `nsecs`),
+//! both attached at once. bpftrace attaches first, so its program runs
+//! first at each kill and nothing of oomtrace's delays its line; both are
+//! timed from the earlier of the two tools' timestamps of the kill
+//! (bpftrace's, on the same clock as the record's `boot_ns`). oomtrace
+//! runs with OOMTRACE_VERBOSE=1, which prints each kill's way to its line
+//! after the line is written: the bench reports its phases. Twice: with
+//! the console's log level as it is (on this VM every OOM report is
 //! printed to a serial console, with interrupts off) and with `dmesg -n 1`
 //! (reports still logged, not printed), restored after, also on error.
 
@@ -24,10 +29,11 @@ pub fn measure(kills: usize) -> Result<(Value, Vec<Row>)> {
     let mut rows = Vec::new();
     for (console, label) in [("default", "console as set"), ("quiet", "`dmesg -n 1`")] {
         let _quiet = (console == "quiet").then(QuietConsole::set).transpose()?;
-        let (oomtrace, bpftrace) = both(kills)?;
+        let (oomtrace, bpftrace, phases) = both(kills)?;
         let summary = json!({
             "oomtrace": summary(oomtrace),
             "bpftrace": summary(bpftrace),
+            "oomtrace_phases_p50_us": phases,
         });
         for tool in ["oomtrace", "bpftrace"] {
             let s = &summary[tool];
@@ -47,6 +53,15 @@ pub fn measure(kills: usize) -> Result<(Value, Vec<Row>)> {
                 },
             ));
         }
+        rows.push(row(
+            &format!("oomtrace's way to the line, {label} (p50, us after the kill)"),
+            PHASES
+                .iter()
+                .map(|(key, what)| format!("{what} {}", summary["oomtrace_phases_p50_us"][key]))
+                .collect::<Vec<_>>()
+                .join(", "),
+            "",
+        ));
         result.insert(console.into(), summary);
     }
     result.insert("console_loglevel_now".into(), json!(console_loglevel()?));
@@ -64,33 +79,81 @@ fn summary(mut latencies: Vec<u64>) -> Value {
     })
 }
 
+/// The phases OOMTRACE_VERBOSE=1 prints per kill (`... read at N us,
+/// decoded at N, record at N, ..., written at N`), as the bench names them.
+const PHASES: [(&str, &str); 4] = [
+    ("read", "ring buffer read"),
+    ("decoded", "decoded"),
+    ("record", "record built"),
+    ("written", "line written"),
+];
+
 /// `kills` kills seen by oomtrace and bpftrace at once; each one's
-/// latencies.
-fn both(kills: usize) -> Result<(Vec<u64>, Vec<u64>)> {
+/// latencies from the kill's first timestamp, and oomtrace's phases (p50).
+fn both(kills: usize) -> Result<(Vec<u64>, Vec<u64>, Value)> {
     let extra = std::env::var("OOMTRACE_BENCH_ARGS").unwrap_or_default();
     let extra: Vec<&str> = extra.split_whitespace().collect();
-    let mut tracer = Tracer::start(&extra)?;
-    crate::settle(tracer.pid())?;
     let mut bpftrace = Bpftrace::start()?;
+    let mut tracer = Tracer::spawn(
+        Command::new(oomtrace_tests::system::oomtrace_bin())
+            .args(["--format", "json", "--store", "none"])
+            .args(&extra)
+            .env("OOMTRACE_VERBOSE", "1"),
+    )?;
+    tracer.wait_ready(TIMEOUT)?;
+    crate::settle(tracer.pid())?;
+    // bpftrace's nsecs is CLOCK_MONOTONIC, the record's CLOCK_BOOTTIME:
+    // they differ by the time the machine was suspended, constant here.
+    let boot_minus_mono = boot_ns().saturating_sub(monotonic_ns());
     let cgroup = TestCgroup::new("bench-latency", 32 * MIB)?;
     let (mut ours, mut theirs) = (Vec::new(), Vec::new());
     for _ in 0..kills {
         let pid = hog::oom_kill(&cgroup.dir, 200, None, &HogOptions::default(), TIMEOUT)?;
         let deadline = Deadline::after(TIMEOUT);
-        loop {
+        let (our_read, captured) = loop {
             let (read_at, record) = tracer
                 .next_record_read_at(deadline.left())
                 .with_context(|| format!("no record for {pid}"))?;
             if record["type"] == "oom_kill" && record["victim"]["pid"] == pid {
-                let captured = record["boot_ns"].as_u64().context("boot_ns")?;
-                ours.push(read_at.saturating_sub(captured));
-                break;
+                break (read_at, record["boot_ns"].as_u64().context("boot_ns")?);
             }
-        }
-        theirs.push(bpftrace.latency_of(pid, &deadline)?);
+        };
+        let (their_read, their_at) = bpftrace.line_of(pid, &deadline)?;
+        let (their_read, their_at) = (their_read + boot_minus_mono, their_at + boot_minus_mono);
+        let kill = captured.min(their_at);
+        ours.push(our_read.saturating_sub(kill));
+        theirs.push(their_read.saturating_sub(kill));
     }
-    tracer.stop()?;
-    Ok((ours, theirs))
+    let (_, _, stderr) = tracer.stop()?;
+    Ok((ours, theirs, phases(&stderr)))
+}
+
+/// The p50 of each of [`PHASES`] over the kills `stderr` timed.
+fn phases(stderr: &[String]) -> Value {
+    let timed: Vec<&str> = stderr
+        .iter()
+        .filter(|l| l.starts_with("oomtrace: kill of ") && l.contains("written at"))
+        .map(String::as_str)
+        .collect();
+    let mut p50 = serde_json::Map::new();
+    for (key, _) in PHASES {
+        let mut at: Vec<u64> = timed
+            .iter()
+            .filter_map(|line| phase_at(line, key))
+            .collect();
+        at.sort_unstable();
+        p50.insert(key.into(), json!(percentile(&at, 50.0)));
+    }
+    Value::Object(p50)
+}
+
+/// The number after `KEY at ` in an OOMTRACE_VERBOSE kill line.
+fn phase_at(line: &str, key: &str) -> Option<u64> {
+    let rest = &line[line.find(&format!("{key} at "))? + key.len() + 4..];
+    rest.split(|c: char| !c.is_ascii_digit())
+        .next()?
+        .parse()
+        .ok()
 }
 
 /// bpftrace printing `pid nsecs` at each mark_victim, line-buffered; each
@@ -133,7 +196,8 @@ impl Bpftrace {
         }
     }
 
-    fn latency_of(&mut self, pid: u32, deadline: &Deadline) -> Result<u64> {
+    /// When this process read `pid`'s line and bpftrace's `nsecs` in it.
+    fn line_of(&mut self, pid: u32, deadline: &Deadline) -> Result<(u64, u64)> {
         loop {
             let (read_at, line) = self
                 .lines
@@ -145,7 +209,7 @@ impl Bpftrace {
             };
             if seen.parse::<u32>().ok() == Some(pid) {
                 let at: u64 = at.parse().context("bpftrace's nsecs")?;
-                return Ok(read_at.saturating_sub(at));
+                return Ok((read_at, at));
             }
         }
     }
@@ -159,12 +223,20 @@ impl Drop for Bpftrace {
 }
 
 fn monotonic_ns() -> u64 {
+    clock_ns(libc::CLOCK_MONOTONIC)
+}
+
+fn boot_ns() -> u64 {
+    clock_ns(libc::CLOCK_BOOTTIME)
+}
+
+fn clock_ns(clock: libc::clockid_t) -> u64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
     };
     // SAFETY: valid clock and out pointer.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    unsafe { libc::clock_gettime(clock, &mut ts) };
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
@@ -223,5 +295,20 @@ mod tests {
         assert_eq!(super::percentile(&sorted, 50.0), Some(51));
         assert_eq!(super::percentile(&sorted, 99.0), Some(100));
         assert_eq!(super::percentile(&[], 50.0), None);
+    }
+
+    #[test]
+    fn phases_are_read_from_the_verbose_kill_lines() {
+        let line = "oomtrace: kill of 42: read at 97 us, decoded at 109, record at 369, candidates at 131, written at 442";
+        assert_eq!(super::phase_at(line, "read"), Some(97));
+        assert_eq!(super::phase_at(line, "record"), Some(369));
+        assert_eq!(super::phase_at(line, "written"), Some(442));
+        assert_eq!(
+            super::phase_at(
+                "oomtrace: kill of 42: read at 9 us, held for correlation",
+                "written"
+            ),
+            None
+        );
     }
 }
