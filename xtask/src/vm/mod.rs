@@ -279,7 +279,9 @@ fn oomkill_rows(label: &str, results: &[Value], table: &mut String, failures: &m
                 eprintln!(
                     "xtask: {label}: oomtrace warm start (OOMTRACE_VERBOSE=1, {} ms to ready), \
                      longest phases:",
-                    peer.starts.verbose_ms.map_or("?".to_string(), |ms| format!("{ms:.0}"))
+                    peer.starts
+                        .verbose_ms
+                        .map_or("?".to_string(), |ms| format!("{ms:.0}"))
                 );
                 for phase in slowest {
                     eprintln!(
