@@ -24,7 +24,7 @@ fn main() -> ExitCode {
         return docs::run(&dir);
     }
     // Usage errors exit 2 with clap's message; --help and --version exit 0.
-    let cli = Cli::parse();
+    let cli = capture::timing::phase("arguments", Cli::parse);
     let result = match cli.command {
         Some(Command::Check) => check::run(),
         Some(Command::List(ref args)) => store::list::run(args),
@@ -102,7 +102,8 @@ fn past_kills(
 }
 
 fn trace(cli: &Cli) -> anyhow::Result<ExitCode> {
-    let privileges = Privileges::current().context("cannot read /proc/self/status")?;
+    let privileges = capture::timing::phase("privileges", Privileges::current)
+        .context("cannot read /proc/self/status")?;
     if !privileges.can_trace() {
         return Err(UserError::NotPrivileged {
             held: privileges.describe(),
@@ -110,7 +111,8 @@ fn trace(cli: &Cli) -> anyhow::Result<ExitCode> {
         .into());
     }
     // First: it takes longest and needs nothing from what follows.
-    let loader = capture::LoaderPrefetch::start();
+    let loader = capture::timing::phase("loader thread spawn", capture::LoaderPrefetch::start);
+    let setup = capture::timing::Timer::start();
     let mut output =
         Output::open(cli.output.as_deref(), cli.format).map_err(|source| UserError::Output {
             path: cli.output.clone().unwrap_or_default(),
@@ -161,6 +163,8 @@ fn trace(cli: &Cli) -> anyhow::Result<ExitCode> {
              needs CAP_SYS_RESOURCE): a host-level OOM may kill oomtrace itself"
         );
     }
+
+    setup.done("output, store, oom_score_adj".to_string());
 
     // tracefs is only needed by the classic tracepoint path: mount it only
     // when that path is the one left (the BTF parsed once either way).

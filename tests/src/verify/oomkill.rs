@@ -27,6 +27,31 @@ pub struct Starts {
     pub oomtrace_warm_ms: f64,
     /// Why oomkill did not start, if it did not.
     pub oomkill_error: Option<String>,
+    /// One more warm start's phases (OOMTRACE_VERBOSE=1), as it printed
+    /// them, and its start to ready (verbose: a few syscalls more).
+    pub warm_phases: Vec<Phase>,
+    pub verbose_ms: Option<f64>,
+}
+
+/// One phase of a start: `NAME 12.3 ms (at 4.5 ms)`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Phase {
+    pub name: String,
+    pub ms: f64,
+    pub at_ms: f64,
+}
+
+impl Phase {
+    pub fn parse(line: &str) -> Option<Phase> {
+        let (head, at) = line.rsplit_once(" (at ")?;
+        let at_ms = at.strip_suffix(" ms)")?.parse().ok()?;
+        let (name, ms) = head.strip_suffix(" ms")?.rsplit_once(' ')?;
+        Some(Phase {
+            name: name.to_string(),
+            ms: ms.parse().ok()?,
+            at_ms,
+        })
+    }
 }
 
 impl Starts {
@@ -34,6 +59,16 @@ impl Starts {
     pub fn ratios(&self) -> Option<(f64, f64)> {
         let peer = self.oomkill_ms.filter(|ms| *ms > 0.0)?;
         Some((self.oomtrace_cold_ms / peer, self.oomtrace_warm_ms / peer))
+    }
+
+    /// The verbose warm start's `n` longest phases, longest first
+    /// (overlapping ones included: their offsets say which ran beside
+    /// which).
+    pub fn slowest_phases(&self, n: usize) -> Vec<&Phase> {
+        let mut phases: Vec<&Phase> = self.warm_phases.iter().collect();
+        phases.sort_by(|a, b| b.ms.total_cmp(&a.ms));
+        phases.truncate(n);
+        phases
     }
 }
 
@@ -245,6 +280,16 @@ pub fn judge(evidence: &Value) -> Result<Peer> {
         oomtrace_cold_ms: median(&mut cold).context("no oomtrace cold start came back")?,
         oomtrace_warm_ms: median(&mut warm).context("no oomtrace warm start came back")?,
         oomkill_error: starts["oomkill_error"].as_str().map(str::to_string),
+        warm_phases: starts["oomtrace_warm_phases"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .filter_map(Phase::parse)
+                    .collect()
+            })
+            .unwrap_or_default(),
+        verbose_ms: starts["oomtrace_verbose_ms"].as_f64(),
     };
     let kills = evidence["kills"].as_array().context("no kills came back")?;
     let pids: Vec<u64> = kills
@@ -333,7 +378,11 @@ mod tests {
         json!({
             "scenario": "oomkill", "capture": "auto",
             "starts": {"oomkill_ms": [140.0, 150.0, 130.0], "oomtrace_cold_ms": [900.0, 1000.0, 950.0],
-                       "oomtrace_warm_ms": [200.0, 180.0, 190.0], "oomkill_error": null},
+                       "oomtrace_warm_ms": [200.0, 180.0, 190.0], "oomkill_error": null,
+                       "oomtrace_verbose_ms": 210.0,
+                       "oomtrace_warm_phases": ["cache read 3.0 ms (at 40.1 ms)",
+                                                "capture (load, verify, attach) 120.5 ms (at 50.0 ms)",
+                                                "ready at 180.2 ms"]},
             "kills": [
                 {"pid": 10, "boot_ns": 1_000, "oomtrace_read_ns": 401_000, "oomkill_read_ns": 201_000},
                 {"pid": 11, "boot_ns": 2_000, "oomtrace_read_ns": 502_000, "oomkill_read_ns": 302_000},
@@ -358,6 +407,14 @@ mod tests {
             (500_000, 1_900_000, 1_900_000)
         );
         assert_eq!(peer.oomkill_minus_oomtrace_ns, Some(-200_000));
+        // "ready at" is no phase.
+        let slowest = peer.starts.slowest_phases(5);
+        assert_eq!(slowest.len(), 2);
+        assert_eq!(
+            (slowest[0].name.as_str(), slowest[0].ms, slowest[0].at_ms),
+            ("capture (load, verify, attach)", 120.5, 50.0)
+        );
+        assert_eq!(peer.starts.verbose_ms, Some(210.0));
         assert!(
             peer.start_cell().contains("both saw every kill"),
             "{}",

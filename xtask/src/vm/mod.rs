@@ -253,6 +253,9 @@ fn report(
     }
 }
 
+/// How many of a warm start's phases vm-test prints.
+const PHASES_SHOWN: usize = 12;
+
 /// The C peer's rows: libbpf-tools oomkill's start beside oomtrace's and
 /// whether both saw every kill, then oomtrace's kill-to-line latency on
 /// those kills. The goals are reported, not judged; oomtrace missing a
@@ -269,6 +272,23 @@ fn oomkill_rows(label: &str, results: &[Value], table: &mut String, failures: &m
                 failures.push(format!(
                     "{label} libbpf-tools oomkill beside oomtrace: {failure}"
                 ));
+            }
+            // Where a warm start's time goes (issue 17's 1.5x goal).
+            let slowest = peer.starts.slowest_phases(PHASES_SHOWN);
+            if !slowest.is_empty() {
+                eprintln!(
+                    "xtask: {label}: oomtrace warm start (OOMTRACE_VERBOSE=1, {} ms to ready), \
+                     longest phases:",
+                    peer.starts
+                        .verbose_ms
+                        .map_or("?".to_string(), |ms| format!("{ms:.0}"))
+                );
+                for phase in slowest {
+                    eprintln!(
+                        "xtask:   {:7.1} ms (at {:7.1} ms) {}",
+                        phase.ms, phase.at_ms, phase.name
+                    );
+                }
             }
             if !peer.oomkill_saw_every_kill() {
                 eprintln!(
