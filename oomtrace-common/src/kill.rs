@@ -38,6 +38,8 @@ pub mod valid {
     /// [`VICTIM_MEMCG_OOM_GROUP`].
     pub const VICTIM_MEMCG_OOM_GROUP_READ: u32 = 1 << 15;
     pub const VICTIM_MEMCG_OOM_GROUP: u32 = 1 << 16;
+    /// `victim_ns_init_tgid` was read.
+    pub const VICTIM_NS_INIT: u32 = 1 << 17;
 }
 
 /// Bits of [`CgroupRef::flags`].
@@ -119,6 +121,10 @@ pub struct OomKillRecord {
     /// namespace's level (0: the host's).
     pub victim_ns_pid: u32,
     pub victim_pid_ns_level: u32,
+    /// Host tgid of the init (pid 1) of the victim's pid namespace:
+    /// `pid_namespace.child_reaper`.
+    pub victim_ns_init_tgid: u32,
+    pub _ns_pad: u32,
 }
 
 pub(crate) const CGROUP_NAMES: usize = CGROUP_NAME_LEN * CGROUP_MAX_DEPTH as usize;
@@ -127,5 +133,5 @@ const _: () = assert!(core::mem::size_of::<TaskRef>() == 24 + CGROUP_NAMES + 24)
 // A Cmdline placed right after a record starts where the record ends.
 const _: () = assert!(core::mem::size_of::<OomKillRecord>().is_multiple_of(8));
 const _: () = assert!(
-    core::mem::size_of::<OomKillRecord>() == 8 + 80 + 2 * (48 + CGROUP_NAMES) + 104 + 3 * 64 + 24
+    core::mem::size_of::<OomKillRecord>() == 8 + 80 + 2 * (48 + CGROUP_NAMES) + 104 + 3 * 64 + 32
 );

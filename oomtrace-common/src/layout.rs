@@ -184,6 +184,10 @@ kernel_layout! {
     /// `struct pid.numbers`, a flexible array of `struct upid`.
     pid_numbers: member("pid", &["numbers"]);
     upid_nr: member("upid", &["nr"]);
+    /// The namespace of a `struct upid`, and that namespace's init:
+    /// `numbers[level].ns->child_reaper`.
+    upid_ns: member("upid", &["ns"]);
+    pidns_child_reaper: member("pid_namespace", &["child_reaper"]);
     /// `sizeof(struct upid)`, the stride of `pid.numbers`.
     upid_size: loader(0);
     /// `mem_cgroup.oom_group` (memory.oom.group, cgroup v2; absent when

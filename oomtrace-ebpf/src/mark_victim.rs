@@ -51,11 +51,16 @@ pub fn mark_victim_btf(ctx: BtfTracePointContext) -> u32 {
             record.victim_start_ns = start;
             record.valid |= valid::VICTIM_START;
         }
-        // Is it its container's pid 1? (Its fate: see the report.)
-        if let Some((ns_pid, level)) = task::namespace_pid(leader) {
+        // Is it its container's pid 1, and if not, which process is?
+        // (Its fate: see the report.)
+        if let Some((ns_pid, level, init)) = task::namespace_pid(leader) {
             record.victim_ns_pid = ns_pid;
             record.victim_pid_ns_level = level;
             record.valid |= valid::VICTIM_NS_PID;
+            if let Some(init) = init {
+                record.victim_ns_init_tgid = init;
+                record.valid |= valid::VICTIM_NS_INIT;
+            }
         }
     }
     if let Some(group) = crate::cgroup::memory_css_of(victim).and_then(crate::cgroup::oom_group_of)

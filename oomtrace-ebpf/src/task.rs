@@ -13,11 +13,28 @@ use crate::{
 const MAX_PID_NS_LEVEL: u32 = 32;
 
 /// The pid of `leader` (a thread group leader, so its pid is the process's)
-/// in its own pid namespace, and that namespace's level (0: the initial
-/// one): `leader->thread_pid->numbers[level].nr`, as `task_tgid_vnr()`
-/// would answer inside the namespace.
+/// in its own pid namespace, that namespace's level (0: the initial one),
+/// as `task_tgid_vnr()` would answer inside the namespace
+/// (`leader->thread_pid->numbers[level].nr`), and below the initial
+/// namespace the host tgid of the namespace's init: its pid 1, the
+/// namespace's `child_reaper`, whatever cgroup it is in.
 #[inline(always)]
-pub fn namespace_pid(leader: u64) -> Option<(u32, u32)> {
+pub fn namespace_pid(leader: u64) -> Option<(u32, u32, Option<u32>)> {
+    let (nr, level, upid) = namespace_upid(leader)?;
+    if level == 0 {
+        return Some((nr, level, None));
+    }
+    let init = pointer(upid, layout!(upid_ns))
+        .and_then(|ns| pointer(ns, layout!(pidns_child_reaper)))
+        .and_then(|reaper| field::<i32>(reaper, layout!(task_tgid)))
+        .filter(|tgid| *tgid > 0)
+        .map(|tgid| tgid as u32);
+    Some((nr, level, init))
+}
+
+/// `(nr, level, &numbers[level])` of `leader`'s pid.
+#[inline(always)]
+fn namespace_upid(leader: u64) -> Option<(u32, u32, u64)> {
     let pid = pointer(leader, layout!(task_thread_pid))?;
     let level = field::<u32>(pid, layout!(pid_level))?;
     let numbers = known(layout!(pid_numbers))? as u64;
@@ -27,7 +44,7 @@ pub fn namespace_pid(leader: u64) -> Option<(u32, u32)> {
     }
     let upid = pid + numbers + u64::from(level) * stride;
     let nr = field::<i32>(upid, layout!(upid_nr))?;
-    (nr > 0).then_some((nr as u32, level))
+    (nr > 0).then_some((nr as u32, level, upid))
 }
 
 /// What [`describe`] could read.

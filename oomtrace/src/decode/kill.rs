@@ -42,6 +42,8 @@ pub struct Victim {
     /// the host's).
     pub ns_pid: Option<u32>,
     pub pid_ns_level: Option<u32>,
+    /// Host pid of its pid namespace's init (pid 1), below the host's.
+    pub ns_init_tgid: Option<u32>,
     /// Its memcg's own memory.oom.group flag (`mem_cgroup.oom_group`).
     pub memcg_oom_group: Option<bool>,
 }
@@ -210,6 +212,7 @@ impl OomKill {
             memcg: has(valid::VICTIM_MEMCG).then(|| memcg(&record.victim.memcg)),
             ns_pid: has(valid::VICTIM_NS_PID).then_some(record.victim_ns_pid),
             pid_ns_level: has(valid::VICTIM_NS_PID).then_some(record.victim_pid_ns_level),
+            ns_init_tgid: has(valid::VICTIM_NS_INIT).then_some(record.victim_ns_init_tgid),
             memcg_oom_group: has(valid::VICTIM_MEMCG_OOM_GROUP_READ)
                 .then_some(has(valid::VICTIM_MEMCG_OOM_GROUP)),
         };
@@ -403,6 +406,7 @@ mod tests {
         record.valid = valid::VICTIM_NS_PID | valid::VICTIM_MEMCG_OOM_GROUP_READ;
         record.victim_ns_pid = 1;
         record.victim_pid_ns_level = 2;
+        record.victim_ns_init_tgid = 4000;
         let kill = OomKill::from_record(&record);
         assert_eq!(
             (
@@ -412,6 +416,12 @@ mod tests {
             ),
             (Some(1), Some(2), Some(false)),
             "read and not set is false, not null"
+        );
+        assert_eq!(kill.victim.ns_init_tgid, None, "no bit: not read");
+        record.valid |= valid::VICTIM_NS_INIT;
+        assert_eq!(
+            OomKill::from_record(&record).victim.ns_init_tgid,
+            Some(4000)
         );
         record.valid |= valid::VICTIM_MEMCG_OOM_GROUP;
         assert_eq!(

@@ -1,13 +1,12 @@
 //! What the kill did to the victim's unit (container, service, pid
 //! namespace): its main process died, only a child did, or the whole
 //! memory.oom.group went. Decided from what the kernel side read at the
-//! kill (the victim's pid in its own namespace, memory.oom.group), and for
-//! a systemd service on the host from systemd's MainPID. Never guessed.
+//! kill (the victim's pid in its own namespace and that namespace's init,
+//! memory.oom.group), and for a systemd service on the host from systemd's
+//! MainPID. Never guessed.
 
 use std::{
-    fs,
     io::Read as _,
-    path::Path,
     process::{Command, Stdio},
     time::{Duration, Instant},
 };
@@ -144,44 +143,6 @@ pub fn group_killed(fate: &mut FateReport) {
         basis: Some(FateBasis::MemoryOomGroup),
         unit_exits: Some(true),
     };
-}
-
-/// Most processes of a memcg read for its namespace's pid 1.
-const MAX_PROCS: usize = 256;
-
-/// The host pid of the process that is pid 1 of the pid namespace at
-/// `level`, among the processes of the memcg directory `dir`: the one
-/// whose `NSpid` has `level + 1` entries, the last being 1. `None` when
-/// there is none or more than one (nested or shared namespaces).
-pub fn namespace_init(dir: &Path, level: u32, proc_root: &Path) -> Option<u32> {
-    let procs = fs::read_to_string(dir.join("cgroup.procs")).ok()?;
-    let mut found = None;
-    for pid in procs
-        .lines()
-        .filter_map(|l| l.trim().parse::<u32>().ok())
-        .take(MAX_PROCS)
-    {
-        let Ok(status) = fs::read_to_string(proc_root.join(pid.to_string()).join("status")) else {
-            continue;
-        };
-        let Some(nspid) = ns_pids(&status) else {
-            continue;
-        };
-        if nspid.len() == level as usize + 1 && nspid.last() == Some(&1) {
-            if found.is_some() {
-                return None;
-            }
-            found = nspid.first().copied();
-        }
-    }
-    found
-}
-
-/// The `NSpid:` line of /proc/PID/status: the pid in each namespace, the
-/// host's first.
-pub fn ns_pids(status: &str) -> Option<Vec<u32>> {
-    let line = status.lines().find_map(|l| l.strip_prefix("NSpid:"))?;
-    line.split_whitespace().map(|n| n.parse().ok()).collect()
 }
 
 /// How long `systemctl show` may take before MainPID counts as unknown.
@@ -372,39 +333,5 @@ mod tests {
             (unknown.killed, unknown.main_pid),
             (FateKilled::WholeGroup, None)
         );
-    }
-
-    #[test]
-    fn nspid_lists_the_pid_in_every_namespace() {
-        let status = "Name:\tsh\nTgid:\t900\nNSpid:\t900\t12\t1\nPPid:\t1\n";
-        assert_eq!(ns_pids(status), Some(vec![900, 12, 1]));
-        assert_eq!(ns_pids("Name:\tsh\n"), None, "kernels before 4.1");
-    }
-
-    #[test]
-    fn the_namespace_init_is_the_one_process_whose_last_nspid_is_1() {
-        let root = std::env::temp_dir().join(format!("oomtrace-fate-{}", std::process::id()));
-        let cgroup = root.join("cg");
-        let proc_root = root.join("proc");
-        fs::create_dir_all(&cgroup).expect("temp dir");
-        let status = |pid: u32, nspid: &str| {
-            let dir = proc_root.join(pid.to_string());
-            fs::create_dir_all(&dir).expect("temp dir");
-            fs::write(dir.join("status"), format!("Name:\tx\nNSpid:\t{nspid}\n")).expect("write");
-        };
-        status(900, "900 1");
-        status(901, "901 2");
-        status(902, "902 1 1");
-        fs::write(cgroup.join("cgroup.procs"), "901\n900\n902\n77\n").expect("write");
-        assert_eq!(namespace_init(&cgroup, 1, &proc_root), Some(900));
-        assert_eq!(namespace_init(&cgroup, 2, &proc_root), Some(902));
-        status(903, "903 1");
-        fs::write(cgroup.join("cgroup.procs"), "900\n903\n").expect("write");
-        assert_eq!(
-            namespace_init(&cgroup, 1, &proc_root),
-            None,
-            "two: ambiguous"
-        );
-        let _ = fs::remove_dir_all(&root);
     }
 }

@@ -368,10 +368,10 @@ impl Enricher {
         let unit = fate::unit_of(victim_memcg);
         let group_kill = kill.group_kill();
         let level = victim.pid_ns_level;
+        // Read by the kernel side at the kill: no scan of the unit's
+        // processes in front of the line.
         let namespace_init = match (level, victim.ns_pid) {
-            (Some(level), Some(ns_pid)) if level > 0 && ns_pid != 1 => self
-                .memcg_dir(victim_memcg)
-                .and_then(|dir| fate::namespace_init(&dir, level, std::path::Path::new("/proc"))),
+            (Some(level), Some(ns_pid)) if level > 0 && ns_pid != 1 => victim.ns_init_tgid,
             _ => None,
         };
         let systemd_main_pid = match (level, victim_memcg.and_then(|m| m.service.as_ref())) {
@@ -391,17 +391,6 @@ impl Enricher {
             namespace_init,
             systemd_main_pid,
         })
-    }
-
-    /// A memcg's directory under the memory hierarchy's mount.
-    fn memcg_dir(&self, memcg: Option<&MemcgReport>) -> Option<PathBuf> {
-        let path = memcg?.path.as_deref()?;
-        Some(
-            self.memory
-                .as_ref()?
-                .mount
-                .join(path.trim_start_matches('/')),
-        )
     }
 
     /// The OOM domain's other processes, when the domain is known.
@@ -557,6 +546,7 @@ mod tests {
                 start_boot_ns: None,
                 ns_pid: None,
                 pid_ns_level: None,
+                ns_init_tgid: None,
                 memcg_oom_group: None,
                 memcg: Some(Memcg {
                     id: 77,

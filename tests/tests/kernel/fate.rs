@@ -198,6 +198,51 @@ fn child_kill(docker_layout: bool) -> Result<()> {
     Ok(())
 }
 
+/// The namespace's pid 1 in one cgroup, the child it runs (the victim) in
+/// a limited child cgroup of its own: the main process is still pid 1,
+/// wherever it runs, as the kernel knows it (`child_reaper`).
+#[test]
+fn the_main_process_is_pid_1_of_the_namespace_even_in_another_cgroup() -> Result<()> {
+    let _serial = setup();
+    let mut tracer = Tracer::start(&[])?;
+    let mut log = KernelLog::open()?;
+    let mut cgroup = TestCgroup::new("fate-split", 128 * MIB)?;
+    let work = cgroup.child("work")?;
+    cgroup.set_child_limit(&work, 32 * MIB)?;
+    kmsg::wait_for_oom_report_budget()?;
+    let hog = hog_bin();
+    let hog = hog.to_str().context("hog path")?;
+    let script = format!("\"{hog}\" alloc 200; sleep 30");
+    let mut ns = Namespace::start(&cgroup.dir, &["sh", "-c", &script])?;
+    let (init, _) = find_in(&cgroup.dir, |_, nspid| {
+        nspid.len() >= 2 && nspid.last() == Some(&1)
+    })?;
+    let (victim, _) = find_in(&cgroup.dir, |pid, nspid| {
+        nspid.len() >= 2 && nspid.last() != Some(&1) && is_hog(pid)
+    })?;
+    // Before it allocates: its OOM is the child cgroup's.
+    fs::write(work.join("cgroup.procs"), victim.to_string())
+        .context("move the hog into the child cgroup")?;
+    ns.go()?;
+    let record = record_of(&mut tracer, victim)?;
+    let truth = truth(&mut log, victim);
+    assert_eq!(truth.killed.pid, victim, "the kernel killed the hog");
+    assert_eq!(
+        truth.context.oom_memcg.as_deref(),
+        Some(cgroup.relative(&work).as_str()),
+        "the child cgroup hit its limit"
+    );
+    let fate = &record["fate"];
+    assert_eq!(fate["killed"], "child_process", "{fate}");
+    assert_eq!(fate["basis"], "pid_namespace");
+    assert_eq!(
+        fate["main_pid"], init,
+        "pid 1 of the victim's namespace, in the parent cgroup"
+    );
+    assert!(alive(init), "pid 1 ({init}) runs on after its child's kill");
+    Ok(())
+}
+
 #[test]
 fn the_pid_1_of_a_namespace_killed_is_its_main_process() -> Result<()> {
     let _serial = setup();
