@@ -26,7 +26,7 @@ use std::{
         unix::fs::FileTypeExt,
     },
     path::Path,
-    sync::{Arc, Condvar, Mutex, MutexGuard},
+    sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock},
     thread,
     time::{Duration, Instant},
 };
@@ -62,11 +62,14 @@ pub struct Output {
     pipe: Option<File>,
 }
 
+/// What the writer calls when the sink fails.
+type OnFailure = Box<dyn Fn() + Send + Sync>;
+
 #[derive(Default)]
 struct Queue {
     /// Wakes the event loop when the sink fails (a reader that went away),
     /// so it ends without waiting for the next record.
-    failed: tokio::sync::Notify,
+    on_failure: OnceLock<OnFailure>,
     state: Mutex<State>,
     /// Signalled when a record is queued or the run ends.
     queued: Condvar,
@@ -88,6 +91,12 @@ struct State {
 }
 
 impl Queue {
+    fn failed(&self) {
+        if let Some(wake) = self.on_failure.get() {
+            wake();
+        }
+    }
+
     fn lock(&self) -> MutexGuard<'_, State> {
         // A panic in the writer cannot leave the queue half-changed.
         self.state
@@ -174,14 +183,15 @@ impl Output {
         self.record_to(report, text::lost, stored)
     }
 
-    /// Resolves once the sink has failed; then every call returns the error.
-    pub async fn failed(&self) -> io::Error {
-        loop {
-            if let Some(kind) = self.queue.lock().failed {
-                return kind.into();
-            }
-            self.queue.failed.notified().await;
-        }
+    /// Calls `wake` (once, from whichever thread saw it) when the sink
+    /// fails, so an idle event loop learns of it.
+    pub fn on_failure(&self, wake: impl Fn() + Send + Sync + 'static) {
+        let _ = self.queue.on_failure.set(Box::new(wake));
+    }
+
+    /// The sink's failure, once it has failed; then every call returns it.
+    pub fn failure(&self) -> Option<io::Error> {
+        self.queue.lock().failed.map(io::Error::from)
     }
 
     /// Records the queue refused since the last call.
@@ -232,7 +242,7 @@ impl Output {
             if let Err(error) = pipe.write_all(&bytes) {
                 state.failed = Some(error.kind());
                 drop(state);
-                self.queue.failed.notify_one();
+                self.queue.failed();
                 return Err(error);
             }
         } else if state.bytes + bytes.len() > QUEUE_BYTES {
@@ -354,8 +364,7 @@ fn write_loop(queue: &Queue, mut sink: Box<dyn Write + Send>) {
             state.bytes = 0;
             queue.drained.notify_all();
             drop(state);
-            // Stores a permit if the loop is not waiting right now.
-            queue.failed.notify_one();
+            queue.failed();
             return;
         }
     }
