@@ -152,28 +152,95 @@ pub const SYSTEMCTL_TIMEOUT: Duration = Duration::from_millis(300);
 /// within [`SYSTEMCTL_TIMEOUT`]; `None` without systemd, for a unit
 /// without a main process (0), or when it took too long.
 pub fn systemd_main_pid(unit: &str) -> Option<u32> {
-    let mut child = Command::new("systemctl")
-        .args(["show", "-p", "MainPID", "--value", "--", unit])
+    let mut command = Command::new("systemctl");
+    command.args(["show", "-p", "MainPID", "--value", "--", unit]);
+    let out = output_within(&mut command, SYSTEMCTL_TIMEOUT)?;
+    out.trim().parse::<u32>().ok().filter(|pid| *pid != 0)
+}
+
+/// What `command` prints on stdout if it exits successfully within
+/// `timeout`; else it is killed and the answer is `None`. The line waits
+/// for it: its stdout is read as it comes, so the answer is there the
+/// moment the command ends, not at the next tick of a polling loop.
+fn output_within(command: &mut Command, timeout: Duration) -> Option<String> {
+    let mut child = command
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .ok()?;
-    let deadline = Instant::now() + SYSTEMCTL_TIMEOUT;
+    let deadline = Instant::now() + timeout;
+    let mut stdout = child.stdout.take()?;
+    let mut out = Vec::new();
+    let read = read_until_eof(&mut stdout, &mut out, deadline);
+    let status = match read {
+        // EOF: the command closed its stdout, almost always by exiting.
+        Some(()) => wait_until(&mut child, deadline),
+        None => None,
+    };
+    if status.is_none() {
+        let _ = child.kill();
+        let _ = child.wait();
+        return None;
+    }
+    status
+        .filter(|s| s.success())
+        .and_then(|_| String::from_utf8(out).ok())
+}
+
+/// Reads `pipe` into `out` until EOF (`Some`), or `None` at `deadline`
+/// or on an error.
+fn read_until_eof(
+    pipe: &mut std::process::ChildStdout,
+    out: &mut Vec<u8>,
+    deadline: Instant,
+) -> Option<()> {
+    use std::os::fd::AsRawFd as _;
+    let mut buf = [0u8; 512];
     loop {
-        match child.try_wait() {
-            Ok(Some(status)) if status.success() => break,
-            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(5)),
-            _ => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return None;
+        let left = deadline.saturating_duration_since(Instant::now());
+        let ms = i32::try_from(left.as_micros().div_ceil(1000)).unwrap_or(i32::MAX);
+        if ms == 0 {
+            return None;
+        }
+        let mut fd = libc::pollfd {
+            fd: pipe.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd.
+        let rc = unsafe { libc::poll(&mut fd, 1, ms) };
+        if rc < 0 {
+            if std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
+                continue;
             }
+            return None;
+        }
+        if rc == 0 {
+            return None;
+        }
+        match pipe.read(&mut buf) {
+            Ok(0) => return Some(()),
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return None,
         }
     }
-    let mut out = String::new();
-    child.stdout.take()?.read_to_string(&mut out).ok()?;
-    out.trim().parse::<u32>().ok().filter(|pid| *pid != 0)
+}
+
+/// The child's exit status once it has exited, waiting at most until
+/// `deadline` (its stdout is closed already: this is its last moments).
+fn wait_until(
+    child: &mut std::process::Child,
+    deadline: Instant,
+) -> Option<std::process::ExitStatus> {
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => return Some(status),
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_micros(200)),
+            _ => return None,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -332,6 +399,35 @@ mod tests {
         assert_eq!(
             (unknown.killed, unknown.main_pid),
             (FateKilled::WholeGroup, None)
+        );
+    }
+
+    #[test]
+    fn a_commands_output_is_taken_when_it_exits_within_the_time() {
+        let out = output_within(
+            Command::new("sh").args(["-c", "echo 4242"]),
+            Duration::from_secs(5),
+        );
+        assert_eq!(out.as_deref(), Some("4242\n"));
+        // A failing command answers nothing, whatever it printed.
+        let failed = output_within(
+            Command::new("sh").args(["-c", "echo 1; exit 3"]),
+            Duration::from_secs(5),
+        );
+        assert_eq!(failed, None);
+    }
+
+    #[test]
+    fn a_command_that_takes_too_long_is_killed_and_answers_nothing() {
+        let started = Instant::now();
+        let out = output_within(
+            Command::new("sh").args(["-c", "echo early; exec sleep 30"]),
+            Duration::from_millis(100),
+        );
+        assert_eq!(out, None);
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the 30 s command was killed, not waited for"
         );
     }
 }
