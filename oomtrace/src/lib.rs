@@ -14,6 +14,7 @@ pub mod enrich;
 pub mod error;
 pub mod filter;
 pub mod output;
+mod poll;
 pub mod privileges;
 pub mod report;
 pub mod store;
@@ -21,7 +22,8 @@ pub mod stream;
 pub mod trend;
 
 /// OOMTRACE_VERBOSE=1: the kernel's whole error (verifier log included)
-/// for each optional feature it refused, after the ready line.
+/// for each optional feature it refused and the start's phases, after the
+/// ready line; each kill's way to its line, after the line.
 pub fn verbose() -> bool {
     std::env::var_os("OOMTRACE_VERBOSE").is_some_and(|v| v == "1")
 }

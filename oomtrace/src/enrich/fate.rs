@@ -197,27 +197,15 @@ fn read_until_eof(
 ) -> Option<()> {
     use std::os::fd::AsRawFd as _;
     let mut buf = [0u8; 512];
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let ms = i32::try_from(left.as_micros().div_ceil(1000)).unwrap_or(i32::MAX);
-        if ms == 0 {
-            return None;
-        }
-        let mut fd = libc::pollfd {
-            fd: pipe.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        // SAFETY: one valid pollfd.
-        let rc = unsafe { libc::poll(&mut fd, 1, ms) };
-        if rc < 0 {
-            if std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
-                continue;
-            }
-            return None;
-        }
-        if rc == 0 {
-            return None;
+    while Instant::now() < deadline {
+        if crate::poll::wait(
+            &mut [crate::poll::readable(pipe.as_raw_fd())],
+            Some(deadline),
+        )
+        .ok()?
+            == 0
+        {
+            continue;
         }
         match pipe.read(&mut buf) {
             Ok(0) => return Some(()),
@@ -226,6 +214,7 @@ fn read_until_eof(
             Err(_) => return None,
         }
     }
+    None
 }
 
 /// The child's exit status once it has exited, waiting at most until

@@ -509,24 +509,38 @@ mod tests {
         assert_eq!(kinds(&c.kill(t, kill(22), true)), ["kill"]);
     }
 
+    /// Victim `pid`'s kill, number `seq` of fentry incident `id` whose
+    /// chosen victim is `chosen`.
+    fn in_incident(pid: u32, id: u64, seq: u32, chosen: u32) -> KillReport {
+        let mut k = kill(pid);
+        k.incident = Some(IncidentReport {
+            id,
+            victims: None,
+            seq,
+            chosen_pid: chosen,
+            group_member: seq > 1,
+            basis: Some(IncidentBasis::OomKillProcess),
+        });
+        k
+    }
+
+    /// The victim counts the written kills carry.
+    fn victim_counts(written: &[Record]) -> Vec<Option<u32>> {
+        written
+            .iter()
+            .map(|r| match r {
+                Record::Kill(k) => k.incident.as_ref().and_then(|i| i.victims),
+                _ => None,
+            })
+            .collect()
+    }
+
     #[test]
     fn a_group_kills_records_take_the_victim_count_from_its_end() {
         let t = Instant::now();
         let mut c = Correlator::new(Filter::default(), None, false);
-        let member = |pid, seq| {
-            let mut k = kill(pid);
-            k.incident = Some(IncidentReport {
-                id: 777,
-                victims: None,
-                seq,
-                chosen_pid: 30,
-                group_member: seq > 1,
-                basis: Some(IncidentBasis::OomKillProcess),
-            });
-            k
-        };
-        assert!(c.kill(t, member(30, 1), true).is_empty());
-        assert!(c.kill(t, member(31, 2), true).is_empty());
+        assert!(c.kill(t, in_incident(30, 777, 1, 30), true).is_empty());
+        assert!(c.kill(t, in_incident(31, 777, 2, 30), true).is_empty());
         let written = c.incident_end(
             t,
             IncidentEnd {
@@ -534,30 +548,14 @@ mod tests {
                 victims: 2,
             },
         );
-        let victims: Vec<_> = written
-            .iter()
-            .map(|r| match r {
-                Record::Kill(k) => k.incident.as_ref().and_then(|i| i.victims),
-                _ => None,
-            })
-            .collect();
-        assert_eq!(victims, [Some(2), Some(2)]);
+        assert_eq!(victim_counts(&written), [Some(2), Some(2)]);
     }
 
     #[test]
     fn an_incident_end_later_than_an_exit_wait_still_gives_the_count() {
         let t = Instant::now();
         let mut c = Correlator::new(Filter::default(), None, false);
-        let mut k = kill(30);
-        k.incident = Some(IncidentReport {
-            id: 778,
-            victims: None,
-            seq: 1,
-            chosen_pid: 30,
-            group_member: false,
-            basis: Some(IncidentBasis::OomKillProcess),
-        });
-        assert!(c.kill(t, k, true).is_empty());
+        assert!(c.kill(t, in_incident(30, 778, 1, 30), true).is_empty());
         // Past the exit's wait, not the incident's: still held.
         let late = t + WAIT_FOR_EXIT + ms(300);
         assert!(c.release(late, false).is_empty());
@@ -568,30 +566,17 @@ mod tests {
                 victims: 3,
             },
         );
-        let victims: Vec<_> = written
-            .iter()
-            .map(|r| match r {
-                Record::Kill(k) => k.incident.as_ref().and_then(|i| i.victims),
-                _ => None,
-            })
-            .collect();
-        assert_eq!(victims, [Some(3)]);
+        assert_eq!(victim_counts(&written), [Some(3)]);
         // A lost end: written with an unknown count at the incident's wait.
-        let mut k = kill(31);
-        k.incident = Some(IncidentReport {
-            id: 779,
-            victims: None,
-            seq: 1,
-            chosen_pid: 31,
-            group_member: false,
-            basis: Some(IncidentBasis::OomKillProcess),
-        });
-        assert!(c.kill(late, k, true).is_empty());
+        assert!(c.kill(late, in_incident(31, 779, 1, 31), true).is_empty());
         assert!(
             c.release(late + WAIT_FOR_INCIDENT - ms(1), false)
                 .is_empty()
         );
-        assert_eq!(c.release(late + WAIT_FOR_INCIDENT, false).len(), 1);
+        assert_eq!(
+            victim_counts(&c.release(late + WAIT_FOR_INCIDENT, false)),
+            [None]
+        );
     }
 
     /// A kill as the tracepoint or stack-search path sends it: no incident,

@@ -8,6 +8,8 @@ use std::{
     time::Instant,
 };
 
+use crate::poll;
+
 /// An eventfd: [`Waker::wake`] makes the stream thread's wait return.
 pub struct Waker(OwnedFd);
 
@@ -41,33 +43,8 @@ impl Waker {
 /// a signal interrupting the wait is a return too. Level-triggered: a
 /// record left in the ring buffer makes the next wait return at once.
 pub fn wait(events: RawFd, waker: &Waker, until: Option<Instant>) -> io::Result<()> {
-    let timeout = until.map_or(-1, |until| {
-        let left = until.saturating_duration_since(Instant::now());
-        // Rounded up: a wait cut short would spin until the deadline.
-        i32::try_from(left.as_micros().div_ceil(1000)).unwrap_or(i32::MAX)
-    });
-    let mut fds = [
-        libc::pollfd {
-            fd: events,
-            events: libc::POLLIN,
-            revents: 0,
-        },
-        libc::pollfd {
-            fd: waker.0.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        },
-    ];
-    // SAFETY: two valid pollfd structs.
-    let rc = unsafe { libc::poll(fds.as_mut_ptr(), 2, timeout) };
-    if rc < 0 {
-        let error = io::Error::last_os_error();
-        return match error.kind() {
-            io::ErrorKind::Interrupted => Ok(()),
-            _ => Err(error),
-        };
-    }
-    if fds[1].revents != 0 {
+    let mut fds = [poll::readable(events), poll::readable(waker.0.as_raw_fd())];
+    if poll::wait(&mut fds, until)? > 0 && fds[1].revents != 0 {
         waker.clear();
     }
     Ok(())
@@ -82,26 +59,17 @@ mod tests {
     #[test]
     fn a_wake_ends_the_wait_and_is_taken_by_it() {
         let waker = Waker::new().expect("eventfd");
-        // A descriptor that never becomes readable: the read end of a pipe
-        // whose write end is kept open.
-        let mut pipe = [0; 2];
-        // SAFETY: a valid array of two ints.
-        assert_eq!(unsafe { libc::pipe(pipe.as_mut_ptr()) }, 0);
-        // SAFETY: just opened, owned here.
-        let (read, _write) =
-            unsafe { (OwnedFd::from_raw_fd(pipe[0]), OwnedFd::from_raw_fd(pipe[1])) };
+        // Never readable: a pipe whose write end stays open.
+        let (read, _write) = std::io::pipe().expect("pipe");
         waker.wake();
         let started = Instant::now();
-        wait(read.as_raw_fd(), &waker, None).expect("wait");
+        let bound = Some(Instant::now() + Duration::from_secs(10));
+        wait(read.as_raw_fd(), &waker, bound).expect("wait");
         assert!(started.elapsed() < Duration::from_secs(5), "woken at once");
         // Taken: the next wait lasts until its deadline.
         let started = Instant::now();
-        wait(
-            read.as_raw_fd(),
-            &waker,
-            Some(Instant::now() + Duration::from_millis(30)),
-        )
-        .expect("wait");
+        let soon = Some(Instant::now() + Duration::from_millis(30));
+        wait(read.as_raw_fd(), &waker, soon).expect("wait");
         assert!(
             started.elapsed() >= Duration::from_millis(30),
             "not woken again"

@@ -110,12 +110,12 @@ fn is_hog(pid: u32) -> bool {
     fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "oomtrace-test-h")
 }
 
-/// What the kernel says of memory.oom.group for the test cgroup: the
-/// file on cgroup v2; v1 has no such interface, and the kernel's flag
-/// stays false.
-fn oom_group_file(cgroup: &TestCgroup) -> Result<bool> {
+/// What the kernel says of memory.oom.group for `dir`, a cgroup of the
+/// test's: the file on cgroup v2; v1 has no such interface, and the
+/// kernel's flag stays false.
+fn oom_group_file(cgroup: &TestCgroup, dir: &Path) -> Result<bool> {
     match cgroup.hierarchy.version {
-        Version::V2 => Ok(fs::read_to_string(cgroup.dir.join("memory.oom.group"))?.trim() == "1"),
+        Version::V2 => Ok(fs::read_to_string(dir.join("memory.oom.group"))?.trim() == "1"),
         Version::V1 => Ok(false),
     }
 }
@@ -130,27 +130,43 @@ fn record_of(tracer: &mut Tracer, pid: u32) -> Result<Value> {
     Ok(record)
 }
 
+/// Where a child kill's namespace runs.
+#[derive(Clone, Copy, PartialEq)]
+enum Layout {
+    /// Pid 1 and the victim in the test cgroup.
+    Plain,
+    /// The same in Docker's cgroupfs layout (`/docker/<id>`): the unit is
+    /// the container.
+    Docker,
+    /// Pid 1 in the test cgroup, the victim moved into a limited child
+    /// cgroup of it: the main process is still pid 1, wherever it runs, as
+    /// the kernel knows it (`child_reaper`).
+    VictimInChildCgroup,
+}
+
 #[test]
 fn a_child_killed_in_a_pid_namespace_leaves_its_pid_1_running() -> Result<()> {
-    child_kill(false)
+    child_kill(Layout::Plain)
 }
 
-/// The same in Docker's cgroupfs layout (`/docker/<id>`): the unit is the
-/// container.
 #[test]
 fn a_child_killed_in_a_container_leaves_the_container_running() -> Result<()> {
-    child_kill(true)
+    child_kill(Layout::Docker)
 }
 
-fn child_kill(docker_layout: bool) -> Result<()> {
+#[test]
+fn the_main_process_is_pid_1_of_the_namespace_even_in_another_cgroup() -> Result<()> {
+    child_kill(Layout::VictimInChildCgroup)
+}
+
+fn child_kill(layout: Layout) -> Result<()> {
     let _serial = setup();
     let mut tracer = Tracer::start(&[])?;
     let mut log = KernelLog::open()?;
     let mut cgroup = TestCgroup::new("fate-child", 64 * MIB)?;
-    let dir = if docker_layout {
-        cgroup.child(&format!("docker/{}", "c0ffee".repeat(10) + "c0ff"))?
-    } else {
-        cgroup.dir.clone()
+    let dir = match layout {
+        Layout::Docker => cgroup.child(&format!("docker/{}", "c0ffee".repeat(10) + "c0ff"))?,
+        Layout::Plain | Layout::VictimInChildCgroup => cgroup.dir.clone(),
     };
     kmsg::wait_for_oom_report_budget()?;
     let hog = hog_bin();
@@ -169,21 +185,38 @@ fn child_kill(docker_layout: bool) -> Result<()> {
         init_nspid.len(),
         "the hog shares pid 1's namespace"
     );
+    let oom_dir = if layout == Layout::VictimInChildCgroup {
+        let work = cgroup.child("work")?;
+        cgroup.set_child_limit(&work, 32 * MIB)?;
+        // Before it allocates: its OOM is the child cgroup's.
+        fs::write(work.join("cgroup.procs"), victim.to_string())
+            .context("move the hog into the child cgroup")?;
+        work
+    } else {
+        dir
+    };
     ns.go()?;
     let record = record_of(&mut tracer, victim)?;
     let truth = truth(&mut log, victim);
     assert_eq!(truth.killed.pid, victim, "the kernel killed the hog");
+    if layout == Layout::VictimInChildCgroup {
+        assert_eq!(
+            truth.context.oom_memcg.as_deref(),
+            Some(cgroup.relative(&oom_dir).as_str()),
+            "the child cgroup hit its limit"
+        );
+    }
 
     let v = &record["victim"];
     assert_eq!(v["ns_pid"], *nspid.last().context("NSpid")?, "vs NSpid");
     assert_eq!(v["pid_ns_level"], nspid.len() - 1, "vs NSpid's length");
-    assert_eq!(v["memcg_oom_group"], oom_group_file(&cgroup)?);
+    // The victim's own memcg's flag.
+    assert_eq!(v["memcg_oom_group"], oom_group_file(&cgroup, &oom_dir)?);
     let fate = &record["fate"];
     assert_eq!(fate["killed"], "child_process", "{fate}");
-    let unit = if docker_layout {
-        "container"
-    } else {
-        "pid_namespace"
+    let unit = match layout {
+        Layout::Docker => "container",
+        Layout::Plain | Layout::VictimInChildCgroup => "pid_namespace",
     };
     assert_eq!(fate["unit"], unit);
     assert_eq!(fate["basis"], "pid_namespace");
@@ -194,51 +227,6 @@ fn child_kill(docker_layout: bool) -> Result<()> {
         Ok((!alive(victim)).then_some(()))
     })?;
     assert!(gone.is_some(), "the killed child ({victim}) is gone");
-    assert!(alive(init), "pid 1 ({init}) runs on after its child's kill");
-    Ok(())
-}
-
-/// The namespace's pid 1 in one cgroup, the child it runs (the victim) in
-/// a limited child cgroup of its own: the main process is still pid 1,
-/// wherever it runs, as the kernel knows it (`child_reaper`).
-#[test]
-fn the_main_process_is_pid_1_of_the_namespace_even_in_another_cgroup() -> Result<()> {
-    let _serial = setup();
-    let mut tracer = Tracer::start(&[])?;
-    let mut log = KernelLog::open()?;
-    let mut cgroup = TestCgroup::new("fate-split", 128 * MIB)?;
-    let work = cgroup.child("work")?;
-    cgroup.set_child_limit(&work, 32 * MIB)?;
-    kmsg::wait_for_oom_report_budget()?;
-    let hog = hog_bin();
-    let hog = hog.to_str().context("hog path")?;
-    let script = format!("\"{hog}\" alloc 200; sleep 30");
-    let mut ns = Namespace::start(&cgroup.dir, &["sh", "-c", &script])?;
-    let (init, _) = find_in(&cgroup.dir, |_, nspid| {
-        nspid.len() >= 2 && nspid.last() == Some(&1)
-    })?;
-    let (victim, _) = find_in(&cgroup.dir, |pid, nspid| {
-        nspid.len() >= 2 && nspid.last() != Some(&1) && is_hog(pid)
-    })?;
-    // Before it allocates: its OOM is the child cgroup's.
-    fs::write(work.join("cgroup.procs"), victim.to_string())
-        .context("move the hog into the child cgroup")?;
-    ns.go()?;
-    let record = record_of(&mut tracer, victim)?;
-    let truth = truth(&mut log, victim);
-    assert_eq!(truth.killed.pid, victim, "the kernel killed the hog");
-    assert_eq!(
-        truth.context.oom_memcg.as_deref(),
-        Some(cgroup.relative(&work).as_str()),
-        "the child cgroup hit its limit"
-    );
-    let fate = &record["fate"];
-    assert_eq!(fate["killed"], "child_process", "{fate}");
-    assert_eq!(fate["basis"], "pid_namespace");
-    assert_eq!(
-        fate["main_pid"], init,
-        "pid 1 of the victim's namespace, in the parent cgroup"
-    );
     assert!(alive(init), "pid 1 ({init}) runs on after its child's kill");
     Ok(())
 }
@@ -299,7 +287,7 @@ fn a_host_process_has_level_0_and_an_unknown_fate() -> Result<()> {
                                "basis": null, "unit_exits": null})
         );
     }
-    assert_eq!(v["memcg_oom_group"], oom_group_file(&cgroup)?);
+    assert_eq!(v["memcg_oom_group"], oom_group_file(&cgroup, &cgroup.dir)?);
     // One kill, one incident of one victim, on whatever path.
     let incident = &record["incident"];
     assert_eq!(incident["victims"], 1, "{incident}");
