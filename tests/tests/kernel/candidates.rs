@@ -29,7 +29,15 @@ fn the_candidate_table_shows_who_else_was_in_the_oom_domain() -> Result<()> {
     allocator.go()?;
     // The big idle one is the victim.
     big.wait_sigkilled(TIMEOUT)?;
-    allocator.wait_held(TIMEOUT)?;
+    // The allocator may not get to hold: the kernel can kill it too, in an
+    // OOM of its own before the victim's memory is uncharged (seen once in
+    // CI). The table checked here is the first kill's, taken while it was
+    // alive; any other end of it is an error.
+    if allocator.wait_held(TIMEOUT).is_err() {
+        allocator
+            .wait_sigkilled(TIMEOUT)
+            .context("the allocator neither held its memory nor was OOM-killed")?;
+    }
 
     let record = record_for(&mut tracer, big.pid)?;
     let lines = log.killed(&[big.pid], TIMEOUT);
