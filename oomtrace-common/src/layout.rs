@@ -132,6 +132,8 @@ kernel_layout! {
     mm_rss_anon: loader(OFFSET_UNKNOWN), required "mm_struct.rss_stat";
     mm_rss_file: loader(OFFSET_UNKNOWN);
     mm_rss_shmem: loader(OFFSET_UNKNOWN);
+    /// The same for MM_SWAPENTS (the candidate walk's swap figure).
+    mm_rss_swap: loader(OFFSET_UNKNOWN);
     /// [`crate::rss_kind`] value; 0 when unknown.
     rss_kind: loader(0);
     /// `struct percpu_counter`, set with the percpu_counter `rss_kind`.
@@ -166,6 +168,11 @@ kernel_layout! {
     /// `memory_events[MEMCG_OOM_KILL]`.
     memcg_oom_kill_events: indexed("mem_cgroup", "memory_events", "MEMCG_OOM_KILL");
     css_parent: member("cgroup_subsys_state", &["parent"]);
+    /// `task_struct.tasks`, the process list the candidate walk follows.
+    task_tasks: member("task_struct", &["tasks"]);
+    /// `cgroup.ancestors[]` (6.0+; `ancestor_ids[]` before): a cgroup's
+    /// ancestor at a level, for the walk's "is it in the domain" test.
+    cgroup_ancestors: member("cgroup", &["ancestors"]);
     /// `kernel_siginfo.si_code`.
     siginfo_code: member("kernel_siginfo", &["si_code"]);
     task_group_leader: member("task_struct", &["group_leader"]);

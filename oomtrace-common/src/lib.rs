@@ -55,6 +55,9 @@ pub mod names {
     pub const OOM_KILL_PROCESS_ENTRY: &str = "oom_kill_process_entry";
     pub const OOM_KILL_PROCESS_EXIT: &str = "oom_kill_process_exit";
     pub const OOM_CONTROL_FENTRY_BTF: &str = "oom_control_fentry_btf";
+    /// `tp_btf/mark_victim` program that walks the OOM domain's processes;
+    /// attached after the OOM-context programs, before [`MARK_VICTIM_BTF`].
+    pub const CANDIDATES_BTF: &str = "candidates_btf";
 }
 
 /// The first u32 of every ring buffer entry: what it is.
@@ -69,12 +72,15 @@ pub mod kind {
     pub const SIGKILL: u32 = 4;
     /// An [`super::IncidentRecord`].
     pub const OOM_INCIDENT: u32 = 5;
+    /// A [`super::CandidatesRecord`].
+    pub const CANDIDATES: u32 = 6;
 }
 
 /// Bytes a bpf_array header may span for the per-CPU pointer lookup.
 pub const BPF_ARRAY_PEEK: usize = 512;
 
 mod aftermath;
+mod candidates;
 mod cmdline;
 mod kill;
 mod layout;
@@ -83,6 +89,9 @@ mod reclaim;
 mod signal;
 
 pub use aftermath::{OutcomeRecord, VictimState, cause, reaper};
+pub use candidates::{
+    CANDIDATE_ROWS, CANDIDATE_WALK_MAX, CandidateRow, CandidatesRecord, candidates_flags,
+};
 pub use cmdline::{CMDLINE_ARGS_MAX, CMDLINE_ENV_MAX, Cmdline, CmdlineHeader};
 pub use kill::{CgroupRef, OomKillRecord, TaskRef, capture, cgroup_flags, valid};
 pub use layout::{KernelLayout, LayoutField, Source, rss_kind};
@@ -106,6 +115,7 @@ pub const MAX_ENTRY_BYTES: usize = {
     record + core::mem::size_of::<CmdlineHeader>() + CMDLINE_ARGS_MAX + CMDLINE_ENV_MAX
 };
 const _: () = assert!(MAX_ENTRY_BYTES >= core::mem::size_of::<SigkillRecord>());
+const _: () = assert!(MAX_ENTRY_BYTES >= core::mem::size_of::<CandidatesRecord>());
 
 #[cfg(feature = "user")]
 mod pod;

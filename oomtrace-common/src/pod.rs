@@ -2,8 +2,8 @@
 //! the one unsafe copy in the loader's decoder can demand it.
 
 use super::{
-    CmdlineHeader, IncidentRecord, KernelLayout, OomKillRecord, OutcomeRecord, PressureRecord,
-    ReclaimSnapshot, SigkillRecord,
+    CandidatesRecord, CmdlineHeader, IncidentRecord, KernelLayout, OomKillRecord, OutcomeRecord,
+    PressureRecord, ReclaimSnapshot, SigkillRecord,
 };
 
 // SAFETY: each is `#[repr(C)]`, made of integers and byte arrays with
@@ -15,5 +15,6 @@ unsafe impl aya::Pod for PressureRecord {}
 unsafe impl aya::Pod for OutcomeRecord {}
 unsafe impl aya::Pod for SigkillRecord {}
 unsafe impl aya::Pod for IncidentRecord {}
+unsafe impl aya::Pod for CandidatesRecord {}
 unsafe impl aya::Pod for CmdlineHeader {}
 unsafe impl aya::Pod for ReclaimSnapshot {}

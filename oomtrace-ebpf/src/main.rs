@@ -11,7 +11,8 @@
 //! With tp_btf come optional programs on other hooks, which the loader
 //! attaches when the kernel allows (its `capture/features.rs` lists them):
 //! the OOM killer's context ([`oom_control`], from the stack or fentry on
-//! `oom_kill_process()`), charge-path reclaim ([`reclaim`]), victims'
+//! `oom_kill_process()`), the OOM domain's other processes
+//! ([`candidates`]), charge-path reclaim ([`reclaim`]), victims'
 //! reaping and exits ([`aftermath`]) and, with `--sigkill`, every SIGKILL
 //! ([`signal`]).
 //!
@@ -31,6 +32,7 @@
 )]
 
 mod aftermath;
+mod candidates;
 mod cgroup;
 mod cmdline;
 mod layout;
@@ -91,6 +93,10 @@ const _: () = assert!(core::mem::offset_of!(OutcomeScratch, cmdline) == size_of:
 /// after the other on the same CPU for the same event.
 #[map]
 static OOM_CONTROL: PerCpuArray<oom_control::Handover> = PerCpuArray::with_max_entries(1, 0);
+
+/// The candidate walk's state and table (see `candidates`).
+#[map]
+static CANDIDATE_WALK: PerCpuArray<candidates::Walk> = PerCpuArray::with_max_entries(1, 0);
 
 /// `oom_kill_process()` calls in progress (fentry path), by task: the OOM
 /// killer runs under a global mutex, so there is one at a time, but the

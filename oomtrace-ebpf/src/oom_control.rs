@@ -39,6 +39,9 @@ pub struct Handover {
     /// The victim (`task_struct *`) `context` belongs to; 0 when empty.
     pub victim: u64,
     pub context: OomContext,
+    /// `&oc->memcg->css` of `context` (0: a machine-wide OOM), for the
+    /// candidate walk.
+    pub domain_css: u64,
     /// The next chunk [`scan_chunk`] searches. Kept in map memory, not
     /// taken from bpf_loop's index: the verifier tracks an index it sees
     /// compared as a constant and checks the callback once per value (100
@@ -63,7 +66,9 @@ pub fn oom_control_btf(ctx: BtfTracePointContext) -> u32 {
     if let Some(oc) = find(current, leader) {
         let css = crate::cgroup::memory_css_or_zero(victim);
         // SAFETY: per-CPU slot; the search's loop is over.
-        describe(oc, leader != victim, css, unsafe { &mut (*slot).context });
+        let domain = describe(oc, leader != victim, css, unsafe { &mut (*slot).context });
+        // SAFETY: as above.
+        unsafe { (*slot).domain_css = domain.unwrap_or(0) };
     }
     // SAFETY: as above.
     unsafe { (*slot).victim = victim };
@@ -83,6 +88,7 @@ fn begin(ctx: &BtfTracePointContext) -> Option<(*mut Handover, u64, u64, u64)> {
     unsafe {
         (*slot).victim = 0;
         (*slot).context.flags = 0;
+        (*slot).domain_css = 0;
     }
     // SAFETY: helper without arguments.
     let current = unsafe { bpf_get_current_task() };
@@ -237,6 +243,25 @@ pub fn oom_memcg_id(victim: u64) -> u64 {
     handover.context.memcg_id & (ours & memcg).wrapping_neg()
 }
 
+/// The OOM domain `oom_control_*` left for `victim`, without taking it:
+/// `Some(css)` of its memcg (0: the whole machine), the weighed pages and
+/// the context's flags; `None` when no context was found for it.
+#[inline(always)]
+pub fn domain_of(victim: u64) -> Option<(u64, u64, u32)> {
+    let handover = OOM_CONTROL.get_ptr(0)?;
+    // SAFETY: this CPU's slot, filled before us for this event.
+    let handover = unsafe { &*handover };
+    if victim == 0 || handover.victim != victim || handover.context.flags & oom_context::FOUND == 0
+    {
+        return None;
+    }
+    Some((
+        handover.domain_css,
+        handover.context.totalpages,
+        handover.context.flags,
+    ))
+}
+
 /// The context `oom_control_btf` left for `victim`, once.
 #[inline(always)]
 pub fn take(victim: u64, out: &mut OomContext) {
@@ -370,9 +395,15 @@ impl KernelConstraints {
 /// Fills `out` from the oom_control at `oc`; `victim_css` (0: unknown; a
 /// plain value, as an `Option`'s undefined payload, spilled by LLVM, fails
 /// the verifier with `!read_ok`) is the victim's
-/// memory cgroup state, to check the OOM memcg contains it.
+/// memory cgroup state, to check the OOM memcg contains it. Returns the
+/// OOM memcg's css (`None`: machine-wide).
 #[inline(always)]
-pub fn describe(oc: u64, victim_is_thread: bool, victim_css: u64, out: &mut OomContext) {
+pub fn describe(
+    oc: u64,
+    victim_is_thread: bool,
+    victim_css: u64,
+    out: &mut OomContext,
+) -> Option<u64> {
     out.flags = oom_context::FOUND;
     out.oom_group_level = 0;
     if victim_is_thread {
@@ -388,6 +419,7 @@ pub fn describe(oc: u64, victim_is_thread: bool, victim_css: u64, out: &mut OomC
     out.chosen_points = field::<i64>(oc, layout!(oc_chosen_points)).unwrap_or(0);
     let domain = pointer(oc, layout!(oc_memcg)).and_then(|memcg| memcg_domain(memcg, out));
     walk_to_domain(victim_css, domain, out);
+    domain
 }
 
 /// Fills the memcg part of `out` for the OOM domain `memcg` (`oc->memcg`);
@@ -567,7 +599,9 @@ pub fn oom_control_fentry_btf(ctx: BtfTracePointContext) -> u32 {
     let css = crate::cgroup::memory_css_or_zero(victim);
     // SAFETY: per-CPU slot, as in `begin`.
     let out = unsafe { &mut (*slot).context };
-    describe(kill.oc, leader != victim, css, out);
+    let domain = describe(kill.oc, leader != victim, css, out);
+    // SAFETY: as above.
+    unsafe { (*slot).domain_css = domain.unwrap_or(0) };
     out.flags |= oom_context::INCIDENT;
     out.incident_ns = kill.incident_ns;
     out.incident_seq = kill.victims;

@@ -16,7 +16,9 @@ pub struct TraceInstance {
 
 static SEQUENCE: AtomicU32 = AtomicU32::new(0);
 
-fn tracefs() -> Result<PathBuf> {
+/// Where tracefs is, mounted first when it is not (a fresh machine boots
+/// without it; bpftrace needs it, and ftrace instances live in it).
+pub fn ensure_mounted() -> Result<PathBuf> {
     for dir in ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"] {
         if Path::new(dir).join("instances").is_dir() {
             return Ok(dir.into());
@@ -48,7 +50,7 @@ impl TraceInstance {
             std::process::id(),
             SEQUENCE.fetch_add(1, Ordering::Relaxed)
         );
-        let dir = tracefs()?.join("instances").join(name);
+        let dir = ensure_mounted()?.join("instances").join(name);
         fs::create_dir(&dir).with_context(|| format!("mkdir {}", dir.display()))?;
         let instance = TraceInstance { dir };
         fs::write(instance.dir.join("trace_clock"), "boot").context("trace_clock")?;

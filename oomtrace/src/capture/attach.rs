@@ -22,6 +22,7 @@ pub(super) struct FeatureResults {
     pub fentry_attached: bool,
     pub fentry_unavailable: Option<FeatureError>,
     pub oom_control: Result<(), FeatureError>,
+    pub candidates: Result<(), FeatureError>,
     pub reclaim: Result<(), FeatureError>,
     pub aftermath: Result<(), FeatureError>,
     pub sigkills: Result<(), FeatureError>,
@@ -34,6 +35,7 @@ impl FeatureResults {
             fentry_attached: false,
             fentry_unavailable: None,
             oom_control: Err(FeatureError::NotUsed(NOT_ON_TRACEPOINT)),
+            candidates: Err(FeatureError::NotUsed(NOT_ON_TRACEPOINT)),
             reclaim: Err(FeatureError::NotUsed(NOT_ON_TRACEPOINT)),
             aftermath: Err(FeatureError::NotUsed(NOT_ON_TRACEPOINT)),
             sigkills: Err(FeatureError::NotUsed(if options.sigkill {
@@ -82,6 +84,7 @@ impl FeatureResults {
                     },
                 },
                 FeatureId::StackSearch => results.oom_control = result,
+                FeatureId::Candidates => results.candidates = result,
                 FeatureId::Reclaim => results.reclaim = result,
                 FeatureId::Aftermath => results.aftermath = result,
                 FeatureId::Sigkill => results.sigkills = result,

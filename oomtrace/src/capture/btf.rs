@@ -303,6 +303,10 @@ impl KernelTypes {
         layout.mm_rss_anon = anon;
         layout.mm_rss_file = file;
         layout.mm_rss_shmem = shmem;
+        layout.mm_rss_swap = self
+            .enum_value("MM_SWAPENTS")
+            .and_then(at)
+            .unwrap_or(OFFSET_UNKNOWN);
         layout.rss_kind = kind;
         if kind == rss_kind::PERCPU_COUNTER {
             layout.percpu_counter_count = self

@@ -50,6 +50,7 @@ pub enum Enable {
 pub enum FeatureId {
     Fentry,
     StackSearch,
+    Candidates,
     Reclaim,
     Aftermath,
     Sigkill,
@@ -131,6 +132,15 @@ pub const FEATURES: &[Feature] = &[
         ],
         helpers: &[BPF_LOOP],
         missing: "OOM killer context unavailable",
+    },
+    Feature {
+        id: FeatureId::Candidates,
+        // After the OOM context (its domain), before the kill record.
+        programs: &[tp_btf(names::CANDIDATES_BTF, "mark_victim")],
+        enable: Enable::Always,
+        needs: &["task_tasks", "cgroup_ancestors", "task_group_leader"],
+        helpers: &[BPF_LOOP],
+        missing: "candidate table read from /proc after the kill",
     },
     Feature {
         id: FeatureId::Reclaim,

@@ -188,6 +188,9 @@ pub struct Capture {
     /// Whether the OOM killer's context (constraint, OOM memcg, ...) is
     /// captured, or why not.
     pub oom_control: Result<(), FeatureError>,
+    /// Whether the kernel side takes the candidate table at the kill, or
+    /// why not (then it is read from /proc).
+    pub candidates: Result<(), FeatureError>,
     /// Whether charge-path reclaim history is kept, or why not.
     pub reclaim: Result<(), FeatureError>,
     /// Whether victims' exits (oom_outcome records) are followed, or why not.
@@ -328,6 +331,7 @@ impl Capture {
             path,
             fentry_unavailable: results.fentry_unavailable,
             oom_control: results.oom_control,
+            candidates: results.candidates,
             aftermath: results.aftermath,
             sigkills: results.sigkills,
             reclaim: results.reclaim,
@@ -348,6 +352,7 @@ impl Capture {
             path: self.path,
             fentry_unavailable: self.fentry_unavailable.as_ref(),
             oom_control: self.oom_control.as_ref().err(),
+            candidates: self.candidates.as_ref().err(),
             reclaim: self.reclaim.as_ref().err(),
             aftermath: self.aftermath.as_ref().err(),
             sigkills: self.sigkills.as_ref().err(),
@@ -363,6 +368,7 @@ impl Capture {
         [
             self.fentry_unavailable.as_ref(),
             self.oom_control.as_ref().err(),
+            self.candidates.as_ref().err(),
             self.reclaim.as_ref().err(),
             self.aftermath.as_ref().err(),
             self.sigkills.as_ref().err(),

@@ -14,6 +14,7 @@ pub(super) struct Status<'a> {
     pub fentry_unavailable: Option<&'a FeatureError>,
     /// Each feature's error, if it is not in use.
     pub oom_control: Option<&'a FeatureError>,
+    pub candidates: Option<&'a FeatureError>,
     pub reclaim: Option<&'a FeatureError>,
     pub aftermath: Option<&'a FeatureError>,
     pub sigkills: Option<&'a FeatureError>,
@@ -36,6 +37,10 @@ impl Status<'_> {
         if self.path != CapturePath::Tracepoint {
             note(FeatureId::Fentry, self.fentry_unavailable);
             note(FeatureId::StackSearch, self.oom_control);
+            // Without the OOM context there is no domain to walk: said once.
+            if self.oom_control.is_none() {
+                note(FeatureId::Candidates, self.candidates);
+            }
             note(FeatureId::Reclaim, self.reclaim);
             note(FeatureId::Aftermath, self.aftermath);
         }
@@ -79,6 +84,7 @@ mod tests {
             path,
             fentry_unavailable: None,
             oom_control: None,
+            candidates: None,
             reclaim: None,
             aftermath: None,
             sigkills: None,
@@ -102,6 +108,7 @@ mod tests {
         let status = Status {
             fentry_unavailable: Some(&eperm),
             oom_control: Some(&missing),
+            candidates: None,
             reclaim: Some(&missing),
             aftermath: Some(&missing),
             ..status(CapturePath::TpBtf, &OPTIONS)
@@ -126,6 +133,7 @@ mod tests {
         let sigkill = FeatureError::NotUsed("not on the tracepoint path");
         let status = Status {
             oom_control: Some(&not_used),
+            candidates: None,
             reclaim: Some(&not_used),
             aftermath: Some(&not_used),
             sigkills: Some(&sigkill),

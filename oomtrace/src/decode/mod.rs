@@ -2,18 +2,20 @@
 //! only reader of oomtrace-common's records in the loader after capture:
 //! everything downstream sees these types.
 
+pub mod candidates;
 pub mod events;
 pub mod kill;
 
 use oomtrace_common::{
-    CGROUP_MAX_DEPTH, CgroupRef, CmdlineHeader, IncidentRecord, OomKillRecord, OutcomeRecord,
-    PressureRecord, SigkillRecord, TASK_COMM_LEN, TaskRef, cgroup_flags, kind,
+    CGROUP_MAX_DEPTH, CandidatesRecord, CgroupRef, CmdlineHeader, IncidentRecord, OomKillRecord,
+    OutcomeRecord, PressureRecord, SigkillRecord, TASK_COMM_LEN, TaskRef, cgroup_flags, kind,
 };
 
 /// The largest entry the kernel side sends (the ring buffer must hold it).
 pub use oomtrace_common::MAX_ENTRY_BYTES;
 
 pub use self::{
+    candidates::{KernelCandidate, KernelCandidates},
     events::{IncidentEnd, KillCause, Outcome, Pressure, Sigkill, Sigterm, Task},
     kill::{Constraint, Memcg, OomControl, OomKill, OomMemcg, Reclaim},
 };
@@ -44,6 +46,8 @@ pub enum Event {
     Outcome(Outcome, Option<Cmdline>),
     Sigkill(Box<Sigkill>),
     IncidentEnd(IncidentEnd),
+    /// The OOM domain's processes at a kill, just before its record.
+    Candidates(Box<KernelCandidates>),
 }
 
 /// An entry, and what of it could not be read but did not cost the record.
@@ -99,6 +103,11 @@ pub fn entry(bytes: &[u8]) -> Result<Decoded, BadEntry> {
             .map(|r| whole(Event::Sigkill(Box::new(Sigkill::from_record(&r))))),
         kind::OOM_INCIDENT => copy::<IncidentRecord>(kind, bytes)
             .map(|r| whole(Event::IncidentEnd(IncidentEnd::from_record(&r)))),
+        kind::CANDIDATES => copy::<CandidatesRecord>(kind, bytes).map(|r| {
+            whole(Event::Candidates(Box::new(KernelCandidates::from_record(
+                &r,
+            ))))
+        }),
         other => Err(BadEntry::Kind(other)),
     }
 }

@@ -1,7 +1,9 @@
 //! Who else was in the OOM domain: the other processes, scored the way the
-//! OOM killer scores them, so "victim != culprit" is visible. Read from
-//! /proc right after the kill is reported (the record says how long after),
-//! not from the kernel's task table, which the log drops when rate limited.
+//! OOM killer scores them, so "victim != culprit" is visible. Taken by the
+//! kernel side at the kill where it can ([`from_kernel`]); otherwise read
+//! from /proc right after the kill is reported (the record says how long
+//! after), not from the kernel's task table, which the log drops when rate
+//! limited.
 
 use std::{
     ffi::CStr,
@@ -14,7 +16,10 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use crate::report::{CandidateReport, CandidatesReport, kernel_text};
+use crate::{
+    decode::KernelCandidates,
+    report::{CandidateReport, CandidatesReport, kernel_text},
+};
 
 /// OOM_SCORE_ADJ_MIN: the OOM killer never picks these.
 const UNKILLABLE: i64 = -1000;
@@ -154,6 +159,22 @@ impl ProcessMemory {
         // overflow panic (found by the proc_status fuzz target).
         let adjust = oom_score_adj.checked_mul(i64::try_from(totalpages / 1000).ok()?)?;
         i64::try_from(pages).ok()?.checked_add(adjust)
+    }
+}
+
+impl ProcessMemory {
+    /// `proc_oom_score()`: the badness against `machine_pages` (RAM plus
+    /// swap), scaled into 0..=2000; 0 for unkillable processes.
+    pub fn oom_score(&self, oom_score_adj: i64, machine_pages: u64, page_size: u64) -> i64 {
+        let Some(badness) = self.badness(oom_score_adj, machine_pages, page_size) else {
+            return 0;
+        };
+        let Ok(total) = i64::try_from(machine_pages.max(1)) else {
+            return 0;
+        };
+        badness
+            .checked_mul(1000)
+            .map_or(0, |scaled| ((1000 + scaled / total) * 2 / 3).max(0))
     }
 }
 
@@ -370,13 +391,7 @@ pub fn scan(
             oom_score: None,
         });
     }
-    // Highest badness first; unkillable ones last.
-    rows.sort_by(|a, b| {
-        b.badness
-            .unwrap_or(i64::MIN)
-            .cmp(&a.badness.unwrap_or(i64::MIN))
-            .then(a.pid.cmp(&b.pid))
-    });
+    sort_by_badness(&mut rows);
     rows.truncate(limit);
     for row in &mut rows {
         row.oom_score = read_into(proc_file(&mut path, row.pid, "oom_score"), &mut buf)
@@ -384,6 +399,81 @@ pub fn scan(
             .and_then(|len| number(&buf[..len]));
     }
     Some((seen, rows))
+}
+
+/// The candidates record part from the kernel side's table, taken at the
+/// kill: its top `limit` rows by badness (against `totalpages`, as the
+/// OOM killer weighed them), and each row's `oom_score` as
+/// /proc/PID/oom_score would have read then.
+pub fn from_kernel(
+    table: &KernelCandidates,
+    totalpages: u64,
+    page_size: u64,
+    limit: usize,
+) -> CandidatesReport {
+    let machine_pages = machine_pages(page_size);
+    let mut top: Vec<CandidateReport> = table
+        .rows
+        .iter()
+        .map(|row| {
+            let bytes = |pages: u64| pages.saturating_mul(page_size);
+            let memory = ProcessMemory {
+                pid: row.tgid,
+                comm: row.comm.clone(),
+                rss_anon: bytes(row.rss_anon_pages),
+                rss_file: bytes(row.rss_file_pages),
+                rss_shmem: bytes(row.rss_shmem_pages),
+                swap: bytes(row.swap_pages),
+                pgtables: row.pgtables_bytes,
+            };
+            let adj = i64::from(row.oom_score_adj);
+            CandidateReport {
+                pid: row.tgid,
+                comm: kernel_text(&row.comm),
+                rss_bytes: memory.rss(),
+                rss_anon_bytes: memory.rss_anon,
+                rss_file_bytes: memory.rss_file,
+                rss_shmem_bytes: memory.rss_shmem,
+                swap_bytes: memory.swap,
+                pgtables_bytes: memory.pgtables,
+                oom_score_adj: adj,
+                badness: memory.badness(adj, totalpages, page_size),
+                oom_score: machine_pages.map(|total| memory.oom_score(adj, total, page_size)),
+            }
+        })
+        .collect();
+    sort_by_badness(&mut top);
+    top.truncate(limit);
+    CandidatesReport {
+        source: crate::report::CandidatesSource::Kernel,
+        taken_after_us: 0,
+        processes: table.processes as usize,
+        top,
+    }
+}
+
+/// RAM plus swap in pages, what /proc/PID/oom_score weighs against
+/// (`totalram_pages() + total_swap_pages`); `None` if sysinfo fails.
+fn machine_pages(page_size: u64) -> Option<u64> {
+    // SAFETY: sysinfo fills the struct it is given.
+    let mut info: libc::sysinfo = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid pointer to a sysinfo struct.
+    if unsafe { libc::sysinfo(&mut info) } != 0 {
+        return None;
+    }
+    let unit = u64::from(info.mem_unit.max(1));
+    let bytes = (info.totalram as u64).saturating_add(info.totalswap as u64);
+    Some(bytes.saturating_mul(unit) / page_size.max(1)).filter(|pages| *pages > 0)
+}
+
+/// Highest badness first; unkillable ones last.
+fn sort_by_badness(rows: &mut [CandidateReport]) {
+    rows.sort_by(|a, b| {
+        b.badness
+            .unwrap_or(i64::MIN)
+            .cmp(&a.badness.unwrap_or(i64::MIN))
+            .then(a.pid.cmp(&b.pid))
+    });
 }
 
 /// The candidates record part.
@@ -430,6 +520,60 @@ mod tests {
         assert_eq!(p.badness(500, 16384, 4096), Some(13051 + 8000));
         assert_eq!(p.badness(-999, 16384, 4096), Some(13051 - 15984));
         assert_eq!(p.badness(-1000, 16384, 4096), None, "never chosen");
+    }
+
+    #[test]
+    fn oom_score_scales_the_badness_as_proc_does() {
+        let p = ProcessMemory::parse(7, STATUS).expect("a process");
+        // proc_oom_score(): (1000 + 13051 * 1000 / 1,000,000) * 2 / 3.
+        assert_eq!(p.oom_score(0, 1_000_000, 4096), (1000 + 13) * 2 / 3);
+        // +500 x 1000 pages: (1000 + 513051 * 1000 / 1,000,000) * 2 / 3.
+        assert_eq!(p.oom_score(500, 1_000_000, 4096), (1000 + 513) * 2 / 3);
+        assert_eq!(p.oom_score(-1000, 1_000_000, 4096), 0, "unkillable");
+    }
+
+    #[test]
+    fn a_kernel_table_is_sorted_cut_and_in_bytes() {
+        use crate::decode::KernelCandidate;
+        let row = |tgid: u32, anon: u64, adj: i16| KernelCandidate {
+            tgid,
+            comm: b"java".to_vec(),
+            oom_score_adj: adj,
+            rss_anon_pages: anon,
+            rss_file_pages: 1,
+            rss_shmem_pages: 2,
+            swap_pages: 3,
+            pgtables_bytes: 8192,
+        };
+        let table = KernelCandidates {
+            victim_pid: 9,
+            boot_ns: 1,
+            complete: true,
+            machine: false,
+            processes: 4,
+            rows: vec![
+                row(10, 5, 0),
+                row(11, 500, 0),
+                row(12, 1, -1000),
+                row(13, 50, 0),
+            ],
+        };
+        let report = from_kernel(&table, 16384, 4096, 2);
+        assert_eq!(report.source, crate::report::CandidatesSource::Kernel);
+        assert_eq!((report.taken_after_us, report.processes), (0, 4));
+        let pids: Vec<u32> = report.top.iter().map(|r| r.pid).collect();
+        assert_eq!(pids, [11, 13], "highest badness first, cut to the limit");
+        let top = &report.top[0];
+        assert_eq!(top.comm, "java");
+        assert_eq!(
+            (top.rss_anon_bytes, top.rss_file_bytes, top.rss_shmem_bytes),
+            (500 * 4096, 4096, 2 * 4096)
+        );
+        assert_eq!((top.swap_bytes, top.pgtables_bytes), (3 * 4096, 8192));
+        // 500 + 1 + 2 RSS, 3 swap, 2 page-table pages.
+        assert_eq!(top.badness, Some(508));
+        let all = from_kernel(&table, 16384, 4096, 10);
+        assert_eq!(all.top.last().map(|r| (r.pid, r.badness)), Some((12, None)));
     }
 
     #[test]

@@ -21,7 +21,8 @@ use std::{collections::HashMap, path::PathBuf};
 use crate::{
     capture::CapturePath,
     decode::{
-        Cmdline, Constraint, KillCause, OomControl, OomKill, Outcome, Pressure, Sigkill, Task,
+        Cmdline, Constraint, KernelCandidates, KillCause, OomControl, OomKill, Outcome, Pressure,
+        Sigkill, Task,
     },
     report::{
         CandidatesReport, Capture, CapturedAt, Envelope, IncidentBasis, IncidentReport, K8sLevel,
@@ -51,6 +52,14 @@ pub struct Settings {
     pub containers: names::Sources,
 }
 
+/// Kernel candidate tables kept for kills still to come: one per CPU
+/// killing at once is plenty.
+const KERNEL_TABLES_KEPT: usize = 8;
+
+/// A table is its kill's if taken at most this long before the kill record
+/// (the same tracepoint call: microseconds).
+const KERNEL_TABLE_MAX_AGE_NS: u64 = 1_000_000_000;
+
 pub struct Enricher {
     host: String,
     memory: Option<MemoryHierarchy>,
@@ -61,6 +70,9 @@ pub struct Enricher {
     candidates: usize,
     /// The last OOM domains' cgroup directories, kept open.
     dirs: candidates::Dirs,
+    /// Candidate tables the kernel side took, waiting for their kill's
+    /// record (the next entry, unless another CPU's kill came between).
+    kernel_tables: std::collections::VecDeque<KernelCandidates>,
     /// Files read for a record, closed once the records of its event are
     /// written ([`Enricher::after_line`]).
     close_later: Vec<std::fs::File>,
@@ -86,6 +98,7 @@ impl Enricher {
             reclaim: reclaim_tracked.then(ReclaimHistory::default),
             candidates: settings.candidates,
             dirs: candidates::Dirs::default(),
+            kernel_tables: std::collections::VecDeque::new(),
             close_later: Vec::new(),
             pod_logs: PodLogs::new(settings.kubelet_log_dir),
             names: names::ContainerNames::new(settings.containers),
@@ -124,7 +137,9 @@ impl Enricher {
         let oom_memcg = oom
             .and_then(|o| o.memcg.as_ref())
             .map(|m| self.oom_memcg(m, victim_memcg.as_ref(), &reclaim));
-        let candidates = oom.and_then(|o| self.candidates(kill, o, oom_memcg.as_ref()));
+        let kernel_table = self.kernel_table_of(kill);
+        let candidates =
+            oom.and_then(|o| self.candidates(kill, o, oom_memcg.as_ref(), kernel_table));
         let comm = victim.comm.as_deref().map(kernel_text);
         let age_ns = victim
             .start_boot_ns
@@ -223,6 +238,27 @@ impl Enricher {
             attach_runtime(&mut report, cmdline, CapturedAt::Kill);
         }
         report
+    }
+
+    /// A candidate table from the kernel side, for the kill record that
+    /// follows it.
+    pub fn kernel_candidates(&mut self, table: KernelCandidates) {
+        // Tables whose kill never came (its record lost) are dropped.
+        if self.kernel_tables.len() >= KERNEL_TABLES_KEPT {
+            self.kernel_tables.pop_front();
+        }
+        self.kernel_tables.push_back(table);
+    }
+
+    /// The kernel side's table for `kill`, taken out of those waiting.
+    fn kernel_table_of(&mut self, kill: &OomKill) -> Option<KernelCandidates> {
+        let pid = kill.victim.pid?;
+        let at = self.kernel_tables.iter().position(|t| {
+            t.victim_pid == pid
+                && kill.boot_ns >= t.boot_ns
+                && kill.boot_ns - t.boot_ns < KERNEL_TABLE_MAX_AGE_NS
+        })?;
+        self.kernel_tables.remove(at)
     }
 
     /// An event's records are written: what was left for later is done
@@ -399,9 +435,23 @@ impl Enricher {
         kill: &OomKill,
         oom: &OomControl,
         oom_memcg: Option<&OomMemcgReport>,
+        kernel_table: Option<KernelCandidates>,
     ) -> Option<CandidatesReport> {
         if self.candidates == 0 {
             return None;
+        }
+        // Taken by the kernel side at the kill: no /proc read. A walk that
+        // did not go round, or more rows than it keeps, reads /proc.
+        if let Some(table) = kernel_table
+            && table.complete
+            && self.candidates <= oomtrace_common::CANDIDATE_ROWS
+        {
+            return Some(candidates::from_kernel(
+                &table,
+                oom.totalpages,
+                self.page_size,
+                self.candidates,
+            ));
         }
         let dir;
         let memcg = match oom.constraint? {
@@ -577,6 +627,7 @@ mod tests {
             reclaim: None,
             candidates: 10,
             dirs: candidates::Dirs::default(),
+            kernel_tables: std::collections::VecDeque::new(),
             close_later: Vec::new(),
             pod_logs: PodLogs::new("/nonexistent".into()),
             names: names::ContainerNames::new(names::Sources {

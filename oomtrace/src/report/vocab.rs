@@ -231,6 +231,9 @@ vocabulary! {
     CandidatesSource {
         /// Read from /proc after the kill.
         Proc => "proc",
+        /// Taken by the kernel side at the kill (a walk of the process
+        /// list in `mark_victim`).
+        Kernel => "kernel",
     }
 
     /// A cautious reading of a workload's kills.

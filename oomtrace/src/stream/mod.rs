@@ -282,6 +282,11 @@ impl Streamer {
                     self.correlator.outcome(now, report, cmdline.as_ref())
                 }
                 Event::IncidentEnd(end) => self.correlator.incident_end(now, end),
+                // Its kill's record comes next: kept for it.
+                Event::Candidates(table) => {
+                    self.enricher.kernel_candidates(*table);
+                    continue;
+                }
                 Event::Pressure(pressure) => {
                     let report = self.enricher.pressure(&pressure);
                     self.correlator.pressure(report)

@@ -5,10 +5,21 @@ use oomtrace_tests::{Hog, KernelLog, TestCgroup, Tracer, hog::HogOptions, kmsg};
 
 use crate::common::{MIB, TIMEOUT, record_for, setup};
 
+/// Taken by the kernel side at the kill (the default, up to 16 rows).
 #[test]
-fn the_candidate_table_shows_who_else_was_in_the_oom_domain() -> Result<()> {
+fn the_kernel_side_takes_the_candidate_table_at_the_kill() -> Result<()> {
+    who_else_was_in_the_oom_domain(&[], "kernel")
+}
+
+/// More rows than the kernel side keeps: read from /proc after the kill.
+#[test]
+fn a_longer_candidate_table_is_read_from_proc() -> Result<()> {
+    who_else_was_in_the_oom_domain(&["--candidates", "17"], "proc")
+}
+
+fn who_else_was_in_the_oom_domain(args: &[&str], source: &str) -> Result<()> {
     let _serial = setup();
-    let mut tracer = Tracer::start(&[])?;
+    let mut tracer = Tracer::start(args)?;
     let mut log = KernelLog::open()?;
     // 30 + 20 + 60 MiB of hogs is over 108 MiB whatever else they hold;
     // without the victim's 30 MiB there are some 20 MiB to spare, so a
@@ -62,12 +73,15 @@ fn the_candidate_table_shows_who_else_was_in_the_oom_domain() -> Result<()> {
     );
 
     let candidates = &record["candidates"];
-    assert_eq!(candidates["source"], "proc");
-    assert!(
-        candidates["taken_after_us"]
-            .as_u64()
-            .is_some_and(|us| us > 0)
-    );
+    assert_eq!(candidates["source"], source, "{candidates}");
+    let after = candidates["taken_after_us"]
+        .as_u64()
+        .context("taken_after_us")?;
+    if source == "kernel" {
+        assert_eq!(after, 0, "taken at the capture");
+    } else {
+        assert!(after > 0, "read after the kill: {after}");
+    }
     assert_eq!(
         candidates["processes"], 2,
         "the two survivors: {candidates}"
@@ -120,12 +134,18 @@ fn the_candidate_table_shows_who_else_was_in_the_oom_domain() -> Result<()> {
     Ok(())
 }
 
-/// oomtrace keeps an OOM domain's directory open between kills; the table
-/// of a later kill there is still read afresh: who is in the cgroup then.
+/// The table of a later kill in the same cgroup is who is there then: the
+/// kernel side walks again, and the /proc path, which keeps an OOM
+/// domain's directory open between kills, still reads it afresh.
 #[test]
 fn a_later_kill_in_the_same_cgroup_lists_who_is_there_then() -> Result<()> {
+    later_kill_lists_who_is_there_then(&[])?;
+    later_kill_lists_who_is_there_then(&["--candidates", "17"])
+}
+
+fn later_kill_lists_who_is_there_then(args: &[&str]) -> Result<()> {
     let _serial = setup();
-    let mut tracer = Tracer::start(&[])?;
+    let mut tracer = Tracer::start(args)?;
     let cgroup = TestCgroup::new("candidates-again", 48 * MIB)?;
     let options = HogOptions::default();
     let table_of = |record: &serde_json::Value| -> Result<Vec<u64>> {

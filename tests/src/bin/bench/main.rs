@@ -100,6 +100,8 @@ fn bench(args: &[String]) -> Result<()> {
         bail!("needs root (BPF and cgroups): run `sudo cargo xtask bench`");
     }
     let _ = oomtrace_tests::cgroup::remove_leftovers();
+    // bpftrace, the peer in the latency and start rows, attaches through it.
+    oomtrace_tests::tracefs::ensure_mounted()?;
     let mut results = serde_json::Map::new();
     let mut table = Vec::new();
     let wanted = |name: &str| {

@@ -1,0 +1,285 @@
+//! Who else was in the OOM domain, taken at the kill: a walk of the process
+//! list (`task_struct.tasks`, what `for_each_process()` follows) that keeps
+//! the processes in the OOM memcg's subtree (every process with memory
+//! for a machine-wide OOM), scored as `oom_badness()` scores them, the
+//! highest [`CANDIDATE_ROWS`] in a table. Read in the kernel, the table is
+//! the domain as the OOM killer weighed it, before the victim's memory is
+//! freed and without a /proc read in front of the record's line.
+//!
+//! tp_btf programs run inside an RCU read-side section, so the list's
+//! entries stay allocated while we follow it; every read is a probe read.
+
+use aya_ebpf::{
+    cty::c_void,
+    helpers::generated::{bpf_ktime_get_boot_ns, bpf_loop, bpf_probe_read_kernel},
+    macros::btf_tracepoint,
+    programs::BtfTracePointContext,
+};
+use oomtrace_common::{
+    CANDIDATE_ROWS, CANDIDATE_WALK_MAX, CandidateRow, CandidatesRecord, TASK_COMM_LEN,
+    candidates_flags, oom_context, rss_kind,
+};
+
+use crate::{
+    CANDIDATE_WALK,
+    layout::{known, layout},
+    read::{address_of, field, pointer, u32_or_zero, u64_or_zero},
+};
+
+/// `OOM_SCORE_ADJ_MIN`: never chosen, scored `LONG_MIN`.
+const UNKILLABLE: i16 = -1000;
+
+/// The walk's state, in map memory (see `oom_control::Handover` on why not
+/// the stack or bpf_loop's index).
+#[repr(C)]
+pub struct Walk {
+    /// The process the walk is at (`task_struct *`).
+    cursor: u64,
+    /// Where it started, the victim's thread group leader: back there, the
+    /// list has been walked round.
+    start: u64,
+    /// Times the walk passed `init_task` (pid 0, the list's head): twice
+    /// means the start left the list, and the walk stops.
+    heads: u64,
+    /// The OOM memcg's `struct cgroup *` (0: the whole machine) and level.
+    domain: u64,
+    level: u64,
+    victim_tgid: u64,
+    /// `oc->totalpages / 1000`: one point of `oom_score_adj` in pages.
+    per_mille: u64,
+    /// `rss_stat` counters' value inside each counter (`percpu_counter`'s
+    /// `count`, or 0 for a bare `atomic_long_t`).
+    counter_inner: u64,
+    /// Where the lowest score of a full table is, and that score.
+    min_at: u64,
+    min: i64,
+    /// The process being read.
+    row: CandidateRow,
+    pub record: CandidatesRecord,
+}
+
+/// `tp_btf/mark_victim`, attached after the OOM-context programs (it needs
+/// their domain) and before `mark_victim_btf` (its record must precede the
+/// kill's in the ring buffer).
+#[btf_tracepoint(function = "mark_victim")]
+pub fn candidates_btf(ctx: BtfTracePointContext) -> u32 {
+    let _ = walk_domain(&ctx);
+    0
+}
+
+#[inline(always)]
+fn walk_domain(ctx: &BtfTracePointContext) -> Option<()> {
+    // A plain number, as in oom_control::begin.
+    let victim = address_of(ctx.arg::<*const u8>(0))?;
+    let (css, totalpages, flags) = crate::oom_control::domain_of(victim)?;
+    // A memory.oom.group member dies with the chosen one: one table for
+    // the incident, with the chosen victim's record.
+    if flags & oom_context::GROUP_MEMBER != 0 {
+        return None;
+    }
+    known(layout!(task_tasks))?;
+    known(layout!(cgroup_ancestors))?;
+    let walk = CANDIDATE_WALK.get_ptr_mut(0)?;
+    // SAFETY: per-CPU slot; tracepoint programs do not nest on one CPU.
+    let walk = unsafe { &mut *walk };
+    let leader = pointer(victim, layout!(task_group_leader)).unwrap_or(victim);
+    walk.cursor = leader;
+    walk.start = leader;
+    walk.heads = 0;
+    walk.victim_tgid = u64::from(field::<u32>(leader, layout!(task_tgid)).unwrap_or(0));
+    walk.per_mille = totalpages / 1000;
+    walk.counter_inner = if layout!(rss_kind) == rss_kind::PERCPU_COUNTER {
+        u64::from(layout!(percpu_counter_count))
+    } else {
+        0
+    };
+    walk.min_at = 0;
+    walk.min = i64::MIN;
+    let record = &mut walk.record;
+    record.kind = oomtrace_common::kind::CANDIDATES;
+    record.rows = 0;
+    record.processes = 0;
+    record.walked = 0;
+    record.victim_pid = field::<u32>(victim, layout!(task_pid)).unwrap_or(0);
+    record.flags = 0;
+    if css == 0 {
+        walk.domain = 0;
+        walk.level = 0;
+        record.flags |= candidates_flags::MACHINE;
+    } else {
+        let cgroup = pointer(css, layout!(css_cgroup))?;
+        walk.domain = cgroup;
+        walk.level = u64::from(field::<i32>(cgroup, layout!(cgroup_level))?.max(0) as u32);
+    }
+    let callback: extern "C" fn(u64, *mut c_void) -> i64 = step;
+    // SAFETY: the callback works on our per-CPU map value only; the
+    // function pointer goes to ld_imm64 as a BPF subprogram.
+    unsafe {
+        bpf_loop(
+            CANDIDATE_WALK_MAX,
+            callback as *mut c_void,
+            core::ptr::null_mut(),
+            0,
+        )
+    };
+    // SAFETY: helper without arguments.
+    walk.record.boot_ns = unsafe { bpf_ktime_get_boot_ns() };
+    // Not counted in LOST when the ring buffer is full: no record is lost,
+    // the kill's record comes without a table and userspace reads /proc
+    // (its `source` says so). LOST stays a count of records users miss.
+    let _ = crate::EVENTS.output::<CandidatesRecord>(&walk.record, 0);
+    Some(())
+}
+
+/// One process of the list: 0 to go on, 1 to stop.
+extern "C" fn step(_index: u64, _ctx: *mut c_void) -> i64 {
+    let Some(walk) = CANDIDATE_WALK.get_ptr_mut(0) else {
+        return 1;
+    };
+    // SAFETY: per-CPU slot, this program's only user on this CPU.
+    let walk = unsafe { &mut *walk };
+    let Some(tasks) = known(layout!(task_tasks)) else {
+        return 1;
+    };
+    // `tasks.next` points at the next process's `tasks`.
+    let next = u64_or_zero(walk.cursor + tasks as u64);
+    if next == 0 {
+        return 1;
+    }
+    let task = next.wrapping_sub(tasks as u64);
+    walk.cursor = task;
+    if task == walk.start {
+        walk.record.flags |= candidates_flags::COMPLETE;
+        return 1;
+    }
+    walk.record.walked += 1;
+    let Some(pid) = known(layout!(task_pid)) else {
+        return 1;
+    };
+    if u32_or_zero(task + pid as u64) == 0 {
+        walk.heads += 1;
+        return i64::from(walk.heads > 1);
+    }
+    consider(walk, task);
+    0
+}
+
+/// Adds `task` (a thread group leader) to the table if it is in the domain.
+#[inline(always)]
+fn consider(walk: &mut Walk, task: u64) {
+    let Some(tgid) = field::<u32>(task, layout!(task_tgid)) else {
+        return;
+    };
+    if u64::from(tgid) == walk.victim_tgid {
+        return;
+    }
+    // Kernel threads, and processes whose leader has exited, have no mm:
+    // /proc/PID/status shows them no memory either.
+    let Some(mm) = pointer(task, layout!(task_mm)) else {
+        return;
+    };
+    if walk.domain != 0 && !in_domain(walk, task) {
+        return;
+    }
+    walk.record.processes += 1;
+
+    let row = &mut walk.row;
+    row.tgid = tgid;
+    row.oom_score_adj = pointer(task, layout!(task_signal))
+        .and_then(|signal| field::<i16>(signal, layout!(signal_oom_score_adj)))
+        .unwrap_or(0);
+    if let Some(comm) = known(layout!(task_comm)) {
+        // SAFETY: a fault-tolerant copy into map memory of the same size.
+        unsafe {
+            bpf_probe_read_kernel(
+                row.comm.as_mut_ptr().cast(),
+                TASK_COMM_LEN as u32,
+                (task + comm as u64) as *const c_void,
+            )
+        };
+    }
+    let inner = walk.counter_inner;
+    row.rss_anon_pages = counter(mm, layout!(mm_rss_anon), inner);
+    row.rss_file_pages = counter(mm, layout!(mm_rss_file), inner);
+    row.rss_shmem_pages = counter(mm, layout!(mm_rss_shmem), inner);
+    row.swap_pages = counter(mm, layout!(mm_rss_swap), inner);
+    row.pgtables_bytes = field::<i64>(mm, layout!(mm_pgtables_bytes))
+        .unwrap_or(0)
+        .max(0) as u64;
+    // oom_badness(): RSS, swap entries and page tables in pages, plus
+    // oom_score_adj thousandths of the memory weighed.
+    let pages = row.rss_anon_pages
+        + row.rss_file_pages
+        + row.rss_shmem_pages
+        + row.swap_pages
+        + (row.pgtables_bytes >> layout!(page_shift));
+    row.badness = if row.oom_score_adj == UNKILLABLE {
+        i64::MIN
+    } else {
+        (pages as i64).wrapping_add(i64::from(row.oom_score_adj) * walk.per_mille as i64)
+    };
+    keep(walk);
+}
+
+/// Whether `task`'s memory cgroup is the domain or below it:
+/// `cgroup->ancestors[level]` is the domain (`cgroup_is_descendant()`).
+#[inline(always)]
+fn in_domain(walk: &Walk, task: u64) -> bool {
+    let css = crate::cgroup::memory_css_or_zero(task);
+    let Some(css_cgroup) = known(layout!(css_cgroup)) else {
+        return false;
+    };
+    let cgroup = u64_or_zero(css + css_cgroup as u64);
+    if cgroup == walk.domain {
+        return true;
+    }
+    let (Some(level), Some(ancestors)) = (
+        known(layout!(cgroup_level)),
+        known(layout!(cgroup_ancestors)),
+    ) else {
+        return false;
+    };
+    if cgroup == 0 || u32_or_zero(cgroup + level as u64) <= walk.level {
+        return false;
+    }
+    u64_or_zero(cgroup + ancestors as u64 + walk.level * 8) == walk.domain
+}
+
+/// One `rss_stat` counter in pages, clamped at 0 as `get_mm_counter()`
+/// does; 0 when unknown here.
+#[inline(always)]
+fn counter(mm: u64, counter: u32, inner: u64) -> u64 {
+    if known(counter).is_none() {
+        return 0;
+    }
+    (u64_or_zero(mm + counter as u64 + inner) as i64).max(0) as u64
+}
+
+/// Puts `walk.row` in the table: in a free row, or over the lowest score
+/// when the table is full and the row scores higher.
+#[inline(always)]
+fn keep(walk: &mut Walk) {
+    const MASK: usize = CANDIDATE_ROWS - 1;
+    let rows = walk.record.rows as usize;
+    if rows < CANDIDATE_ROWS {
+        walk.record.table[rows & MASK] = walk.row;
+        walk.record.rows += 1;
+        if rows + 1 < CANDIDATE_ROWS {
+            return;
+        }
+    } else if walk.row.badness > walk.min {
+        walk.record.table[walk.min_at as usize & MASK] = walk.row;
+    } else {
+        return;
+    }
+    // The table is full: where is its lowest score now?
+    let (mut min_at, mut min) = (0u64, i64::MAX);
+    for (at, row) in walk.record.table.iter().enumerate() {
+        if row.badness < min {
+            min = row.badness;
+            min_at = at as u64;
+        }
+    }
+    walk.min_at = min_at;
+    walk.min = min;
+}
