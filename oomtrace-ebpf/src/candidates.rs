@@ -50,6 +50,10 @@ pub struct Walk {
     /// `rss_stat` counters' value inside each counter (`percpu_counter`'s
     /// `count`, or 0 for a bare `atomic_long_t`).
     counter_inner: u64,
+    /// The last `css_set` looked at and whether it is in the domain:
+    /// processes of one cgroup share it, and come in runs (fork order).
+    last_cset: u64,
+    last_in_domain: u64,
     /// Where the lowest score of a full table is, and that score.
     min_at: u64,
     min: i64,
@@ -95,6 +99,8 @@ fn walk_domain(ctx: &BtfTracePointContext) -> Option<()> {
     };
     walk.min_at = 0;
     walk.min = i64::MIN;
+    walk.last_cset = 0;
+    walk.last_in_domain = 0;
     let record = &mut walk.record;
     record.kind = oomtrace_common::kind::CANDIDATES;
     record.rows = 0;
@@ -153,32 +159,35 @@ extern "C" fn step(_index: u64, _ctx: *mut c_void) -> i64 {
         return 1;
     }
     walk.record.walked += 1;
-    let Some(pid) = known(layout!(task_pid)) else {
+    // Kernel threads, init_task (the list's head) and processes whose
+    // leader has exited have no mm: /proc/PID/status shows them no memory
+    // either. The mm first: it is the one read every process needs.
+    let (Some(mm_offset), Some(pid)) = (known(layout!(task_mm)), known(layout!(task_pid))) else {
         return 1;
     };
-    if u32_or_zero(task + pid as u64) == 0 {
-        walk.heads += 1;
-        return i64::from(walk.heads > 1);
+    let mm = u64_or_zero(task + mm_offset as u64);
+    if mm == 0 {
+        if u32_or_zero(task + pid as u64) == 0 {
+            walk.heads += 1;
+            return i64::from(walk.heads > 1);
+        }
+        return 0;
     }
-    consider(walk, task);
+    if walk.domain != 0 && !in_domain(walk, task) {
+        return 0;
+    }
+    consider(walk, task, mm);
     0
 }
 
-/// Adds `task` (a thread group leader) to the table if it is in the domain.
+/// Adds `task` (a thread group leader in the domain, whose mm is `mm`) to
+/// the table, unless it is the victim's.
 #[inline(always)]
-fn consider(walk: &mut Walk, task: u64) {
+fn consider(walk: &mut Walk, task: u64, mm: u64) {
     let Some(tgid) = field::<u32>(task, layout!(task_tgid)) else {
         return;
     };
     if u64::from(tgid) == walk.victim_tgid {
-        return;
-    }
-    // Kernel threads, and processes whose leader has exited, have no mm:
-    // /proc/PID/status shows them no memory either.
-    let Some(mm) = pointer(task, layout!(task_mm)) else {
-        return;
-    };
-    if walk.domain != 0 && !in_domain(walk, task) {
         return;
     }
     walk.record.processes += 1;
@@ -223,12 +232,37 @@ fn consider(walk: &mut Walk, task: u64) {
 
 /// Whether `task`'s memory cgroup is the domain or below it:
 /// `cgroup->ancestors[level]` is the domain (`cgroup_is_descendant()`).
+/// One read when its `css_set` is the previous process's.
 #[inline(always)]
-fn in_domain(walk: &Walk, task: u64) -> bool {
-    let css = crate::cgroup::memory_css_or_zero(task);
-    let Some(css_cgroup) = known(layout!(css_cgroup)) else {
+fn in_domain(walk: &mut Walk, task: u64) -> bool {
+    let Some(cgroups) = known(layout!(task_cgroups)) else {
         return false;
     };
+    let cset = u64_or_zero(task + cgroups as u64);
+    if cset != 0 && cset == walk.last_cset {
+        return walk.last_in_domain != 0;
+    }
+    let inside = cset_in_domain(walk, cset);
+    walk.last_cset = cset;
+    walk.last_in_domain = u64::from(inside);
+    inside
+}
+
+#[inline(always)]
+fn cset_in_domain(walk: &Walk, cset: u64) -> bool {
+    let (Some(subsys), Some(css_cgroup)) = (
+        known(layout!(css_set_memory_subsys)),
+        known(layout!(css_cgroup)),
+    ) else {
+        return false;
+    };
+    if cset == 0 {
+        return false;
+    }
+    let css = u64_or_zero(cset + subsys as u64);
+    if css == 0 {
+        return false;
+    }
     let cgroup = u64_or_zero(css + css_cgroup as u64);
     if cgroup == walk.domain {
         return true;

@@ -25,6 +25,12 @@ mod correlate;
 mod wake;
 
 use self::correlate::{Correlator, Record};
+
+/// How long the event loop stays awake for a kill record after its
+/// candidate table: the kernel side sends both in one tracepoint call,
+/// some 10-30 us apart; a kill record the ring buffer refused leaves it
+/// awake this long once.
+const KILL_AFTER_TABLE: Duration = Duration::from_micros(300);
 use crate::{
     capture::{Capture, LostCounter},
     decode::{self, Event},
@@ -236,7 +242,22 @@ impl Streamer {
         events: &mut aya::maps::RingBuf<aya::maps::MapData>,
         lost: &LostCounter,
     ) -> io::Result<()> {
-        while let Some(item) = events.next() {
+        // Set by a kernel candidate table: its kill's record is a few
+        // microseconds behind it (the same tracepoint call, on the same
+        // CPU), so the loop waits for it here, awake, rather than in
+        // poll(2), whose wakeup costs more than the wait.
+        let mut kill_due: Option<Instant> = None;
+        loop {
+            let Some(item) = events.next() else {
+                match kill_due {
+                    Some(until) if Instant::now() < until => {
+                        std::hint::spin_loop();
+                        continue;
+                    }
+                    _ => break,
+                }
+            };
+            kill_due = None;
             let read_ns = self.timing.then(clock::boot_ns_now);
             let decoded = decode::entry(&item);
             drop(item);
@@ -285,6 +306,7 @@ impl Streamer {
                 // Its kill's record comes next: kept for it.
                 Event::Candidates(table) => {
                     self.enricher.kernel_candidates(*table);
+                    kill_due = Some(Instant::now() + KILL_AFTER_TABLE);
                     continue;
                 }
                 Event::Pressure(pressure) => {
