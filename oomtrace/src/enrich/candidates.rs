@@ -454,7 +454,26 @@ pub fn from_kernel(
 
 /// RAM plus swap in pages, what /proc/PID/oom_score weighs against
 /// (`totalram_pages() + total_swap_pages`); `None` if sysinfo fails.
+/// Kept for [`MACHINE_PAGES_KEPT`]: sysinfo walks the block devices, some
+/// microseconds in front of a kill's line, and RAM and swap rarely change.
 fn machine_pages(page_size: u64) -> Option<u64> {
+    use std::sync::Mutex;
+    static KEPT: Mutex<Option<(std::time::Instant, Option<u64>)>> = Mutex::new(None);
+    let mut kept = KEPT.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    match *kept {
+        Some((at, pages)) if at.elapsed() < MACHINE_PAGES_KEPT => pages,
+        _ => {
+            let pages = read_machine_pages(page_size);
+            *kept = Some((std::time::Instant::now(), pages));
+            pages
+        }
+    }
+}
+
+/// How long [`machine_pages`] keeps its answer (swapon, memory hotplug).
+const MACHINE_PAGES_KEPT: std::time::Duration = std::time::Duration::from_secs(10);
+
+fn read_machine_pages(page_size: u64) -> Option<u64> {
     // SAFETY: sysinfo fills the struct it is given.
     let mut info: libc::sysinfo = unsafe { std::mem::zeroed() };
     // SAFETY: a valid pointer to a sysinfo struct.

@@ -153,7 +153,16 @@ fn read(
 pub fn duration(ns: u64) -> String {
     let s = ns / NS_PER_SEC;
     match s {
-        0..60 => format!("{:.1}s", ns as f64 / NS_PER_SEC as f64),
+        // Tenths, ties to even as `{:.1}` rounds them, in integers: float
+        // formatting is a large piece of cold code on the way to a line.
+        0..60 => {
+            let (tenth, half) = (NS_PER_SEC / 10, NS_PER_SEC / 20);
+            let (mut tenths, rest) = (ns / tenth, ns % tenth);
+            if rest > half || (rest == half && tenths % 2 == 1) {
+                tenths += 1;
+            }
+            format!("{}.{}s", tenths / 10, tenths % 10)
+        }
         60..3600 => format!("{}m{:02}s", s / 60, s % 60),
         3600..86400 => format!("{}h{:02}m", s / 3600, s % 3600 / 60),
         _ => format!("{}d{:02}h", s / 86400, s % 86400 / 3600),
@@ -330,6 +339,10 @@ mod tests {
     #[test]
     fn durations_read_like_a_person_writes_them() {
         assert_eq!(duration(1_500_000_000), "1.5s");
+        assert_eq!(duration(34_701_345), "0.0s");
+        assert_eq!(duration(250_000_000), "0.2s", "ties to even");
+        assert_eq!(duration(350_000_000), "0.4s", "ties to even");
+        assert_eq!(duration(59_960_000_000), "60.0s");
         assert_eq!(duration(750 * NS_PER_SEC), "12m30s");
         assert_eq!(duration(6 * 3600 * NS_PER_SEC + 300 * NS_PER_SEC), "6h05m");
         assert_eq!(

@@ -27,12 +27,22 @@ struct Setting {
 
 pub fn analyze(cmdline: &Cmdline, at: CapturedAt) -> RuntimeReport {
     let args: Vec<&str> = strings(&cmdline.args);
-    let env: Vec<(&str, &str)> = strings(&cmdline.env)
-        .into_iter()
-        .filter_map(|e| e.split_once('='))
+    // Split, not validated: only the values looked up need to be UTF-8
+    // (the environment is up to 8 KiB, most of it never read).
+    let env: Vec<(&[u8], &[u8])> = cmdline
+        .env
+        .split(|b| *b == 0)
+        .filter_map(|e| {
+            let eq = e.iter().position(|b| *b == b'=')?;
+            Some((&e[..eq], &e[eq + 1..]))
+        })
         .collect();
     // getenv() returns the first of duplicate names.
-    let getenv = |name: &str| env.iter().find(|(k, _)| *k == name).map(|(_, v)| *v);
+    let getenv = |name: &str| {
+        env.iter()
+            .find(|(k, _)| *k == name.as_bytes())
+            .and_then(|(_, v)| std::str::from_utf8(v).ok())
+    };
     let program = args
         .first()
         .map(|a| a.rsplit('/').next().unwrap_or(a))
