@@ -209,6 +209,20 @@ pub fn judge(evidence: &Value, offers: &Offers) -> Result<String> {
     // rest of its memory.oom.group.
     let mut ordered = kills.clone();
     ordered.sort_by_key(|r| r["boot_ns"].as_u64());
+    // With the OOM context, the kernel side takes the chosen victim's
+    // candidate table at the kill, unless the ready line says why not.
+    if has_context
+        && !ready.contains(CANDIDATES_FROM_PROC)
+        && let Some(first) = ordered.first()
+    {
+        let source = &first["candidates"]["source"];
+        check(
+            "candidates.source (the chosen victim's)",
+            source == "kernel",
+            "kernel",
+            source,
+        )?;
+    }
     let run = Run {
         chosen,
         path: &path,
@@ -305,6 +319,9 @@ pub fn judge(evidence: &Value, offers: &Offers) -> Result<String> {
     }
     Ok(path)
 }
+
+/// The ready line's words for a kernel without the candidate walk.
+const CANDIDATES_FROM_PROC: &str = "candidate table read from /proc after the kill";
 
 /// What holds for every record of one run.
 struct Run<'a> {
@@ -445,6 +462,7 @@ mod tests {
                 "ns_pid": 42, "pid_ns_level": 0},
             "incident": {"id": 1, "victims": 1, "seq": 1, "chosen_pid": 42,
                 "group_member": false, "basis": "mark_victim_sequence"},
+            "candidates": {"source": "kernel", "taken_after_us": 0, "processes": 0, "top": []},
         });
         json!({
             "scenario": "leaf", "capture": "btf", "ready": "oomtrace: ready via tp_btf",
@@ -467,6 +485,19 @@ mod tests {
     fn a_run_that_matches_its_log_passes_with_its_path() -> Result<()> {
         assert_eq!(judge(&evidence(), &offers())?, "tp_btf");
         Ok(())
+    }
+
+    #[test]
+    fn a_table_from_proc_with_the_context_needs_the_ready_line_to_say_why() {
+        let mut e = evidence();
+        e["records"][0]["candidates"]["source"] = "proc".into();
+        let offers = offers();
+        assert_eq!(
+            judge(&e, &offers).map_err(|e| e.to_string()),
+            Err("candidates.source (the chosen victim's): expected kernel, got \"proc\"".into())
+        );
+        e["ready"] = format!("oomtrace: ready via tp_btf (x: {CANDIDATES_FROM_PROC}: y)").into();
+        assert!(judge(&e, &offers).is_ok());
     }
 
     #[test]
