@@ -58,7 +58,8 @@ pub struct Cli {
 
     /// With each kill, list the N processes of its OOM domain (the cgroup
     /// whose limit was hit, or the whole machine) the OOM killer would pick
-    /// next, scored as it scores them; 0 turns the table off.
+    /// next, scored as it scores them, taken by the kernel side at the kill
+    /// (up to 16; more are read from /proc after it); 0 turns the table off.
     #[arg(long, value_name = "N", default_value_t = 10)]
     pub candidates: usize,
 
