@@ -163,6 +163,29 @@ impl ProcessMemory {
 }
 
 impl ProcessMemory {
+    /// Its row of the table, scored against `totalpages`.
+    fn row(
+        &self,
+        oom_score_adj: i64,
+        totalpages: u64,
+        page_size: u64,
+        oom_score: Option<i64>,
+    ) -> CandidateReport {
+        CandidateReport {
+            pid: self.pid,
+            comm: kernel_text(&self.comm),
+            rss_bytes: self.rss(),
+            rss_anon_bytes: self.rss_anon,
+            rss_file_bytes: self.rss_file,
+            rss_shmem_bytes: self.rss_shmem,
+            swap_bytes: self.swap,
+            pgtables_bytes: self.pgtables,
+            oom_score_adj,
+            badness: self.badness(oom_score_adj, totalpages, page_size),
+            oom_score,
+        }
+    }
+
     /// `proc_oom_score()`: the badness against `machine_pages` (RAM plus
     /// swap), scaled into 0..=2000; 0 for unkillable processes.
     pub fn oom_score(&self, oom_score_adj: i64, machine_pages: u64, page_size: u64) -> i64 {
@@ -377,19 +400,7 @@ pub fn scan(
             continue;
         };
         seen += 1;
-        rows.push(CandidateReport {
-            pid,
-            comm: kernel_text(&memory.comm),
-            rss_bytes: memory.rss(),
-            rss_anon_bytes: memory.rss_anon,
-            rss_file_bytes: memory.rss_file,
-            rss_shmem_bytes: memory.rss_shmem,
-            swap_bytes: memory.swap,
-            pgtables_bytes: memory.pgtables,
-            oom_score_adj: adj,
-            badness: memory.badness(adj, totalpages, page_size),
-            oom_score: None,
-        });
+        rows.push(memory.row(adj, totalpages, page_size, None));
     }
     sort_by_badness(&mut rows);
     rows.truncate(limit);
@@ -427,19 +438,8 @@ pub fn from_kernel(
                 pgtables: row.pgtables_bytes,
             };
             let adj = i64::from(row.oom_score_adj);
-            CandidateReport {
-                pid: row.tgid,
-                comm: kernel_text(&row.comm),
-                rss_bytes: memory.rss(),
-                rss_anon_bytes: memory.rss_anon,
-                rss_file_bytes: memory.rss_file,
-                rss_shmem_bytes: memory.rss_shmem,
-                swap_bytes: memory.swap,
-                pgtables_bytes: memory.pgtables,
-                oom_score_adj: adj,
-                badness: memory.badness(adj, totalpages, page_size),
-                oom_score: machine_pages.map(|total| memory.oom_score(adj, total, page_size)),
-            }
+            let oom_score = machine_pages.map(|total| memory.oom_score(adj, total, page_size));
+            memory.row(adj, totalpages, page_size, oom_score)
         })
         .collect();
     sort_by_badness(&mut top);
