@@ -151,6 +151,19 @@ pub fn run() -> anyhow::Result<ExitCode> {
         ),
         Err(no_path) => format!("NONE: {}", no_path.reasons.join("; ")),
     };
+    lines.push((
+        "candidate table",
+        match &plan {
+            Ok(plan) if plan.path == CapturePath::Tracepoint => {
+                "read from /proc after the kill (the tracepoint path)".to_string()
+            }
+            Ok(plan) => match capture::candidate_walk(plan) {
+                Ok(()) => "taken by the kernel side at the kill (up to 16 rows)".to_string(),
+                Err(why) => format!("read from /proc after the kill: {why}"),
+            },
+            Err(_) => "unknown (no capture path)".to_string(),
+        },
+    ));
     lines.push(("capture path", verdict));
 
     let width = lines.iter().map(|(k, _)| k.len()).max().unwrap_or(0);

@@ -43,6 +43,15 @@ pub use self::{
     plan::{Facilities, Plan},
 };
 
+/// Whether the kernel side can take the candidate table at the kill on
+/// this plan's kernel (tp_btf paths), or why not: its struct members and
+/// bpf_loop(), as the loader checks them before loading it.
+pub fn candidate_walk(plan: &Plan) -> Result<(), FeatureError> {
+    let feature = features::feature(features::FeatureId::Candidates);
+    features::check_needs(feature, &plan.layout)
+        .and_then(|()| features::check_helpers(feature, &plan.absent_helpers))
+}
+
 /// The eBPF object, built by build.rs. Aligned because aya parses it in
 /// place as an ELF file.
 #[cfg(feature = "ebpf")]
