@@ -41,8 +41,9 @@ pub mod candidates_flags {
     pub const MACHINE: u32 = 1 << 1;
 }
 
-/// Sent by `candidates_btf` just before the kill record of the same
-/// victim (same CPU, same tracepoint call: the ring buffer keeps the order).
+/// Sent by `candidates_btf` right after the kill record of the same victim
+/// (same CPU, same tracepoint call: the ring buffer keeps the order), for
+/// every kill with an OOM context that is not a memory.oom.group member's.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CandidatesRecord {

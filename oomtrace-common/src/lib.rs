@@ -56,7 +56,7 @@ pub mod names {
     pub const OOM_KILL_PROCESS_EXIT: &str = "oom_kill_process_exit";
     pub const OOM_CONTROL_FENTRY_BTF: &str = "oom_control_fentry_btf";
     /// `tp_btf/mark_victim` program that walks the OOM domain's processes;
-    /// attached after the OOM-context programs, before [`MARK_VICTIM_BTF`].
+    /// attached after [`MARK_VICTIM_BTF`].
     pub const CANDIDATES_BTF: &str = "candidates_btf";
 }
 

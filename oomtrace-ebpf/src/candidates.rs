@@ -26,6 +26,9 @@ use crate::{
     read::{address_of, field, pointer, u32_or_zero, u64_or_zero},
 };
 
+/// `BPF_RB_NO_WAKEUP`: commit without waking the ring buffer's reader.
+const BPF_RB_NO_WAKEUP: u64 = 1;
+
 /// `OOM_SCORE_ADJ_MIN`: never chosen, scored `LONG_MIN`.
 const UNKILLABLE: i16 = -1000;
 
@@ -62,30 +65,51 @@ pub struct Walk {
     pub record: CandidatesRecord,
 }
 
-/// `tp_btf/mark_victim`, attached after the OOM-context programs (it needs
-/// their domain) and before `mark_victim_btf` (its record must precede the
-/// kill's in the ring buffer).
+/// `tp_btf/mark_victim`, attached after `mark_victim_btf`: the kill record
+/// goes out first, so the victim is followed to its exit before the walk
+/// (its exit hook may run within microseconds of the SIGKILL), and the
+/// table comes right after it. Userspace waits for it: every kill with an
+/// OOM context that is not a memory.oom.group member's gets one, complete
+/// or not.
 #[btf_tracepoint(function = "mark_victim")]
 pub fn candidates_btf(ctx: BtfTracePointContext) -> u32 {
-    let _ = walk_domain(&ctx);
+    // A plain number, as in oom_control::begin.
+    if let Some(victim) = address_of(ctx.arg::<*const u8>(0))
+        && let Some((css, totalpages, flags)) = crate::oom_control::domain_of(victim)
+        // A memory.oom.group member dies with the chosen one: one table
+        // for the incident, with the chosen victim's record.
+        && flags & oom_context::GROUP_MEMBER == 0
+        && let Some(walk) = CANDIDATE_WALK.get_ptr_mut(0)
+    {
+        // SAFETY: per-CPU slot; tracepoint programs do not nest on one CPU.
+        let walk = unsafe { &mut *walk };
+        let record = &mut walk.record;
+        record.kind = oomtrace_common::kind::CANDIDATES;
+        record.rows = 0;
+        record.processes = 0;
+        record.walked = 0;
+        record.flags = 0;
+        record.victim_pid = field::<u32>(victim, layout!(task_pid)).unwrap_or(0);
+        // Cut short, it is sent incomplete (userspace reads /proc).
+        let _ = walk_domain(walk, victim, css, totalpages);
+        // SAFETY: helper without arguments.
+        walk.record.boot_ns = unsafe { bpf_ktime_get_boot_ns() };
+        // Without a wakeup: only a reader awake for this kill's record
+        // reads it (waiting for it, or right after the record), and the
+        // wakeup's self-IPI would cost the OOM path some 15 us here. Not
+        // counted in LOST when the ring buffer is full: no record is lost,
+        // the kill is written without a table after a short wait and
+        // userspace reads /proc (its `source` says so).
+        let _ = crate::EVENTS.output::<CandidatesRecord>(&walk.record, BPF_RB_NO_WAKEUP);
+    }
+    crate::oom_control::done();
     0
 }
 
 #[inline(always)]
-fn walk_domain(ctx: &BtfTracePointContext) -> Option<()> {
-    // A plain number, as in oom_control::begin.
-    let victim = address_of(ctx.arg::<*const u8>(0))?;
-    let (css, totalpages, flags) = crate::oom_control::domain_of(victim)?;
-    // A memory.oom.group member dies with the chosen one: one table for
-    // the incident, with the chosen victim's record.
-    if flags & oom_context::GROUP_MEMBER != 0 {
-        return None;
-    }
+fn walk_domain(walk: &mut Walk, victim: u64, css: u64, totalpages: u64) -> Option<()> {
     known(layout!(task_tasks))?;
     known(layout!(cgroup_ancestors))?;
-    let walk = CANDIDATE_WALK.get_ptr_mut(0)?;
-    // SAFETY: per-CPU slot; tracepoint programs do not nest on one CPU.
-    let walk = unsafe { &mut *walk };
     let leader = pointer(victim, layout!(task_group_leader)).unwrap_or(victim);
     walk.cursor = leader;
     walk.start = leader;
@@ -101,17 +125,10 @@ fn walk_domain(ctx: &BtfTracePointContext) -> Option<()> {
     walk.min = i64::MIN;
     walk.last_cset = 0;
     walk.last_in_domain = 0;
-    let record = &mut walk.record;
-    record.kind = oomtrace_common::kind::CANDIDATES;
-    record.rows = 0;
-    record.processes = 0;
-    record.walked = 0;
-    record.victim_pid = field::<u32>(victim, layout!(task_pid)).unwrap_or(0);
-    record.flags = 0;
     if css == 0 {
         walk.domain = 0;
         walk.level = 0;
-        record.flags |= candidates_flags::MACHINE;
+        walk.record.flags |= candidates_flags::MACHINE;
     } else {
         let cgroup = pointer(css, layout!(css_cgroup))?;
         walk.domain = cgroup;
@@ -128,12 +145,6 @@ fn walk_domain(ctx: &BtfTracePointContext) -> Option<()> {
             0,
         )
     };
-    // SAFETY: helper without arguments.
-    walk.record.boot_ns = unsafe { bpf_ktime_get_boot_ns() };
-    // Not counted in LOST when the ring buffer is full: no record is lost,
-    // the kill's record comes without a table and userspace reads /proc
-    // (its `source` says so). LOST stays a count of records users miss.
-    let _ = crate::EVENTS.output::<CandidatesRecord>(&walk.record, 0);
     Some(())
 }
 

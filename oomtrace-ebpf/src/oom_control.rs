@@ -262,7 +262,7 @@ pub fn domain_of(victim: u64) -> Option<(u64, u64, u32)> {
     ))
 }
 
-/// The context `oom_control_btf` left for `victim`, once.
+/// The context `oom_control_btf` left for `victim`.
 #[inline(always)]
 pub fn take(victim: u64, out: &mut OomContext) {
     let Some(handover) = OOM_CONTROL.get_ptr_mut(0) else {
@@ -273,7 +273,17 @@ pub fn take(victim: u64, out: &mut OomContext) {
     if handover.victim == victim && victim != 0 {
         crate::mem::copy(out, &handover.context);
     }
-    handover.victim = 0;
+    // Left for `candidates_btf`, which runs after us and empties it; the
+    // next event's first program empties it anyway (see `begin`).
+}
+
+/// Empties the hand-over: the last of this event's programs has read it.
+#[inline(always)]
+pub fn done() {
+    if let Some(handover) = OOM_CONTROL.get_ptr_mut(0) {
+        // SAFETY: this CPU's slot; the programs of this event are over.
+        unsafe { (*handover).victim = 0 };
+    }
 }
 /// Chunks step by `STACK_SCAN_CHUNK - OVERLAP` bytes.
 const MAX_CHUNKS: u32 = MAX_STACK_SCAN / (STACK_SCAN_CHUNK as u32 - OVERLAP as u32) + 1;

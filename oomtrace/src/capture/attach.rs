@@ -1,5 +1,6 @@
 //! Loading and attaching a plan's programs: the optional features of
-//! [`FEATURES`] in order, then `mark_victim` itself.
+//! [`FEATURES`] in order, then `mark_victim` itself, then those of
+//! [`AFTER_MAIN`].
 
 use aya::{
     Ebpf,
@@ -9,7 +10,7 @@ use oomtrace_common::names;
 
 use super::{
     CaptureError, Options,
-    features::{self, Enable, FEATURES, FeatureError, FeatureId, ProgramSet, Programs},
+    features::{self, AFTER_MAIN, Enable, FEATURES, FeatureError, FeatureId, ProgramSet, Programs},
     plan::{Fentry, Plan},
     timing,
 };
@@ -143,6 +144,18 @@ pub(super) fn attach_main_btf(ebpf: &mut Ebpf) -> Result<(), CaptureError> {
     timing::phase(format!("attach {name}{verified}"), || program.attach())
         .map(drop)
         .map_err(failed)
+}
+
+/// Loads and attaches the features of [`AFTER_MAIN`], once
+/// `mark_victim_btf` is attached: their programs run after it.
+pub(super) fn attach_after_main(
+    ebpf: &mut Ebpf,
+    kernel_btf: &aya::Btf,
+    plan: &Plan,
+    options: &Options,
+    results: &mut FeatureResults,
+) -> Result<(), CaptureError> {
+    results.attach_some(AFTER_MAIN, ebpf, kernel_btf, plan, options)
 }
 
 /// Loads and attaches `mark_victim_tracepoint`: the tracepoint path.

@@ -134,15 +134,6 @@ pub const FEATURES: &[Feature] = &[
         missing: "OOM killer context unavailable",
     },
     Feature {
-        id: FeatureId::Candidates,
-        // After the OOM context (its domain), before the kill record.
-        programs: &[tp_btf(names::CANDIDATES_BTF, "mark_victim")],
-        enable: Enable::Always,
-        needs: &["task_tasks", "cgroup_ancestors", "task_group_leader"],
-        helpers: &[BPF_LOOP],
-        missing: "candidate table read from /proc after the kill",
-    },
-    Feature {
         id: FeatureId::Reclaim,
         // The kill record's snapshots first: attached last, so a history is
         // zero, not unknown, only once both reclaim hooks run.
@@ -180,12 +171,24 @@ pub const FEATURES: &[Feature] = &[
     },
 ];
 
+/// Features attached after `mark_victim_btf`, so that their programs run
+/// after it: the candidate walk, whose table follows the kill record (the
+/// kill record first, so the victim is followed to its exit at once).
+pub const AFTER_MAIN: &[Feature] = &[Feature {
+    id: FeatureId::Candidates,
+    programs: &[tp_btf(names::CANDIDATES_BTF, "mark_victim")],
+    enable: Enable::Always,
+    needs: &["task_tasks", "cgroup_ancestors", "task_group_leader"],
+    helpers: &[BPF_LOOP],
+    missing: "candidate table read from /proc after the kill",
+}];
+
 /// Every attach point any program may need, as aya looks them up in the
 /// kernel's BTF: `btf_trace_<event>` typedefs and function names.
 pub fn attach_points() -> (Vec<String>, Vec<&'static str>) {
     let mut typedefs = vec![format!("btf_trace_mark_victim")];
     let mut functions = Vec::new();
-    for program in FEATURES.iter().flat_map(|f| f.programs) {
+    for program in FEATURES.iter().chain(AFTER_MAIN).flat_map(|f| f.programs) {
         match program.hook {
             Hook::TpBtf(event) => typedefs.push(format!("btf_trace_{event}")),
             Hook::FEntry(function) | Hook::FExit(function) => functions.push(function),
@@ -198,10 +201,11 @@ pub fn attach_points() -> (Vec<String>, Vec<&'static str>) {
     (typedefs, functions)
 }
 
-/// The feature `id` of [`FEATURES`].
+/// The feature `id` of [`FEATURES`] or [`AFTER_MAIN`].
 pub fn feature(id: FeatureId) -> &'static Feature {
     FEATURES
         .iter()
+        .chain(AFTER_MAIN)
         .find(|feature| feature.id == id)
         .unwrap_or(&FEATURES[0])
 }
@@ -437,15 +441,17 @@ mod tests {
             FeatureId::Reclaim,
             FeatureId::Aftermath,
             FeatureId::Sigkill,
+            FeatureId::Candidates,
         ] {
-            assert_eq!(FEATURES.iter().filter(|f| f.id == id).count(), 1, "{id:?}");
+            let all = FEATURES.iter().chain(AFTER_MAIN);
+            assert_eq!(all.filter(|f| f.id == id).count(), 1, "{id:?}");
             assert_eq!(feature(id).id, id);
         }
     }
 
     #[test]
     fn needs_name_real_layout_fields() {
-        for feature in FEATURES {
+        for feature in FEATURES.iter().chain(AFTER_MAIN) {
             for need in feature.needs {
                 assert!(
                     KernelLayout::FIELDS.iter().any(|f| f.name == *need),

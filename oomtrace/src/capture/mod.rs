@@ -311,11 +311,12 @@ impl Capture {
         let mut path = plan.path;
         let results = match kernel_btf {
             Some(kernel_btf) if plan.path != CapturePath::Tracepoint => {
-                let results = attach::load_btf(&mut ebpf, kernel_btf, plan, options)?;
+                let mut results = attach::load_btf(&mut ebpf, kernel_btf, plan, options)?;
                 if results.fentry_attached {
                     path = CapturePath::Fentry;
                 }
                 attach::attach_main_btf(&mut ebpf)?;
+                attach::attach_after_main(&mut ebpf, kernel_btf, plan, options, &mut results)?;
                 results
             }
             _ => {

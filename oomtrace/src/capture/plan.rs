@@ -9,7 +9,7 @@ use super::{
     CapturePath, Preference,
     btf::{self, BtfError, KernelTypes},
     cache,
-    features::{self, FEATURES, FENTRY_TARGET},
+    features::{self, AFTER_MAIN, FEATURES, FENTRY_TARGET},
     timing,
     tracefs::{self, EventFormat},
 };
@@ -408,6 +408,7 @@ impl BtfFacts {
 fn known_helpers(names: &[String]) -> Vec<&'static str> {
     let mut known: Vec<&'static str> = FEATURES
         .iter()
+        .chain(AFTER_MAIN)
         .flat_map(|feature| feature.helpers)
         .map(|helper| helper.function)
         .filter(|function| names.iter().any(|n| n == function))
@@ -416,11 +417,12 @@ fn known_helpers(names: &[String]) -> Vec<&'static str> {
     known
 }
 
-/// The helpers of [`FEATURES`] the kernel does not have, probed in its
+/// The helpers of [`FEATURES`] and [`AFTER_MAIN`] the kernel does not have, probed in its
 /// BTF (a helper is a kernel function of its name), not by version.
 fn absent_helpers(types: &KernelTypes) -> Vec<&'static str> {
     let mut absent: Vec<&'static str> = FEATURES
         .iter()
+        .chain(AFTER_MAIN)
         .flat_map(|feature| feature.helpers)
         .map(|helper| helper.function)
         .filter(|function| !types.has_function(function))

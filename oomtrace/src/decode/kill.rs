@@ -123,6 +123,12 @@ pub struct IncidentRef {
 }
 
 impl OomControl {
+    /// A memory.oom.group member killed after the chosen victim (known
+    /// where fentry gives the incident).
+    pub fn is_group_member(&self) -> bool {
+        self.incident.is_some_and(|i| i.group_member)
+    }
+
     fn from_record(raw: &OomContext) -> Option<OomControl> {
         let has = |bit: u32| raw.flags & bit != 0;
         if !has(oom_context::FOUND) {

@@ -46,7 +46,7 @@ pub enum Event {
     Outcome(Outcome, Option<Cmdline>),
     Sigkill(Box<Sigkill>),
     IncidentEnd(IncidentEnd),
-    /// The OOM domain's processes at a kill, just before its record.
+    /// The OOM domain's processes at a kill, right after its record.
     Candidates(Box<KernelCandidates>),
 }
 

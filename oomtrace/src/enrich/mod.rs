@@ -56,8 +56,8 @@ pub struct Settings {
 /// killing at once is plenty.
 const KERNEL_TABLES_KEPT: usize = 8;
 
-/// A table is its kill's if taken at most this long before the kill record
-/// (the same tracepoint call: microseconds).
+/// A table is its kill's if taken this close to the kill record (the same
+/// tracepoint call: microseconds).
 const KERNEL_TABLE_MAX_AGE_NS: u64 = 1_000_000_000;
 
 pub struct Enricher {
@@ -70,8 +70,8 @@ pub struct Enricher {
     candidates: usize,
     /// The last OOM domains' cgroup directories, kept open.
     dirs: candidates::Dirs,
-    /// Candidate tables the kernel side took, waiting for their kill's
-    /// record (the next entry, unless another CPU's kill came between).
+    /// Candidate tables the kernel side took, for the kill records they
+    /// follow (read ahead for them by the stream).
     kernel_tables: std::collections::VecDeque<KernelCandidates>,
     /// Files read for a record, closed once the records of its event are
     /// written ([`Enricher::after_line`]).
@@ -240,8 +240,8 @@ impl Enricher {
         report
     }
 
-    /// A candidate table from the kernel side, for the kill record that
-    /// follows it.
+    /// A candidate table from the kernel side, for the kill record it
+    /// follows.
     pub fn kernel_candidates(&mut self, table: KernelCandidates) {
         // Tables whose kill never came (its record lost) are dropped.
         if self.kernel_tables.len() >= KERNEL_TABLES_KEPT {
@@ -250,13 +250,16 @@ impl Enricher {
         self.kernel_tables.push_back(table);
     }
 
+    /// Whether a table for the kill of `victim` (thread id) is waiting.
+    pub fn has_kernel_table(&self, victim: u32) -> bool {
+        self.kernel_tables.iter().any(|t| t.victim_pid == victim)
+    }
+
     /// The kernel side's table for `kill`, taken out of those waiting.
     fn kernel_table_of(&mut self, kill: &OomKill) -> Option<KernelCandidates> {
         let pid = kill.victim.pid?;
         let at = self.kernel_tables.iter().position(|t| {
-            t.victim_pid == pid
-                && kill.boot_ns >= t.boot_ns
-                && kill.boot_ns - t.boot_ns < KERNEL_TABLE_MAX_AGE_NS
+            t.victim_pid == pid && kill.boot_ns.abs_diff(t.boot_ns) < KERNEL_TABLE_MAX_AGE_NS
         })?;
         self.kernel_tables.remove(at)
     }

@@ -26,11 +26,15 @@ mod wake;
 
 use self::correlate::{Correlator, Record};
 
-/// How long the event loop stays awake for a kill record after its
-/// candidate table: the kernel side sends both in one tracepoint call,
-/// some 10-30 us apart; a kill record the ring buffer refused leaves it
-/// awake this long once.
-const KILL_AFTER_TABLE: Duration = Duration::from_micros(300);
+/// How long a kill waits for its candidate table: the kernel side sends it
+/// right after the kill record, some 10 us later here (the walk grows with
+/// the process count: ~150 ns a process); one the ring buffer refused
+/// costs its kill this wait once.
+const TABLE_WAIT: Duration = Duration::from_millis(5);
+
+fn warn_malformed(mismatch: &decode::BadEntry) {
+    eprintln!("oomtrace: warning: skipped a malformed ring buffer entry: {mismatch}");
+}
 use crate::{
     capture::{Capture, LostCounter},
     decode::{self, Event},
@@ -56,6 +60,12 @@ struct Streamer {
     metrics: Option<Arc<Metrics>>,
     /// OOMTRACE_VERBOSE=1: each kill's path from the kernel to its line.
     timing: bool,
+    /// The kernel side sends a candidate table after each kill record
+    /// with an OOM context (not a memory.oom.group member's).
+    await_tables: bool,
+    /// Entries read past a kill while waiting for its table, handled next
+    /// (with when they were read), in ring buffer order.
+    ahead: std::collections::VecDeque<(decode::Decoded, Option<u64>)>,
 }
 
 /// Streams records until SIGINT/SIGTERM, `limits`, or a closed output; all
@@ -76,6 +86,7 @@ pub async fn run(
         lost,
         reclaim,
         aftermath,
+        candidates,
         ..
     } = capture;
     let mut sigint = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
@@ -92,6 +103,8 @@ pub async fn run(
         lost_reported: 0,
         metrics,
         timing: crate::verbose(),
+        await_tables: candidates.is_ok(),
+        ahead: std::collections::VecDeque::new(),
     };
     let deadline = limits.duration.map(|d| Instant::now() + d);
     let stop = Arc::new(AtomicBool::new(false));
@@ -242,32 +255,23 @@ impl Streamer {
         events: &mut aya::maps::RingBuf<aya::maps::MapData>,
         lost: &LostCounter,
     ) -> io::Result<()> {
-        // Set by a kernel candidate table: its kill's record is a few
-        // microseconds behind it (the same tracepoint call, on the same
-        // CPU), so the loop waits for it here, awake, rather than in
-        // poll(2), whose wakeup costs more than the wait.
-        let mut kill_due: Option<Instant> = None;
         loop {
-            let Some(item) = events.next() else {
-                match kill_due {
-                    Some(until) if Instant::now() < until => {
-                        std::hint::spin_loop();
-                        continue;
+            let (decoded, read_ns) = match self.ahead.pop_front() {
+                Some(entry) => entry,
+                None => {
+                    let Some(item) = events.next() else {
+                        break;
+                    };
+                    let read_ns = self.timing.then(clock::boot_ns_now);
+                    let decoded = decode::entry(&item);
+                    drop(item);
+                    match decoded {
+                        Ok(decoded) => (decoded, read_ns),
+                        Err(mismatch) => {
+                            warn_malformed(&mismatch);
+                            continue;
+                        }
                     }
-                    _ => break,
-                }
-            };
-            kill_due = None;
-            let read_ns = self.timing.then(clock::boot_ns_now);
-            let decoded = decode::entry(&item);
-            drop(item);
-            let decoded = match decoded {
-                Ok(decoded) => decoded,
-                Err(mismatch) => {
-                    eprintln!(
-                        "oomtrace: warning: skipped a malformed ring buffer entry: {mismatch}"
-                    );
-                    continue;
                 }
             };
             if let Some(bad) = decoded.bad_cmdline {
@@ -279,6 +283,10 @@ impl Streamer {
             let mut timed = None;
             let records = match decoded.event {
                 Event::Kill(kill, cmdline) => {
+                    if self.await_tables && kill.oom.as_ref().is_some_and(|o| !o.is_group_member())
+                    {
+                        self.read_to_table(events, kill.victim.pid);
+                    }
                     let decoded_ns = read_ns.map(|_| clock::boot_ns_now());
                     let report = self.enricher.report(&kill, cmdline.as_ref());
                     if let (Some(read), Some(decoded)) = (read_ns, decoded_ns) {
@@ -303,10 +311,9 @@ impl Streamer {
                     self.correlator.outcome(now, report, cmdline.as_ref())
                 }
                 Event::IncidentEnd(end) => self.correlator.incident_end(now, end),
-                // Its kill's record comes next: kept for it.
+                // Read after its kill's record (see read_to_table).
                 Event::Candidates(table) => {
                     self.enricher.kernel_candidates(*table);
-                    kill_due = Some(Instant::now() + KILL_AFTER_TABLE);
                     continue;
                 }
                 Event::Pressure(pressure) => {
@@ -330,6 +337,52 @@ impl Streamer {
             }
         }
         self.report_lost(lost)
+    }
+
+    /// Reads on from the ring buffer until the candidate table of the kill
+    /// of `victim` (thread id) just read: the kernel side sends it right
+    /// after the kill record, in the same tracepoint call. What comes
+    /// between is kept in order for the loop. At most [`TABLE_WAIT`]: a
+    /// table the ring buffer refused leaves the kill to the /proc scan.
+    fn read_to_table(
+        &mut self,
+        events: &mut aya::maps::RingBuf<aya::maps::MapData>,
+        victim: Option<u32>,
+    ) {
+        let Some(victim) = victim else {
+            return;
+        };
+        // Read ahead already, in another kill's wait.
+        if self.enricher.has_kernel_table(victim) {
+            return;
+        }
+        let until = Instant::now() + TABLE_WAIT;
+        loop {
+            let Some(item) = events.next() else {
+                if Instant::now() >= until {
+                    return;
+                }
+                std::hint::spin_loop();
+                continue;
+            };
+            let read_ns = self.timing.then(clock::boot_ns_now);
+            let decoded = decode::entry(&item);
+            drop(item);
+            match decoded {
+                Ok(decode::Decoded {
+                    event: Event::Candidates(table),
+                    ..
+                }) => {
+                    let ours = table.victim_pid == victim;
+                    self.enricher.kernel_candidates(*table);
+                    if ours {
+                        return;
+                    }
+                }
+                Ok(other) => self.ahead.push_back((other, read_ns)),
+                Err(mismatch) => warn_malformed(&mismatch),
+            }
+        }
     }
 
     fn write(&mut self, records: Vec<Record>) -> io::Result<()> {
