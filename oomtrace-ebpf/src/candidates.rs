@@ -91,7 +91,11 @@ pub fn candidates_btf(ctx: BtfTracePointContext) -> u32 {
         record.flags = 0;
         record.victim_pid = field::<u32>(victim, layout!(task_pid)).unwrap_or(0);
         // Cut short, it is sent incomplete (userspace reads /proc).
-        let _ = walk_domain(walk, victim, css, totalpages);
+        // A memcg OOM whose memcg could not be read is not walked as
+        // the whole machine.
+        if css != 0 || flags & oom_context::MEMCG == 0 {
+            let _ = walk_domain(walk, victim, css, totalpages);
+        }
         // SAFETY: helper without arguments.
         walk.record.boot_ns = unsafe { bpf_ktime_get_boot_ns() };
         // Without a wakeup: only a reader awake for this kill's record

@@ -68,7 +68,7 @@ pub fn oom_control_btf(ctx: BtfTracePointContext) -> u32 {
         // SAFETY: per-CPU slot; the search's loop is over.
         let domain = describe(oc, leader != victim, css, unsafe { &mut (*slot).context });
         // SAFETY: as above.
-        unsafe { (*slot).domain_css = domain.unwrap_or(0) };
+        unsafe { (*slot).domain_css = domain };
     }
     // SAFETY: as above.
     unsafe { (*slot).victim = victim };
@@ -406,14 +406,9 @@ impl KernelConstraints {
 /// plain value, as an `Option`'s undefined payload, spilled by LLVM, fails
 /// the verifier with `!read_ok`) is the victim's
 /// memory cgroup state, to check the OOM memcg contains it. Returns the
-/// OOM memcg's css (`None`: machine-wide).
+/// OOM memcg's css (0: machine-wide), a plain value for the same reason.
 #[inline(always)]
-pub fn describe(
-    oc: u64,
-    victim_is_thread: bool,
-    victim_css: u64,
-    out: &mut OomContext,
-) -> Option<u64> {
+pub fn describe(oc: u64, victim_is_thread: bool, victim_css: u64, out: &mut OomContext) -> u64 {
     out.flags = oom_context::FOUND;
     out.oom_group_level = 0;
     if victim_is_thread {
@@ -427,7 +422,15 @@ pub fn describe(
         });
     out.totalpages = field::<u64>(oc, layout!(oc_totalpages)).unwrap_or(0);
     out.chosen_points = field::<i64>(oc, layout!(oc_chosen_points)).unwrap_or(0);
-    let domain = pointer(oc, layout!(oc_memcg)).and_then(|memcg| memcg_domain(memcg, out));
+    let memcg = match known(layout!(oc_memcg)) {
+        Some(offset) if oc != 0 => read::u64_or_zero(oc + offset as u64),
+        _ => 0,
+    };
+    let domain = if memcg == 0 {
+        0
+    } else {
+        memcg_domain(memcg, out)
+    };
     walk_to_domain(victim_css, domain, out);
     domain
 }
@@ -435,9 +438,12 @@ pub fn describe(
 /// Fills the memcg part of `out` for the OOM domain `memcg` (`oc->memcg`);
 /// returns its css, to find the victim under it.
 #[inline(always)]
-fn memcg_domain(memcg: u64, out: &mut OomContext) -> Option<u64> {
+fn memcg_domain(memcg: u64, out: &mut OomContext) -> u64 {
     out.flags |= oom_context::MEMCG;
-    let css = memcg + known(layout!(memcg_css))? as u64;
+    let Some(css_offset) = known(layout!(memcg_css)) else {
+        return 0;
+    };
+    let css = memcg + css_offset as u64;
     if let Some(cgroup) = pointer(css, layout!(css_cgroup))
         && let Some(kn) = pointer(cgroup, layout!(cgroup_kn))
         && let Some(id) = field::<u64>(kn, layout!(kn_id))
@@ -462,7 +468,7 @@ fn memcg_domain(memcg: u64, out: &mut OomContext) -> Option<u64> {
         out.memcg_oom_kills = (kills as i64).max(0) as u64;
         out.flags |= oom_context::MEMCG_COUNTERS;
     }
-    Some(css)
+    css
 }
 
 /// Walks the victim's css up to the OOM domain's (`domain`; the root for a
@@ -470,7 +476,7 @@ fn memcg_domain(memcg: u64, out: &mut OomContext) -> Option<u64> {
 /// the victim's memcg or an ancestor, and does a memcg on the way have
 /// memory.oom.group set (the highest one's tasks all die)?
 #[inline(always)]
-fn walk_to_domain(victim_css: u64, domain: Option<u64>, out: &mut OomContext) {
+fn walk_to_domain(victim_css: u64, domain: u64, out: &mut OomContext) {
     if victim_css == 0 {
         return;
     }
@@ -488,7 +494,6 @@ fn walk_to_domain(victim_css: u64, domain: Option<u64>, out: &mut OomContext) {
     ) else {
         return walk_without_oom_group(victim_css, domain, out);
     };
-    let domain = domain.unwrap_or(0);
     let has_domain = 1 ^ is_zero(domain);
     let memcg_oom = u64::from(out.flags & oom_context::MEMCG != 0);
     let mut node = victim_css;
@@ -525,10 +530,10 @@ fn walk_to_domain(victim_css: u64, domain: Option<u64>, out: &mut OomContext) {
 /// [`walk_to_domain`] on a kernel without memory.oom.group in its BTF:
 /// only whether the domain contains the victim.
 #[inline(always)]
-fn walk_without_oom_group(victim_css: u64, domain: Option<u64>, out: &mut OomContext) {
-    let Some(domain) = domain else {
+fn walk_without_oom_group(victim_css: u64, domain: u64, out: &mut OomContext) {
+    if domain == 0 {
         return;
-    };
+    }
     let mut node = victim_css;
     let mut contains = is_zero(node ^ domain);
     if let Some(css_parent) = known(layout!(css_parent)) {
@@ -611,7 +616,7 @@ pub fn oom_control_fentry_btf(ctx: BtfTracePointContext) -> u32 {
     let out = unsafe { &mut (*slot).context };
     let domain = describe(kill.oc, leader != victim, css, out);
     // SAFETY: as above.
-    unsafe { (*slot).domain_css = domain.unwrap_or(0) };
+    unsafe { (*slot).domain_css = domain };
     out.flags |= oom_context::INCIDENT;
     out.incident_ns = kill.incident_ns;
     out.incident_seq = kill.victims;
