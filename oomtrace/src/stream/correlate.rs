@@ -17,7 +17,7 @@ use crate::{
     filter::Filter,
     report::{
         CapturedAt, IncidentBasis, IncidentReport, KillReport, OutcomeReport, PressureReport,
-        SentBy, SigkillReport,
+        RecordType, SentBy, SigkillReport,
     },
 };
 
@@ -76,7 +76,28 @@ pub struct Correlator {
     kills: VecDeque<PendingKill>,
     /// A group kill seen through its mark_victim events, still open.
     group: Option<OpenGroup>,
+    /// OOM victims' exits that came before their kill record: since 6.16
+    /// the exit hook runs before exit_mm(), within microseconds of the
+    /// SIGKILL, and can commit its record while mark_victim's programs
+    /// still run. Held for their kill record, written alone after
+    /// [`EARLY_EXIT_WAIT`].
+    early: VecDeque<EarlyExit>,
 }
+
+/// An OOM victim's exit without its kill record yet.
+struct EarlyExit {
+    until: Instant,
+    report: OutcomeReport,
+    cmdline: Option<Cmdline>,
+}
+
+/// How long an OOM victim's exit waits for its kill record: the kernel
+/// commits that within microseconds (a kill record the ring buffer refused
+/// is counted as lost; its exit is then written alone).
+const EARLY_EXIT_WAIT: Duration = Duration::from_millis(50);
+
+/// Early exits kept at most: one per victim of the kills in progress.
+const EARLY_EXITS_KEPT: usize = 64;
 
 /// An incident put together from the sequence of mark_victim events.
 struct OpenGroup {
@@ -119,6 +140,7 @@ impl Correlator {
             held: VecDeque::new(),
             kills: VecDeque::new(),
             group: None,
+            early: VecDeque::new(),
         }
     }
 
@@ -132,7 +154,13 @@ impl Correlator {
         let sigkill = self.held.front().map(|h| h.until);
         let kill = self.kills.front().map(|k| k.until);
         let group = self.group.as_ref().map(|g| g.closes);
-        sigkill.into_iter().chain(kill).chain(group).min()
+        let early = self.early.front().map(|e| e.until);
+        sigkill
+            .into_iter()
+            .chain(kill)
+            .chain(group)
+            .chain(early)
+            .min()
     }
 
     /// An OOM kill the kernel kills no group for; `has_cmdline`: the
@@ -165,7 +193,24 @@ impl Correlator {
         let victim = report.victim.tgid.or(report.victim.pid);
         self.held
             .retain(|h| h.report.target.tgid.is_none() || h.report.target.tgid != victim);
-        let wait = !has_cmdline && self.exits_traced && report.victim.pid.is_some();
+        // Its victim's exit may have come first (see `early`).
+        let early = self
+            .early
+            .iter()
+            .position(|e| {
+                Some(e.report.victim.pid) == report.victim.pid
+                    && e.report.kill_boot_ns == report.envelope.boot_ns
+            })
+            .and_then(|at| self.early.remove(at));
+        let mut outcome = None;
+        if let Some(exit) = early {
+            if let Some(cmdline) = &exit.cmdline {
+                attach_runtime(&mut report, cmdline, CapturedAt::Exit);
+            }
+            outcome = Some(exit.report);
+        }
+        let wait =
+            outcome.is_none() && !has_cmdline && self.exits_traced && report.victim.pid.is_some();
         // A sequence incident closes by the group window: only fentry's
         // needs the longer wait.
         let from_fentry = incident.is_some()
@@ -182,7 +227,7 @@ impl Correlator {
             received: now,
             incident,
             report,
-            outcome: None,
+            outcome,
         });
         self.write_kills(now, false)
     }
@@ -299,6 +344,22 @@ impl Correlator {
                 kill.outcome = Some(report);
                 self.write_kills(now, false)
             }
+            // An OOM victim's exit before its kill record: held for it.
+            None if report.envelope.kind == RecordType::OomOutcome => {
+                let mut out = Vec::new();
+                if self.early.len() >= EARLY_EXITS_KEPT
+                    && let Some(oldest) = self.early.pop_front()
+                    && self.filter.is_empty()
+                {
+                    out.push(Record::Outcome(oldest.report));
+                }
+                self.early.push_back(EarlyExit {
+                    until: now + EARLY_EXIT_WAIT,
+                    report,
+                    cmdline: cmdline.cloned(),
+                });
+                out
+            }
             // Whose kill it follows is unknown: a filtered run (a sidecar,
             // say) must not show other workloads.
             None if !self.filter.is_empty() => Vec::new(),
@@ -344,6 +405,15 @@ impl Correlator {
                 && self.filter.sigkill(&held.report)
             {
                 out.push(Record::Sigkill(Box::new(held.report)));
+            }
+        }
+        // Exits whose kill record never came (lost): written alone, as an
+        // exit whose kill is unknown is.
+        while self.early.front().is_some_and(|e| all || e.until <= now) {
+            if let Some(exit) = self.early.pop_front()
+                && self.filter.is_empty()
+            {
+                out.push(Record::Outcome(exit.report));
             }
         }
         out.extend(self.write_kills(now, all));
@@ -486,8 +556,40 @@ mod tests {
             Some(64 << 20),
             "weighed against the limit"
         );
-        // An exit of a process no kill waits for stands alone.
-        assert_eq!(kinds(&c.outcome(t, outcome(99), None)), ["outcome"]);
+        // An OOM victim's exit no kill waits for waits for its kill
+        // record a little, then stands alone.
+        assert!(c.outcome(t, outcome(99), None).is_empty());
+        assert_eq!(c.next_release(), Some(t + EARLY_EXIT_WAIT));
+        assert!(c.release(t + EARLY_EXIT_WAIT - ms(1), false).is_empty());
+        assert_eq!(kinds(&c.release(t + EARLY_EXIT_WAIT, false)), ["outcome"]);
+    }
+
+    #[test]
+    fn an_exit_before_its_kill_record_is_the_kills() {
+        // Since 6.16 the exit hook can commit before mark_victim's record.
+        let t = Instant::now();
+        let mut c = Correlator::new(Filter::default(), None, true);
+        let cmdline = Cmdline {
+            args: b"java\0-Xmx48m\0Main\0".to_vec(),
+            ..Cmdline::default()
+        };
+        let report = kill(20);
+        let mut exit = outcome(20);
+        exit.kill_boot_ns = report.envelope.boot_ns;
+        assert!(c.outcome(t, exit, Some(&cmdline)).is_empty(), "held");
+        // Another victim's early exit is not this kill's.
+        let mut other = outcome(21);
+        other.kill_boot_ns = report.envelope.boot_ns + 1;
+        assert!(c.outcome(t, other, None).is_empty());
+        let written = c.kill(t + ms(1), report, false);
+        assert_eq!(kinds(&written), ["kill", "outcome"], "no wait for the exit");
+        let Some(Record::Kill(k)) = written.first() else {
+            panic!("a kill first");
+        };
+        let runtime = k.victim.runtime.as_ref().expect("read at the exit");
+        assert_eq!(runtime.captured_at, CapturedAt::Exit);
+        // The other exit is still held, then written alone.
+        assert_eq!(kinds(&c.release(t + EARLY_EXIT_WAIT, false)), ["outcome"]);
     }
 
     #[test]
