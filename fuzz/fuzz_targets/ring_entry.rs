@@ -9,8 +9,8 @@ use oomtrace::{
     enrich::runtime::{CapturedAt, analyze},
 };
 use oomtrace_common::{
-    CmdlineHeader, IncidentRecord, OomKillRecord, OutcomeRecord, PressureRecord, SigkillRecord,
-    TASK_COMM_LEN, kind,
+    CANDIDATE_ROWS, CandidatesRecord, CmdlineHeader, IncidentRecord, OomKillRecord, OutcomeRecord,
+    PressureRecord, SigkillRecord, TASK_COMM_LEN, kind,
 };
 
 /// The command line after a record: header, then args and env bytes; a
@@ -55,6 +55,7 @@ fuzz_target!(|bytes: &[u8]| {
         kind::OOM_OUTCOME => Some(size_of::<OutcomeRecord>()),
         kind::SIGKILL => Some(size_of::<SigkillRecord>()),
         kind::OOM_INCIDENT => Some(size_of::<IncidentRecord>()),
+        kind::CANDIDATES => Some(size_of::<CandidatesRecord>()),
         _ => None,
     };
     let decoded = match result {
@@ -114,6 +115,11 @@ fuzz_target!(|bytes: &[u8]| {
                     .is_none_or(|c| c.len() <= TASK_COMM_LEN)
             );
             check_memcg_path(sigkill.target.memcg.as_ref().and_then(|m| m.path.as_ref()));
+        }
+        Event::Candidates(table) => {
+            assert_eq!(bytes.len(), size);
+            assert!(table.rows.len() <= CANDIDATE_ROWS);
+            assert!(table.rows.iter().all(|r| r.comm.len() <= TASK_COMM_LEN));
         }
         Event::Pressure(_) | Event::IncidentEnd(_) => assert_eq!(bytes.len(), size),
     }
