@@ -25,16 +25,6 @@ mod correlate;
 mod wake;
 
 use self::correlate::{Correlator, Record};
-
-/// How long a kill waits for its candidate table: the kernel side sends it
-/// right after the kill record, some 10 us later here (the walk grows with
-/// the process count: ~150 ns a process); one the ring buffer refused
-/// costs its kill this wait once.
-const TABLE_WAIT: Duration = Duration::from_millis(5);
-
-fn warn_malformed(mismatch: &decode::BadEntry) {
-    eprintln!("oomtrace: warning: skipped a malformed ring buffer entry: {mismatch}");
-}
 use crate::{
     capture::{Capture, LostCounter},
     decode::{self, Event},
@@ -49,6 +39,16 @@ pub struct Limits {
     pub count: Option<u64>,
     /// Stop after this long.
     pub duration: Option<Duration>,
+}
+
+/// How long a kill waits for its candidate table: the kernel side sends it
+/// right after the kill record, some 20 us later here (the walk grows with
+/// the process count: ~300 ns a process); one the ring buffer refused
+/// costs its kill this wait once.
+const TABLE_WAIT: Duration = Duration::from_millis(5);
+
+fn warn_malformed(mismatch: &decode::BadEntry) {
+    eprintln!("oomtrace: warning: skipped a malformed ring buffer entry: {mismatch}");
 }
 
 struct Streamer {
