@@ -58,7 +58,16 @@ pub mod names {
     /// `tp_btf/mark_victim` program that walks the OOM domain's processes;
     /// attached after [`MARK_VICTIM_BTF`].
     pub const CANDIDATES_BTF: &str = "candidates_btf";
+    /// Array of [`super::TABLE_MARKS`] u32 slots: [`CANDIDATES_BTF`] puts
+    /// each victim's pid in slot `pid % TABLE_MARKS` once it is done with
+    /// that victim (table sent, refused or not taken), so userspace knows
+    /// when to stop waiting for a table however slow the walk was.
+    pub const TABLE_MARKS: &str = "TABLE_MARKS";
 }
+
+/// Slots of [`names::TABLE_MARKS`]: kills whose table programs may be in
+/// flight at once without overwriting each other's mark.
+pub const TABLE_MARKS: u32 = 64;
 
 /// The first u32 of every ring buffer entry: what it is.
 pub mod kind {

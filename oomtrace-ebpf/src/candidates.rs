@@ -70,11 +70,13 @@ pub struct Walk {
 /// (its exit hook may run within microseconds of the SIGKILL), and the
 /// table comes right after it. Userspace waits for it: every kill with an
 /// OOM context that is not a memory.oom.group member's gets one, complete
-/// or not.
+/// or not, unless the ring buffer is full; the victim's mark in
+/// `TABLE_MARKS`, set last, ends the wait.
 #[btf_tracepoint(function = "mark_victim")]
 pub fn candidates_btf(ctx: BtfTracePointContext) -> u32 {
     // A plain number, as in oom_control::begin.
-    if let Some(victim) = address_of(ctx.arg::<*const u8>(0))
+    let victim = address_of(ctx.arg::<*const u8>(0));
+    if let Some(victim) = victim
         && let Some((css, totalpages, flags)) = crate::oom_control::domain_of(victim)
         // A memory.oom.group member dies with the chosen one: one table
         // for the incident, with the chosen victim's record.
@@ -107,7 +109,23 @@ pub fn candidates_btf(ctx: BtfTracePointContext) -> u32 {
         let _ = crate::EVENTS.output::<CandidatesRecord>(&walk.record, BPF_RB_NO_WAKEUP);
     }
     crate::oom_control::done();
+    // Last: a reader that sees the mark and then an empty ring buffer
+    // knows no table is coming for this victim.
+    if let Some(pid) = victim.and_then(|victim| field::<u32>(victim, layout!(task_pid))) {
+        set_mark(pid, pid);
+    }
     0
+}
+
+/// Puts `mark` in the `TABLE_MARKS` slot of victim `pid`: the pid once the
+/// walk is done with it, 0 (by `mark_victim_btf`) before its kill record.
+#[inline(always)]
+pub fn set_mark(pid: u32, mark: u32) {
+    if let Some(slot) = crate::TABLE_MARKS.get_ptr_mut(pid % oomtrace_common::TABLE_MARKS) {
+        // SAFETY: an aligned u32 in map memory, which readers only compare
+        // with a pid.
+        unsafe { core::ptr::write_volatile(slot, mark) };
+    }
 }
 
 #[inline(always)]

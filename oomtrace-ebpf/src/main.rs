@@ -48,7 +48,7 @@ mod task;
 
 use aya_ebpf::{
     macros::map,
-    maps::{HashMap, PerCpuArray, RingBuf},
+    maps::{Array, HashMap, PerCpuArray, RingBuf},
 };
 use oomtrace_common::{BPF_ARRAY_PEEK, Cmdline, OomKillRecord, OutcomeRecord};
 
@@ -97,6 +97,10 @@ static OOM_CONTROL: PerCpuArray<oom_control::Handover> = PerCpuArray::with_max_e
 /// The candidate walk's state and table (see `candidates`).
 #[map]
 static CANDIDATE_WALK: PerCpuArray<candidates::Walk> = PerCpuArray::with_max_entries(1, 0);
+
+/// Victims the candidate walk is done with (see `names::TABLE_MARKS`).
+#[map]
+static TABLE_MARKS: Array<u32> = Array::with_max_entries(oomtrace_common::TABLE_MARKS, 0);
 
 /// `oom_kill_process()` calls in progress (fentry path), by task: the OOM
 /// killer runs under a global mutex, so there is one at a time, but the

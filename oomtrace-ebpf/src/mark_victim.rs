@@ -84,6 +84,11 @@ pub fn mark_victim_btf(ctx: BtfTracePointContext) -> u32 {
     let cmdline_bytes =
         cmdline::shared_mm(victim, current).and_then(|mm| cmdline::copy(mm, cmdline));
     track_victim(record, cmdline_bytes.is_some());
+    // Before the record: a reader never takes an older kill's mark of a
+    // reused pid for this one's.
+    if read.pid {
+        crate::candidates::set_mark(record.victim.pid, 0);
+    }
     crate::submit_with_cmdline(record, cmdline_bytes);
     0
 }

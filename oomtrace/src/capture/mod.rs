@@ -32,7 +32,7 @@ use std::{io, net::SocketAddr};
 
 use aya::{
     Ebpf, EbpfLoader,
-    maps::{MapData, PerCpuArray, RingBuf},
+    maps::{Array, MapData, PerCpuArray, RingBuf},
     programs::FEntry,
 };
 use oomtrace_common::names;
@@ -208,6 +208,7 @@ pub struct Capture {
     pub sigkills: Result<(), FeatureError>,
     pub events: RingBuf<MapData>,
     pub lost: LostCounter,
+    pub table_marks: TableMarks,
     options: Options,
     /// Kernel struct members not found: their record fields are null.
     unresolved: Vec<&'static str>,
@@ -224,6 +225,24 @@ impl LostCounter {
     /// Records lost so far, over all CPUs.
     pub fn total(&self) -> Result<u64, aya::maps::MapError> {
         Ok(self.map.get(&0, 0)?.iter().sum())
+    }
+}
+
+/// Which victims the kernel side's candidate walk is done with (see
+/// [`names::TABLE_MARKS`]).
+pub struct TableMarks {
+    map: Array<MapData, u32>,
+}
+
+impl TableMarks {
+    /// Whether the walk is done with the victim of thread id `pid`: its
+    /// table, if the ring buffer took one, is in the ring buffer now. A
+    /// map that cannot be read counts as done (the kill goes on without
+    /// the table rather than wait).
+    pub fn done(&self, pid: u32) -> bool {
+        self.map
+            .get(&(pid % oomtrace_common::TABLE_MARKS), 0)
+            .map_or(true, |mark| mark == pid)
     }
 }
 
@@ -337,6 +356,13 @@ impl Capture {
                 source,
             }
         })?;
+        let table_marks =
+            Array::try_from(take_map(&mut ebpf, names::TABLE_MARKS)?).map_err(|source| {
+                CaptureError::Map {
+                    name: names::TABLE_MARKS,
+                    source,
+                }
+            })?;
         Ok(Capture {
             path,
             fentry_unavailable: results.fentry_unavailable,
@@ -350,6 +376,7 @@ impl Capture {
                 map: lost,
                 _ebpf: ebpf,
             },
+            table_marks: TableMarks { map: table_marks },
             options: *options,
             unresolved: plan.unresolved.clone(),
         })

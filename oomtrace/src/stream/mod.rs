@@ -26,7 +26,7 @@ mod wake;
 
 use self::correlate::{Correlator, Record};
 use crate::{
-    capture::{Capture, LostCounter},
+    capture::{Capture, LostCounter, TableMarks},
     decode::{self, Event},
     enrich::{Enricher, Settings, clock},
     filter::Filter,
@@ -41,11 +41,19 @@ pub struct Limits {
     pub duration: Option<Duration>,
 }
 
-/// How long a kill waits for its candidate table: the kernel side sends it
-/// right after the kill record, some 20 us later here (the walk grows with
-/// the process count: ~300 ns a process); one the ring buffer refused
-/// costs its kill this wait once.
-const TABLE_WAIT: Duration = Duration::from_millis(5);
+/// How long a kill waits for its candidate table at most: the kernel side
+/// sends it right after the kill record, some 20 us later here (the walk
+/// grows with the process count: ~300 ns a process), and marks the victim
+/// done right after (see `TableMarks`), which ends the wait sooner when
+/// the ring buffer refused the table. The bound is for a mark that never
+/// comes (a walk of 65,536 processes under emulation takes seconds).
+const TABLE_WAIT: Duration = Duration::from_secs(2);
+
+/// Spin this long for the table before polling it with sleeps: a walk
+/// that takes longer runs on a slow or busy machine, where a spinning
+/// reader takes the CPU from it (two emulated vCPUs on one host thread).
+const TABLE_SPIN: Duration = Duration::from_micros(500);
+const TABLE_POLL: Duration = Duration::from_micros(100);
 
 fn warn_malformed(mismatch: &decode::BadEntry) {
     eprintln!("oomtrace: warning: skipped a malformed ring buffer entry: {mismatch}");
@@ -61,8 +69,9 @@ struct Streamer {
     /// OOMTRACE_VERBOSE=1: each kill's path from the kernel to its line.
     timing: bool,
     /// The kernel side sends a candidate table after each kill record
-    /// with an OOM context (not a memory.oom.group member's).
-    await_tables: bool,
+    /// with an OOM context (not a memory.oom.group member's), and marks
+    /// the victim done in these (None: no tables).
+    table_marks: Option<TableMarks>,
     /// Entries read past a kill while waiting for its table, handled next
     /// (with when they were read), in ring buffer order.
     ahead: std::collections::VecDeque<(decode::Decoded, Option<u64>)>,
@@ -87,6 +96,7 @@ pub async fn run(
         reclaim,
         aftermath,
         candidates,
+        table_marks,
         ..
     } = capture;
     let mut sigint = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
@@ -103,7 +113,7 @@ pub async fn run(
         lost_reported: 0,
         metrics,
         timing: crate::verbose(),
-        await_tables: candidates.is_ok(),
+        table_marks: candidates.is_ok().then_some(table_marks),
         ahead: std::collections::VecDeque::new(),
     };
     let deadline = limits.duration.map(|d| Instant::now() + d);
@@ -283,7 +293,8 @@ impl Streamer {
             let mut timed = None;
             let records = match decoded.event {
                 Event::Kill(kill, cmdline) => {
-                    if self.await_tables && kill.oom.as_ref().is_some_and(|o| !o.is_group_member())
+                    if self.table_marks.is_some()
+                        && kill.oom.as_ref().is_some_and(|o| !o.is_group_member())
                     {
                         self.read_to_table(events, kill.victim.pid);
                     }
@@ -342,27 +353,42 @@ impl Streamer {
     /// Reads on from the ring buffer until the candidate table of the kill
     /// of `victim` (thread id) just read: the kernel side sends it right
     /// after the kill record, in the same tracepoint call. What comes
-    /// between is kept in order for the loop. At most [`TABLE_WAIT`]: a
-    /// table the ring buffer refused leaves the kill to the /proc scan.
+    /// between is kept in order for the loop. Until the kernel side marks
+    /// the victim done without a table in the ring buffer (it refused it:
+    /// the kill is left to the /proc scan), or [`TABLE_WAIT`].
     fn read_to_table(
         &mut self,
         events: &mut aya::maps::RingBuf<aya::maps::MapData>,
         victim: Option<u32>,
     ) {
-        let Some(victim) = victim else {
+        let (Some(victim), Some(marks)) = (victim, self.table_marks.as_ref()) else {
             return;
         };
         // Read ahead already, in another kill's wait.
         if self.enricher.has_kernel_table(victim) {
             return;
         }
-        let until = Instant::now() + TABLE_WAIT;
+        let started = Instant::now();
+        let mut marked = false;
         loop {
             let Some(item) = events.next() else {
-                if Instant::now() >= until {
+                if marked {
                     return;
                 }
-                std::hint::spin_loop();
+                marked = marks.done(victim);
+                if marked {
+                    // One more read: the table went in before the mark.
+                    continue;
+                }
+                let waited = started.elapsed();
+                if waited >= TABLE_WAIT {
+                    return;
+                }
+                if waited < TABLE_SPIN {
+                    std::hint::spin_loop();
+                } else {
+                    std::thread::sleep(TABLE_POLL);
+                }
                 continue;
             };
             let read_ns = self.timing.then(clock::boot_ns_now);

@@ -78,7 +78,9 @@ impl Arch {
     /// two vCPUs on one host thread (multi-threaded TCG let a guest CPU run
     /// code the other was patching: an int3 oops in 6.12 x86).
     pub fn machine(self) -> Vec<&'static str> {
-        const COMMON: [&str; 8] = [
+        // No network: the guests need none, and the default NIC's option
+        // ROM comes from ipxe-qemu, which qemu-system-arm does not pull in.
+        const COMMON: [&str; 10] = [
             "-accel",
             "tcg,thread=single",
             "-cpu",
@@ -87,6 +89,8 @@ impl Arch {
             "2",
             "-m",
             "512",
+            "-nic",
+            "none",
         ];
         match self {
             Arch::X86_64 => COMMON.to_vec(),
