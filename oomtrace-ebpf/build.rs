@@ -8,4 +8,7 @@ fn main() {
             "cargo:warning=bpf-linker not found on PATH: run `cargo xtask setup` to install it"
         ),
     }
+    // Global BPF functions stay global only if the linker exports them
+    // (it makes everything else static); see cgroup::oomtrace_memcg_path.
+    println!("cargo:rustc-link-arg-bins=--export=oomtrace_memcg_path");
 }

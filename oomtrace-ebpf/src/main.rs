@@ -73,7 +73,7 @@ pub struct Scratch {
 }
 
 #[map]
-static SCRATCH: PerCpuArray<Scratch> = PerCpuArray::with_max_entries(1, 0);
+pub static SCRATCH: PerCpuArray<Scratch> = PerCpuArray::with_max_entries(1, 0);
 
 /// Working memory of the exit hook: an outcome and the victim's command line.
 #[repr(C)]

@@ -33,7 +33,9 @@ pub fn mark_victim_btf(ctx: BtfTracePointContext) -> u32 {
 
     record.victim_uid = uid;
     record.valid |= valid::VICTIM_UID;
-    let read = task::describe(victim, &mut record.victim);
+    let read = task::describe(victim, &mut record.victim, |memcg, _| {
+        crate::cgroup::oomtrace_memcg_path(memcg, crate::cgroup::dest::VICTIM) != 0
+    });
     flag(record, read.pid, valid::VICTIM_PID);
     flag(record, read.tgid, valid::VICTIM_TGID);
     flag(record, read.comm, valid::VICTIM_COMM);
@@ -69,7 +71,9 @@ pub fn mark_victim_btf(ctx: BtfTracePointContext) -> u32 {
         flag(record, group, valid::VICTIM_MEMCG_OOM_GROUP);
     }
 
-    let (current, read) = task::describe_current(&mut record.trigger);
+    let (current, read) = task::describe_current(&mut record.trigger, |memcg, _| {
+        crate::cgroup::oomtrace_memcg_path(memcg, crate::cgroup::dest::TRIGGER) != 0
+    });
     flag(record, read.comm, valid::TRIGGER_COMM);
     flag(record, read.memcg, valid::TRIGGER_MEMCG);
     oom_control::take(victim, &mut record.oom);
@@ -157,7 +161,7 @@ pub fn mark_victim_tracepoint(ctx: TracePointContext) -> u32 {
         }
     }
 
-    let (_, read) = task::describe_current(&mut record.trigger);
+    let (_, read) = task::describe_current(&mut record.trigger, crate::cgroup::describe);
     flag(record, read.comm, valid::TRIGGER_COMM);
     flag(record, read.memcg, valid::TRIGGER_MEMCG);
     // The event has no task pointer; when the victim is `current` (it ran

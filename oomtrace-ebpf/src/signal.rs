@@ -89,7 +89,7 @@ pub fn signal_generate_btf(ctx: BtfTracePointContext) -> u32 {
     record.target.memcg.depth = 0;
     record.sender.memcg.depth = 0;
 
-    let read = task::describe(target, &mut record.target);
+    let read = task::describe(target, &mut record.target, crate::cgroup::describe);
     let mut flags = 0;
     if read.pid {
         flags |= valid::VICTIM_PID;
@@ -103,7 +103,7 @@ pub fn signal_generate_btf(ctx: BtfTracePointContext) -> u32 {
     if read.memcg {
         flags |= valid::VICTIM_MEMCG;
     }
-    let (_, read) = task::describe_current(&mut record.sender);
+    let (_, read) = task::describe_current(&mut record.sender, crate::cgroup::describe);
     if read.comm {
         flags |= valid::TRIGGER_COMM;
     }

@@ -55,9 +55,14 @@ pub struct Read {
     pub memcg: bool,
 }
 
-/// Fills `out` from the `task_struct` at `task`.
+/// Fills `out` from the `task_struct` at `task`; `memcg_path` fills
+/// `out.memcg` from the task's memory cgroup.
 #[inline(always)]
-pub fn describe(task: u64, out: &mut TaskRef) -> Read {
+pub fn describe(
+    task: u64,
+    out: &mut TaskRef,
+    memcg_path: impl FnOnce(u64, &mut oomtrace_common::CgroupRef) -> bool,
+) -> Read {
     let mut read = Read {
         pid: false,
         tgid: false,
@@ -87,7 +92,7 @@ pub fn describe(task: u64, out: &mut TaskRef) -> Read {
         read.comm = ret == 0;
     }
     if let Some(memcg) = cgroup::memory_cgroup_of(task) {
-        read.memcg = cgroup::describe(memcg, &mut out.memcg);
+        read.memcg = memcg_path(memcg, &mut out.memcg);
     }
     read
 }
@@ -95,7 +100,10 @@ pub fn describe(task: u64, out: &mut TaskRef) -> Read {
 /// Fills `out` for `current`, the task that ran into the OOM. Identity comes
 /// from helpers that need no BTF; the memory cgroup needs the layout.
 #[inline(always)]
-pub fn describe_current(out: &mut TaskRef) -> (u64, Read) {
+pub fn describe_current(
+    out: &mut TaskRef,
+    memcg_path: impl FnOnce(u64, &mut oomtrace_common::CgroupRef) -> bool,
+) -> (u64, Read) {
     let pid_tgid = bpf_get_current_pid_tgid();
     out.pid = pid_tgid as u32;
     out.tgid = (pid_tgid >> 32) as u32;
@@ -118,7 +126,7 @@ pub fn describe_current(out: &mut TaskRef) -> (u64, Read) {
     // SAFETY: helper without arguments.
     let task = unsafe { bpf_get_current_task() };
     if let Some(memcg) = cgroup::memory_cgroup_of(task) {
-        read.memcg = cgroup::describe(memcg, &mut out.memcg);
+        read.memcg = memcg_path(memcg, &mut out.memcg);
     }
     (task, read)
 }
