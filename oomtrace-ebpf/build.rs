@@ -9,6 +9,7 @@ fn main() {
         ),
     }
     // Global BPF functions stay global only if the linker exports them
-    // (it makes everything else static); see cgroup::oomtrace_memcg_path.
-    println!("cargo:rustc-link-arg-bins=--export=oomtrace_memcg_path");
+    // (it makes everything else static); see cgroup::oomtrace_memcg_path
+    // and reclaim::oomtrace_reclaim_account.
+    println!("cargo:rustc-link-arg-bins=--export=oomtrace_memcg_path,oomtrace_reclaim_account");
 }

@@ -82,7 +82,7 @@ pub fn memcg_reclaim_end_btf(ctx: BtfTracePointContext) -> u32 {
         if id.1 == 0 {
             break;
         }
-        account(id.0, id.1 as u64, now, stall, reclaimed);
+        oomtrace_reclaim_account(id.0, id.1 as u64, now, stall, reclaimed);
         match pointer(css, layout!(css_parent)) {
             Some(parent) => css = parent,
             None => break,
@@ -245,6 +245,24 @@ fn memcg_id(css: u64) -> Option<(u64, i32)> {
         field::<u64>(kn, layout!(kn_id))?,
         field::<i32>(cgroup, layout!(cgroup_level))?,
     ))
+}
+
+/// One reclaim pass in the history of memcg `id` (at `level`), as a
+/// global BPF function: the verifier checks it once, not at each of the
+/// caller's 16 ancestor levels (it was most of memcg_reclaim_end_btf's
+/// verification). Plain-number arguments, as 5.10 requires; the return
+/// value means nothing.
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub extern "C" fn oomtrace_reclaim_account(
+    id: u64,
+    level: u64,
+    now: u64,
+    stall: u64,
+    reclaimed: u64,
+) -> u64 {
+    account(id, level, now, stall, reclaimed);
+    0
 }
 
 #[inline(always)]
