@@ -61,7 +61,8 @@ pub mod names {
     /// Array of [`super::TABLE_MARKS`] u32 slots: [`CANDIDATES_BTF`] puts
     /// each victim's pid in slot `pid % TABLE_MARKS` once it is done with
     /// that victim (table sent, refused or not taken), so userspace knows
-    /// when to stop waiting for a table however slow the walk was.
+    /// when to stop waiting for a table however slow the walk was;
+    /// [`MARK_VICTIM_BTF`] clears the slot before it sends the kill record.
     pub const TABLE_MARKS: &str = "TABLE_MARKS";
 }
 

@@ -55,7 +55,7 @@ pub fn memory_cgroup_of(task: u64) -> Option<u64> {
     pointer(memory_css_of(task)?, layout!(css_cgroup))
 }
 
-/// Where [`memcg_path`] writes, in the per-CPU kill record.
+/// Where [`oomtrace_memcg_path`] writes, in the per-CPU kill record.
 pub mod dest {
     pub const VICTIM: u64 = 0;
     pub const TRIGGER: u64 = 1;
@@ -73,6 +73,7 @@ pub mod dest {
 pub extern "C" fn oomtrace_memcg_path(cgroup: u64, dest: u64) -> u64 {
     const VICTIM_AT: usize = core::mem::offset_of!(oomtrace_common::OomKillRecord, victim);
     const TRIGGER_AT: usize = core::mem::offset_of!(oomtrace_common::OomKillRecord, trigger);
+    const _: () = assert!(TRIGGER_AT > VICTIM_AT);
     let Some(scratch) = crate::SCRATCH.get_ptr_mut(0) else {
         return 0;
     };

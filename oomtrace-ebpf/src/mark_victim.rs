@@ -33,6 +33,8 @@ pub fn mark_victim_btf(ctx: BtfTracePointContext) -> u32 {
 
     record.victim_uid = uid;
     record.valid |= valid::VICTIM_UID;
+    // The global function writes the same record.victim.memcg, found in
+    // SCRATCH (it takes no pointers: see oomtrace_memcg_path).
     let read = task::describe(victim, &mut record.victim, |memcg, _| {
         crate::cgroup::oomtrace_memcg_path(memcg, crate::cgroup::dest::VICTIM) != 0
     });
